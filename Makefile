@@ -1,0 +1,114 @@
+# pgslab -- build, tests, demo and benchmarks.
+#
+#   make            build ./pgslab (gcc, -O2 -g, warnings are errors)
+#   make check      install what is missing, build, run every test under prove
+#   make demo       build, throw-away PostgreSQL, pgslab in front, pgbench, admin view
+#   make asan       build with -fsanitize=address,undefined + slab debug, run unit tests
+#   make bench-alloc  slab caches vs glibc vs jemalloc vs mimalloc
+#
+# Every src/*.c except main.c goes into build/<variant>/libpgslab.a; every
+# test/unit/t_*.c becomes an executable printing TAP, linked against it.
+
+ifeq ($(origin CC),default)
+CC       := gcc
+endif
+PKGS     := libevent openssl libpq
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+BUILD    ?= build/rel
+OPT      ?= -O2
+CFLAGS   := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+            -Wstrict-prototypes -Wmissing-prototypes -fno-strict-aliasing \
+            -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+LDFLAGS  += $(EXTRA_LDFLAGS)
+LIBS     := $(PKG_LIBS) -lpthread -lm
+PROG     ?= pgslab
+
+SRCS     := $(filter-out src/main.c,$(wildcard src/*.c))
+OBJS     := $(SRCS:src/%.c=$(BUILD)/%.o)
+LIB      := $(BUILD)/libpgslab.a
+UNIT_SRCS := $(wildcard test/unit/t_*.c)
+UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BUILD)/test/%)
+
+# Debian packages the build, the tests, the demo and the benchmarks need.
+DEB_PKGS := gcc make pkg-config perl libevent-dev libssl-dev libpq-dev \
+            postgresql-15 postgresql-client-15 libdbd-pg-perl libipc-run-perl \
+            pgbouncer valgrind strace procps libjemalloc-dev libmimalloc-dev gnuplot-nox
+
+.PHONY: all deps check unit-check prove-check asan asan-check demo bench-alloc \
+        clean format cppcheck
+
+all: $(PROG)
+
+$(PROG): $(BUILD)/main.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(LIB): $(OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/test/%: test/unit/%.c test/unit/tap.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itest/unit $(LDFLAGS) -o $@ $< $(LIB) $(LIBS)
+
+-include $(OBJS:.o=.d) $(BUILD)/main.d
+
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y $$missing; \
+	fi
+
+unit-build: $(UNIT_BINS)
+
+unit-check: $(UNIT_BINS)
+	prove -e '' $(UNIT_BINS)
+
+prove-check: $(PROG)
+	PGSLAB=$(CURDIR)/$(PROG) prove -I test/perl $(or $(PROVE_TESTS),test/t/*.pl)
+
+# One prove run over unit tests and integration tests, so the closing
+# summary counts everything.
+check: deps
+	$(MAKE) $(PROG) unit-build
+	PGSLAB=$(CURDIR)/$(PROG) prove -I test/perl \
+		$(UNIT_BINS) $(or $(PROVE_TESTS),test/t/*.pl)
+
+asan:
+	$(MAKE) BUILD=build/asan PROG=pgslab-asan OPT=-O1 \
+		EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all -DSLAB_DEBUG" \
+		EXTRA_LDFLAGS="-fsanitize=address,undefined" pgslab-asan unit-check
+
+asan-check: deps
+	$(MAKE) asan
+	PGSLAB=$(CURDIR)/pgslab-asan prove -I test/perl $(or $(PROVE_TESTS),test/t/*.pl)
+
+demo: deps $(PROG)
+	perl -I test/perl test/demo.pl
+
+bench-alloc: deps
+	$(MAKE) $(BUILD)/bench_alloc
+	$(BUILD)/bench_alloc
+
+$(BUILD)/bench_alloc: bench/bench_alloc.c $(LIB)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LIBS) -ldl
+
+format:
+	clang-format -i src/*.c include/*.h test/unit/*.c test/unit/*.h
+
+cppcheck:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+		--inline-suppr -Iinclude src/
+
+clean:
+	rm -rf build pgslab pgslab-asan

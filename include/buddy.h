@@ -1,0 +1,69 @@
+/* buddy.h -- a power-of-two block allocator over a range of indices.
+ *
+ * It hands out indices, not memory: the slab layer maps page indices to
+ * addresses, and the pool manager uses it for backend-connection slots.
+ * A block of order k covers 2^k consecutive units starting at an index that
+ * is a multiple of 2^k; its buddy starts at idx ^ (1 << k).  Allocation
+ * splits a larger free block; freeing merges with a free buddy, upward.
+ *
+ * Invariant: sum over k of nr_free[k] << k == units free; units free +
+ * units allocated == units managed.  No global state: each struct buddy is
+ * owned by whoever created it.
+ */
+#ifndef PGSLAB_BUDDY_H
+#define PGSLAB_BUDDY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BUDDY_MAX_ORDER 24
+
+struct buddy; /* opaque */
+
+struct buddy_stats {
+	unsigned max_order;
+	uint64_t units;                         /* units managed */
+	uint64_t units_free;
+	uint64_t nr_free[BUDDY_MAX_ORDER + 1];  /* free blocks per order */
+	uint64_t allocs, frees, splits, merges, alloc_fail;
+	/* 0.0 when the largest free block holds all free units, towards 1.0
+	 * as free units scatter into small blocks; 0 when nothing is free. */
+	double frag_index;
+};
+
+/* A buddy allocator managing no units yet; blocks never exceed <max_order>.
+ * NULL on bad arguments or allocation failure. */
+struct buddy *buddy_create(unsigned max_order);
+void buddy_destroy(struct buddy *b);
+
+/* Make [start, start + count) available, carved into the largest aligned
+ * blocks that fit.  The range must not overlap units already managed.
+ * Returns 0 or -EINVAL. */
+int buddy_add_range(struct buddy *b, uint64_t start, uint64_t count);
+
+/* Take a block of 2^<order> units out of management for good (used to give
+ * a top-order block of pages back to the OS).  The block must be free.
+ * Returns 0 or -EINVAL. */
+int buddy_remove_block(struct buddy *b, uint64_t idx, unsigned order);
+
+/* Allocate a block of 2^<order> units; returns its first index, or -1 when
+ * no block that large is free (counted in alloc_fail). */
+int64_t buddy_alloc(struct buddy *b, unsigned order);
+
+/* Free a block obtained from buddy_alloc with the same order.  Freeing a
+ * block that is not allocated aborts: it would corrupt the free lists. */
+void buddy_free(struct buddy *b, uint64_t idx, unsigned order);
+
+/* Is the whole block [idx, idx + 2^order) free and merged as one block? */
+bool buddy_block_is_free(const struct buddy *b, uint64_t idx, unsigned order);
+
+/* Largest order with a free block, or -1 when nothing is free. */
+int buddy_largest_free_order(const struct buddy *b);
+
+void buddy_stats_get(const struct buddy *b, struct buddy_stats *st);
+
+/* Smallest order whose block holds at least <n> units. */
+unsigned buddy_order_for(uint64_t n);
+
+#endif
