@@ -18,7 +18,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 BUILD    ?= build/rel
 OPT      ?= -O2
-CFLAGS   := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+CFLAGS   := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-format-truncation \
             -Wstrict-prototypes -Wmissing-prototypes -fno-strict-aliasing \
             -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS  += $(EXTRA_LDFLAGS)

@@ -55,7 +55,8 @@ int64_t buddy_alloc(struct buddy *b, unsigned order);
  * block that is not allocated aborts: it would corrupt the free lists. */
 void buddy_free(struct buddy *b, uint64_t idx, unsigned order);
 
-/* Is the whole block [idx, idx + 2^order) free and merged as one block? */
+/* Is the whole block [idx, idx + 2^order) free and merged as one block?
+ * (Also true when it lies inside a larger free block; O(max_order).) */
 bool buddy_block_is_free(const struct buddy *b, uint64_t idx, unsigned order);
 
 /* Largest order with a free block, or -1 when nothing is free. */
@@ -65,5 +66,19 @@ void buddy_stats_get(const struct buddy *b, struct buddy_stats *st);
 
 /* Smallest order whose block holds at least <n> units. */
 unsigned buddy_order_for(uint64_t n);
+
+/* Additions (after the API above was pinned). */
+
+/* Pre-size the per-unit metadata for indices below <end>, so that later
+ * buddy_add_range() calls under <end> never allocate.  0, -EINVAL (index
+ * limit is 2^32 - 1) or -ENOMEM. */
+int buddy_reserve(struct buddy *b, uint64_t end);
+
+/* Number of free blocks of exactly <order>. */
+uint64_t buddy_nr_free(const struct buddy *b, unsigned order);
+
+/* First index of some free block of exactly <order>, or -1: lets a caller
+ * walk free top-order blocks to give them back (remove it, then peek again). */
+int64_t buddy_peek_free(const struct buddy *b, unsigned order);
 
 #endif

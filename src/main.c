@@ -1,8 +1,181 @@
-/* main.c -- placeholder until the proxy core lands. */
+/* main.c -- command line, daemonizing, start-up and shutdown of pgslab. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
-int main(void)
+#include "config.h"
+#include "log.h"
+#include "proxy.h"
+#include "slab.h"
+#include "sysalloc.h"
+
+static void usage(FILE *f)
 {
-	puts("pgslab");
+	fprintf(f, "pgslab " PGSLAB_VERSION " -- a PostgreSQL connection pooler\n\n"
+		   "usage: pgslab [OPTION]... config.ini\n"
+		   "  -d, --daemon     run in the background (needs logfile and pidfile)\n"
+		   "  -q, --quiet      do not log to stderr\n"
+		   "  -v, --verbose    more logging (repeat for more)\n"
+		   "  -V, --version    print the version and exit\n"
+		   "  -h, --help       print this help and exit\n");
+}
+
+static int daemonize(void)
+{
+	pid_t pid = fork();
+	int fd;
+
+	if (pid < 0)
+		return -errno;
+	if (pid > 0)
+		_exit(0);
+	if (setsid() < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0)
+		_exit(0);
+	fd = open("/dev/null", O_RDWR);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	return 0;
+}
+
+static int write_pidfile(const char *path)
+{
+	char buf[32];
+	int fd, n;
+
+	if (path[0] == 0)
+		return 0;
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+	if (write(fd, buf, (size_t)n) != n) {
+		close(fd);
+		return -EIO;
+	}
+	close(fd);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "daemon", no_argument, NULL, 'd' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool daemon = false, quiet = false;
+	int verbose = 0, c, rc;
+	struct config *cfg;
+	struct logger *lg;
+	struct log_config lc;
+	static struct proxy proxy;
+	char err[512];
+
+	while ((c = getopt_long(argc, argv, "dqvVh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			daemon = true;
+			break;
+		case 'q':
+			quiet = true;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		case 'V':
+			printf("pgslab %s\n", PGSLAB_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 1;
+		}
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "pgslab: expected exactly one config file\n");
+		usage(stderr);
+		return 1;
+	}
+	sysalloc_hook_libraries();
+	cfg = config_load(argv[optind], err, sizeof(err));
+	if (cfg == NULL) {
+		fprintf(stderr, "pgslab: %s\n", err);
+		return 1;
+	}
+	if (verbose > cfg->s.verbose)
+		cfg->s.verbose = verbose;
+	if (daemon) {
+		if (cfg->s.pidfile[0] == 0 || (cfg->s.logfile[0] == 0 && !cfg->s.syslog)) {
+			fprintf(stderr, "pgslab: -d needs a pidfile and a logfile or syslog\n");
+			return 1;
+		}
+		if (daemonize() < 0) {
+			fprintf(stderr, "pgslab: could not daemonize: %s\n", strerror(errno));
+			return 1;
+		}
+	}
+	signal(SIGPIPE, SIG_IGN);
+
+	rc = proxy_init(&proxy, argv[optind], cfg, err, sizeof(err));
+	if (rc < 0) {
+		fprintf(stderr, "pgslab: %s\n", err);
+		return 1;
+	}
+	memset(&lc, 0, sizeof(lc));
+	lc.logfile = proxy.cfg->s.logfile;
+	lc.to_stderr = !daemon && !quiet;
+	lc.syslog = proxy.cfg->s.syslog;
+	lc.syslog_ident = proxy.cfg->s.syslog_ident;
+	lc.syslog_facility = proxy.cfg->s.syslog_facility;
+	lc.verbose = proxy.cfg->s.verbose;
+	lc.queue_len = (size_t)proxy.cfg->s.log_queue_size;
+	lg = log_create(proxy.arena, &lc, err, sizeof(err));
+	if (lg == NULL) {
+		fprintf(stderr, "pgslab: %s\n", err);
+		return 1;
+	}
+	proxy.log = lg;
+	log_set_thread(lg);
+	rc = listener_open_all(&proxy, err, sizeof(err));
+	if (rc < 0) {
+		log_fatal("%s", err);
+		log_destroy(lg);
+		return 1;
+	}
+	if (write_pidfile(proxy.cfg->s.pidfile) < 0) {
+		log_fatal("could not write pidfile %s", proxy.cfg->s.pidfile);
+		log_destroy(lg);
+		return 1;
+	}
+	log_info("pgslab %s listening on port %d", PGSLAB_VERSION, proxy.cfg->s.listen_port);
+	proxy_run(&proxy);
+	log_info("shutting down");
+	if (proxy.cfg->s.pidfile[0])
+		unlink(proxy.cfg->s.pidfile);
+	proxy_destroy(&proxy);
+	log_set_thread(NULL);
+	log_destroy(lg);
+	slab_arena_destroy(proxy.arena);
 	return 0;
 }

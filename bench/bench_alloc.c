@@ -1,0 +1,452 @@
+/* bench_alloc.c -- slab caches vs glibc malloc vs jemalloc vs mimalloc on pooler-shaped workloads.
+ *
+ * Workloads (all single-threaded, as a pgslab worker is):
+ *   churn-700 LIFO/FIFO  batches of 64 700-byte "connection structs",
+ *                        allocated then freed newest-first / oldest-first
+ *   mixed LIFO/FIFO      batches of 64 buffers, sizes log-uniform in
+ *                        256 B .. 64 KiB (our size classes)
+ *   burst-drain          100k 700-byte objects (every byte written), then
+ *                        all freed; and 10k mixed buffers likewise
+ * Each timing is the median of RUNS runs, in ns per alloc+free pair, after
+ * one warm-up run.  Every allocation writes its first word, so nothing is
+ * optimized away.  Bursts run in a forked child per allocator and run, so
+ * their RSS numbers do not see each other: "peak" is VmRSS growth after the
+ * burst, "drained" after freeing everything, "trimmed" after the
+ * allocator's own give-back call (slab_arena_reap, malloc_trim(0),
+ * jemalloc arena.<all>.purge, mi_collect(true)).
+ *
+ * How the allocators are called: slab through direct calls into
+ * libpgslab.a (slab_alloc/slab_free for churn-700, slab_buf_alloc/_free for
+ * mixed); glibc malloc/free directly (through the PLT); jemalloc and
+ * mimalloc are dlopen'ed with RTLD_LOCAL | RTLD_DEEPBIND (both export
+ * unprefixed malloc/free, which must not replace glibc's in this process)
+ * and called through pointers from dlsym: jemalloc's malloc/free, mimalloc's
+ * mi_malloc/mi_free.  A pointer call costs about what a PLT call does.
+ */
+#include <dlfcn.h>
+#include <malloc.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "slab.h"
+
+#define RUNS 7
+#define BATCH 64
+#define CHURN_PAIRS (2u << 20)
+#define MIXED_PAIRS (1u << 20)
+#define BURST_OBJS 100000
+#define BURST_MIXED 10000
+#define BURST_RUNS 5
+#define CONN_SIZE 700
+#define NSIZES 4096
+
+enum kind { K_SLAB, K_GLIBC, K_JE, K_MI, K_NR };
+
+static const char *const kind_name[K_NR] = {"slab", "glibc", "jemalloc", "mimalloc"};
+
+struct bench {
+	struct slab_arena *arena;
+	struct slab_cache *conn;
+	void *je_dl, *mi_dl;
+	void *(*je_malloc)(size_t);
+	void (*je_free)(void *);
+	int (*je_mallctl)(const char *, void *, size_t *, void *, size_t);
+	void *(*mi_malloc)(size_t);
+	void (*mi_free)(void *);
+	void (*mi_collect)(_Bool);
+	size_t sizes[NSIZES];
+	void *ptr[BURST_OBJS];
+	size_t cap[BURST_OBJS];
+	int have[K_NR];
+};
+
+static double now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static size_t vm_rss(void)
+{
+	char line[256];
+	size_t kb = 0;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %zu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb * 1024;
+}
+
+static int bench_load(struct bench *b)
+{
+	b->have[K_SLAB] = b->have[K_GLIBC] = 1;
+	b->je_dl = dlopen("libjemalloc.so.2", RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+	if (b->je_dl) {
+		b->je_malloc = (void *(*)(size_t))dlsym(b->je_dl, "malloc");
+		b->je_free = (void (*)(void *))dlsym(b->je_dl, "free");
+		b->je_mallctl = (int (*)(const char *, void *, size_t *, void *, size_t))dlsym(
+				b->je_dl, "mallctl");
+		b->have[K_JE] = b->je_malloc && b->je_free;
+	}
+	if (!b->have[K_JE])
+		fprintf(stderr, "bench_alloc: jemalloc not available: %s\n", dlerror());
+	b->mi_dl = dlopen("libmimalloc.so.2", RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+	if (b->mi_dl) {
+		b->mi_malloc = (void *(*)(size_t))dlsym(b->mi_dl, "mi_malloc");
+		b->mi_free = (void (*)(void *))dlsym(b->mi_dl, "mi_free");
+		b->mi_collect = (void (*)(_Bool))dlsym(b->mi_dl, "mi_collect");
+		b->have[K_MI] = b->mi_malloc && b->mi_free;
+	}
+	if (!b->have[K_MI])
+		fprintf(stderr, "bench_alloc: mimalloc not available: %s\n", dlerror());
+	b->arena = slab_arena_create(0);
+	if (b->arena == NULL)
+		return -1;
+	b->conn = slab_cache_create(b->arena, "conn", CONN_SIZE, 0, NULL, NULL, NULL);
+	return b->conn ? 0 : -1;
+}
+
+/* ---- allocator dispatch; <k> is a constant at every call site, so the
+ * switch folds away in each instantiation below ---- */
+
+static inline __attribute__((always_inline)) void *fixed_alloc(struct bench *b, enum kind k)
+{
+	switch (k) {
+	case K_SLAB:
+		return slab_alloc(b->conn);
+	case K_GLIBC:
+		return malloc(CONN_SIZE);
+	case K_JE:
+		return b->je_malloc(CONN_SIZE);
+	default:
+		return b->mi_malloc(CONN_SIZE);
+	}
+}
+
+static inline __attribute__((always_inline)) void fixed_free(struct bench *b, enum kind k, void *p)
+{
+	switch (k) {
+	case K_SLAB:
+		slab_free(b->conn, p);
+		break;
+	case K_GLIBC:
+		free(p);
+		break;
+	case K_JE:
+		b->je_free(p);
+		break;
+	default:
+		b->mi_free(p);
+	}
+}
+
+static inline __attribute__((always_inline)) void *buf_alloc(struct bench *b, enum kind k,
+		size_t sz, size_t *cap)
+{
+	switch (k) {
+	case K_SLAB:
+		return slab_buf_alloc(b->arena, sz, cap);
+	case K_GLIBC:
+		return malloc(sz);
+	case K_JE:
+		return b->je_malloc(sz);
+	default:
+		return b->mi_malloc(sz);
+	}
+}
+
+static inline __attribute__((always_inline)) void buf_free(struct bench *b, enum kind k, void *p,
+		size_t cap)
+{
+	switch (k) {
+	case K_SLAB:
+		slab_buf_free(b->arena, p, cap);
+		break;
+	case K_GLIBC:
+		free(p);
+		break;
+	case K_JE:
+		b->je_free(p);
+		break;
+	default:
+		b->mi_free(p);
+	}
+}
+
+static void give_back(struct bench *b, enum kind k)
+{
+	switch (k) {
+	case K_SLAB:
+		slab_arena_reap(b->arena);
+		break;
+	case K_GLIBC:
+		malloc_trim(0);
+		break;
+	case K_JE:
+		if (b->je_mallctl)
+			b->je_mallctl("arena.4096.purge", NULL, NULL, NULL, 0); /* all arenas */
+		break;
+	default:
+		if (b->mi_collect)
+			b->mi_collect(1);
+	}
+}
+
+/* ---- workloads: ns per alloc+free pair ---- */
+
+static inline __attribute__((always_inline)) double churn(struct bench *b, enum kind k, int fifo)
+{
+	void *p[BATCH];
+	unsigned r, i;
+	double t0 = now_ns();
+
+	for (r = 0; r < CHURN_PAIRS / BATCH; r++) {
+		for (i = 0; i < BATCH; i++) {
+			p[i] = fixed_alloc(b, k);
+			*(volatile uintptr_t *)p[i] = i;
+		}
+		if (fifo)
+			for (i = 0; i < BATCH; i++)
+				fixed_free(b, k, p[i]);
+		else
+			for (i = BATCH; i-- > 0;)
+				fixed_free(b, k, p[i]);
+	}
+	return (now_ns() - t0) / (CHURN_PAIRS / BATCH * BATCH);
+}
+
+static inline __attribute__((always_inline)) double mixed(struct bench *b, enum kind k, int fifo)
+{
+	void *p[BATCH];
+	size_t cap[BATCH];
+	unsigned r, i, s = 0;
+	double t0 = now_ns();
+
+	for (r = 0; r < MIXED_PAIRS / BATCH; r++) {
+		for (i = 0; i < BATCH; i++) {
+			p[i] = buf_alloc(b, k, b->sizes[s++ % NSIZES], &cap[i]);
+			*(volatile uintptr_t *)p[i] = i;
+		}
+		if (fifo)
+			for (i = 0; i < BATCH; i++)
+				buf_free(b, k, p[i], cap[i]);
+		else
+			for (i = BATCH; i-- > 0;)
+				buf_free(b, k, p[i], cap[i]);
+	}
+	return (now_ns() - t0) / (MIXED_PAIRS / BATCH * BATCH);
+}
+
+/* Burst of <n> objects (fixed 700 B, or mixed sizes), every byte written,
+ * then all freed.  Fills out[0..3]: ns/pair (alloc + free loops only), and
+ * RSS growth at peak, after draining, after give_back. */
+static inline __attribute__((always_inline)) void burst(struct bench *b, enum kind k, int mix,
+		unsigned n, double *out)
+{
+	size_t rss0 = vm_rss();
+	double t_alloc, t_free, t0;
+	unsigned i;
+
+	t0 = now_ns();
+	for (i = 0; i < n; i++) {
+		if (mix) {
+			b->ptr[i] = buf_alloc(b, k, b->sizes[i % NSIZES], &b->cap[i]);
+		} else {
+			b->ptr[i] = fixed_alloc(b, k);
+			b->cap[i] = CONN_SIZE;
+		}
+		*(volatile uintptr_t *)b->ptr[i] = i;
+	}
+	t_alloc = now_ns() - t0;
+	for (i = 0; i < n; i++)
+		memset(b->ptr[i], (int)i, mix ? b->sizes[i % NSIZES] : CONN_SIZE);
+	out[1] = (double)(vm_rss() - rss0);
+	t0 = now_ns();
+	for (i = 0; i < n; i++) {
+		if (mix)
+			buf_free(b, k, b->ptr[i], b->cap[i]);
+		else
+			fixed_free(b, k, b->ptr[i]);
+	}
+	t_free = now_ns() - t0;
+	out[2] = (double)vm_rss() - (double)rss0;
+	give_back(b, k);
+	out[3] = (double)vm_rss() - (double)rss0;
+	out[0] = (t_alloc + t_free) / n;
+}
+
+#define INSTANTIATE(K, suffix)                                                                   \
+	static double churn_##suffix(struct bench *b, int fifo)                                  \
+	{                                                                                        \
+		return churn(b, K, fifo);                                                        \
+	}                                                                                        \
+	static double mixed_##suffix(struct bench *b, int fifo)                                  \
+	{                                                                                        \
+		return mixed(b, K, fifo);                                                        \
+	}                                                                                        \
+	static void burst_##suffix(struct bench *b, int mix, unsigned n, double *out)            \
+	{                                                                                        \
+		burst(b, K, mix, n, out);                                                        \
+	}
+INSTANTIATE(K_SLAB, slab)
+INSTANTIATE(K_GLIBC, glibc)
+INSTANTIATE(K_JE, je)
+INSTANTIATE(K_MI, mi)
+
+static double (*const churn_fn[K_NR])(struct bench *, int) = {churn_slab, churn_glibc, churn_je,
+		churn_mi};
+static double (*const mixed_fn[K_NR])(struct bench *, int) = {mixed_slab, mixed_glibc, mixed_je,
+		mixed_mi};
+static void (*const burst_fn[K_NR])(struct bench *, int, unsigned, double *) = {burst_slab,
+		burst_glibc, burst_je, burst_mi};
+
+static int cmp_double(const void *x, const void *y)
+{
+	double a = *(const double *)x, c = *(const double *)y;
+
+	return a < c ? -1 : a > c;
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	return v[n / 2];
+}
+
+static double run_median(struct bench *b, double (*fn)(struct bench *, int), int arg)
+{
+	double v[RUNS];
+	int i;
+
+	fn(b, arg); /* warm-up */
+	for (i = 0; i < RUNS; i++)
+		v[i] = fn(b, arg);
+	return median(v, RUNS);
+}
+
+/* One burst in a fresh child; 0 on success. */
+static int burst_child(struct bench *b, enum kind k, int mix, unsigned n, double *out)
+{
+	int fd[2], status;
+	pid_t pid;
+	ssize_t got;
+
+	if (pipe(fd) != 0)
+		return -1;
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		double r[4];
+
+		close(fd[0]);
+		burst_fn[k](b, mix, n, r);
+		_exit(write(fd[1], r, sizeof(r)) == (ssize_t)sizeof(r) ? 0 : 1);
+	}
+	close(fd[1]);
+	got = read(fd[0], out, 4 * sizeof(double));
+	close(fd[0]);
+	waitpid(pid, &status, 0);
+	return got == 4 * sizeof(double) && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+static void burst_row(struct bench *b, enum kind k, int mix, unsigned n, double *res)
+{
+	double v[4][BURST_RUNS], r[4];
+	int i, j, runs = 0;
+
+	for (i = 0; i < BURST_RUNS; i++) {
+		if (burst_child(b, k, mix, n, r) != 0)
+			continue;
+		for (j = 0; j < 4; j++)
+			v[j][runs] = r[j];
+		runs++;
+	}
+	for (j = 0; j < 4; j++)
+		res[j] = runs ? median(v[j], runs) : -1;
+}
+
+static double mib(double bytes)
+{
+	return bytes / (1024.0 * 1024.0);
+}
+
+int main(void)
+{
+	struct bench *b = calloc(1, sizeof(*b));
+	double churn_l[K_NR], churn_f[K_NR], mixed_l[K_NR], mixed_f[K_NR];
+	double bfix[K_NR][4], bmix[K_NR][4];
+	double t_start = now_ns();
+	uint64_t x = 0x9E3779B97F4A7C15ull;
+	int k, i;
+
+	if (b == NULL || bench_load(b) != 0) {
+		fprintf(stderr, "bench_alloc: setup failed\n");
+		return 1;
+	}
+	for (i = 0; i < NSIZES; i++) {
+		/* log-uniform in [256, 65536] */
+		unsigned sh;
+
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		sh = 8 + (unsigned)(x % 8);
+		b->sizes[i] = ((size_t)1 << sh) + (size_t)((x >> 8) % ((size_t)1 << sh));
+	}
+
+	/* bursts first, in children forked from a parent that has not yet
+	 * churned any allocator */
+	for (k = 0; k < K_NR; k++) {
+		if (!b->have[k])
+			continue;
+		burst_row(b, (enum kind)k, 0, BURST_OBJS, bfix[k]);
+		burst_row(b, (enum kind)k, 1, BURST_MIXED, bmix[k]);
+	}
+	for (k = 0; k < K_NR; k++) {
+		if (!b->have[k])
+			continue;
+		churn_l[k] = run_median(b, churn_fn[k], 0);
+		churn_f[k] = run_median(b, churn_fn[k], 1);
+		mixed_l[k] = run_median(b, mixed_fn[k], 0);
+		mixed_f[k] = run_median(b, mixed_fn[k], 1);
+	}
+
+	printf("## bench-alloc: ns per alloc+free pair (median of %d runs), RSS in MiB\n\n", RUNS);
+	printf("| allocator | churn-700 LIFO | churn-700 FIFO | mixed LIFO | mixed FIFO | "
+	       "burst 100k x 700 B | peak | drained | trimmed | burst 10k mixed | peak | "
+	       "drained | trimmed |\n");
+	printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+	for (k = 0; k < K_NR; k++) {
+		if (!b->have[k]) {
+			printf("| %s | n/a |||||||||||| \n", kind_name[k]);
+			continue;
+		}
+		printf("| %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | "
+		       "%.1f | %.1f |\n",
+				kind_name[k], churn_l[k], churn_f[k], mixed_l[k], mixed_f[k],
+				bfix[k][0], mib(bfix[k][1]), mib(bfix[k][2]), mib(bfix[k][3]),
+				bmix[k][0], mib(bmix[k][1]), mib(bmix[k][2]), mib(bmix[k][3]));
+	}
+	printf("\nslab / glibc: churn LIFO %.2f, FIFO %.2f; slab / mimalloc: churn LIFO %.2f, "
+	       "FIFO %.2f\n",
+			churn_l[K_SLAB] / churn_l[K_GLIBC], churn_f[K_SLAB] / churn_f[K_GLIBC],
+			b->have[K_MI] ? churn_l[K_SLAB] / churn_l[K_MI] : 0,
+			b->have[K_MI] ? churn_f[K_SLAB] / churn_f[K_MI] : 0);
+	printf("drained = after freeing everything; trimmed = after slab_arena_reap / "
+	       "malloc_trim(0) / jemalloc arena.<all>.purge / mi_collect(true).\n");
+	printf("total run time %.1f s\n", (now_ns() - t_start) / 1e9);
+	return 0;
+}

@@ -1,0 +1,336 @@
+/* proxy.h -- the pooler's objects: instance, databases, pools, clients, servers.
+ *
+ * Theory.  One struct proxy per event loop owns everything below it: the
+ * slab arena every object comes from, the pools, the listening sockets and
+ * the cancel-key table.  Nothing is global, so a future worker thread owns
+ * its proxy outright.
+ *
+ * Lists (every object is on exactly one list of its owner):
+ *   proxy->login_clients   clients still in startup/authentication
+ *   pool->waiting          clients waiting for a server, oldest first
+ *   pool->clients          logged-in clients not waiting, least recently active first
+ *   pool->idle             idle servers, most recently used first (LIFO: warm caches)
+ *   pool->active           servers linked to a client, or running a reset/sync
+ *   pool->login            servers connecting or logging in
+ *   proxy->dead            closed clients/servers whose memory is freed after
+ *                          the current loop iteration (libevent or a caller
+ *                          up the stack may still hold a pointer)
+ *
+ * Counting: pool->n_servers == |idle| + |active| + |login|, and
+ * db->n_servers is the sum over the db's pools; both are bounded by the
+ * configured limits.
+ */
+#ifndef PGSLAB_PROXY_H
+#define PGSLAB_PROXY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "config.h"
+#include "list.h"
+#include "scram.h"
+#include "stream.h"
+
+#define PGSLAB_VERSION "0.1.0"
+#define NAME_MAX_LEN 64          /* NAMEDATALEN */
+#define VAR_MAX 8                /* tracked parameters per connection */
+
+struct slab_cache;
+struct slab_arena;
+struct userlist;
+struct logger;
+
+/* ---- tracked parameters: interned strings and hash-consed sets ---- */
+
+struct istr {
+	struct istr *hnext;
+	uint32_t refcnt, len, hash, cap;
+	char s[];
+};
+
+/* An immutable set of parameter values, shared by every connection with the
+ * same values, so "does this server match this client" is one compare. */
+struct varset {
+	struct varset *hnext;
+	uint32_t refcnt, hash;
+	struct istr *v[VAR_MAX];
+};
+
+#define VAR_HASH_SIZE 256
+
+struct vartab {
+	int n;                           /* names in use */
+	char names[VAR_MAX][NAME_MAX_LEN];
+	struct istr *strs[VAR_HASH_SIZE];
+	struct varset *sets[VAR_HASH_SIZE];
+	struct varset *empty;
+};
+
+/* ---- credentials, databases, pools ---- */
+
+struct cred {
+	struct list node;
+	char name[NAME_MAX_LEN];
+	char secret[SCRAM_SECRET_STR_MAX];   /* from auth_file or the db entry */
+	bool has_scram;
+	bool has_client_key;                  /* learnt from a client's SCRAM proof */
+	struct scram_secret scram;
+	uint8_t client_key[SCRAM_KEY_LEN];
+};
+
+struct db {
+	struct list node;
+	char name[NAME_MAX_LEN];
+	char dbname[NAME_MAX_LEN];
+	char host[256];
+	int port;
+	char force_user[NAME_MAX_LEN];
+	char password[SCRAM_SECRET_STR_MAX];
+	char connect_query[256];
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	bool addr_ok;
+	bool admin;                  /* the console pseudo-database */
+	bool paused, disabled;
+	bool dead;                   /* removed from config; freed when unused */
+	int pool_size, min_pool_size, reserve_pool_size, max_db_connections;
+	int pool_mode;               /* enum pool_mode or CONFIG_INHERIT */
+	int n_servers;               /* over all pools */
+	int n_clients;
+	int64_t server_lifetime_us;
+};
+
+struct pool_stats {
+	uint64_t xact_count, query_count, server_assignment_count;
+	uint64_t bytes_recv, bytes_sent;
+	uint64_t xact_time_us, query_time_us, wait_time_us;
+	uint64_t client_login_count;
+	uint64_t hits, misses;       /* assignment served by an idle server at once, or not */
+	uint64_t server_logins, server_login_fail;
+};
+
+struct pool {
+	struct list node;
+	struct proxy *proxy;
+	struct db *db;
+	struct cred *cred;           /* whose credentials servers log in with */
+	struct list idle, active, login, waiting, clients;
+	int n_idle, n_active, n_login, n_waiting, n_clients;
+	int n_servers;
+	enum pool_mode mode;
+	uint8_t *welcome;            /* ParameterStatus messages from a server login */
+	uint32_t welcome_len, welcome_cap;
+	struct varset *defaults;     /* server's values right after login */
+	int64_t retry_at_us;         /* no new connect before this (after failures) */
+	struct pool_stats st, st_prev; /* totals, and at the last stats period */
+	struct pool_stats avg;       /* per-second averages over the last period */
+};
+
+/* ---- connections ---- */
+
+enum client_state {
+	CL_LOGIN,     /* proxy->login_clients */
+	CL_WAITING,   /* pool->waiting */
+	CL_ACTIVE,    /* pool->clients (linked to a server or idle) */
+	CL_CLOSED,
+};
+
+enum server_state {
+	SV_LOGIN,     /* pool->login */
+	SV_IDLE,      /* pool->idle */
+	SV_ACTIVE,    /* pool->active, linked to <client> */
+	SV_RESET,     /* pool->active, running server_reset_query / SET sync */
+	SV_CLOSED,
+};
+
+struct client_login;
+struct server_login;
+
+struct client {
+	struct stream st;
+	struct list node;
+	struct pool *pool;
+	struct server *server;
+	struct client_login *login;  /* only during startup/auth */
+	struct varset *vars;
+	struct client *hnext;        /* cancel-key hash chain */
+	uint64_t id;
+	int64_t connect_us, active_us;  /* connect time; last state change */
+	int64_t xact_start_us, query_start_us, wait_start_us;
+	uint32_t cancel_pid, cancel_key;
+	uint16_t port;
+	uint8_t family;
+	uint8_t state;
+	uint8_t admin;               /* 0, or 1 stats-only / 2 admin console user */
+	uint8_t txn;                 /* last ReadyForQuery status seen */
+	uint8_t addr[16];
+	struct cred *cred;           /* the user it logged in as */
+};
+
+struct server {
+	struct stream st;
+	struct list node;
+	struct pool *pool;
+	struct client *client;
+	struct server_login *login;
+	struct varset *vars;
+	uint64_t id;
+	int64_t connect_us, used_us, query_start_us;
+	uint32_t backend_pid, backend_key;
+	int32_t expect_rfq;          /* ReadyForQuery messages still owed to the client */
+	uint8_t state;
+	uint8_t txn;                 /* last ReadyForQuery status: 'I', 'T', 'E' */
+	bool close_needed;
+	bool release_on_drain;
+};
+
+/* A cancel request being forwarded to a server on a fresh connection. */
+struct cancel_req {
+	struct stream st;
+	struct list node;
+	uint32_t pid, key;
+};
+
+/* ---- the instance ---- */
+
+enum shutdown_mode {
+	SHUTDOWN_NONE,
+	SHUTDOWN_WAIT_SERVERS,   /* SIGINT: when no server is in use */
+	SHUTDOWN_WAIT_CLIENTS,   /* SIGTERM: when no client is left */
+	SHUTDOWN_NOW,
+};
+
+struct listener {
+	struct list node;
+	struct proxy *proxy;
+	size_t cap;             /* slab_buf capacity */
+	struct event ev;
+	int fd;
+	int family;
+	char path[108];          /* unix socket path, to unlink at exit */
+};
+
+struct proxy {
+	struct event_base *base;
+	struct slab_arena *arena;
+	struct stream_ctx sctx;
+	struct config *cfg;
+	struct userlist *userlist;
+	struct logger *log;
+	const char *config_path;
+
+	struct slab_cache *client_cache, *server_cache, *client_login_cache,
+			*server_login_cache, *pool_cache, *db_cache, *cred_cache, *cancel_cache,
+			*varset_cache;
+
+	struct list dbs, creds, pools, login_clients, listeners, cancels;
+	struct list dead_clients, dead_servers, dead_cancels;
+	struct vartab vars;
+
+	struct client **keytab;      /* cancel key -> client */
+	uint32_t keytab_size, n_keyed;
+	size_t keytab_cap;
+
+	struct event janitor_ev, stats_ev, sig_ev[5];
+	uint64_t next_id;
+	int n_clients;               /* all client connections, for max_client_conn */
+	int n_servers;
+	enum shutdown_mode shutdown;
+	bool paused;                 /* PAUSE: hold new server assignments */
+	int64_t start_us;
+	uint64_t rng;                /* xorshift state for cancel keys */
+	uint8_t mock_key[SCRAM_KEY_LEN]; /* SCRAM mock secrets for unknown users */
+};
+
+static inline struct proxy *proxy_of(const struct stream *s)
+{
+	return (struct proxy *)(void *)((char *)s->ctx - offsetof(struct proxy, sctx));
+}
+
+/* monotonic microseconds */
+int64_t proxy_now_us(void);
+
+/* proxy.c */
+int proxy_init(struct proxy *p, const char *config_path, struct config *cfg, char *err,
+		size_t errlen);
+int proxy_apply_config(struct proxy *p, struct config *cfg, char *err, size_t errlen);
+void proxy_run(struct proxy *p);
+void proxy_destroy(struct proxy *p);
+void proxy_reap_dead(struct proxy *p);
+void proxy_reload(struct proxy *p);
+struct db *proxy_find_db(struct proxy *p, const char *name);
+struct cred *proxy_find_cred(struct proxy *p, const char *name, bool create);
+uint32_t proxy_random(struct proxy *p);
+int proxy_resolve_db(struct db *db);
+
+/* listener.c */
+int listener_open_all(struct proxy *p, char *err, size_t errlen);
+void listener_close_all(struct proxy *p);
+void listener_pause(struct proxy *p, bool pause);
+
+/* client.c */
+void client_accept(struct proxy *p, int fd, const struct sockaddr *sa, socklen_t salen);
+void client_close(struct client *c, const char *sqlstate, const char *reason);
+void client_error(struct client *c, const char *sqlstate, const char *fmt, ...)
+		__attribute__((format(printf, 3, 4)));
+/* A server became linked to waiting client <c>: start forwarding. */
+void client_server_ready(struct client *c);
+void client_logid(const struct client *c, char *buf, size_t len);
+void client_addr_str(const struct client *c, char *buf, size_t len);
+void client_finish_login(struct client *c);
+size_t client_login_size(void);
+
+/* server.c */
+struct server *server_launch(struct pool *pool);
+void server_close(struct server *s, const char *reason);
+/* Send <sql> as a simple query whose results pgslab swallows; the server is
+ * SV_RESET until its ReadyForQuery. */
+int server_send_internal(struct server *s, const char *sql);
+void server_logid(const struct server *s, char *buf, size_t len);
+size_t server_login_size(void);
+
+/* pool.c */
+struct pool *pool_get(struct proxy *p, struct db *db, struct cred *cred);
+/* Give <c> a server now (true) or queue it (false). */
+bool pool_assign(struct client *c);
+/* The client is done with <s> (transaction end or client gone). */
+void pool_release(struct server *s);
+/* A server finished login or reset: hand it to a waiter or park it. */
+void pool_server_idle(struct server *s);
+void pool_server_gone(struct server *s);
+void pool_launch(struct pool *pool);
+void pool_fail_waiting(struct pool *pool, const char *sqlstate, const char *msg);
+void pool_janitor(struct proxy *p);
+void pool_stats_period(struct proxy *p);
+void pool_client_gone(struct client *c, enum client_state prev);
+void pool_destroy_unused(struct proxy *p);
+int pool_effective_size(const struct pool *pool);
+
+/* vars.c */
+void vars_init(struct proxy *p);
+void vars_destroy(struct proxy *p);
+int vars_index(const struct vartab *t, const char *name);
+struct varset *vars_set(struct proxy *p, struct varset *vs, int idx, const char *value);
+void vars_put(struct proxy *p, struct varset *vs);
+struct varset *vars_get(struct varset *vs);
+/* Build "SET a TO 'x'; ..." turning <from> into <to>; 0 when equal. */
+size_t vars_sync_sql(const struct vartab *t, const struct varset *from, const struct varset *to,
+		char *buf, size_t cap);
+
+/* cancel.c */
+void cancel_register(struct proxy *p, struct client *c);
+void cancel_unregister(struct proxy *p, struct client *c);
+void cancel_forward(struct proxy *p, uint32_t pid, uint32_t key);
+void cancel_destroy(struct proxy *p);
+
+/* admin.c */
+/* Execute the console query <sql> for <c>, writing the results. */
+void admin_query(struct client *c, const char *sql);
+bool admin_is_console(const char *dbname);
+
+#endif

@@ -1,0 +1,131 @@
+/* stream.h -- one socket's buffered, message-aware forwarding engine.
+ *
+ * Theory.  Bytes read from a socket land in that stream's <in> buffer and are
+ * sent from there straight to its <peer> (no copy into the peer).  The
+ * buffer holds three regions:
+ *
+ *	0 <= head <= parse <= tail <= cap
+ *	[head, parse)  parsed, forward-ready bytes not yet sent to the peer
+ *	[parse, tail)  received, not yet parsed
+ *
+ * Messages are parsed in place as they arrive: the owner is told of each
+ * message header and either streams its body through (STREAM_FWD: the body
+ * need never be whole in memory, so a 1 GiB DataRow passes through a 4 KiB
+ * buffer), asks for the whole message (STREAM_WANT, then on_message decides
+ * to forward or drop it), or stops the stream (STREAM_STOP) until the owner
+ * resumes it.  Injected bytes (pgslab's own messages) go to <out>, which is
+ * flushed ahead of the peer's forward range, in one writev.
+ *
+ * Back-pressure: while a stream has forward-ready bytes its peer could not
+ * take, it stops reading; its peer waits for EV_WRITE and resumes it once
+ * drained.  One persistent libevent event per socket; its interest set
+ * changes only on back-pressure, never per message.  A buffer is attached on
+ * the first read and returned to its slab size class as soon as it drains,
+ * so an idle connection holds none.
+ *
+ * Ownership: the owner embeds the stream and frees it with stream_close().
+ * Callbacks may close the owner; they then return STREAM_CLOSED and the
+ * engine touches nothing afterwards.
+ */
+#ifndef PGSLAB_STREAM_H
+#define PGSLAB_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+struct slab_arena;
+struct stream;
+
+enum stream_act {
+	STREAM_FWD,    /* forward this message (body streamed) */
+	STREAM_WANT,   /* on_header only: call on_message with the whole message */
+	STREAM_DROP,   /* on_message only: consume without forwarding */
+	STREAM_STOP,   /* leave this message unparsed; owner calls stream_resume() */
+	STREAM_CLOSED, /* the owner closed the stream: do not touch it */
+};
+
+struct stream_ops {
+	/* Header of the message at the parse point.  <len> counts the length
+	 * word and body (PostgreSQL's length); <type> is 0 in startup mode. */
+	enum stream_act (*on_header)(struct stream *s, uint8_t type, uint32_t len);
+	/* The whole message (type byte, if any, included) after STREAM_WANT. */
+	enum stream_act (*on_message)(struct stream *s, uint8_t type, const uint8_t *msg,
+			uint32_t len);
+	/* Everything this stream forwarded has reached its peer's socket. */
+	void (*on_drained)(struct stream *s);
+	/* EOF, socket error or protocol error: the owner must close. */
+	void (*on_error)(struct stream *s, const char *reason);
+};
+
+struct iobuf {
+	uint32_t cap, head, parse, tail;
+	uint8_t data[];
+};
+
+#define STREAM_F_STARTUP 0x01u   /* messages have no type byte (startup phase) */
+#define STREAM_F_NOREAD 0x02u    /* owner paused reading */
+#define STREAM_F_STOPPED 0x04u   /* parsing stopped at a message (STREAM_STOP) */
+#define STREAM_F_CONNECTING 0x08u /* non-blocking connect in progress */
+#define STREAM_F_DRAIN_CB 0x10u  /* call on_drained once forwarding is flushed */
+
+struct stream_ctx {
+	struct event_base *base;
+	struct slab_arena *arena;
+	uint32_t buf_size;       /* default read buffer (pkt_buf) */
+	uint32_t max_packet;     /* max_packet_size */
+	uint32_t max_whole;      /* largest message kept whole (STREAM_WANT) */
+	uint64_t bytes_in, bytes_out, reads, writes;
+};
+
+struct stream {
+	struct event ev;
+	const struct stream_ops *ops;
+	struct stream_ctx *ctx;
+	struct stream *peer;     /* where forwarded bytes go; NULL when unlinked */
+	struct iobuf *in;        /* NULL while idle */
+	struct iobuf *out;       /* injected bytes for this socket; usually NULL */
+	uint64_t pkt_remain;     /* body bytes of the current message still to parse */
+	int fd;
+	uint16_t flags;
+	short events;            /* interest currently registered */
+};
+
+/* Set up <s> on connected non-blocking socket <fd> and start reading. */
+void stream_init(struct stream *s, struct stream_ctx *ctx, int fd, const struct stream_ops *ops,
+		uint16_t flags);
+/* Start a non-blocking connect; on_drained is called once it completes, or
+ * on_error on failure.  Returns 0 or -errno (immediate failure). */
+int stream_connect(struct stream *s, struct stream_ctx *ctx, const struct sockaddr *sa,
+		socklen_t salen, const struct stream_ops *ops);
+/* Stop events, close the socket and return the buffers.  Unlinks the peer. */
+void stream_close(struct stream *s);
+
+void stream_link(struct stream *a, struct stream *b);
+void stream_unlink(struct stream *s);
+
+/* Queue <len> bytes for <s>'s socket ahead of forwarded data and try to send
+ * them.  Returns 0, or -ENOMEM when no buffer could be had. */
+int stream_write(struct stream *s, const void *data, size_t len);
+/* Space for building a message directly in <s>'s out buffer: returns a
+ * pointer with at least <len> free bytes, or NULL; commit with
+ * stream_write_commit(). */
+uint8_t *stream_write_reserve(struct stream *s, size_t len);
+void stream_write_commit(struct stream *s, size_t len);
+
+/* Resume parsing after STREAM_STOP (and reading after pause). */
+void stream_resume(struct stream *s);
+void stream_pause_read(struct stream *s, bool pause);
+/* Leave startup mode: from now on messages carry a type byte. */
+void stream_end_startup(struct stream *s);
+/* Try to flush pending output now; returns true when nothing is pending. */
+bool stream_flush(struct stream *s);
+/* Bytes queued for this socket (out + peer's forward range). */
+size_t stream_pending(const struct stream *s);
+/* Does <s> hold received bytes not yet forwarded or parsed? */
+bool stream_has_input(const struct stream *s);
+
+#endif

@@ -1,0 +1,190 @@
+/* cancel.c -- cancel keys minted by pgslab, and forwarding of CancelRequests.
+ *
+ * Every logged-in client gets a random (pid, key) pair of its own; the pair
+ * maps to the client through an open hash table (chained through
+ * client->hnext, buckets from slab memory, doubled at load factor 1), so a
+ * cancel is found in O(1) rather than PgBouncer's scan of every client.  A
+ * cancel for a client that is running a query on a server goes to that
+ * server, with the server's own key, over a fresh connection; any other
+ * cancel is dropped, as PostgreSQL does for unknown keys.
+ */
+#include "proxy.h"
+
+#include <string.h>
+
+#include "log.h"
+#include "proto.h"
+#include "slab.h"
+
+static inline uint32_t key_hash(uint32_t pid, uint32_t key)
+{
+	uint64_t x = ((uint64_t)pid << 32 | key) * 0x9e3779b97f4a7c15ull;
+
+	return (uint32_t)(x >> 32);
+}
+
+static struct client *lookup(struct proxy *p, uint32_t pid, uint32_t key)
+{
+	struct client *c;
+
+	if (p->keytab == NULL)
+		return NULL;
+	for (c = p->keytab[key_hash(pid, key) & (p->keytab_size - 1)]; c; c = c->hnext)
+		if (c->cancel_pid == pid && c->cancel_key == key)
+			return c;
+	return NULL;
+}
+
+static bool grow(struct proxy *p)
+{
+	uint32_t n = p->keytab_size ? p->keytab_size * 2 : 256, i;
+	size_t cap;
+	struct client **t = slab_buf_alloc(p->arena, n * sizeof(*t), &cap);
+
+	if (t == NULL)
+		return false;
+	memset(t, 0, n * sizeof(*t));
+	for (i = 0; i < p->keytab_size; i++) {
+		struct client *c = p->keytab[i], *next;
+
+		for (; c; c = next) {
+			uint32_t b = key_hash(c->cancel_pid, c->cancel_key) & (n - 1);
+
+			next = c->hnext;
+			c->hnext = t[b];
+			t[b] = c;
+		}
+	}
+	if (p->keytab)
+		slab_buf_free(p->arena, p->keytab, p->keytab_cap);
+	p->keytab = t;
+	p->keytab_cap = cap;
+	p->keytab_size = n;
+	return true;
+}
+
+void cancel_register(struct proxy *p, struct client *c)
+{
+	uint32_t b;
+
+	if (p->n_keyed >= p->keytab_size && !grow(p) && p->keytab == NULL)
+		return;
+	do {
+		c->cancel_pid = proxy_random(p) & 0x7fffffffu;
+		c->cancel_key = proxy_random(p);
+	} while (c->cancel_pid == 0 || lookup(p, c->cancel_pid, c->cancel_key));
+	b = key_hash(c->cancel_pid, c->cancel_key) & (p->keytab_size - 1);
+	c->hnext = p->keytab[b];
+	p->keytab[b] = c;
+	p->n_keyed++;
+}
+
+void cancel_unregister(struct proxy *p, struct client *c)
+{
+	struct client **pp;
+
+	if (c->cancel_pid == 0 || p->keytab == NULL)
+		return;
+	for (pp = &p->keytab[key_hash(c->cancel_pid, c->cancel_key) & (p->keytab_size - 1)]; *pp;
+			pp = &(*pp)->hnext) {
+		if (*pp == c) {
+			*pp = c->hnext;
+			p->n_keyed--;
+			break;
+		}
+	}
+	c->cancel_pid = 0;
+	c->hnext = NULL;
+}
+
+/* ---- the forwarding connection ---- */
+
+static inline struct cancel_req *req_of(struct stream *s)
+{
+	return (struct cancel_req *)(void *)((char *)s - offsetof(struct cancel_req, st));
+}
+
+static void req_close(struct cancel_req *r)
+{
+	struct proxy *p = proxy_of(&r->st);
+
+	stream_close(&r->st);
+	list_del(&r->node);
+	list_append(&p->dead_cancels, &r->node);
+}
+
+static enum stream_act req_on_header(struct stream *s, uint8_t type, uint32_t len)
+{
+	(void)type;
+	(void)len;
+	req_close(req_of(s));
+	return STREAM_CLOSED;
+}
+
+static enum stream_act req_on_message(struct stream *s, uint8_t type, const uint8_t *m,
+		uint32_t len)
+{
+	(void)s;
+	(void)type;
+	(void)m;
+	(void)len;
+	return STREAM_DROP;
+}
+
+/* Connected: send the server's own key, then hang up. */
+static void req_on_drained(struct stream *s)
+{
+	struct cancel_req *r = req_of(s);
+	uint8_t buf[16];
+	struct pkt k;
+
+	pkt_init(&k, buf, sizeof(buf));
+	proto_write_cancel(&k, r->pid, r->key);
+	stream_write(s, buf, k.len);
+	req_close(r);
+}
+
+static void req_on_error(struct stream *s, const char *reason)
+{
+	log_warning("cancel request forwarding failed: %s", reason);
+	req_close(req_of(s));
+}
+
+static const struct stream_ops req_ops = {
+	.on_header = req_on_header,
+	.on_message = req_on_message,
+	.on_drained = req_on_drained,
+	.on_error = req_on_error,
+};
+
+void cancel_forward(struct proxy *p, uint32_t pid, uint32_t key)
+{
+	struct client *c = lookup(p, pid, key);
+	struct server *s;
+	struct cancel_req *r;
+	struct db *db;
+
+	if (c == NULL || (s = c->server) == NULL || s->state != SV_ACTIVE || s->expect_rfq == 0)
+		return; /* nothing running: nothing to cancel */
+	db = s->pool->db;
+	r = slab_alloc(p->cancel_cache);
+	if (r == NULL)
+		return;
+	memset(r, 0, sizeof(*r));
+	r->pid = s->backend_pid;
+	r->key = s->backend_key;
+	if (stream_connect(&r->st, &p->sctx, (const struct sockaddr *)&db->addr, db->addrlen,
+			    &req_ops) < 0) {
+		slab_free(p->cancel_cache, r);
+		return;
+	}
+	list_append(&p->cancels, &r->node);
+}
+
+void cancel_destroy(struct proxy *p)
+{
+	if (p->keytab)
+		slab_buf_free(p->arena, p->keytab, p->keytab_cap);
+	p->keytab = NULL;
+	p->keytab_size = p->n_keyed = 0;
+}

@@ -1,0 +1,768 @@
+/* client.c -- client connections: startup, authentication, query forwarding.
+ *
+ * A client starts in startup mode (messages without a type byte), answers
+ * SSLRequest/GSSENCRequest with 'N', hands CancelRequests to cancel.c, and
+ * authenticates against the auth_file with the configured method.  Once
+ * logged in, each message either goes straight to the linked server (the
+ * hot path: on_header returns STREAM_FWD and the body is streamed) or, when
+ * no server is linked, asks its pool for one and stops until it arrives.
+ *
+ * Ownership: a client comes from proxy->client_cache at accept and goes to
+ * proxy->dead_clients at close; proxy_reap_dead() returns it to the cache.
+ * The login state (SCRAM buffers, ~4 KiB) is a separate object that exists
+ * only until authentication ends, so an idle client holds only itself.
+ */
+#include "proxy.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "proto.h"
+#include "pwd.h"
+#include "slab.h"
+
+/* Where the authentication exchange stands. */
+enum login_step {
+	LOGIN_STARTUP,
+	LOGIN_PASSWORD,   /* sent AuthenticationCleartextPassword */
+	LOGIN_MD5,        /* sent AuthenticationMD5Password */
+	LOGIN_SASL_INIT,  /* sent AuthenticationSASL */
+	LOGIN_SASL_CONT,  /* sent AuthenticationSASLContinue */
+	LOGIN_WELCOME,    /* authenticated, waiting for the pool's parameters */
+};
+
+struct client_login {
+	uint8_t step;
+	bool known_user;        /* false: a mock exchange that must fail */
+	uint8_t md5_salt[4];
+	struct db *db;
+	struct scram_server scram;
+	struct scram_secret secret;
+};
+
+static const struct stream_ops client_ops;
+
+size_t client_login_size(void)
+{
+	return sizeof(struct client_login);
+}
+
+static inline struct client *client_of(struct stream *s)
+{
+	return (struct client *)(void *)((char *)s - offsetof(struct client, st));
+}
+
+void client_addr_str(const struct client *c, char *buf, size_t len)
+{
+	if (c->family == AF_INET)
+		inet_ntop(AF_INET, c->addr, buf, (socklen_t)len);
+	else if (c->family == AF_INET6)
+		inet_ntop(AF_INET6, c->addr, buf, (socklen_t)len);
+	else
+		snprintf(buf, len, "unix");
+}
+
+void client_logid(const struct client *c, char *buf, size_t len)
+{
+	char addr[64];
+
+	client_addr_str(c, addr, sizeof(addr));
+	snprintf(buf, len, "C-%llu: %s/%s@%s:%u", (unsigned long long)c->id,
+			c->pool ? c->pool->db->name : "(nodb)", c->cred ? c->cred->name : "(nouser)",
+			addr, c->port);
+}
+
+/* ---- sending pgslab's own messages ---- */
+
+/* Build one message with <fn> straight into the client's out buffer. */
+static void send_error(struct client *c, bool fatal, const char *sqlstate, const char *msg)
+{
+	uint8_t *p = stream_write_reserve(&c->st, 600);
+	struct pkt k;
+
+	if (p == NULL)
+		return;
+	pkt_init(&k, p, 600);
+	proto_write_error(&k, fatal, sqlstate, "%s", msg);
+	if (pkt_ok(&k))
+		stream_write_commit(&c->st, k.len);
+}
+
+void client_error(struct client *c, const char *sqlstate, const char *fmt, ...)
+{
+	char msg[400];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	send_error(c, false, sqlstate, msg);
+}
+
+static void send_ready(struct client *c, char status)
+{
+	uint8_t buf[8];
+	struct pkt k;
+
+	pkt_init(&k, buf, sizeof(buf));
+	proto_write_ready(&k, status);
+	stream_write(&c->st, buf, k.len);
+}
+
+static void send_auth(struct client *c, uint32_t code, const void *data, size_t len)
+{
+	uint8_t *p = stream_write_reserve(&c->st, len + 16);
+	struct pkt k;
+
+	if (p == NULL)
+		return;
+	pkt_init(&k, p, len + 16);
+	proto_write_auth(&k, code, data, len);
+	stream_write_commit(&c->st, k.len);
+}
+
+/* ---- closing ---- */
+
+static void login_free(struct client *c)
+{
+	struct proxy *p = proxy_of(&c->st);
+
+	if (c->login == NULL)
+		return;
+	scram_server_clear(&c->login->scram);
+	memset(&c->login->secret, 0, sizeof(c->login->secret));
+	slab_free(p->client_login_cache, c->login);
+	c->login = NULL;
+}
+
+void client_close(struct client *c, const char *sqlstate, const char *reason)
+{
+	struct proxy *p = proxy_of(&c->st);
+	enum client_state prev;
+	char id[200];
+
+	if (c->state == CL_CLOSED)
+		return;
+	client_logid(c, id, sizeof(id));
+	if (sqlstate && reason) {
+		send_error(c, true, sqlstate, reason);
+		stream_flush(&c->st);
+	}
+	if (p->cfg->s.log_disconnections && c->state != CL_LOGIN)
+		slog_info(id, "closing because: %s (age=%llds)", reason ? reason : "client close request",
+				(long long)((proxy_now_us() - c->connect_us) / 1000000));
+	else if (sqlstate && p->cfg->s.log_pooler_errors)
+		slog_warning(id, "pooler error: %s", reason);
+	login_free(c);
+	cancel_unregister(p, c);
+	prev = c->state;
+	c->state = CL_CLOSED;
+	if (c->server)
+		pool_release(c->server);
+	if (c->pool && prev != CL_LOGIN)
+		pool_client_gone(c, prev);
+	else
+		list_del(&c->node);
+	if (c->vars)
+		vars_put(p, c->vars);
+	c->vars = NULL;
+	stream_close(&c->st);
+	p->n_clients--;
+	list_append(&p->dead_clients, &c->node);
+}
+
+/* ---- accept and startup ---- */
+
+void client_accept(struct proxy *p, int fd, const struct sockaddr *sa, socklen_t salen)
+{
+	struct client *c = slab_alloc(p->client_cache);
+
+	(void)salen;
+	if (c == NULL) {
+		close(fd);
+		log_error("out of memory for a new client");
+		return;
+	}
+	memset(c, 0, sizeof(*c));
+	c->id = ++p->next_id;
+	c->connect_us = c->active_us = proxy_now_us();
+	c->family = (uint8_t)sa->sa_family;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+
+		memcpy(c->addr, &in->sin_addr, 4);
+		c->port = ntohs(in->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+
+		memcpy(c->addr, &in6->sin6_addr, 16);
+		c->port = ntohs(in6->sin6_port);
+	}
+	c->state = CL_LOGIN;
+	c->txn = 'I';
+	c->vars = vars_get(p->vars.empty);
+	list_append(&p->login_clients, &c->node);
+	p->n_clients++;
+	stream_init(&c->st, &p->sctx, fd, &client_ops, STREAM_F_STARTUP);
+}
+
+static bool ignored_param(struct proxy *p, const char *name)
+{
+	return config_list_contains_nocase(p->cfg->s.ignore_startup_parameters.str, name);
+}
+
+/* The auth_type that applies to this login. */
+static enum auth_type login_method(struct proxy *p, struct client *c)
+{
+	enum auth_type t = p->cfg->s.auth_type;
+
+	if (t == AUTH_TYPE_MD5 && c->cred && c->cred->has_scram)
+		t = AUTH_TYPE_SCRAM_SHA_256; /* as PgBouncer: md5 + SCRAM secret = SCRAM */
+	if (t == AUTH_TYPE_SCRAM_SHA_256 && c->cred && !c->cred->has_scram &&
+			pwd_classify(c->cred->secret) == PWD_MD5)
+		t = AUTH_TYPE_MD5; /* an md5 secret cannot serve SCRAM */
+	return t;
+}
+
+static void start_auth(struct client *c)
+{
+	struct proxy *p = proxy_of(&c->st);
+	struct client_login *l = c->login;
+	uint32_t r;
+
+	switch (login_method(p, c)) {
+	case AUTH_TYPE_ANY:
+	case AUTH_TYPE_TRUST:
+		if (c->cred == NULL && p->cfg->s.auth_type == AUTH_TYPE_TRUST) {
+			client_close(c, SQLSTATE_INVALID_PASSWORD, "no such user");
+			return;
+		}
+		client_finish_login(c);
+		return;
+	case AUTH_TYPE_PLAIN:
+		l->step = LOGIN_PASSWORD;
+		send_auth(c, PROTO_AUTH_CLEARTEXT, NULL, 0);
+		return;
+	case AUTH_TYPE_MD5:
+		r = proxy_random(p);
+		memcpy(l->md5_salt, &r, 4);
+		l->step = LOGIN_MD5;
+		send_auth(c, PROTO_AUTH_MD5, l->md5_salt, 4);
+		return;
+	case AUTH_TYPE_SCRAM_SHA_256: {
+		static const char mech[] = SCRAM_MECHANISM "\0"; /* list ends in an empty string */
+		int rc;
+
+		l->known_user = c->cred != NULL;
+		if (c->cred && c->cred->has_scram)
+			l->secret = c->cred->scram;
+		else if (c->cred)
+			rc = scram_secret_generate(c->cred->secret, SCRAM_DEFAULT_ITERATIONS, &l->secret);
+		else
+			rc = scram_secret_mock("unknown", p->mock_key, &l->secret);
+		(void)rc;
+		l->step = LOGIN_SASL_INIT;
+		send_auth(c, PROTO_AUTH_SASL, mech, sizeof(mech));
+		return;
+	}
+	default:
+		client_close(c, SQLSTATE_INVALID_AUTH_SPEC, "auth_type not supported by pgslab yet");
+		return;
+	}
+}
+
+static enum stream_act handle_startup(struct client *c, const uint8_t *msg, uint32_t len)
+{
+	struct proxy *p = proxy_of(&c->st);
+	struct proto_startup st;
+	const char *why, *name, *value, *user = NULL, *dbname = NULL;
+	const char *unknown_pq[8];
+	int n_pq = 0;
+	size_t pos = 0;
+	char buf[256];
+
+	if (proto_parse_startup(msg, len, &st, &why) < 0) {
+		client_close(c, SQLSTATE_PROTOCOL_VIOLATION, why);
+		return STREAM_CLOSED;
+	}
+	if (st.code == PROTO_SSL_CODE || st.code == PROTO_GSSENC_CODE) {
+		stream_write(&c->st, "N", 1);
+		return STREAM_DROP;
+	}
+	if (st.code == PROTO_CANCEL_CODE) {
+		cancel_forward(p, st.cancel_pid, st.cancel_key);
+		client_close(c, NULL, NULL);
+		return STREAM_CLOSED;
+	}
+	if (p->shutdown != SHUTDOWN_NONE) {
+		client_close(c, SQLSTATE_CANNOT_CONNECT_NOW, "pgslab is shutting down");
+		return STREAM_CLOSED;
+	}
+	while (proto_startup_next(&st, &pos, &name, &value)) {
+		int idx;
+
+		if (strcmp(name, "user") == 0) {
+			user = value;
+		} else if (strcmp(name, "database") == 0) {
+			dbname = value;
+		} else if (strncmp(name, "_pq_.", 5) == 0) {
+			if (n_pq < 8)
+				unknown_pq[n_pq++] = name;
+		} else if ((idx = vars_index(&p->vars, name)) >= 0) {
+			struct varset *vs = vars_set(p, c->vars, idx, value);
+
+			vars_put(p, c->vars);
+			c->vars = vs;
+		} else if (strcmp(name, "replication") == 0) {
+			client_close(c, SQLSTATE_PROTOCOL_VIOLATION, "replication connections are not supported");
+			return STREAM_CLOSED;
+		} else if (!ignored_param(p, name)) {
+			snprintf(buf, sizeof(buf), "unsupported startup parameter: %s", name);
+			client_close(c, SQLSTATE_PROTOCOL_VIOLATION, buf);
+			return STREAM_CLOSED;
+		}
+	}
+	if (user == NULL || user[0] == 0) {
+		client_close(c, SQLSTATE_INVALID_AUTH_SPEC, "no user name specified in startup packet");
+		return STREAM_CLOSED;
+	}
+	if (dbname == NULL || dbname[0] == 0)
+		dbname = user;
+	if (strlen(user) >= NAME_MAX_LEN || strlen(dbname) >= NAME_MAX_LEN) {
+		client_close(c, SQLSTATE_PROTOCOL_VIOLATION, "user or database name too long");
+		return STREAM_CLOSED;
+	}
+	if ((st.code & 0xffff) != 0 || n_pq > 0) {
+		uint8_t nb[512];
+		struct pkt k;
+
+		pkt_init(&k, nb, sizeof(nb));
+		proto_write_negotiate_version(&k, PROTO_V3, unknown_pq, n_pq);
+		if (pkt_ok(&k))
+			stream_write(&c->st, nb, k.len);
+	}
+
+	c->login = slab_alloc(p->client_login_cache);
+	if (c->login == NULL) {
+		client_close(c, SQLSTATE_TOO_MANY_CONNECTIONS, "out of memory");
+		return STREAM_CLOSED;
+	}
+	memset(c->login, 0, offsetof(struct client_login, scram));
+	scram_server_init(&c->login->scram);
+	c->cred = proxy_find_cred(p, user, p->cfg->s.auth_type == AUTH_TYPE_ANY);
+	c->login->db = proxy_find_db(p, dbname);
+	if (c->login->db == NULL) {
+		snprintf(buf, sizeof(buf), "no such database: %s", dbname);
+		client_close(c, SQLSTATE_INVALID_CATALOG, buf);
+		return STREAM_CLOSED;
+	}
+	if (c->login->db->admin) {
+		bool adm = c->cred && config_list_contains(p->cfg->s.admin_users.str, user);
+		bool stats = c->cred && config_list_contains(p->cfg->s.stats_users.str, user);
+
+		if (!adm && !stats) {
+			client_close(c, SQLSTATE_INSUFFICIENT_PRIVILEGE,
+					"not allowed to connect to the admin console: user is in neither admin_users nor stats_users");
+			return STREAM_CLOSED;
+		}
+		c->admin = adm ? 2 : 1;
+	} else if (c->login->db->disabled) {
+		client_close(c, SQLSTATE_CANNOT_CONNECT_NOW, "database does not allow connections");
+		return STREAM_CLOSED;
+	}
+	if (p->n_clients > p->cfg->s.max_client_conn) {
+		client_close(c, SQLSTATE_TOO_MANY_CONNECTIONS, "no more connections allowed (max_client_conn)");
+		return STREAM_CLOSED;
+	}
+	stream_end_startup(&c->st);
+	start_auth(c);
+	return c->state == CL_CLOSED ? STREAM_CLOSED : STREAM_DROP;
+}
+
+static void auth_failed(struct client *c)
+{
+	char buf[160];
+
+	snprintf(buf, sizeof(buf), "password authentication failed for user \"%s\"",
+			c->cred ? c->cred->name : "?");
+	client_close(c, SQLSTATE_INVALID_PASSWORD, buf);
+}
+
+/* A plain password: check against whatever kind of secret we hold. */
+static bool check_plain(struct client *c, const char *password)
+{
+	struct cred *cr = c->cred;
+	struct scram_secret s;
+	char md5[PWD_MD5_BUF];
+
+	if (cr == NULL)
+		return false;
+	switch (pwd_classify(cr->secret)) {
+	case PWD_PLAIN:
+		return strcmp(cr->secret, password) == 0;
+	case PWD_MD5:
+		return pwd_md5_secret(cr->name, password, md5) == 0 && strcmp(md5, cr->secret) == 0;
+	case PWD_SCRAM:
+		return scram_secret_from_password(password, cr->scram.salt, cr->scram.salt_len,
+				       cr->scram.iterations, &s) == 0 &&
+		       memcmp(s.stored_key, cr->scram.stored_key, SCRAM_KEY_LEN) == 0;
+	}
+	return false;
+}
+
+static enum stream_act handle_password(struct client *c, const uint8_t *msg, uint32_t len)
+{
+	struct client_login *l = c->login;
+	struct proto_reader r;
+	char out[SCRAM_MSG_MAX];
+	size_t outlen = 0;
+	int rc;
+
+	proto_reader_init(&r, msg + PROTO_HDR_LEN, len - PROTO_HDR_LEN);
+	switch (l->step) {
+	case LOGIN_PASSWORD:
+	case LOGIN_MD5: {
+		const char *pw = proto_get_str(&r);
+
+		if (pw == NULL) {
+			client_close(c, SQLSTATE_PROTOCOL_VIOLATION, "malformed password packet");
+			return STREAM_CLOSED;
+		}
+		if (l->step == LOGIN_PASSWORD ? !check_plain(c, pw) :
+				(c->cred == NULL ||
+				 pwd_md5_check(c->cred->secret, c->cred->name, l->md5_salt, pw) != 0)) {
+			auth_failed(c);
+			return STREAM_CLOSED;
+		}
+		client_finish_login(c);
+		break;
+	}
+	case LOGIN_SASL_INIT: {
+		const char *mech = proto_get_str(&r);
+		uint32_t dlen = proto_get_u32(&r);
+		const uint8_t *data;
+
+		if (mech == NULL || strcmp(mech, SCRAM_MECHANISM) != 0) {
+			client_close(c, SQLSTATE_PROTOCOL_VIOLATION,
+					"client selected an invalid SASL authentication mechanism");
+			return STREAM_CLOSED;
+		}
+		data = proto_get_bytes(&r, dlen);
+		if (data == NULL || dlen == 0xffffffffu) {
+			client_close(c, SQLSTATE_PROTOCOL_VIOLATION, "malformed SASLInitialResponse");
+			return STREAM_CLOSED;
+		}
+		rc = scram_server_begin(&l->scram, &l->secret, (const char *)data, dlen, out,
+				sizeof(out), &outlen);
+		if (rc != 0) {
+			client_close(c, SQLSTATE_PROTOCOL_VIOLATION, scram_strerror(rc));
+			return STREAM_CLOSED;
+		}
+		l->step = LOGIN_SASL_CONT;
+		send_auth(c, PROTO_AUTH_SASL_CONTINUE, out, outlen);
+		break;
+	}
+	case LOGIN_SASL_CONT: {
+		uint8_t ck[SCRAM_KEY_LEN];
+
+		rc = scram_server_finish(&l->scram, (const char *)r.p, proto_reader_left(&r), out,
+				sizeof(out), &outlen, ck);
+		if (rc == SCRAM_E_BAD_PROOF || (rc == 0 && !l->known_user)) {
+			auth_failed(c);
+			return STREAM_CLOSED;
+		}
+		if (rc != 0) {
+			client_close(c, SQLSTATE_PROTOCOL_VIOLATION, scram_strerror(rc));
+			return STREAM_CLOSED;
+		}
+		/* SCRAM pass-through: with the verifier PostgreSQL holds, the
+		 * recovered ClientKey logs us in to the server. */
+		if (c->cred->has_scram) {
+			memcpy(c->cred->client_key, ck, SCRAM_KEY_LEN);
+			c->cred->has_client_key = true;
+		}
+		memset(ck, 0, sizeof(ck));
+		send_auth(c, PROTO_AUTH_SASL_FINAL, out, outlen);
+		client_finish_login(c);
+		break;
+	}
+	default:
+		client_close(c, SQLSTATE_PROTOCOL_VIOLATION, "unexpected password packet");
+		return STREAM_CLOSED;
+	}
+	return c->state == CL_CLOSED ? STREAM_CLOSED : STREAM_DROP;
+}
+
+/* Send AuthenticationOk, ParameterStatus (the pool's, with the client's own
+ * values for tracked parameters), BackendKeyData and ReadyForQuery. */
+static void send_welcome(struct client *c)
+{
+	struct proxy *p = proxy_of(&c->st);
+	struct pool *pool = c->pool;
+	size_t cap = 1024 + (pool ? pool->welcome_len : 0);
+	uint8_t *buf = stream_write_reserve(&c->st, cap);
+	struct pkt k;
+	int i;
+
+	if (buf == NULL)
+		return;
+	pkt_init(&k, buf, cap);
+	proto_write_auth(&k, PROTO_AUTH_OK, NULL, 0);
+	if (pool && pool->welcome) {
+		struct proto_reader r;
+
+		/* replay the server's ParameterStatus, skipping tracked names */
+		proto_reader_init(&r, pool->welcome, pool->welcome_len);
+		while (proto_reader_left(&r) >= PROTO_HDR_LEN) {
+			const uint8_t *m = r.p;
+			uint32_t l = proto_peek_u32(m + 1);
+			const char *name = (const char *)m + PROTO_HDR_LEN;
+
+			if (proto_get_bytes(&r, 1 + (size_t)l) == NULL)
+				break;
+			if (vars_index(&p->vars, name) < 0)
+				pkt_bytes(&k, m, 1 + (size_t)l);
+		}
+	} else {
+		proto_write_param_status(&k, "server_version", "15.0 (pgslab " PGSLAB_VERSION ")");
+		proto_write_param_status(&k, "server_encoding", "UTF8");
+		proto_write_param_status(&k, "integer_datetimes", "on");
+	}
+	for (i = 0; i < p->vars.n; i++) {
+		const struct istr *v = c->vars->v[i];
+
+		if (v == NULL && c->admin)
+			continue;
+		if (v)
+			proto_write_param_status(&k, p->vars.names[i], v->s);
+	}
+	proto_write_backend_key(&k, c->cancel_pid, c->cancel_key);
+	proto_write_ready(&k, 'I');
+	if (pkt_ok(&k))
+		stream_write_commit(&c->st, k.len);
+	else
+		client_close(c, SQLSTATE_INTERNAL, "welcome message too large");
+}
+
+/* Fill parameters the client did not send with the pool's defaults, so that
+ * client and server sets compare equal when nothing was asked for. */
+static void apply_defaults(struct client *c)
+{
+	struct proxy *p = proxy_of(&c->st);
+	struct varset *d = c->pool ? c->pool->defaults : NULL;
+	int i;
+
+	if (d == NULL)
+		return;
+	for (i = 0; i < p->vars.n; i++) {
+		if (c->vars->v[i] == NULL && d->v[i] != NULL) {
+			struct varset *vs = vars_set(p, c->vars, i, d->v[i]->s);
+
+			vars_put(p, c->vars);
+			c->vars = vs;
+		}
+	}
+}
+
+/* Authenticated: find the pool; welcome now or once the pool knows its
+ * server parameters. */
+void client_finish_login(struct client *c)
+{
+	struct proxy *p = proxy_of(&c->st);
+	struct db *db = c->login->db;
+	struct cred *cred = c->cred;
+	char id[200];
+
+	if (!db->admin) {
+		if (db->force_user[0])
+			cred = proxy_find_cred(p, db->force_user, true);
+		if (cred == NULL) {
+			client_close(c, SQLSTATE_INVALID_AUTH_SPEC, "no credentials for server login");
+			return;
+		}
+		c->pool = pool_get(p, db, cred);
+		if (c->pool == NULL) {
+			client_close(c, SQLSTATE_TOO_MANY_CONNECTIONS, "out of memory for pool");
+			return;
+		}
+	}
+	cancel_register(p, c);
+	list_del(&c->node);
+	db->n_clients++;
+	if (c->pool) {
+		c->pool->n_clients++;
+		c->pool->st.client_login_count++;
+	}
+	if (p->cfg->s.log_connections) {
+		client_logid(c, id, sizeof(id));
+		slog_info(id, "login attempt: db=%s user=%s", db->name, c->cred ? c->cred->name : "?");
+	}
+	if (c->pool && c->pool->welcome == NULL) {
+		/* No server has told us its parameters yet: wait for one. */
+		c->login->step = LOGIN_WELCOME;
+		c->state = CL_ACTIVE;
+		list_append(&c->pool->clients, &c->node);
+		stream_pause_read(&c->st, true);
+		if (pool_assign(c))
+			client_server_ready(c);
+		return;
+	}
+	login_free(c);
+	c->state = CL_ACTIVE;
+	if (c->pool)
+		list_append(&c->pool->clients, &c->node);
+	else
+		list_append(&p->login_clients, &c->node); /* console clients live here */
+	apply_defaults(c);
+	send_welcome(c);
+}
+
+void client_server_ready(struct client *c)
+{
+	if (c->login && c->login->step == LOGIN_WELCOME) {
+		struct server *s = c->server;
+
+		login_free(c);
+		apply_defaults(c);
+		send_welcome(c);
+		stream_pause_read(&c->st, false);
+		/* the client has asked for nothing yet */
+		if (s && c->pool->mode != POOL_MODE_SESSION)
+			pool_release(s);
+		return;
+	}
+	stream_resume(&c->st);
+}
+
+/* ---- stream callbacks ---- */
+
+static enum stream_act client_on_header(struct stream *st, uint8_t type, uint32_t len)
+{
+	struct client *c = client_of(st);
+	struct server *s = c->server;
+
+	if (c->state == CL_LOGIN) {
+		if (type == 0) {
+			if (len > PROTO_STARTUP_MAX) {
+				client_close(c, SQLSTATE_PROTOCOL_VIOLATION, "invalid length of startup packet");
+				return STREAM_CLOSED;
+			}
+			return STREAM_WANT;
+		}
+		if (type != 'p' || c->login == NULL || len > SCRAM_MSG_MAX + 64) {
+			client_close(c, SQLSTATE_PROTOCOL_VIOLATION,
+					type == 'p' ? "password packet too long" :
+						      "expected password response");
+			return STREAM_CLOSED;
+		}
+		return STREAM_WANT;
+	}
+	if (type == 'X') {
+		client_close(c, NULL, NULL);
+		return STREAM_CLOSED;
+	}
+	if (c->admin) {
+		if (len > 4096) {
+			client_close(c, SQLSTATE_PROTOCOL_VIOLATION, "admin console query too long");
+			return STREAM_CLOSED;
+		}
+		return STREAM_WANT;
+	}
+	if (s == NULL || s->state != SV_ACTIVE) {
+		if (s == NULL && !pool_assign(c))
+			return c->state == CL_CLOSED ? STREAM_CLOSED : STREAM_STOP;
+		s = c->server;
+		if (s == NULL || s->state != SV_ACTIVE)
+			return c->state == CL_CLOSED ? STREAM_CLOSED : STREAM_STOP;
+	}
+	/* the hot path: count what the server will answer, then stream it */
+	switch (type) {
+	case 'Q':
+	case 'F':
+		c->query_start_us = s->query_start_us = proxy_now_us();
+		if (c->txn == 'I')
+			c->xact_start_us = c->query_start_us;
+		s->expect_rfq++;
+		break;
+	case 'S':
+		if (s->expect_rfq == 0) {
+			c->query_start_us = s->query_start_us = proxy_now_us();
+			if (c->txn == 'I')
+				c->xact_start_us = c->query_start_us;
+		}
+		s->expect_rfq++;
+		break;
+	}
+	c->pool->st.bytes_recv += (uint64_t)len + 1;
+	return STREAM_FWD;
+}
+
+static enum stream_act admin_message(struct client *c, uint8_t type, const uint8_t *msg,
+		uint32_t len)
+{
+	char sql[4096];
+	size_t n = len - PROTO_HDR_LEN;
+
+	if (type == 'S') {
+		send_ready(c, 'I');
+		return STREAM_DROP;
+	}
+	if (type != 'Q') {
+		if (type == 'P' || type == 'B' || type == 'E' || type == 'D')
+			client_error(c, SQLSTATE_FEATURE_NOT_SUPPORTED,
+					"extended query protocol not supported by admin console");
+		return STREAM_DROP;
+	}
+	if (n == 0 || msg[len - 1] != 0 || n > sizeof(sql)) {
+		client_close(c, SQLSTATE_PROTOCOL_VIOLATION, "malformed query message");
+		return STREAM_CLOSED;
+	}
+	memcpy(sql, msg + PROTO_HDR_LEN, n);
+	admin_query(c, sql);
+	if (c->state == CL_CLOSED)
+		return STREAM_CLOSED;
+	send_ready(c, 'I');
+	return STREAM_DROP;
+}
+
+static enum stream_act client_on_message(struct stream *st, uint8_t type, const uint8_t *msg,
+		uint32_t len)
+{
+	struct client *c = client_of(st);
+
+	if (c->state == CL_LOGIN)
+		return type == 0 ? handle_startup(c, msg, len) : handle_password(c, msg, len);
+	if (c->admin)
+		return admin_message(c, type, msg, len);
+	return STREAM_FWD;
+}
+
+static void client_on_drained(struct stream *st)
+{
+	(void)st;
+}
+
+static void client_on_error(struct stream *st, const char *reason)
+{
+	struct client *c = client_of(st);
+
+	if (strcmp(reason, "invalid message length") == 0 ||
+			strcmp(reason, "message too large to process") == 0)
+		client_close(c, SQLSTATE_PROTOCOL_VIOLATION, reason);
+	else
+		client_close(c, NULL, reason);
+}
+
+static const struct stream_ops client_ops = {
+	.on_header = client_on_header,
+	.on_message = client_on_message,
+	.on_drained = client_on_drained,
+	.on_error = client_on_error,
+};

@@ -1,0 +1,474 @@
+/* pool.c -- pools of server connections: assignment, release, limits, timeouts.
+ *
+ * Theory.  A pool is a (database, server-login user) pair.  A client that
+ * needs a server takes the most recently used idle one (a hit) or queues on
+ * pool->waiting (a miss), first come first served; a server that becomes
+ * free goes to the oldest waiter before it goes idle.  Unlike PgBouncer, a
+ * pool opens as many connections in parallel as it has waiters and free
+ * capacity, so a cold start of N clients costs a few connect latencies.
+ *
+ * Capacity: pool->n_servers <= pool size (+ reserve_pool_size once a client
+ * has waited reserve_pool_timeout), db->n_servers <= max_db_connections.
+ *
+ * Timeouts are enforced by pool_janitor() a few times a second, walking only
+ * list heads or tails ordered by time where it can (waiting clients oldest
+ * first, idle servers newest first).
+ */
+#include "proxy.h"
+
+#include <string.h>
+
+#include "log.h"
+#include "proto.h"
+#include "slab.h"
+
+static int64_t setting_or(int64_t v, int64_t dflt)
+{
+	return v >= 0 ? v : dflt;
+}
+
+int pool_effective_size(const struct pool *pool)
+{
+	const struct config *cfg = pool->proxy->cfg;
+	const struct config_user *u = config_find_user(cfg, pool->cred->name);
+
+	if (pool->db->pool_size >= 0)
+		return pool->db->pool_size;
+	if (u && u->pool_size >= 0)
+		return u->pool_size;
+	return cfg->s.default_pool_size;
+}
+
+static enum pool_mode effective_mode(struct proxy *p, struct db *db, struct cred *cred)
+{
+	const struct config_user *u = config_find_user(p->cfg, cred->name);
+
+	if (u && u->pool_mode != CONFIG_INHERIT)
+		return (enum pool_mode)u->pool_mode;
+	if (db->pool_mode != CONFIG_INHERIT)
+		return (enum pool_mode)db->pool_mode;
+	return p->cfg->s.pool_mode;
+}
+
+struct pool *pool_get(struct proxy *p, struct db *db, struct cred *cred)
+{
+	struct list *it;
+	struct pool *pool;
+
+	list_for_each(it, &p->pools) {
+		pool = list_entry(it, struct pool, node);
+		if (pool->db == db && pool->cred == cred)
+			return pool;
+	}
+	pool = slab_alloc(p->pool_cache);
+	if (pool == NULL)
+		return NULL;
+	memset(pool, 0, sizeof(*pool));
+	pool->proxy = p;
+	pool->db = db;
+	pool->cred = cred;
+	list_init(&pool->idle);
+	list_init(&pool->active);
+	list_init(&pool->login);
+	list_init(&pool->waiting);
+	list_init(&pool->clients);
+	pool->mode = effective_mode(p, db, cred);
+	list_append(&p->pools, &pool->node);
+	return pool;
+}
+
+/* ---- list bookkeeping ---- */
+
+static void server_unlist(struct server *s)
+{
+	struct pool *pool = s->pool;
+
+	list_del(&s->node);
+	switch (s->state) {
+	case SV_LOGIN:
+		pool->n_login--;
+		break;
+	case SV_IDLE:
+		pool->n_idle--;
+		break;
+	case SV_ACTIVE:
+	case SV_RESET:
+		pool->n_active--;
+		break;
+	default:
+		break;
+	}
+}
+
+static void client_move(struct client *c, enum client_state state)
+{
+	struct pool *pool = c->pool;
+
+	list_del(&c->node);
+	if (c->state == CL_WAITING)
+		pool->n_waiting--;
+	else if (c->state == CL_ACTIVE)
+		pool->n_clients--;
+	c->state = (uint8_t)state;
+	if (state == CL_WAITING) {
+		list_append(&pool->waiting, &c->node);
+		pool->n_waiting++;
+	} else {
+		list_append(&pool->clients, &c->node);
+		pool->n_clients++;
+	}
+}
+
+void pool_client_gone(struct client *c, enum client_state prev)
+{
+	struct pool *pool = c->pool;
+
+	list_del(&c->node);
+	if (prev == CL_WAITING)
+		pool->n_waiting--;
+	else if (prev == CL_ACTIVE)
+		pool->n_clients--;
+	pool->db->n_clients--;
+}
+
+/* Link <c> and idle-or-new server <s>.  True when the client may forward at
+ * once; false while a SET brings the server to the client's parameters. */
+static bool link_pair(struct client *c, struct server *s)
+{
+	struct pool *pool = c->pool;
+	char sql[2048];
+	int64_t now = proxy_now_us();
+
+	server_unlist(s);
+	s->state = SV_ACTIVE;
+	list_append(&pool->active, &s->node);
+	pool->n_active++;
+	s->client = c;
+	c->server = s;
+	s->expect_rfq = 0;
+	s->used_us = now;
+	stream_link(&c->st, &s->st);
+	pool->st.server_assignment_count++;
+	if (c->vars != s->vars &&
+			vars_sync_sql(&pool->proxy->vars, s->vars, c->vars, sql, sizeof(sql)) > 0) {
+		server_send_internal(s, sql);
+		return false;
+	}
+	return true;
+}
+
+bool pool_assign(struct client *c)
+{
+	struct pool *pool = c->pool;
+	struct proxy *p = pool->proxy;
+
+	if (!p->paused && !pool->db->paused && !list_empty(&pool->idle)) {
+		struct server *s = list_first_entry(&pool->idle, struct server, node);
+
+		pool->st.hits++;
+		return link_pair(c, s);
+	}
+	pool->st.misses++;
+	c->wait_start_us = proxy_now_us();
+	client_move(c, CL_WAITING);
+	pool_launch(pool);
+	return false;
+}
+
+/* Hand free server <s> to the oldest waiter; false when nobody waits. */
+static bool give_to_waiter(struct server *s)
+{
+	struct pool *pool = s->pool;
+	struct proxy *p = pool->proxy;
+	struct client *c;
+	int64_t now;
+
+	if (list_empty(&pool->waiting) || p->paused || pool->db->paused)
+		return false;
+	c = list_first_entry(&pool->waiting, struct client, node);
+	now = proxy_now_us();
+	pool->st.wait_time_us += (uint64_t)(now - c->wait_start_us);
+	client_move(c, CL_ACTIVE);
+	if (link_pair(c, s))
+		client_server_ready(c);
+	return true;
+}
+
+static bool too_old(const struct server *s, int64_t now)
+{
+	struct proxy *p = s->pool->proxy;
+	int64_t life = setting_or(s->pool->db->server_lifetime_us, p->cfg->s.server_lifetime_us);
+
+	return life > 0 && now - s->connect_us > life;
+}
+
+void pool_server_idle(struct server *s)
+{
+	struct pool *pool = s->pool;
+	struct proxy *p = pool->proxy;
+
+	server_unlist(s);
+	s->state = SV_IDLE;
+	s->used_us = proxy_now_us();
+	s->expect_rfq = 0;
+	list_prepend(&pool->idle, &s->node);
+	pool->n_idle++;
+	if (s->close_needed || pool->db->dead || p->shutdown == SHUTDOWN_NOW ||
+			too_old(s, s->used_us)) {
+		server_close(s, s->close_needed ? "close needed" : "server lifetime over");
+		pool_launch(pool);
+		return;
+	}
+	give_to_waiter(s);
+}
+
+void pool_release(struct server *s)
+{
+	struct client *c = s->client;
+	struct pool *pool = s->pool;
+	struct proxy *p = pool->proxy;
+	bool client_gone = c == NULL || c->state == CL_CLOSED;
+
+	if (c) {
+		c->server = NULL;
+		s->client = NULL;
+		stream_unlink(&s->st);
+	}
+	if (s->state != SV_ACTIVE || s->expect_rfq > 0 || s->txn != 'I') {
+		server_close(s, client_gone ? "client disconnected in transaction" :
+					      "unclean server");
+		pool_launch(pool);
+		return;
+	}
+	if (client_gone && (pool->mode == POOL_MODE_SESSION || p->cfg->s.server_reset_query_always) &&
+			p->cfg->s.server_reset_query[0]) {
+		server_send_internal(s, p->cfg->s.server_reset_query);
+		return;
+	}
+	pool_server_idle(s);
+}
+
+void pool_server_gone(struct server *s)
+{
+	struct pool *pool = s->pool;
+	struct proxy *p = pool->proxy;
+
+	server_unlist(s);
+	pool->n_servers--;
+	pool->db->n_servers--;
+	p->n_servers--;
+}
+
+static int capacity_left(struct pool *pool, int64_t now)
+{
+	struct proxy *p = pool->proxy;
+	struct db *db = pool->db;
+	const struct config_user *u = config_find_user(p->cfg, pool->cred->name);
+	int size = pool_effective_size(pool), left, dblimit, ulimit;
+
+	if (size == 0)
+		size = 1 << 30;
+	if (!list_empty(&pool->waiting)) {
+		struct client *c = list_first_entry(&pool->waiting, struct client, node);
+		int reserve = db->reserve_pool_size >= 0 ? db->reserve_pool_size :
+							  p->cfg->s.reserve_pool_size;
+
+		if (reserve > 0 && now - c->wait_start_us > p->cfg->s.reserve_pool_timeout_us)
+			size += reserve;
+	}
+	left = size - pool->n_servers;
+	dblimit = db->max_db_connections >= 0 ? db->max_db_connections : p->cfg->s.max_db_connections;
+	if (dblimit > 0 && dblimit - db->n_servers < left)
+		left = dblimit - db->n_servers;
+	ulimit = u && u->max_user_connections >= 0 ? u->max_user_connections :
+						     p->cfg->s.max_user_connections;
+	if (ulimit > 0) {
+		struct list *it;
+		int used = 0;
+
+		list_for_each(it, &p->pools) {
+			struct pool *q = list_entry(it, struct pool, node);
+
+			if (q->cred == pool->cred)
+				used += q->n_servers;
+		}
+		if (ulimit - used < left)
+			left = ulimit - used;
+	}
+	return left;
+}
+
+void pool_launch(struct pool *pool)
+{
+	struct proxy *p = pool->proxy;
+	int64_t now = proxy_now_us();
+	int want, left, min = pool->db->min_pool_size >= 0 ? pool->db->min_pool_size :
+							   p->cfg->s.min_pool_size;
+
+	if (p->shutdown != SHUTDOWN_NONE || p->paused || pool->db->paused || pool->db->dead ||
+			now < pool->retry_at_us)
+		return;
+	want = pool->n_waiting - pool->n_login;
+	if (pool->n_servers + (want > 0 ? want : 0) < min)
+		want = min - pool->n_servers;
+	left = capacity_left(pool, now);
+	for (; want > 0 && left > 0; want--, left--) {
+		if (server_launch(pool) == NULL) {
+			pool->retry_at_us = now + 1000000;
+			break;
+		}
+	}
+}
+
+void pool_fail_waiting(struct pool *pool, const char *sqlstate, const char *msg)
+{
+	while (!list_empty(&pool->waiting)) {
+		struct client *c = list_first_entry(&pool->waiting, struct client, node);
+
+		client_close(c, sqlstate, msg);
+	}
+}
+
+/* ---- timeouts and maintenance ---- */
+
+static void janitor_pool(struct pool *pool, int64_t now)
+{
+	struct proxy *p = pool->proxy;
+	const struct config_settings *s = &p->cfg->s;
+	const struct config_user *u = config_find_user(p->cfg, pool->cred->name);
+	int64_t qwait = setting_or(u ? u->query_wait_timeout_us : -1, s->query_wait_timeout_us);
+	int64_t qtime = setting_or(u ? u->query_timeout_us : -1, s->query_timeout_us);
+	int64_t itx = setting_or(u ? u->idle_transaction_timeout_us : -1, s->idle_transaction_timeout_us);
+	int64_t cidle = setting_or(u ? u->client_idle_timeout_us : -1, s->client_idle_timeout_us);
+	int min = pool->db->min_pool_size >= 0 ? pool->db->min_pool_size : s->min_pool_size;
+	struct list *it, *tmp;
+
+	/* waiting clients, oldest first */
+	while (qwait > 0 && !list_empty(&pool->waiting)) {
+		struct client *c = list_first_entry(&pool->waiting, struct client, node);
+
+		if (now - c->wait_start_us < qwait)
+			break;
+		client_close(c, SQLSTATE_PROTOCOL_VIOLATION, "query_wait_timeout");
+	}
+	/* connects that take too long */
+	list_for_each_safe(it, tmp, &pool->login) {
+		struct server *sv = list_entry(it, struct server, node);
+
+		if (s->server_connect_timeout_us > 0 &&
+				now - sv->connect_us > s->server_connect_timeout_us) {
+			pool->retry_at_us = now + s->server_login_retry_us;
+			server_close(sv, "server_connect_timeout");
+		}
+	}
+	/* idle servers: the oldest sit at the tail */
+	while (!list_empty(&pool->idle)) {
+		struct server *sv = list_last_entry(&pool->idle, struct server, node);
+
+		if (too_old(sv, now)) {
+			server_close(sv, "server lifetime over");
+			continue;
+		}
+		if (s->server_idle_timeout_us > 0 && now - sv->used_us > s->server_idle_timeout_us &&
+				pool->n_servers > min) {
+			server_close(sv, "server idle timeout");
+			continue;
+		}
+		break;
+	}
+	/* running queries and open transactions */
+	list_for_each_safe(it, tmp, &pool->active) {
+		struct server *sv = list_entry(it, struct server, node);
+		struct client *c = sv->client;
+
+		if (c == NULL || sv->state != SV_ACTIVE)
+			continue;
+		if (qtime > 0 && sv->expect_rfq > 0 && now - sv->query_start_us > qtime) {
+			client_close(c, SQLSTATE_QUERY_CANCELED, "query timeout");
+		} else if (itx > 0 && sv->expect_rfq == 0 && sv->txn != 'I' &&
+				now - c->active_us > itx) {
+			client_close(c, SQLSTATE_IDLE_IN_TXN_TIMEOUT, "idle transaction timeout");
+		}
+	}
+	if (cidle > 0) {
+		list_for_each_safe(it, tmp, &pool->clients) {
+			struct client *c = list_entry(it, struct client, node);
+
+			if (c->server == NULL && now - c->active_us > cidle)
+				client_close(c, SQLSTATE_IDLE_SESSION_TIMEOUT, "client_idle_timeout");
+		}
+	}
+	if (pool->n_waiting > 0 || pool->n_servers < min)
+		pool_launch(pool);
+}
+
+void pool_janitor(struct proxy *p)
+{
+	int64_t now = proxy_now_us();
+	int64_t login_to = p->cfg->s.client_login_timeout_us;
+	struct list *it, *tmp;
+
+	list_for_each_safe(it, tmp, &p->pools)
+		janitor_pool(list_entry(it, struct pool, node), now);
+	list_for_each_safe(it, tmp, &p->login_clients) {
+		struct client *c = list_entry(it, struct client, node);
+
+		if (c->state != CL_LOGIN)
+			continue;
+		if (login_to > 0 && now - c->connect_us > login_to)
+			client_close(c, SQLSTATE_PROTOCOL_VIOLATION, "client_login_timeout");
+	}
+	pool_destroy_unused(p);
+}
+
+void pool_destroy_unused(struct proxy *p)
+{
+	struct list *it, *tmp;
+
+	list_for_each_safe(it, tmp, &p->pools) {
+		struct pool *pool = list_entry(it, struct pool, node);
+
+		if (!pool->db->dead || pool->n_servers || pool->n_clients || pool->n_waiting)
+			continue;
+		list_del(&pool->node);
+		if (pool->welcome)
+			slab_buf_free(p->arena, pool->welcome, pool->welcome_cap);
+		vars_put(p, pool->defaults);
+		slab_free(p->pool_cache, pool);
+	}
+}
+
+void pool_stats_period(struct proxy *p)
+{
+	double secs = (double)p->cfg->s.stats_period_us / 1e6;
+	struct list *it;
+
+	if (secs <= 0)
+		secs = 60;
+	list_for_each(it, &p->pools) {
+		struct pool *pool = list_entry(it, struct pool, node);
+		struct pool_stats *a = &pool->avg, *cur = &pool->st, *old = &pool->st_prev;
+		uint64_t dx = cur->xact_count - old->xact_count, dq = cur->query_count - old->query_count;
+		uint64_t dw = cur->server_assignment_count - old->server_assignment_count;
+
+		a->xact_count = (uint64_t)((double)dx / secs);
+		a->query_count = (uint64_t)((double)dq / secs);
+		a->server_assignment_count = (uint64_t)((double)dw / secs);
+		a->bytes_recv = (uint64_t)((double)(cur->bytes_recv - old->bytes_recv) / secs);
+		a->bytes_sent = (uint64_t)((double)(cur->bytes_sent - old->bytes_sent) / secs);
+		a->xact_time_us = dx ? (cur->xact_time_us - old->xact_time_us) / dx : 0;
+		a->query_time_us = dq ? (cur->query_time_us - old->query_time_us) / dq : 0;
+		a->wait_time_us = dw ? (cur->wait_time_us - old->wait_time_us) / dw : 0;
+		a->client_login_count =
+				(uint64_t)((double)(cur->client_login_count - old->client_login_count) / secs);
+		if (p->cfg->s.log_stats)
+			log_stats("stats: %s/%s %llu xacts/s, %llu queries/s, in %llu B/s, out %llu B/s, xact %llu us, query %llu us, wait %llu us",
+					pool->db->name, pool->cred->name,
+					(unsigned long long)a->xact_count, (unsigned long long)a->query_count,
+					(unsigned long long)a->bytes_recv, (unsigned long long)a->bytes_sent,
+					(unsigned long long)a->xact_time_us,
+					(unsigned long long)a->query_time_us,
+					(unsigned long long)a->wait_time_us);
+		*old = *cur;
+	}
+}

@@ -1,0 +1,595 @@
+/* proxy.c -- the pooler instance: caches, databases, credentials, loop, reload.
+ *
+ * Ownership: struct proxy owns its slab arena and every cache in it; the
+ * config and userlist it runs with (replaced whole on reload); the dbs, creds
+ * and pools derived from them.  Closed clients and servers are parked on
+ * dead lists and returned to their caches after the loop iteration in which
+ * they closed (see stream.c for why).
+ */
+#include "proxy.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+
+#include <openssl/rand.h>
+
+#include "log.h"
+#include "proto.h"
+#include "pwd.h"
+#include "slab.h"
+#include "userlist.h"
+
+int64_t proxy_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+uint32_t proxy_random(struct proxy *p)
+{
+	/* xorshift64*, seeded from the OS RNG at start */
+	p->rng ^= p->rng >> 12;
+	p->rng ^= p->rng << 25;
+	p->rng ^= p->rng >> 27;
+	return (uint32_t)((p->rng * 0x2545f4914f6cdd1dull) >> 32);
+}
+
+/* ---- credentials ---- */
+
+static void cred_set_secret(struct cred *cr, const char *secret)
+{
+	if (strcmp(cr->secret, secret) == 0)
+		return;
+	snprintf(cr->secret, sizeof(cr->secret), "%s", secret);
+	cr->has_scram = scram_secret_parse(cr->secret, &cr->scram) == 0;
+	cr->has_client_key = false;
+	memset(cr->client_key, 0, sizeof(cr->client_key));
+}
+
+struct cred *proxy_find_cred(struct proxy *p, const char *name, bool create)
+{
+	const struct userlist_entry *e = p->userlist ? userlist_find(p->userlist, name) : NULL;
+	struct list *it;
+	struct cred *cr;
+
+	list_for_each(it, &p->creds) {
+		cr = list_entry(it, struct cred, node);
+		if (strcmp(cr->name, name) == 0)
+			return cr;
+	}
+	if ((e == NULL && !create) || strlen(name) >= NAME_MAX_LEN)
+		return NULL;
+	cr = slab_alloc(p->cred_cache);
+	if (cr == NULL)
+		return NULL;
+	memset(cr, 0, sizeof(*cr));
+	strcpy(cr->name, name);
+	cr->secret[0] = 1; /* force cred_set_secret to parse */
+	cred_set_secret(cr, e ? e->secret : "");
+	list_append(&p->creds, &cr->node);
+	return cr;
+}
+
+/* ---- databases ---- */
+
+int proxy_resolve_db(struct db *db)
+{
+	struct addrinfo hints, *res = NULL;
+	char port[16], host[256], *comma;
+	int rc;
+
+	snprintf(host, sizeof(host), "%s", db->host);
+	comma = strchr(host, ',');
+	if (comma)
+		*comma = 0; /* several hosts: the first one (load balancing comes later) */
+	if (host[0] == 0 || host[0] == '/') {
+		struct sockaddr_un *un = (struct sockaddr_un *)&db->addr;
+		struct stat sb;
+		const char *dir = host[0] ? host :
+				(stat("/var/run/postgresql", &sb) == 0 ? "/var/run/postgresql" : "/tmp");
+
+		memset(un, 0, sizeof(*un));
+		un->sun_family = AF_UNIX;
+		if ((size_t)snprintf(un->sun_path, sizeof(un->sun_path), "%s/.s.PGSQL.%d", dir,
+				    db->port) >= sizeof(un->sun_path))
+			return -ENAMETOOLONG;
+		db->addrlen = sizeof(*un);
+		db->addr_ok = true;
+		return 0;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	snprintf(port, sizeof(port), "%d", db->port);
+	rc = getaddrinfo(host, port, &hints, &res);
+	if (rc != 0 || res == NULL) {
+		log_warning("could not resolve host \"%s\": %s", host, gai_strerror(rc));
+		return -EHOSTUNREACH;
+	}
+	memcpy(&db->addr, res->ai_addr, res->ai_addrlen);
+	db->addrlen = res->ai_addrlen;
+	db->addr_ok = true;
+	freeaddrinfo(res);
+	return 0;
+}
+
+static struct db *db_new(struct proxy *p, const char *name)
+{
+	struct db *db = slab_alloc(p->db_cache);
+
+	if (db == NULL)
+		return NULL;
+	memset(db, 0, sizeof(*db));
+	snprintf(db->name, sizeof(db->name), "%s", name);
+	db->pool_size = db->min_pool_size = db->reserve_pool_size = db->max_db_connections = -1;
+	db->pool_mode = CONFIG_INHERIT;
+	db->server_lifetime_us = -1;
+	list_append(&p->dbs, &db->node);
+	return db;
+}
+
+static void db_close_servers(struct proxy *p, struct db *db)
+{
+	struct list *it;
+
+	list_for_each(it, &p->pools) {
+		struct pool *pool = list_entry(it, struct pool, node);
+		struct list *s;
+
+		if (pool->db != db)
+			continue;
+		list_for_each(s, &pool->idle)
+			list_entry(s, struct server, node)->close_needed = true;
+		list_for_each(s, &pool->active)
+			list_entry(s, struct server, node)->close_needed = true;
+		list_for_each(s, &pool->login)
+			list_entry(s, struct server, node)->close_needed = true;
+	}
+}
+
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+	snprintf(dst, cap, "%s", src ? src : "");
+}
+
+#define COPY(dst, src) copy_str((dst), sizeof(dst), (src))
+
+/* Bring <db> in line with config entry <e> (<name> for the "*" entry). */
+static void db_apply(struct proxy *p, struct db *db, const struct config_db *e, const char *name)
+{
+	char dbname[NAME_MAX_LEN], host[256], user[NAME_MAX_LEN];
+	bool moved;
+
+	COPY(dbname, e->dbname ? e->dbname : name);
+	COPY(host, e->host);
+	COPY(user, e->user);
+	moved = strcmp(dbname, db->dbname) || strcmp(host, db->host) || e->port != db->port ||
+		strcmp(user, db->force_user);
+	if (moved && db->n_servers)
+		db_close_servers(p, db);
+	if (moved)
+		db->addr_ok = false;
+	COPY(db->dbname, dbname);
+	COPY(db->host, host);
+	COPY(db->force_user, user);
+	COPY(db->password, e->password);
+	COPY(db->connect_query, e->connect_query);
+	db->port = e->port;
+	db->pool_size = e->pool_size;
+	db->min_pool_size = e->min_pool_size;
+	db->reserve_pool_size = e->reserve_pool_size;
+	db->max_db_connections = e->max_db_connections;
+	db->pool_mode = e->pool_mode;
+	db->server_lifetime_us = e->server_lifetime_us;
+	db->dead = false;
+}
+
+struct db *proxy_find_db(struct proxy *p, const char *name)
+{
+	struct list *it;
+	struct db *db;
+
+	list_for_each(it, &p->dbs) {
+		db = list_entry(it, struct db, node);
+		if (strcmp(db->name, name) == 0)
+			return db->dead && !db->admin ? NULL : db;
+	}
+	if (p->cfg->fallback_db == NULL)
+		return NULL;
+	db = db_new(p, name);
+	if (db)
+		db_apply(p, db, p->cfg->fallback_db, name);
+	return db;
+}
+
+bool admin_is_console(const char *dbname)
+{
+	return strcmp(dbname, "pgslab") == 0 || strcmp(dbname, "pgbouncer") == 0;
+}
+
+/* ---- config ---- */
+
+static void apply_dbs(struct proxy *p)
+{
+	struct list *it;
+	int i;
+
+	list_for_each(it, &p->dbs) {
+		struct db *db = list_entry(it, struct db, node);
+
+		if (!db->admin)
+			db->dead = true;
+	}
+	for (i = 0; i < p->cfg->n_dbs; i++) {
+		const struct config_db *e = &p->cfg->dbs[i];
+		struct db *db = NULL;
+
+		if (admin_is_console(e->name))
+			continue;
+		list_for_each(it, &p->dbs) {
+			struct db *d = list_entry(it, struct db, node);
+
+			if (strcmp(d->name, e->name) == 0) {
+				db = d;
+				break;
+			}
+		}
+		if (db == NULL)
+			db = db_new(p, e->name);
+		if (db)
+			db_apply(p, db, e, e->name);
+	}
+	/* auto-databases from "*" stay while the fallback exists */
+	if (p->cfg->fallback_db) {
+		list_for_each(it, &p->dbs) {
+			struct db *db = list_entry(it, struct db, node);
+
+			if (db->dead && !db->admin)
+				db_apply(p, db, p->cfg->fallback_db, db->name);
+		}
+	}
+	list_for_each(it, &p->dbs) {
+		struct db *db = list_entry(it, struct db, node);
+
+		if (db->dead)
+			db_close_servers(p, db);
+	}
+	list_for_each(it, &p->pools) {
+		struct pool *pool = list_entry(it, struct pool, node);
+		const struct config_user *u = config_find_user(p->cfg, pool->cred->name);
+
+		if (u && u->pool_mode != CONFIG_INHERIT)
+			pool->mode = (enum pool_mode)u->pool_mode;
+		else if (pool->db->pool_mode != CONFIG_INHERIT)
+			pool->mode = (enum pool_mode)pool->db->pool_mode;
+		else
+			pool->mode = p->cfg->s.pool_mode;
+	}
+}
+
+static void apply_creds(struct proxy *p)
+{
+	struct list *it;
+
+	list_for_each(it, &p->creds) {
+		struct cred *cr = list_entry(it, struct cred, node);
+		const struct userlist_entry *e = p->userlist ? userlist_find(p->userlist, cr->name) : NULL;
+
+		cred_set_secret(cr, e ? e->secret : "");
+	}
+}
+
+static struct userlist *load_userlist(struct config *cfg, char *err, size_t errlen)
+{
+	if (cfg->s.auth_file[0] == 0)
+		return NULL;
+	return userlist_load(cfg->s.auth_file, err, errlen);
+}
+
+int proxy_apply_config(struct proxy *p, struct config *cfg, char *err, size_t errlen)
+{
+	struct userlist *ul = NULL;
+	int i;
+
+	if (cfg->s.auth_file[0]) {
+		ul = load_userlist(cfg, err, errlen);
+		if (ul == NULL)
+			return -EINVAL;
+	}
+	for (i = 0; i < cfg->n_warnings; i++)
+		if (!cfg->warnings[i].is_default)
+			log_warning("%s", cfg->warnings[i].msg);
+	if (p->userlist)
+		userlist_free(p->userlist);
+	p->userlist = ul;
+	if (p->cfg)
+		config_free(p->cfg);
+	p->cfg = cfg;
+	p->sctx.buf_size = cfg->s.pkt_buf > 0 ? (uint32_t)cfg->s.pkt_buf : 4096;
+	p->sctx.max_packet = cfg->s.max_packet_size > 0 ? (uint32_t)cfg->s.max_packet_size : 0x7fffffff;
+	p->sctx.max_whole = 1u << 20;
+	if (p->log)
+		log_set_verbose(p->log, cfg->s.verbose);
+	apply_dbs(p);
+	apply_creds(p);
+	return 0;
+}
+
+/* ---- loop ---- */
+
+static void janitor_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	pool_janitor(arg);
+}
+
+static void stats_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	pool_stats_period(arg);
+}
+
+void proxy_reload(struct proxy *p)
+{
+	char err[512];
+	struct config *cfg = config_load(p->config_path, err, sizeof(err));
+
+	if (cfg == NULL) {
+		log_error("reload failed: %s", err);
+		return;
+	}
+	if (proxy_apply_config(p, cfg, err, sizeof(err)) < 0) {
+		log_error("reload failed: %s", err);
+		config_free(cfg);
+		return;
+	}
+	log_reopen(p->log);
+	log_info("configuration reloaded");
+	/* new pool sizes may admit waiting clients right away */
+	{
+		struct list *it;
+
+		list_for_each(it, &p->pools)
+			pool_launch(list_entry(it, struct pool, node));
+	}
+}
+
+static void begin_shutdown(struct proxy *p, enum shutdown_mode mode)
+{
+	if (mode <= p->shutdown && mode != SHUTDOWN_NOW)
+		return;
+	p->shutdown = mode;
+	listener_close_all(p);
+	log_info("shutdown requested (%s)", mode == SHUTDOWN_NOW ? "immediate" :
+			mode == SHUTDOWN_WAIT_SERVERS ? "wait for servers" : "wait for clients");
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct proxy *p = arg;
+
+	(void)what;
+	switch (sig) {
+	case SIGHUP:
+		log_info("got SIGHUP, reloading config");
+		proxy_reload(p);
+		break;
+	case SIGINT:
+		begin_shutdown(p, SHUTDOWN_WAIT_SERVERS);
+		break;
+	case SIGTERM:
+		begin_shutdown(p, p->shutdown == SHUTDOWN_WAIT_CLIENTS ? SHUTDOWN_NOW :
+									SHUTDOWN_WAIT_CLIENTS);
+		break;
+	case SIGQUIT:
+		begin_shutdown(p, SHUTDOWN_NOW);
+		break;
+	}
+}
+
+int proxy_init(struct proxy *p, const char *config_path, struct config *cfg, char *err,
+		size_t errlen)
+{
+	static const int sigs[] = { SIGHUP, SIGINT, SIGTERM, SIGQUIT };
+	struct timeval tv = { 0, 333333 };
+	struct db *db;
+	size_t i;
+
+	memset(p, 0, sizeof(*p));
+	p->config_path = config_path;
+	list_init(&p->dbs);
+	list_init(&p->creds);
+	list_init(&p->pools);
+	list_init(&p->login_clients);
+	list_init(&p->listeners);
+	list_init(&p->cancels);
+	list_init(&p->dead_clients);
+	list_init(&p->dead_servers);
+	list_init(&p->dead_cancels);
+	if (RAND_bytes((unsigned char *)&p->rng, sizeof(p->rng)) != 1 ||
+			RAND_bytes(p->mock_key, sizeof(p->mock_key)) != 1) {
+		snprintf(err, errlen, "no randomness");
+		return -EIO;
+	}
+	p->rng |= 1;
+	p->start_us = proxy_now_us();
+	p->base = event_base_new();
+	p->arena = slab_arena_create(0);
+	if (p->base == NULL || p->arena == NULL) {
+		snprintf(err, errlen, "could not create the event loop or memory arena");
+		return -ENOMEM;
+	}
+	p->sctx.base = p->base;
+	p->sctx.arena = p->arena;
+	p->client_cache = slab_cache_create(p->arena, "client", sizeof(struct client), 0, NULL, NULL, NULL);
+	p->server_cache = slab_cache_create(p->arena, "server", sizeof(struct server), 0, NULL, NULL, NULL);
+	p->client_login_cache = slab_cache_create(p->arena, "client_login", client_login_size(), 0,
+			NULL, NULL, NULL);
+	p->server_login_cache = slab_cache_create(p->arena, "server_login", server_login_size(), 0,
+			NULL, NULL, NULL);
+	p->pool_cache = slab_cache_create(p->arena, "pool", sizeof(struct pool), 0, NULL, NULL, NULL);
+	p->db_cache = slab_cache_create(p->arena, "db", sizeof(struct db), 0, NULL, NULL, NULL);
+	p->cred_cache = slab_cache_create(p->arena, "credentials", sizeof(struct cred), 0, NULL, NULL, NULL);
+	p->cancel_cache = slab_cache_create(p->arena, "cancel_req", sizeof(struct cancel_req), 0, NULL,
+			NULL, NULL);
+	p->varset_cache = slab_cache_create(p->arena, "varset", sizeof(struct varset), 0, NULL, NULL, NULL);
+	if (!p->client_cache || !p->server_cache || !p->client_login_cache || !p->server_login_cache ||
+			!p->pool_cache || !p->db_cache || !p->cred_cache || !p->cancel_cache ||
+			!p->varset_cache) {
+		snprintf(err, errlen, "could not create slab caches");
+		return -ENOMEM;
+	}
+	p->cfg = NULL;
+	if (proxy_apply_config(p, cfg, err, errlen) < 0)
+		return -EINVAL;
+	vars_init(p);
+	/* the console answers to both names */
+	db = db_new(p, "pgslab");
+	if (db)
+		db->admin = true;
+	db = db_new(p, "pgbouncer");
+	if (db)
+		db->admin = true;
+	event_assign(&p->janitor_ev, p->base, -1, EV_PERSIST, janitor_cb, p);
+	event_add(&p->janitor_ev, &tv);
+	event_assign(&p->stats_ev, p->base, -1, EV_PERSIST, stats_cb, p);
+	tv.tv_sec = (time_t)(cfg->s.stats_period_us / 1000000);
+	tv.tv_usec = (suseconds_t)(cfg->s.stats_period_us % 1000000);
+	if (tv.tv_sec == 0 && tv.tv_usec == 0)
+		tv.tv_sec = 60;
+	event_add(&p->stats_ev, &tv);
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		evsignal_assign(&p->sig_ev[i], p->base, sigs[i], signal_cb, p);
+		evsignal_add(&p->sig_ev[i], NULL);
+	}
+	return 0;
+}
+
+void proxy_reap_dead(struct proxy *p)
+{
+	while (!list_empty(&p->dead_clients)) {
+		struct client *c = list_first_entry(&p->dead_clients, struct client, node);
+
+		list_del(&c->node);
+		slab_free(p->client_cache, c);
+	}
+	while (!list_empty(&p->dead_servers)) {
+		struct server *s = list_first_entry(&p->dead_servers, struct server, node);
+
+		list_del(&s->node);
+		slab_free(p->server_cache, s);
+	}
+	while (!list_empty(&p->dead_cancels)) {
+		struct cancel_req *r = list_first_entry(&p->dead_cancels, struct cancel_req, node);
+
+		list_del(&r->node);
+		slab_free(p->cancel_cache, r);
+	}
+}
+
+static bool servers_busy(struct proxy *p)
+{
+	struct list *it;
+
+	list_for_each(it, &p->pools) {
+		struct pool *pool = list_entry(it, struct pool, node);
+
+		if (pool->n_active > 0)
+			return true;
+	}
+	return false;
+}
+
+void proxy_run(struct proxy *p)
+{
+	for (;;) {
+		event_base_loop(p->base, EVLOOP_ONCE);
+		proxy_reap_dead(p);
+		log_poll(p->log);
+		if (p->shutdown == SHUTDOWN_NOW)
+			break;
+		if (p->shutdown == SHUTDOWN_WAIT_SERVERS && !servers_busy(p))
+			break;
+		if (p->shutdown == SHUTDOWN_WAIT_CLIENTS && p->n_clients == 0)
+			break;
+	}
+}
+
+void proxy_destroy(struct proxy *p)
+{
+	struct list *it, *tmp;
+	size_t i;
+
+	listener_close_all(p);
+	p->shutdown = SHUTDOWN_NOW;
+	list_for_each_safe(it, tmp, &p->login_clients)
+		client_close(list_entry(it, struct client, node), SQLSTATE_ADMIN_SHUTDOWN,
+				"pgslab is shutting down");
+	list_for_each_safe(it, tmp, &p->pools) {
+		struct pool *pool = list_entry(it, struct pool, node);
+
+		while (!list_empty(&pool->waiting))
+			client_close(list_first_entry(&pool->waiting, struct client, node),
+					SQLSTATE_ADMIN_SHUTDOWN, "pgslab is shutting down");
+		while (!list_empty(&pool->clients))
+			client_close(list_first_entry(&pool->clients, struct client, node),
+					SQLSTATE_ADMIN_SHUTDOWN, "pgslab is shutting down");
+		while (!list_empty(&pool->idle))
+			server_close(list_first_entry(&pool->idle, struct server, node), "shutdown");
+		while (!list_empty(&pool->active))
+			server_close(list_first_entry(&pool->active, struct server, node), "shutdown");
+		while (!list_empty(&pool->login))
+			server_close(list_first_entry(&pool->login, struct server, node), "shutdown");
+	}
+	list_for_each_safe(it, tmp, &p->cancels) {
+		struct cancel_req *r = list_entry(it, struct cancel_req, node);
+
+		stream_close(&r->st);
+		list_del(&r->node);
+		list_append(&p->dead_cancels, &r->node);
+	}
+	proxy_reap_dead(p);
+	list_for_each_safe(it, tmp, &p->dbs)
+		list_entry(it, struct db, node)->dead = true;
+	list_for_each_safe(it, tmp, &p->pools) {
+		struct pool *pool = list_entry(it, struct pool, node);
+
+		pool->n_clients = pool->n_waiting = 0;
+	}
+	pool_destroy_unused(p);
+	list_for_each_safe(it, tmp, &p->dbs) {
+		list_del(it);
+		slab_free(p->db_cache, list_entry(it, struct db, node));
+	}
+	list_for_each_safe(it, tmp, &p->creds) {
+		struct cred *cr = list_entry(it, struct cred, node);
+
+		list_del(it);
+		memset(cr, 0, sizeof(*cr));
+		slab_free(p->cred_cache, cr);
+	}
+	cancel_destroy(p);
+	vars_destroy(p);
+	event_del(&p->janitor_ev);
+	event_del(&p->stats_ev);
+	for (i = 0; i < sizeof(p->sig_ev) / sizeof(p->sig_ev[0]); i++)
+		if (event_initialized(&p->sig_ev[i]))
+			event_del(&p->sig_ev[i]);
+	if (p->userlist)
+		userlist_free(p->userlist);
+	if (p->cfg)
+		config_free(p->cfg);
+	if (p->base)
+		event_base_free(p->base);
+	p->base = NULL;
+}

@@ -1,0 +1,555 @@
+/* server.c -- backend connections: non-blocking connect, login, result forwarding.
+ *
+ * Login is ours, driven by the event loop: StartupMessage, then whatever the
+ * server asks for -- cleartext, md5 (from a plain or md5 secret) or
+ * SCRAM-SHA-256 with a password or, when only the verifier is known, with the
+ * ClientKey recovered from a client's own SCRAM proof (pass-through).
+ * ParameterStatus and BackendKeyData are kept; the first login of a pool
+ * also records the ParameterStatus set that its clients are welcomed with.
+ *
+ * While linked, the server's messages stream to the client; only
+ * ReadyForQuery and ParameterStatus are looked at whole.  ReadyForQuery with
+ * status 'I' and nothing more owed ends the transaction: in transaction and
+ * statement mode the server goes back to the pool once the bytes before it
+ * have reached the client's socket (on_drained).
+ */
+#include "proxy.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "proto.h"
+#include "pwd.h"
+#include "slab.h"
+
+#define SERVER_LOGIN_PARAMS 4096
+
+struct server_login {
+	bool started;
+	uint32_t params_len;
+	struct scram_client scram;
+	uint8_t params[SERVER_LOGIN_PARAMS]; /* ParameterStatus messages seen */
+};
+
+static const struct stream_ops server_ops;
+
+size_t server_login_size(void)
+{
+	return sizeof(struct server_login);
+}
+
+static inline struct server *server_of(struct stream *s)
+{
+	return (struct server *)(void *)((char *)s - offsetof(struct server, st));
+}
+
+void server_logid(const struct server *s, char *buf, size_t len)
+{
+	snprintf(buf, len, "S-%llu: %s/%s@%s:%d", (unsigned long long)s->id, s->pool->db->name,
+			s->pool->cred->name, s->pool->db->host, s->pool->db->port);
+}
+
+static void login_free(struct server *s)
+{
+	struct proxy *p = proxy_of(&s->st);
+
+	if (s->login == NULL)
+		return;
+	scram_client_clear(&s->login->scram);
+	slab_free(p->server_login_cache, s->login);
+	s->login = NULL;
+}
+
+struct server *server_launch(struct pool *pool)
+{
+	struct proxy *p = pool->proxy;
+	struct db *db = pool->db;
+	struct server *s;
+	int rc;
+
+	if (!db->addr_ok && proxy_resolve_db(db) < 0)
+		return NULL;
+	s = slab_alloc(p->server_cache);
+	if (s == NULL)
+		return NULL;
+	memset(s, 0, sizeof(*s));
+	s->login = slab_alloc(p->server_login_cache);
+	if (s->login == NULL) {
+		slab_free(p->server_cache, s);
+		return NULL;
+	}
+	s->login->started = false;
+	s->login->params_len = 0;
+	scram_client_init(&s->login->scram);
+	s->id = ++p->next_id;
+	s->pool = pool;
+	s->connect_us = s->used_us = proxy_now_us();
+	s->state = SV_LOGIN;
+	s->txn = 'I';
+	s->vars = vars_get(p->vars.empty);
+	rc = stream_connect(&s->st, &p->sctx, (const struct sockaddr *)&db->addr, db->addrlen,
+			&server_ops);
+	if (rc < 0) {
+		char id[200];
+
+		server_logid(s, id, sizeof(id));
+		slog_warning(id, "connect failed: %s", strerror(-rc));
+		login_free(s);
+		vars_put(p, s->vars);
+		slab_free(p->server_cache, s);
+		return NULL;
+	}
+	list_append(&pool->login, &s->node);
+	pool->n_login++;
+	pool->n_servers++;
+	db->n_servers++;
+	p->n_servers++;
+	return s;
+}
+
+void server_close(struct server *s, const char *reason)
+{
+	struct proxy *p = proxy_of(&s->st);
+	struct client *c = s->client;
+	char id[200];
+
+	if (s->state == SV_CLOSED)
+		return;
+	server_logid(s, id, sizeof(id));
+	if (p->cfg->s.log_disconnections)
+		slog_info(id, "closing because: %s (age=%llds)", reason,
+				(long long)((proxy_now_us() - s->connect_us) / 1000000));
+	if (c) {
+		c->server = NULL;
+		s->client = NULL;
+	}
+	login_free(s);
+	pool_server_gone(s);
+	vars_put(p, s->vars);
+	s->vars = NULL;
+	s->state = SV_CLOSED;
+	stream_close(&s->st);
+	list_append(&p->dead_servers, &s->node);
+	if (c)
+		client_close(c, SQLSTATE_CONNECTION_FAILURE,
+				"server closed the connection unexpectedly");
+}
+
+int server_send_internal(struct server *s, const char *sql)
+{
+	size_t n = strlen(sql) + 6;
+	uint8_t *buf = stream_write_reserve(&s->st, n);
+	struct pkt k;
+
+	if (buf == NULL)
+		return -ENOMEM;
+	pkt_init(&k, buf, n);
+	proto_write_query(&k, sql);
+	s->state = SV_RESET;
+	s->query_start_us = proxy_now_us();
+	stream_write_commit(&s->st, k.len);
+	return 0;
+}
+
+/* ---- login ---- */
+
+static void send_startup(struct server *s)
+{
+	struct pool *pool = s->pool;
+	uint8_t buf[512];
+	struct pkt k;
+
+	pkt_init(&k, buf, sizeof(buf));
+	pkt_begin(&k, 0);
+	pkt_u32(&k, PROTO_V3);
+	pkt_str(&k, "user");
+	pkt_str(&k, pool->cred->name);
+	pkt_str(&k, "database");
+	pkt_str(&k, pool->db->dbname);
+	pkt_u8(&k, 0);
+	pkt_end(&k);
+	s->login->started = true;
+	stream_write(&s->st, buf, k.len);
+}
+
+static void send_password_msg(struct server *s, const void *data, size_t len)
+{
+	uint8_t *buf = stream_write_reserve(&s->st, len + 8);
+	struct pkt k;
+
+	if (buf == NULL)
+		return;
+	pkt_init(&k, buf, len + 8);
+	pkt_begin(&k, 'p');
+	pkt_bytes(&k, data, len);
+	pkt_end(&k);
+	stream_write_commit(&s->st, k.len);
+}
+
+/* The secret servers log in with: the db entry's password, else the
+ * auth_file's. */
+static const char *login_secret(const struct server *s)
+{
+	return s->pool->db->password[0] ? s->pool->db->password : s->pool->cred->secret;
+}
+
+static void login_failed(struct server *s, const char *sqlstate, const char *msg)
+{
+	struct proxy *p = proxy_of(&s->st);
+	struct pool *pool = s->pool;
+	char id[200];
+
+	server_logid(s, id, sizeof(id));
+	slog_warning(id, "login failed: %s", msg);
+	pool->st.server_login_fail++;
+	pool->retry_at_us = proxy_now_us() + p->cfg->s.server_login_retry_us;
+	server_close(s, "login failed");
+	pool_fail_waiting(pool, sqlstate, msg);
+}
+
+static bool handle_auth(struct server *s, const uint8_t *msg, uint32_t len)
+{
+	struct proto_reader r;
+	const char *secret = login_secret(s);
+	enum pwd_kind kind = pwd_classify(secret);
+	uint32_t code;
+	char out[SCRAM_MSG_MAX];
+	size_t outlen = 0;
+	int rc;
+
+	proto_reader_init(&r, msg + PROTO_HDR_LEN, len - PROTO_HDR_LEN);
+	code = proto_get_u32(&r);
+	switch (code) {
+	case PROTO_AUTH_OK:
+		return true;
+	case PROTO_AUTH_CLEARTEXT:
+		if (kind != PWD_PLAIN) {
+			login_failed(s, SQLSTATE_INVALID_PASSWORD,
+					"server asks for a cleartext password but only a hashed secret is known");
+			return false;
+		}
+		send_password_msg(s, secret, strlen(secret) + 1);
+		return true;
+	case PROTO_AUTH_MD5: {
+		const uint8_t *salt = proto_get_bytes(&r, 4);
+		char md5[PWD_MD5_BUF], resp[PWD_MD5_BUF];
+
+		if (salt == NULL || kind == PWD_SCRAM) {
+			login_failed(s, SQLSTATE_INVALID_PASSWORD,
+					"server asks for md5 but only a SCRAM secret is known");
+			return false;
+		}
+		if (kind == PWD_PLAIN)
+			pwd_md5_secret(s->pool->cred->name, secret, md5);
+		else
+			snprintf(md5, sizeof(md5), "%s", secret);
+		pwd_md5_response(md5, salt, resp);
+		send_password_msg(s, resp, strlen(resp) + 1);
+		return true;
+	}
+	case PROTO_AUTH_SASL: {
+		bool found = false;
+		const char *m;
+		uint8_t buf[SCRAM_MSG_MAX + 64];
+		struct pkt k;
+
+		while ((m = proto_get_str(&r)) != NULL && m[0])
+			if (strcmp(m, SCRAM_MECHANISM) == 0)
+				found = true;
+		if (!found) {
+			login_failed(s, SQLSTATE_INVALID_AUTH_SPEC,
+					"server offers no supported SASL mechanism");
+			return false;
+		}
+		rc = scram_client_begin(&s->login->scram, out, sizeof(out), &outlen);
+		if (rc != 0) {
+			login_failed(s, SQLSTATE_INTERNAL, scram_strerror(rc));
+			return false;
+		}
+		pkt_init(&k, buf, sizeof(buf));
+		pkt_begin(&k, 'p');
+		pkt_str(&k, SCRAM_MECHANISM);
+		pkt_u32(&k, (uint32_t)outlen);
+		pkt_bytes(&k, out, outlen);
+		pkt_end(&k);
+		stream_write(&s->st, buf, k.len);
+		return true;
+	}
+	case PROTO_AUTH_SASL_CONTINUE: {
+		struct scram_client_keys keys;
+		struct cred *cr = s->pool->cred;
+
+		memset(&keys, 0, sizeof(keys));
+		if (kind == PWD_SCRAM && !s->pool->db->password[0]) {
+			if (!cr->has_client_key) {
+				login_failed(s, SQLSTATE_INVALID_PASSWORD,
+						"SCRAM pass-through needs a client to log in with SCRAM first");
+				return false;
+			}
+			keys.secret = &cr->scram;
+			memcpy(keys.client_key, cr->client_key, SCRAM_KEY_LEN);
+		} else if (kind == PWD_PLAIN) {
+			keys.password = secret;
+		} else {
+			login_failed(s, SQLSTATE_INVALID_PASSWORD,
+					"server asks for SCRAM but only an md5 secret is known");
+			return false;
+		}
+		rc = scram_client_continue(&s->login->scram, (const char *)r.p,
+				proto_reader_left(&r), &keys, out, sizeof(out), &outlen);
+		memset(&keys, 0, sizeof(keys));
+		if (rc != 0) {
+			login_failed(s, SQLSTATE_INVALID_PASSWORD, scram_strerror(rc));
+			return false;
+		}
+		send_password_msg(s, out, outlen);
+		return true;
+	}
+	case PROTO_AUTH_SASL_FINAL:
+		rc = scram_client_finish(&s->login->scram, (const char *)r.p, proto_reader_left(&r));
+		if (rc != 0) {
+			login_failed(s, SQLSTATE_INVALID_PASSWORD, scram_strerror(rc));
+			return false;
+		}
+		return true;
+	default:
+		login_failed(s, SQLSTATE_INVALID_AUTH_SPEC, "server asks for an unsupported authentication method");
+		return false;
+	}
+}
+
+/* ParameterStatus: update the server's (and a linked client's) values. */
+static void track_param(struct server *s, const uint8_t *msg, uint32_t len)
+{
+	struct proxy *p = proxy_of(&s->st);
+	struct proto_reader r;
+	const char *name, *value;
+	struct varset *vs;
+	int idx;
+
+	proto_reader_init(&r, msg + PROTO_HDR_LEN, len - PROTO_HDR_LEN);
+	name = proto_get_str(&r);
+	value = proto_get_str(&r);
+	if (name == NULL || value == NULL || (idx = vars_index(&p->vars, name)) < 0)
+		return;
+	vs = vars_set(p, s->vars, idx, value);
+	vars_put(p, s->vars);
+	s->vars = vs;
+	if (s->client) {
+		vars_put(p, s->client->vars);
+		s->client->vars = vars_get(vs);
+	}
+}
+
+static enum stream_act login_message(struct server *s, uint8_t type, const uint8_t *msg,
+		uint32_t len)
+{
+	struct proxy *p = proxy_of(&s->st);
+	struct server_login *l = s->login;
+	struct pool *pool = s->pool;
+	struct proto_reader r;
+
+	switch (type) {
+	case 'R':
+		if (!handle_auth(s, msg, len))
+			return STREAM_CLOSED;
+		return STREAM_DROP;
+	case 'S':
+		track_param(s, msg, len);
+		if (l->params_len + len <= SERVER_LOGIN_PARAMS) {
+			memcpy(l->params + l->params_len, msg, len);
+			l->params_len += len;
+		}
+		return STREAM_DROP;
+	case 'K':
+		proto_reader_init(&r, msg + PROTO_HDR_LEN, len - PROTO_HDR_LEN);
+		s->backend_pid = proto_get_u32(&r);
+		s->backend_key = proto_get_u32(&r);
+		return STREAM_DROP;
+	case 'E': {
+		const uint8_t *body = msg + PROTO_HDR_LEN;
+		const char *m = proto_error_field(body, len - PROTO_HDR_LEN, 'M');
+		const char *code = proto_error_field(body, len - PROTO_HDR_LEN, 'C');
+
+		login_failed(s, code ? code : SQLSTATE_CONNECTION_FAILURE, m ? m : "server login failed");
+		return STREAM_CLOSED;
+	}
+	case 'Z':
+		if (pool->welcome == NULL && l->params_len > 0) {
+			size_t cap;
+
+			pool->welcome = slab_buf_alloc(p->arena, l->params_len, &cap);
+			if (pool->welcome) {
+				memcpy(pool->welcome, l->params, l->params_len);
+				pool->welcome_len = l->params_len;
+				pool->welcome_cap = (uint32_t)cap;
+				pool->defaults = vars_get(s->vars);
+			}
+		}
+		login_free(s);
+		pool->st.server_logins++;
+		list_del(&s->node);
+		pool->n_login--;
+		s->state = SV_IDLE;
+		list_prepend(&pool->idle, &s->node);
+		pool->n_idle++;
+		if (p->cfg->s.log_connections) {
+			char id[200];
+
+			server_logid(s, id, sizeof(id));
+			slog_info(id, "new connection to server");
+		}
+		if (pool->db->connect_query[0]) {
+			list_del(&s->node);
+			pool->n_idle--;
+			list_append(&pool->active, &s->node);
+			pool->n_active++;
+			server_send_internal(s, pool->db->connect_query);
+			return STREAM_DROP;
+		}
+		pool_server_idle(s);
+		return STREAM_DROP;
+	default: /* NoticeResponse, NegotiateProtocolVersion */
+		return STREAM_DROP;
+	}
+}
+
+/* ---- stream callbacks ---- */
+
+static enum stream_act server_on_header(struct stream *st, uint8_t type, uint32_t len)
+{
+	struct server *s = server_of(st);
+
+	if (s->state == SV_ACTIVE) {
+		s->pool->st.bytes_sent += (uint64_t)len + 1;
+		return (type == 'Z' || type == 'S') ? STREAM_WANT : STREAM_FWD;
+	}
+	if (len > 65536) {
+		server_close(s, "oversized message outside a query");
+		return STREAM_CLOSED;
+	}
+	return STREAM_WANT;
+}
+
+static void end_query(struct server *s, char status)
+{
+	struct pool *pool = s->pool;
+	struct client *c = s->client;
+	int64_t now = proxy_now_us();
+
+	if (s->expect_rfq > 0)
+		s->expect_rfq--;
+	pool->st.query_count++;
+	pool->st.query_time_us += (uint64_t)(now - s->query_start_us);
+	s->query_start_us = now;
+	if (status == 'I' && c->txn != 'I') {
+		pool->st.xact_count++;
+		pool->st.xact_time_us += (uint64_t)(now - c->xact_start_us);
+	} else if (status == 'I') {
+		pool->st.xact_count++;
+		pool->st.xact_time_us += (uint64_t)(now - c->query_start_us);
+	}
+	s->txn = c->txn = (uint8_t)status;
+	c->active_us = now;
+}
+
+static enum stream_act server_on_message(struct stream *st, uint8_t type, const uint8_t *msg,
+		uint32_t len)
+{
+	struct server *s = server_of(st);
+	char id[200];
+
+	switch (s->state) {
+	case SV_LOGIN:
+		return login_message(s, type, msg, len);
+	case SV_ACTIVE:
+		if (type == 'S') {
+			track_param(s, msg, len);
+		} else if (type == 'Z' && len == PROTO_HDR_LEN + 1) {
+			char status = (char)msg[PROTO_HDR_LEN];
+
+			end_query(s, status);
+			if (s->expect_rfq == 0 && s->pool->mode != POOL_MODE_SESSION) {
+				if (status == 'I') {
+					s->release_on_drain = true;
+					s->st.flags |= STREAM_F_DRAIN_CB;
+				} else if (s->pool->mode == POOL_MODE_STATEMENT) {
+					/* closing the client closes this dirty server too */
+					client_close(s->client, SQLSTATE_FEATURE_NOT_SUPPORTED,
+							"transaction blocks not allowed in statement pooling mode");
+					return STREAM_CLOSED;
+				}
+			}
+		}
+		return STREAM_FWD;
+	case SV_RESET:
+		if (type == 'S') {
+			track_param(s, msg, len);
+		} else if (type == 'E') {
+			const char *m = proto_error_field(msg + PROTO_HDR_LEN, len - PROTO_HDR_LEN, 'M');
+
+			server_logid(s, id, sizeof(id));
+			slog_warning(id, "internal query failed: %s", m ? m : "?");
+		} else if (type == 'Z') {
+			s->txn = len == PROTO_HDR_LEN + 1 ? msg[PROTO_HDR_LEN] : 'E';
+			if (s->txn != 'I') {
+				server_close(s, "internal query left a transaction open");
+				return STREAM_CLOSED;
+			}
+			if (s->client) {
+				s->state = SV_ACTIVE;
+				client_server_ready(s->client);
+			} else {
+				pool_server_idle(s);
+			}
+		}
+		return STREAM_DROP;
+	default: /* idle: nobody is listening */
+		if (type == 'E') {
+			const char *m = proto_error_field(msg + PROTO_HDR_LEN, len - PROTO_HDR_LEN, 'M');
+
+			server_logid(s, id, sizeof(id));
+			slog_info(id, "server error while idle: %s", m ? m : "?");
+		}
+		return STREAM_DROP;
+	}
+}
+
+static void server_on_drained(struct stream *st)
+{
+	struct server *s = server_of(st);
+
+	if (s->state == SV_LOGIN && !s->login->started) {
+		send_startup(s); /* connect finished */
+		return;
+	}
+	if (s->release_on_drain) {
+		s->release_on_drain = false;
+		pool_release(s);
+	}
+}
+
+static void server_on_error(struct stream *st, const char *reason)
+{
+	struct server *s = server_of(st);
+
+	if (s->state == SV_LOGIN) {
+		struct proxy *p = proxy_of(st);
+		struct pool *pool = s->pool;
+
+		pool->retry_at_us = proxy_now_us() + (p->cfg->s.server_login_retry_us < 1000000 ?
+				p->cfg->s.server_login_retry_us : 1000000);
+		pool->st.server_login_fail++;
+	}
+	server_close(s, reason);
+}
+
+static const struct stream_ops server_ops = {
+	.on_header = server_on_header,
+	.on_message = server_on_message,
+	.on_drained = server_on_drained,
+	.on_error = server_on_error,
+};
