@@ -252,7 +252,7 @@ static inline __attribute__((always_inline)) double mixed(struct bench *b, enum 
  * then all freed.  Fills out[0..3]: ns/pair (alloc + free loops only), and
  * RSS growth at peak, after draining, after give_back. */
 static inline __attribute__((always_inline)) void burst(struct bench *b, enum kind k, int mix,
-		unsigned n, double *out)
+		unsigned n, unsigned keep, double *out)
 {
 	size_t rss0 = vm_rss();
 	double t_alloc, t_free, t0;
@@ -274,6 +274,8 @@ static inline __attribute__((always_inline)) void burst(struct bench *b, enum ki
 	out[1] = (double)(vm_rss() - rss0);
 	t0 = now_ns();
 	for (i = 0; i < n; i++) {
+		if (keep && i % keep == 0)
+			continue; /* a survivor */
 		if (mix)
 			buf_free(b, k, b->ptr[i], b->cap[i]);
 		else
@@ -295,9 +297,10 @@ static inline __attribute__((always_inline)) void burst(struct bench *b, enum ki
 	{                                                                                        \
 		return mixed(b, K, fifo);                                                        \
 	}                                                                                        \
-	static void burst_##suffix(struct bench *b, int mix, unsigned n, double *out)            \
+	static void burst_##suffix(struct bench *b, int mix, unsigned n, unsigned keep,          \
+			double *out)                                                             \
 	{                                                                                        \
-		burst(b, K, mix, n, out);                                                        \
+		burst(b, K, mix, n, keep, out);                                                  \
 	}
 INSTANTIATE(K_SLAB, slab)
 INSTANTIATE(K_GLIBC, glibc)
@@ -308,7 +311,7 @@ static double (*const churn_fn[K_NR])(struct bench *, int) = {churn_slab, churn_
 		churn_mi};
 static double (*const mixed_fn[K_NR])(struct bench *, int) = {mixed_slab, mixed_glibc, mixed_je,
 		mixed_mi};
-static void (*const burst_fn[K_NR])(struct bench *, int, unsigned, double *) = {burst_slab,
+static void (*const burst_fn[K_NR])(struct bench *, int, unsigned, unsigned, double *) = {burst_slab,
 		burst_glibc, burst_je, burst_mi};
 
 static int cmp_double(const void *x, const void *y)
@@ -335,8 +338,22 @@ static double run_median(struct bench *b, double (*fn)(struct bench *, int), int
 	return median(v, RUNS);
 }
 
+struct burst_kind {
+	const char *name;
+	int mix;       /* mixed buffer sizes, else 700-byte objects */
+	unsigned n;    /* objects */
+	unsigned keep; /* every keep-th object survives the drain; 0: none */
+};
+
+static const struct burst_kind bursts[] = {
+	{"100k x 700 B", 0, BURST_OBJS, 0},
+	{"10k mixed 256 B-64 KiB", 1, BURST_MIXED, 0},
+	{"100k x 700 B, 1% survive", 0, BURST_OBJS, 100},
+};
+#define NBURST (sizeof(bursts) / sizeof(bursts[0]))
+
 /* One burst in a fresh child; 0 on success. */
-static int burst_child(struct bench *b, enum kind k, int mix, unsigned n, double *out)
+static int burst_child(struct bench *b, enum kind k, const struct burst_kind *bk, double *out)
 {
 	int fd[2], status;
 	pid_t pid;
@@ -352,7 +369,7 @@ static int burst_child(struct bench *b, enum kind k, int mix, unsigned n, double
 		double r[4];
 
 		close(fd[0]);
-		burst_fn[k](b, mix, n, r);
+		burst_fn[k](b, bk->mix, bk->n, bk->keep, r);
 		_exit(write(fd[1], r, sizeof(r)) == (ssize_t)sizeof(r) ? 0 : 1);
 	}
 	close(fd[1]);
@@ -362,13 +379,13 @@ static int burst_child(struct bench *b, enum kind k, int mix, unsigned n, double
 	return got == 4 * sizeof(double) && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
-static void burst_row(struct bench *b, enum kind k, int mix, unsigned n, double *res)
+static void burst_row(struct bench *b, enum kind k, const struct burst_kind *bk, double *res)
 {
 	double v[4][BURST_RUNS], r[4];
 	int i, j, runs = 0;
 
 	for (i = 0; i < BURST_RUNS; i++) {
-		if (burst_child(b, k, mix, n, r) != 0)
+		if (burst_child(b, k, bk, r) != 0)
 			continue;
 		for (j = 0; j < 4; j++)
 			v[j][runs] = r[j];
@@ -383,21 +400,43 @@ static double mib(double bytes)
 	return bytes / (1024.0 * 1024.0);
 }
 
-int main(void)
+/* jemalloc and mimalloc use initial-exec TLS; dlopen'ing them needs
+ * surplus static TLS, which glibc only grants when asked at startup. */
+static void reexec_with_static_tls(char **argv)
 {
-	struct bench *b = calloc(1, sizeof(*b));
+	char buf[512];
+	const char *old = getenv("GLIBC_TUNABLES");
+
+	if (getenv("BENCH_ALLOC_REEXEC"))
+		return;
+	snprintf(buf, sizeof(buf), "%s%sglibc.rtld.optional_static_tls=65536", old ? old : "",
+			old ? ":" : "");
+	setenv("GLIBC_TUNABLES", buf, 1);
+	setenv("BENCH_ALLOC_REEXEC", "1", 1);
+	execv("/proc/self/exe", argv);
+	/* exec failed: carry on; a library that cannot load is reported n/a */
+}
+
+int main(int argc, char **argv)
+{
+	struct bench *b;
 	double churn_l[K_NR], churn_f[K_NR], mixed_l[K_NR], mixed_f[K_NR];
-	double bfix[K_NR][4], bmix[K_NR][4];
-	double t_start = now_ns();
+	double res[NBURST][K_NR][4];
+	double t_start;
 	uint64_t x = 0x9E3779B97F4A7C15ull;
+	unsigned j;
 	int k, i;
 
+	(void)argc;
+	reexec_with_static_tls(argv);
+	t_start = now_ns();
+	b = calloc(1, sizeof(*b));
 	if (b == NULL || bench_load(b) != 0) {
 		fprintf(stderr, "bench_alloc: setup failed\n");
 		return 1;
 	}
 	for (i = 0; i < NSIZES; i++) {
-		/* log-uniform in [256, 65536] */
+		/* log-uniform in [256, 65536) */
 		unsigned sh;
 
 		x ^= x << 13;
@@ -409,12 +448,10 @@ int main(void)
 
 	/* bursts first, in children forked from a parent that has not yet
 	 * churned any allocator */
-	for (k = 0; k < K_NR; k++) {
-		if (!b->have[k])
-			continue;
-		burst_row(b, (enum kind)k, 0, BURST_OBJS, bfix[k]);
-		burst_row(b, (enum kind)k, 1, BURST_MIXED, bmix[k]);
-	}
+	for (j = 0; j < NBURST; j++)
+		for (k = 0; k < K_NR; k++)
+			if (b->have[k])
+				burst_row(b, (enum kind)k, &bursts[j], res[j][k]);
 	for (k = 0; k < K_NR; k++) {
 		if (!b->have[k])
 			continue;
@@ -424,29 +461,47 @@ int main(void)
 		mixed_f[k] = run_median(b, mixed_fn[k], 1);
 	}
 
-	printf("## bench-alloc: ns per alloc+free pair (median of %d runs), RSS in MiB\n\n", RUNS);
-	printf("| allocator | churn-700 LIFO | churn-700 FIFO | mixed LIFO | mixed FIFO | "
-	       "burst 100k x 700 B | peak | drained | trimmed | burst 10k mixed | peak | "
-	       "drained | trimmed |\n");
-	printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+	printf("## bench-alloc: ns per alloc+free pair, median of %d runs (batches of %d)\n\n",
+			RUNS, BATCH);
+	printf("| allocator | churn-700 LIFO | churn-700 FIFO | mixed LIFO | mixed FIFO |\n");
+	printf("|---|---:|---:|---:|---:|\n");
 	for (k = 0; k < K_NR; k++) {
 		if (!b->have[k]) {
-			printf("| %s | n/a |||||||||||| \n", kind_name[k]);
+			printf("| %s | n/a | n/a | n/a | n/a |\n", kind_name[k]);
 			continue;
 		}
-		printf("| %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | "
-		       "%.1f | %.1f |\n",
-				kind_name[k], churn_l[k], churn_f[k], mixed_l[k], mixed_f[k],
-				bfix[k][0], mib(bfix[k][1]), mib(bfix[k][2]), mib(bfix[k][3]),
-				bmix[k][0], mib(bmix[k][1]), mib(bmix[k][2]), mib(bmix[k][3]));
+		printf("| %s | %.1f | %.1f | %.1f | %.1f |\n", kind_name[k], churn_l[k], churn_f[k],
+				mixed_l[k], mixed_f[k]);
 	}
-	printf("\nslab / glibc: churn LIFO %.2f, FIFO %.2f; slab / mimalloc: churn LIFO %.2f, "
-	       "FIFO %.2f\n",
+	printf("\nslab/glibc: churn LIFO %.2f, FIFO %.2f, mixed LIFO %.2f, FIFO %.2f\n",
 			churn_l[K_SLAB] / churn_l[K_GLIBC], churn_f[K_SLAB] / churn_f[K_GLIBC],
-			b->have[K_MI] ? churn_l[K_SLAB] / churn_l[K_MI] : 0,
-			b->have[K_MI] ? churn_f[K_SLAB] / churn_f[K_MI] : 0);
-	printf("drained = after freeing everything; trimmed = after slab_arena_reap / "
-	       "malloc_trim(0) / jemalloc arena.<all>.purge / mi_collect(true).\n");
-	printf("total run time %.1f s\n", (now_ns() - t_start) / 1e9);
+			mixed_l[K_SLAB] / mixed_l[K_GLIBC], mixed_f[K_SLAB] / mixed_f[K_GLIBC]);
+	if (b->have[K_MI])
+		printf("slab/mimalloc: churn LIFO %.2f, FIFO %.2f, mixed LIFO %.2f, FIFO %.2f\n",
+				churn_l[K_SLAB] / churn_l[K_MI], churn_f[K_SLAB] / churn_f[K_MI],
+				mixed_l[K_SLAB] / mixed_l[K_MI], mixed_f[K_SLAB] / mixed_f[K_MI]);
+
+	printf("\n## bursts: one forked child per run, median of %d runs; RSS growth in MiB\n\n",
+			BURST_RUNS);
+	printf("| burst | allocator | ns/pair | peak | drained | trimmed |\n");
+	printf("|---|---|---:|---:|---:|---:|\n");
+	for (j = 0; j < NBURST; j++)
+		for (k = 0; k < K_NR; k++) {
+			if (!b->have[k]) {
+				printf("| %s | %s | n/a | | | |\n", bursts[j].name, kind_name[k]);
+				continue;
+			}
+			printf("| %s | %s | %.0f | %.1f | %.1f | %.1f |\n", bursts[j].name,
+					kind_name[k], res[j][k][0], mib(res[j][k][1]),
+					mib(res[j][k][2]), mib(res[j][k][3]));
+		}
+	printf("\nns/pair covers the alloc and free loops of the burst (first touch of each "
+	       "object's first word, so page faults, included).\n"
+	       "drained = after freeing (all but the survivors); trimmed = after "
+	       "slab_arena_reap / malloc_trim(0) / jemalloc arena.<all>.purge / "
+	       "mi_collect(true).\n");
+	printf("jemalloc %s, mimalloc %s (dlopen RTLD_LOCAL|RTLD_DEEPBIND); total run time %.1f s\n",
+			b->have[K_JE] ? "5.x malloc/free" : "n/a",
+			b->have[K_MI] ? "mi_malloc/mi_free" : "n/a", (now_ns() - t_start) / 1e9);
 	return 0;
 }

@@ -81,4 +81,9 @@ uint64_t buddy_nr_free(const struct buddy *b, unsigned order);
  * walk free top-order blocks to give them back (remove it, then peek again). */
 int64_t buddy_peek_free(const struct buddy *b, unsigned order);
 
+/* Calls <fn>(<idx>, <arg>) for each free block of exactly <order>; <fn>
+ * must not change <b>. */
+typedef void (*buddy_visit_fn)(uint64_t idx, void *arg);
+void buddy_foreach_free(const struct buddy *b, unsigned order, buddy_visit_fn fn, void *arg);
+
 #endif

@@ -10,8 +10,8 @@
 
 #include <stdint.h>
 
-#define PWD_MD5_LEN 35  /* "md5" + 32 lowercase hex digits */
-#define PWD_MD5_BUF 36  /* ... and the NUL */
+#define PWD_MD5_LEN 35 /* "md5" + 32 lowercase hex digits */
+#define PWD_MD5_BUF 36 /* ... and the NUL */
 #define PWD_MD5_SALT_LEN 4
 
 enum pwd_kind {

@@ -57,39 +57,39 @@
 #include <stdint.h>
 
 #define SCRAM_MECHANISM "SCRAM-SHA-256"
-#define SCRAM_KEY_LEN 32                /* SHA-256 output: keys, proofs, signatures */
-#define SCRAM_SALT_MAX 64               /* longest salt accepted (PostgreSQL uses 16) */
+#define SCRAM_KEY_LEN 32  /* SHA-256 output: keys, proofs, signatures */
+#define SCRAM_SALT_MAX 64 /* longest salt accepted (PostgreSQL uses 16) */
 #define SCRAM_DEFAULT_SALT_LEN 16
 #define SCRAM_DEFAULT_ITERATIONS 4096
 #define SCRAM_ITER_MIN 1
-#define SCRAM_ITER_MAX 10000000         /* a server asking more is refused */
-#define SCRAM_RAW_NONCE_LEN 18          /* random bytes in the nonces we make (24 b64 chars) */
-#define SCRAM_CLIENT_NONCE_MAX 256      /* longest client part of a nonce we accept */
-#define SCRAM_NONCE_MAX 512             /* longest combined nonce we accept */
-#define SCRAM_MSG_MAX 1024              /* longest SCRAM message accepted or produced */
+#define SCRAM_ITER_MAX 10000000	   /* a server asking more is refused */
+#define SCRAM_RAW_NONCE_LEN 18	   /* random bytes in the nonces we make (24 b64 chars) */
+#define SCRAM_CLIENT_NONCE_MAX 256 /* longest client part of a nonce we accept */
+#define SCRAM_NONCE_MAX 512	   /* longest combined nonce we accept */
+#define SCRAM_MSG_MAX 1024	   /* longest SCRAM message accepted or produced */
 #define SCRAM_AUTH_MAX (3 * SCRAM_MSG_MAX + 2)
-#define SCRAM_SECRET_STR_MAX 256        /* formatted verifier, NUL included */
-#define SCRAM_PASSWORD_MAX 1024         /* PostgreSQL's limit for SASLprep */
-#define SCRAM_USER_MAX 192              /* escaped n= value a client may send */
+#define SCRAM_SECRET_STR_MAX 256 /* formatted verifier, NUL included */
+#define SCRAM_PASSWORD_MAX 1024	 /* PostgreSQL's limit for SASLprep */
+#define SCRAM_USER_MAX 192	 /* escaped n= value a client may send */
 #define SCRAM_SERVER_ERROR_MAX 64
 
 enum scram_err {
 	SCRAM_OK = 0,
-	SCRAM_E_MALFORMED = -1001,       /* message or verifier does not parse */
-	SCRAM_E_TOOLONG = -1002,         /* input longer than the limits above */
-	SCRAM_E_NOSPACE = -1003,         /* output buffer too small */
-	SCRAM_E_CHANNEL_BINDING = -1004, /* client wants channel binding, or c= disagrees */
-	SCRAM_E_UNSUPPORTED = -1005,     /* authzid or mandatory extension requested */
-	SCRAM_E_NONCE = -1006,           /* nonce does not continue ours */
-	SCRAM_E_BAD_PROOF = -1007,       /* client proof wrong: wrong password */
+	SCRAM_E_MALFORMED = -1001,	  /* message or verifier does not parse */
+	SCRAM_E_TOOLONG = -1002,	  /* input longer than the limits above */
+	SCRAM_E_NOSPACE = -1003,	  /* output buffer too small */
+	SCRAM_E_CHANNEL_BINDING = -1004,  /* client wants channel binding, or c= disagrees */
+	SCRAM_E_UNSUPPORTED = -1005,	  /* authzid or mandatory extension requested */
+	SCRAM_E_NONCE = -1006,		  /* nonce does not continue ours */
+	SCRAM_E_BAD_PROOF = -1007,	  /* client proof wrong: wrong password */
 	SCRAM_E_SERVER_SIGNATURE = -1008, /* server signature wrong: server lacks the secret */
-	SCRAM_E_SERVER_ERROR = -1009,    /* server-final carried e=...; see server_error */
-	SCRAM_E_ITERATIONS = -1010,      /* iteration count outside [ITER_MIN, ITER_MAX] */
-	SCRAM_E_SALT = -1011,            /* salt empty or longer than SCRAM_SALT_MAX */
-	SCRAM_E_KEYS_MISMATCH = -1012,   /* pass-through keys: server salt/iterations differ */
-	SCRAM_E_STATE = -1013,           /* call out of order, or state not initialized */
-	SCRAM_E_INVALID = -1014,         /* bad argument from the caller */
-	SCRAM_E_CRYPTO = -1015,          /* OpenSSL failed (RNG, digest) */
+	SCRAM_E_SERVER_ERROR = -1009,	  /* server-final carried e=...; see server_error */
+	SCRAM_E_ITERATIONS = -1010,	  /* iteration count outside [ITER_MIN, ITER_MAX] */
+	SCRAM_E_SALT = -1011,		  /* salt empty or longer than SCRAM_SALT_MAX */
+	SCRAM_E_KEYS_MISMATCH = -1012,	  /* pass-through keys: server salt/iterations differ */
+	SCRAM_E_STATE = -1013,		  /* call out of order, or state not initialized */
+	SCRAM_E_INVALID = -1014,	  /* bad argument from the caller */
+	SCRAM_E_CRYPTO = -1015,		  /* OpenSSL failed (RNG, digest) */
 };
 
 /* A static English description of <err> (any int). */
@@ -108,8 +108,8 @@ int scram_b64_decode(const char *src, size_t len, uint8_t *dst, size_t cap);
 /* ---- SASLprep ----------------------------------------------------------- */
 
 enum scram_prep {
-	SCRAM_PREP_OK = 0,          /* SASLprep applied, same result as PostgreSQL */
-	SCRAM_PREP_RAW = 1,         /* SASLprep refuses (invalid UTF-8, prohibited, empty):
+	SCRAM_PREP_OK = 0,	    /* SASLprep applied, same result as PostgreSQL */
+	SCRAM_PREP_RAW = 1,	    /* SASLprep refuses (invalid UTF-8, prohibited, empty):
 				     * raw bytes, same as PostgreSQL */
 	SCRAM_PREP_UNSUPPORTED = 2, /* code point > U+00FF: raw bytes, may differ */
 };
@@ -143,8 +143,7 @@ int scram_secret_generate(const char *password, int iterations, struct scram_sec
 /* A verifier for a user that does not exist, so that a failing login looks
  * like a wrong password and the salt is stable per user name (no user
  * enumeration).  <key> is a per-process random secret of the caller's. */
-int scram_secret_mock(const char *user, const uint8_t key[SCRAM_KEY_LEN],
-		struct scram_secret *out);
+int scram_secret_mock(const char *user, const uint8_t key[SCRAM_KEY_LEN], struct scram_secret *out);
 /* Write the verifier string; returns its length (>= 0) or SCRAM_E_NOSPACE
  * (SCRAM_SECRET_STR_MAX always suffices) or SCRAM_E_INVALID. */
 int scram_secret_format(const struct scram_secret *sec, char *out, size_t cap);
@@ -152,15 +151,16 @@ int scram_secret_format(const struct scram_secret *sec, char *out, size_t cap);
 /* ---- server side: pgslab authenticating a client ----------------------- */
 
 struct scram_server {
-	uint32_t state;                 /* private: enum in scram.c */
-	char cbind_flag;                /* 'n' or 'y' from the client's gs2 header */
-	struct scram_secret secret;     /* copy of the verifier in use */
+	uint32_t state;		    /* private: enum in scram.c */
+	char cbind_flag;	    /* 'n' or 'y' from the gs2 header; a caller that ever
+				     * advertises SCRAM-SHA-256-PLUS must refuse 'y' */
+	struct scram_secret secret; /* copy of the verifier in use */
 	size_t nonce_len;
-	char nonce[SCRAM_NONCE_MAX + 1];        /* client nonce || server nonce */
+	char nonce[SCRAM_NONCE_MAX + 1]; /* client nonce || server nonce */
 	size_t fixed_nonce_len;
-	char fixed_nonce[SCRAM_NONCE_MAX + 1];  /* test hook, see set_nonce */
+	char fixed_nonce[SCRAM_NONCE_MAX + 1]; /* test hook, see set_nonce */
 	size_t auth_len;
-	char auth[SCRAM_AUTH_MAX];      /* AuthMessage built so far */
+	char auth[SCRAM_AUTH_MAX]; /* AuthMessage built so far */
 };
 
 /* Make <st> ready for begin (required: begin refuses an uninitialized
@@ -180,8 +180,8 @@ int scram_server_begin(struct scram_server *st, const struct scram_secret *secre
  * to <out> and the client's ClientKey to <client_key_out> (may be NULL).
  * Errors: MALFORMED, TOOLONG, CHANNEL_BINDING, NONCE, BAD_PROOF (wrong
  * password), NOSPACE, STATE, CRYPTO. */
-int scram_server_finish(struct scram_server *st, const char *client_final, size_t len,
-		char *out, size_t cap, size_t *out_len, uint8_t client_key_out[SCRAM_KEY_LEN]);
+int scram_server_finish(struct scram_server *st, const char *client_final, size_t len, char *out,
+		size_t cap, size_t *out_len, uint8_t client_key_out[SCRAM_KEY_LEN]);
 /* Wipe <st> (keys, nonces).  Call when the exchange is over. */
 void scram_server_clear(struct scram_server *st);
 
@@ -200,14 +200,14 @@ struct scram_client_keys {
 };
 
 struct scram_client {
-	uint32_t state;                 /* private: enum in scram.c */
+	uint32_t state; /* private: enum in scram.c */
 	size_t client_nonce_len;
 	char client_nonce[SCRAM_NONCE_MAX + 1];
 	size_t user_len;
-	char user[SCRAM_USER_MAX + 1];  /* escaped n= value, empty by default */
-	struct scram_secret derived;    /* salt/iterations/keys used (after continue) */
+	char user[SCRAM_USER_MAX + 1]; /* escaped n= value, empty by default */
+	struct scram_secret derived;   /* salt/iterations/keys used (after continue) */
 	uint8_t client_key[SCRAM_KEY_LEN];
-	uint8_t server_signature[SCRAM_KEY_LEN]; /* the v= we expect */
+	uint8_t server_signature[SCRAM_KEY_LEN];   /* the v= we expect */
 	char server_error[SCRAM_SERVER_ERROR_MAX]; /* e= text after SCRAM_E_SERVER_ERROR */
 	size_t auth_len;
 	char auth[SCRAM_AUTH_MAX];

@@ -331,6 +331,16 @@ int64_t buddy_peek_free(const struct buddy *b, unsigned order)
 	return b->head[order];
 }
 
+void buddy_foreach_free(const struct buddy *b, unsigned order, buddy_visit_fn fn, void *arg)
+{
+	uint32_t i;
+
+	if (order > b->max_order)
+		return;
+	for (i = b->head[order]; i != BUDDY_NIL; i = b->next[i])
+		fn(i, arg);
+}
+
 void buddy_stats_get(const struct buddy *b, struct buddy_stats *st)
 {
 	int top = buddy_largest_free_order(b);

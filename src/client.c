@@ -43,6 +43,7 @@ struct client_login {
 	bool known_user;        /* false: a mock exchange that must fail */
 	uint8_t md5_salt[4];
 	struct db *db;
+	char user[NAME_MAX_LEN];   /* as the client asked, known or not */
 	struct scram_server scram;
 	struct scram_secret secret;
 };
@@ -258,16 +259,19 @@ static void start_auth(struct client *c)
 		return;
 	case AUTH_TYPE_SCRAM_SHA_256: {
 		static const char mech[] = SCRAM_MECHANISM "\0"; /* list ends in an empty string */
-		int rc;
+		int rc = 0;
 
-		l->known_user = c->cred != NULL;
+		l->known_user = c->cred != NULL && c->cred->secret[0] != 0;
 		if (c->cred && c->cred->has_scram)
 			l->secret = c->cred->scram;
-		else if (c->cred)
+		else if (l->known_user)
 			rc = scram_secret_generate(c->cred->secret, SCRAM_DEFAULT_ITERATIONS, &l->secret);
-		else
-			rc = scram_secret_mock("unknown", p->mock_key, &l->secret);
-		(void)rc;
+		else /* a stable fake verifier: unknown names look like wrong passwords */
+			rc = scram_secret_mock(l->user, p->mock_key, &l->secret);
+		if (rc != 0) {
+			client_close(c, SQLSTATE_INVALID_AUTH_SPEC, scram_strerror(rc));
+			return;
+		}
 		l->step = LOGIN_SASL_INIT;
 		send_auth(c, PROTO_AUTH_SASL, mech, sizeof(mech));
 		return;
@@ -356,6 +360,7 @@ static enum stream_act handle_startup(struct client *c, const uint8_t *msg, uint
 	}
 	memset(c->login, 0, offsetof(struct client_login, scram));
 	scram_server_init(&c->login->scram);
+	snprintf(c->login->user, sizeof(c->login->user), "%s", user);
 	c->cred = proxy_find_cred(p, user, p->cfg->s.auth_type == AUTH_TYPE_ANY);
 	c->login->db = proxy_find_db(p, dbname);
 	if (c->login->db == NULL) {

@@ -82,8 +82,8 @@ int pwd_md5_secret(const char *user, const char *password, char out[PWD_MD5_BUF]
 	return md5_hex(password, strlen(password), user, strlen(user), out);
 }
 
-int pwd_md5_response(const char *secret_md5, const uint8_t salt[PWD_MD5_SALT_LEN],
-		char out[PWD_MD5_BUF])
+int pwd_md5_response(
+		const char *secret_md5, const uint8_t salt[PWD_MD5_SALT_LEN], char out[PWD_MD5_BUF])
 {
 	if (!secret_md5 || !salt || !out || !is_md5_secret(secret_md5))
 		return -EINVAL;

@@ -519,6 +519,7 @@ static const struct {
 	uint8_t cp;
 	const char *utf8;
 } latin1_nfkc[] = {
+		/* clang-format off */
 	{0xa8, " \xcc\x88"},        /* DIAERESIS -> SPACE + U+0308 */
 	{0xaa, "a"},                /* FEMININE ORDINAL INDICATOR */
 	{0xaf, " \xcc\x84"},        /* MACRON -> SPACE + U+0304 */
@@ -532,6 +533,7 @@ static const struct {
 	{0xbc, "1\xe2\x81\x84" "4"}, /* 1/4 -> 1 U+2044 4 */
 	{0xbd, "1\xe2\x81\x84" "2"}, /* 1/2 */
 	{0xbe, "3\xe2\x81\x84" "4"}, /* 3/4 */
+		/* clang-format on */
 };
 
 static const char *latin1_nfkc_of(uint32_t cp)
@@ -793,8 +795,8 @@ int scram_server_set_nonce(struct scram_server *st, const char *server_nonce)
 			SCRAM_NONCE_MAX - SCRAM_CLIENT_NONCE_MAX);
 }
 
-static int server_begin(struct scram_server *st, const struct scram_secret *secret,
-		const char *msg, size_t len, char *out, size_t cap, size_t *out_len)
+static int server_begin(struct scram_server *st, const struct scram_secret *secret, const char *msg,
+		size_t len, char *out, size_t cap, size_t *out_len)
 {
 	char snonce[SCRAM_NONCE_MAX + 1];
 	size_t vlen, snonce_len;
@@ -1001,8 +1003,8 @@ int scram_client_set_nonce(struct scram_client *st, const char *nonce)
 {
 	if (!st || st->state != CLI_INIT)
 		return SCRAM_E_STATE;
-	return set_fixed_nonce(st->client_nonce, &st->client_nonce_len, nonce,
-			SCRAM_CLIENT_NONCE_MAX);
+	return set_fixed_nonce(
+			st->client_nonce, &st->client_nonce_len, nonce, SCRAM_CLIENT_NONCE_MAX);
 }
 
 int scram_client_set_user(struct scram_client *st, const char *user)

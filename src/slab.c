@@ -105,6 +105,7 @@
  * give slabs back and rebuild them on every cycle. */
 #define SLAB_EMPTY_KEEP ((size_t)128 << 10)
 #define SLAB_TOP_KEEP 1      /* wholly free top blocks kept mapped */
+#define SLAB_MADV_MIN_ORDER 0 /* reap madvises every free block */
 #define SLAB_MIN_OBJS 8
 #define SLAB_MAX_OBJS 65535u
 #define SLAB_LINE 64
@@ -185,6 +186,7 @@ struct slab_arena {
 	uint32_t nclean;
 	uint32_t hi_page; /* pages below were handed to the buddy at some time */
 	uint64_t os_returns, large_allocs, large_frees;
+	unsigned walk_order; /* slab_arena_reap's walk of free blocks */
 	struct slab_cache *caches, *caches_tail;
 	struct slab_cache *buf[SLAB_NR_BUF];
 };
@@ -834,6 +836,18 @@ void slab_arena_destroy(struct slab_arena *a)
 	sys_free(a);
 }
 
+static void madvise_free_block(uint64_t pg, void *arg)
+{
+	struct slab_arena *a = arg;
+
+	sys_madvise_dontneed(page_addr(a, pg), (size_t)SLAB_PAGE_SIZE << a->walk_order);
+}
+
+/* Besides whole top blocks, drop the contents of free blocks of at least
+ * SLAB_MADV_MIN_ORDER pages: after a burst with a few survivors, no top
+ * block is wholly free, but most of the memory lies in such blocks.  They
+ * stay in the buddy (and in mapped_bytes); the kernel refills them with
+ * zero pages when touched again. */
 size_t slab_arena_reap(struct slab_arena *a)
 {
 	struct slab_cache *c;
@@ -844,6 +858,8 @@ size_t slab_arena_reap(struct slab_arena *a)
 		n += slab_cache_reap(c);
 	while ((top = buddy_peek_free(a->buddy, SLAB_TOP_ORDER)) >= 0)
 		arena_top_release(a, (uint64_t)top);
+	for (a->walk_order = SLAB_MADV_MIN_ORDER; a->walk_order < SLAB_TOP_ORDER; a->walk_order++)
+		buddy_foreach_free(a->buddy, a->walk_order, madvise_free_block, a);
 	return n;
 }
 

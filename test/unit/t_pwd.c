@@ -1,4 +1,5 @@
-/* t_pwd.c -- md5 secrets and responses against known values, PostgreSQL 15 and libpq; secret classification. */
+/* t_pwd.c -- md5 secrets and responses against known values, PostgreSQL 15 and libpq; secret
+ * classification. */
 #include "pwd.h"
 #include "tap.h"
 
@@ -8,11 +9,11 @@
 #include <libpq-fe.h>
 #include <openssl/rand.h>
 
-#define is_str(got, want, name)                                                                  \
-	do {                                                                                     \
-		const char *g_ = (got), *w_ = (want);                                            \
-		if (!ok(g_ && strcmp(g_, w_) == 0, "%s", name))                                  \
-			diag("got '%s', expected '%s'", g_ ? g_ : "(null)", w_);                 \
+#define is_str(got, want, name)                                                                    \
+	do {                                                                                       \
+		const char *g_ = (got), *w_ = (want);                                              \
+		if (!ok(g_ && strcmp(g_, w_) == 0, "%s", name))                                    \
+			diag("got '%s', expected '%s'", g_ ? g_ : "(null)", w_);                   \
 	} while (0)
 
 /* printf '%s' 'passworduser' | md5sum */
@@ -67,9 +68,11 @@ static void test_response(void)
 
 	ok(pwd_md5_response(md5_user_password, salt1, out) == 0, "md5 response computes");
 	/* python3: "md5" + md5(secret[3:] + salt).hexdigest() */
-	is_str(out, "md5a3576f1ae039b8996bc4fc2720f9c71a", "md5 response for user/password, salt 01020304");
+	is_str(out, "md5a3576f1ae039b8996bc4fc2720f9c71a",
+			"md5 response for user/password, salt 01020304");
 	pwd_md5_response(pg_md5user, salt2, out);
-	is_str(out, "md57bc516107f5d447b90303179c78a4173", "md5 response for PostgreSQL's md5user secret");
+	is_str(out, "md57bc516107f5d447b90303179c78a4173",
+			"md5 response for PostgreSQL's md5user secret");
 	is_int(pwd_md5_response("pencil", salt1, out), -EINVAL, "response: plain password refused");
 	is_int(pwd_md5_response("md54D45974E13472B5A0BE3533DE4666414", salt1, out), -EINVAL,
 			"response: upper-case hex is not an md5 secret");
@@ -116,7 +119,8 @@ static void test_check(void)
 	is_int(pwd_md5_check(pg_scram, "user", salt1, good), -EOPNOTSUPP,
 			"check: SCRAM verifier cannot check md5 (-EOPNOTSUPP)");
 	is_int(pwd_md5_check(NULL, "user", salt1, good), -EINVAL, "check: NULL stored");
-	is_int(pwd_md5_check(md5_user_password, "user", salt1, NULL), -EINVAL, "check: NULL response");
+	is_int(pwd_md5_check(md5_user_password, "user", salt1, NULL), -EINVAL,
+			"check: NULL response");
 
 	/* PostgreSQL fixture, plain and md5 stored, as a client would answer */
 	pwd_md5_response(pg_md5user, salt2, good);
@@ -131,31 +135,34 @@ static void test_classify(void)
 		const char *s;
 		enum pwd_kind k;
 	} cases[] = {
-		{"pencil", PWD_PLAIN},
-		{"", PWD_PLAIN},
-		{md5_user_password, PWD_MD5},
-		{pg_md5user, PWD_MD5},
-		{"md54d45974e13472b5a0be3533de466641", PWD_PLAIN},   /* 31 hex */
-		{"md54d45974e13472b5a0be3533de46664144", PWD_PLAIN}, /* 33 hex */
-		{"md54D45974E13472B5A0BE3533DE4666414", PWD_PLAIN},  /* upper case */
-		{"md54d45974e13472b5a0be3533de466641g", PWD_PLAIN},
-		{"MD54d45974e13472b5a0be3533de4666414", PWD_PLAIN},
-		{pg_scram, PWD_SCRAM},
-		{"SCRAM-SHA-256$4096:mMCpHhyuqSzxe3JjTq5FwA==$zo304nzBD2MgpcGojnaoCE6", PWD_PLAIN},
-		{"SCRAM-SHA-256$", PWD_PLAIN},
+			{"pencil", PWD_PLAIN},
+			{"", PWD_PLAIN},
+			{md5_user_password, PWD_MD5},
+			{pg_md5user, PWD_MD5},
+			{"md54d45974e13472b5a0be3533de466641", PWD_PLAIN},   /* 31 hex */
+			{"md54d45974e13472b5a0be3533de46664144", PWD_PLAIN}, /* 33 hex */
+			{"md54D45974E13472B5A0BE3533DE4666414", PWD_PLAIN},  /* upper case */
+			{"md54d45974e13472b5a0be3533de466641g", PWD_PLAIN},
+			{"MD54d45974e13472b5a0be3533de4666414", PWD_PLAIN},
+			{pg_scram, PWD_SCRAM},
+			{"SCRAM-SHA-256$4096:mMCpHhyuqSzxe3JjTq5FwA==$zo304nzBD2MgpcGojnaoCE6",
+					PWD_PLAIN},
+			{"SCRAM-SHA-256$", PWD_PLAIN},
 	};
 	size_t i;
 	int fails = 0;
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		if (pwd_classify(cases[i].s) != cases[i].k) {
-			diag("classify '%s': got %s", cases[i].s, pwd_kind_name(pwd_classify(cases[i].s)));
+			diag("classify '%s': got %s", cases[i].s,
+					pwd_kind_name(pwd_classify(cases[i].s)));
 			fails++;
 		}
 	}
 	ok(fails == 0, "classify %zu secrets as PostgreSQL's get_password_type does", i);
 	ok(pwd_classify(NULL) == PWD_PLAIN, "classify NULL as plain");
-	ok(strcmp(pwd_kind_name(PWD_PLAIN), "plain") == 0 && strcmp(pwd_kind_name(PWD_MD5), "md5") == 0 &&
+	ok(strcmp(pwd_kind_name(PWD_PLAIN), "plain") == 0 &&
+					strcmp(pwd_kind_name(PWD_MD5), "md5") == 0 &&
 					strcmp(pwd_kind_name(PWD_SCRAM), "scram-sha-256") == 0,
 			"kind names");
 }

@@ -1,4 +1,5 @@
-/* t_scram.c -- SCRAM-SHA-256: RFC 7677 vector, PostgreSQL 15 verifiers, round trips, pass-through, hostile input. */
+/* t_scram.c -- SCRAM-SHA-256: RFC 7677 vector, PostgreSQL 15 verifiers, round trips, pass-through,
+ * hostile input. */
 #include "scram.h"
 #include "tap.h"
 
@@ -10,11 +11,11 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
-#define is_str(got, want, name)                                                                  \
-	do {                                                                                     \
-		const char *g_ = (got), *w_ = (want);                                            \
-		if (!ok(g_ && strcmp(g_, w_) == 0, "%s", name))                                  \
-			diag("got '%s', expected '%s'", g_ ? g_ : "(null)", w_);                 \
+#define is_str(got, want, name)                                                                    \
+	do {                                                                                       \
+		const char *g_ = (got), *w_ = (want);                                              \
+		if (!ok(g_ && strcmp(g_, w_) == 0, "%s", name))                                    \
+			diag("got '%s', expected '%s'", g_ ? g_ : "(null)", w_);                   \
 	} while (0)
 
 /* RFC 7677 section 3 */
@@ -22,8 +23,9 @@ static const char rfc_client_first[] = "n,,n=user,r=rOprNGfwEbeRWgbNEkqO";
 static const char rfc_server_nonce[] = "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
 static const char rfc_server_first[] = "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
 				       "s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
-static const char rfc_client_final[] = "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
-				       "p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
+static const char rfc_client_final[] =
+		"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
+		"p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
 static const char rfc_server_final[] = "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
 static const char rfc_salt_b64[] = "W22ZaJ0SNY7soEsUEjb6gQ==";
 
@@ -34,55 +36,70 @@ static const struct {
 	const char *name, *password, *verifier;
 	int prep;
 } pg_fixtures[] = {
-	{"user/pencil", "pencil",
-		"SCRAM-SHA-256$4096:mMCpHhyuqSzxe3JjTq5FwA==$zo304nzBD2MgpcGojnaoCE6mc9VOHoDYqLDz+"
-		"yvRdDE=:IoHtyy2DCZm1DC+0AlNucPVi7GF+TtZf35vcVRC5iIA=",
-		SCRAM_PREP_OK},
-	{"latin-1 letters", "p\xc3\xa4ssw\xc3\xb6rd",
-		"SCRAM-SHA-256$4096:eN6oRpAjk7BFiGPRsVkd/g==$GxmbWYcJnK4MzLHs0oZDmlUMwmL+"
-		"x8Hkg9EKsYaiOC4=:DGlrz6XW7PxsDe9kSLP5Fi3cVHR+LI38prEeqcm23YA=",
-		SCRAM_PREP_OK},
-	{"NBSP mapped to space", "a\xc2\xa0" "b",
-		"SCRAM-SHA-256$4096:ApAOJ51nBL5fiwY2AnDiSg==$p2HIlJ8q0dcOlIpd+9AGO+"
-		"E3wGD7prglnF9tVsgr4Bc=:iwIrbym7xtE3sa9bGdL7cnhP1YcBVFLYFi8gZdGtJss=",
-		SCRAM_PREP_OK},
-	{"soft hyphen mapped to nothing", "x\xc2\xadY",
-		"SCRAM-SHA-256$4096:zHKV8Tw5QYYHPlYDKuL5zA==$/L/"
-		"yo1rwO5BX9rnsZF7Wlu8lbaOmZKpJZxd1hSRVq+c=:ukF/"
-		"lqfKK9GSXTRfMLBR3yqxc3kBXKZVddByG70e308=",
-		SCRAM_PREP_OK},
-	{"NFKC of compatibility characters", "\xc2\xaa\xc2\xb2\xc2\xb5\xc2\xbc\xc2\xa8z",
-		"SCRAM-SHA-256$4096:rN08rIjrYTGq8LzAgah9ww==$HmuTi3fudsu25oQ/"
-		"tAX6ybfTTQTvzFj/ZYWVsGvifAA=:xLDv3hiUYURi/BgtiV06P8LEql0X8NBIGkCdjcOwxNY=",
-		SCRAM_PREP_OK},
-	{"U+00A0..U+00C0 and more",
-		"\xc2\xa0\xc2\xa1\xc2\xa2\xc2\xa3\xc2\xa4\xc2\xa5\xc2\xa6\xc2\xa7\xc2\xa8\xc2\xa9"
-		"\xc2\xaa\xc2\xab\xc2\xac\xc2\xad\xc2\xae\xc2\xaf\xc2\xb0\xc2\xb1\xc2\xb2\xc2\xb3"
-		"\xc2\xb4\xc2\xb5\xc2\xb6\xc2\xb7\xc2\xb8\xc2\xb9\xc2\xba\xc2\xbb\xc2\xbc\xc2\xbd"
-		"\xc2\xbe\xc2\xbf\xc3\x80\xc3\x87\xc3\x97\xc3\x9f\xc3\xa6\xc3\xb7\xc3\xbf",
-		"SCRAM-SHA-256$4096:Hf3UTIp1m/QUFy0Bvtj3Pg==$KyWg4JdvoV8PX6rVxIOpKQI2LGLOAXdHKoPVJzzCAYY="
-		":q87/L/VJdjt0YTRjoZxlVk2nFt8oVpXPFoM+eCJkH9E=",
-		SCRAM_PREP_OK},
-	{"only a soft hyphen: empty, raw", "\xc2\xad",
-		"SCRAM-SHA-256$4096:LJOJWATbTroLP7qDEBPX1A==$aGtBFOxFN1ZJAQynVrn3Y9G8t/"
-		"qmDlBR1jAVBIAfo2U=:LB4Zs74T9vOYDOoLGDDaMyDjKtCXdbX7+SAmpzzgsGU=",
-		SCRAM_PREP_RAW},
-	{"ASCII control, untouched", "ctl\x01pw",
-		"SCRAM-SHA-256$4096:ICnK71AW/o1dwHlAU4Song==$fiGEFh0KpjYypXZcm0cV3GE5XQOmlCjlSBgM/"
-		"uErqFM=:QbX5CbMvWSjplkMKSxxFydFdbLObn7mbpJCA302EbFo=",
-		SCRAM_PREP_OK},
-	{"C1 control: prohibited, raw", "\xc2\x80x\xc3\xa9",
-		"SCRAM-SHA-256$4096:8qE5AX1aROx/NleccXmVtQ==$FXyHADtcUmz5pQYsQuFzow7RkrumeGxPZBvt9XcYFyY="
-		":B74STLsPuHwfFaHPI0I4rAiFkLM4DmLiwtM5R8kmdxM=",
-		SCRAM_PREP_RAW},
+		{"user/pencil", "pencil",
+				"SCRAM-SHA-256$4096:mMCpHhyuqSzxe3JjTq5FwA==$"
+				"zo304nzBD2MgpcGojnaoCE6mc9VOHoDYqLDz+"
+				"yvRdDE=:IoHtyy2DCZm1DC+0AlNucPVi7GF+TtZf35vcVRC5iIA=",
+				SCRAM_PREP_OK},
+		{"latin-1 letters", "p\xc3\xa4ssw\xc3\xb6rd",
+				"SCRAM-SHA-256$4096:eN6oRpAjk7BFiGPRsVkd/"
+				"g==$GxmbWYcJnK4MzLHs0oZDmlUMwmL+"
+				"x8Hkg9EKsYaiOC4=:DGlrz6XW7PxsDe9kSLP5Fi3cVHR+LI38prEeqcm23YA=",
+				SCRAM_PREP_OK},
+		{"NBSP mapped to space",
+				"a\xc2\xa0"
+				"b",
+				"SCRAM-SHA-256$4096:ApAOJ51nBL5fiwY2AnDiSg==$p2HIlJ8q0dcOlIpd+9AGO+"
+				"E3wGD7prglnF9tVsgr4Bc=:"
+				"iwIrbym7xtE3sa9bGdL7cnhP1YcBVFLYFi8gZdGtJss=",
+				SCRAM_PREP_OK},
+		{"soft hyphen mapped to nothing", "x\xc2\xadY",
+				"SCRAM-SHA-256$4096:zHKV8Tw5QYYHPlYDKuL5zA==$/L/"
+				"yo1rwO5BX9rnsZF7Wlu8lbaOmZKpJZxd1hSRVq+c=:ukF/"
+				"lqfKK9GSXTRfMLBR3yqxc3kBXKZVddByG70e308=",
+				SCRAM_PREP_OK},
+		{"NFKC of compatibility characters", "\xc2\xaa\xc2\xb2\xc2\xb5\xc2\xbc\xc2\xa8z",
+				"SCRAM-SHA-256$4096:rN08rIjrYTGq8LzAgah9ww==$HmuTi3fudsu25oQ/"
+				"tAX6ybfTTQTvzFj/ZYWVsGvifAA=:xLDv3hiUYURi/"
+				"BgtiV06P8LEql0X8NBIGkCdjcOwxNY=",
+				SCRAM_PREP_OK},
+		{"U+00A0..U+00C0 and more",
+				"\xc2\xa0\xc2\xa1\xc2\xa2\xc2\xa3\xc2\xa4\xc2\xa5\xc2\xa6\xc2\xa7"
+				"\xc2\xa8\xc2\xa9"
+				"\xc2\xaa\xc2\xab\xc2\xac\xc2\xad\xc2\xae\xc2\xaf\xc2\xb0\xc2\xb1"
+				"\xc2\xb2\xc2\xb3"
+				"\xc2\xb4\xc2\xb5\xc2\xb6\xc2\xb7\xc2\xb8\xc2\xb9\xc2\xba\xc2\xbb"
+				"\xc2\xbc\xc2\xbd"
+				"\xc2\xbe\xc2\xbf\xc3\x80\xc3\x87\xc3\x97\xc3\x9f\xc3\xa6\xc3\xb7"
+				"\xc3\xbf",
+				"SCRAM-SHA-256$4096:Hf3UTIp1m/"
+				"QUFy0Bvtj3Pg==$KyWg4JdvoV8PX6rVxIOpKQI2LGLOAXdHKoPVJzzCAYY="
+				":q87/L/VJdjt0YTRjoZxlVk2nFt8oVpXPFoM+eCJkH9E=",
+				SCRAM_PREP_OK},
+		{"only a soft hyphen: empty, raw", "\xc2\xad",
+				"SCRAM-SHA-256$4096:LJOJWATbTroLP7qDEBPX1A==$"
+				"aGtBFOxFN1ZJAQynVrn3Y9G8t/"
+				"qmDlBR1jAVBIAfo2U=:LB4Zs74T9vOYDOoLGDDaMyDjKtCXdbX7+SAmpzzgsGU=",
+				SCRAM_PREP_RAW},
+		{"ASCII control, untouched", "ctl\x01pw",
+				"SCRAM-SHA-256$4096:ICnK71AW/"
+				"o1dwHlAU4Song==$fiGEFh0KpjYypXZcm0cV3GE5XQOmlCjlSBgM/"
+				"uErqFM=:QbX5CbMvWSjplkMKSxxFydFdbLObn7mbpJCA302EbFo=",
+				SCRAM_PREP_OK},
+		{"C1 control: prohibited, raw", "\xc2\x80x\xc3\xa9",
+				"SCRAM-SHA-256$4096:8qE5AX1aROx/"
+				"NleccXmVtQ==$FXyHADtcUmz5pQYsQuFzow7RkrumeGxPZBvt9XcYFyY="
+				":B74STLsPuHwfFaHPI0I4rAiFkLM4DmLiwtM5R8kmdxM=",
+				SCRAM_PREP_RAW},
 };
 
 /* U+FB01 LATIN SMALL LIGATURE FI + U+00E9: PostgreSQL NFKC-normalizes it to
  * "fi\u00e9"; we pass the bytes through (documented limitation). */
 static const char pg_lig_password[] = "\xef\xac\x81\xc3\xa9";
 static const char pg_lig_verifier[] =
-	"SCRAM-SHA-256$4096:C4BmcY/JfkRq1RSjGiAIZw==$fpvIpJLjd6qdZUwNxNFHVPWdF1ONmQOuZijVS7fjv4I="
-	":deeRZbg07xI+Pi6hx7o2bgkEvvGbpg1W+rORo1LSyHo=";
+		"SCRAM-SHA-256$4096:C4BmcY/"
+		"JfkRq1RSjGiAIZw==$fpvIpJLjd6qdZUwNxNFHVPWdF1ONmQOuZijVS7fjv4I="
+		":deeRZbg07xI+Pi6hx7o2bgkEvvGbpg1W+rORo1LSyHo=";
 
 static int rc_known(int rc)
 {
@@ -139,8 +156,8 @@ static int exchange(struct xchg *x, const struct scram_secret *sec,
 	if (rc)
 		return rc;
 	*where = "client continue";
-	rc = scram_client_continue(&x->cli, x->sf, x->sf_len, keys, x->cfin, sizeof(x->cfin),
-			&x->cfin_len);
+	rc = scram_client_continue(
+			&x->cli, x->sf, x->sf_len, keys, x->cfin, sizeof(x->cfin), &x->cfin_len);
 	if (rc)
 		return rc;
 	*where = "server finish";
@@ -157,15 +174,17 @@ static int exchange(struct xchg *x, const struct scram_secret *sec,
 static void test_b64(void)
 {
 	static const char *vec[][2] = {{"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"},
-		{"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"}};
-	static const char *bad[] = {"Zg=", "Z===", "Zg=a", "Zm9v\n", "Zg==Zg==", "Zm9$", "====",
-		"Zm 9", "=Zg=", "Zh==", "Zm9=", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB="};
+			{"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"}};
+	static const char *bad[] = {"Zg=", "Z===", "Zg=a", "Zm9v\n", "Zg==Zg==", "Zm9$",
+			"====", "Zm 9",
+			"=Zg=", "Zh==", "Zm9=", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB="};
 	uint8_t raw[64], back[64];
 	char enc[128];
 	int i, n, fails = 0;
 
 	for (i = 0; i < 7; i++) {
-		n = scram_b64_encode((const uint8_t *)vec[i][0], strlen(vec[i][0]), enc, sizeof(enc));
+		n = scram_b64_encode(
+				(const uint8_t *)vec[i][0], strlen(vec[i][0]), enc, sizeof(enc));
 		if (n != (int)strlen(vec[i][1]) || strcmp(enc, vec[i][1]) != 0)
 			fails++;
 		n = scram_b64_decode(vec[i][1], strlen(vec[i][1]), back, sizeof(back));
@@ -192,10 +211,11 @@ static void test_b64(void)
 
 	fails = 0;
 	for (i = 0; i < (int)(sizeof(bad) / sizeof(bad[0])); i++)
-		if (scram_b64_decode(bad[i], strlen(bad[i]), back, sizeof(back)) != SCRAM_E_MALFORMED)
+		if (scram_b64_decode(bad[i], strlen(bad[i]), back, sizeof(back)) !=
+				SCRAM_E_MALFORMED)
 			fails++;
 	ok(fails == 0, "base64 decoder rejects bad length, padding, alphabet, whitespace, "
-			"non-canonical trailing bits");
+		       "non-canonical trailing bits");
 
 	is_int(scram_b64_encode((const uint8_t *)"foo", 3, enc, 4), SCRAM_E_NOSPACE,
 			"encode: no room for the NUL is NOSPACE");
@@ -312,8 +332,10 @@ static void test_pg_verifiers(void)
 	ok(scram_saslprep("\xc3\xa9t\xc3\xa9", prep, sizeof(prep), &plen) == SCRAM_PREP_OK &&
 					plen == 5 && strcmp(prep, "\xc3\xa9t\xc3\xa9") == 0,
 			"SASLprep: precomposed Latin-1 letters unchanged");
-	ok(scram_saslprep("\xc2\xbd\xc2\xa0\xc2\xad!", prep, sizeof(prep), &plen) == SCRAM_PREP_OK &&
-					strcmp(prep, "1\xe2\x81\x84" "2 !") == 0,
+	ok(scram_saslprep("\xc2\xbd\xc2\xa0\xc2\xad!", prep, sizeof(prep), &plen) ==
+							SCRAM_PREP_OK &&
+					strcmp(prep, "1\xe2\x81\x84"
+						     "2 !") == 0,
 			"SASLprep: one-half, NBSP, soft hyphen");
 	{
 		char big[SCRAM_PASSWORD_MAX + 2];
@@ -333,21 +355,53 @@ static void test_secret_parse_errors(void)
 		const char *s;
 		int rc;
 	} cases[] = {
-		{"", SCRAM_E_MALFORMED},
-		{"pencil", SCRAM_E_MALFORMED},
-		{"md50098e7fab7b4d8d091067152a80b3f12", SCRAM_E_MALFORMED},
-		{"SCRAM-SHA-1$4096:mMCpHhyuqSzxe3JjTq5FwA==$zo304nzBD2MgpcGojnaoCE6mc9VOHoDYqLDz+yvRdDE=:IoHtyy2DCZm1DC+0AlNucPVi7GF+TtZf35vcVRC5iIA=", SCRAM_E_MALFORMED},
-		{"SCRAM-SHA-256$0:mMCpHhyuqSzxe3JjTq5FwA==$zo304nzBD2MgpcGojnaoCE6mc9VOHoDYqLDz+yvRdDE=:IoHtyy2DCZm1DC+0AlNucPVi7GF+TtZf35vcVRC5iIA=", SCRAM_E_ITERATIONS},
-		{"SCRAM-SHA-256$99999999999:mMCpHhyuqSzxe3JjTq5FwA==$zo304nzBD2MgpcGojnaoCE6mc9VOHoDYqLDz+yvRdDE=:IoHtyy2DCZm1DC+0AlNucPVi7GF+TtZf35vcVRC5iIA=", SCRAM_E_ITERATIONS},
-		{"SCRAM-SHA-256$-1:mMCpHhyuqSzxe3JjTq5FwA==$zo304nzBD2MgpcGojnaoCE6mc9VOHoDYqLDz+yvRdDE=:IoHtyy2DCZm1DC+0AlNucPVi7GF+TtZf35vcVRC5iIA=", SCRAM_E_MALFORMED},
-		{"SCRAM-SHA-256$4096:$zo304nzBD2MgpcGojnaoCE6mc9VOHoDYqLDz+yvRdDE=:IoHtyy2DCZm1DC+0AlNucPVi7GF+TtZf35vcVRC5iIA=", SCRAM_E_SALT},
-		{"SCRAM-SHA-256$4096:mMCp!yuqSzxe3JjTq5FwA==$zo304nzBD2MgpcGojnaoCE6mc9VOHoDYqLDz+yvRdDE=:IoHtyy2DCZm1DC+0AlNucPVi7GF+TtZf35vcVRC5iIA=", SCRAM_E_MALFORMED},
-		{"SCRAM-SHA-256$4096:mMCpHhyuqSzxe3JjTq5FwA==$zo304nzBD2MgpcGojnaoCE6mc9VOHoDYqLDz+yvRdD==:IoHtyy2DCZm1DC+0AlNucPVi7GF+TtZf35vcVRC5iIA=", SCRAM_E_MALFORMED},
-		{"SCRAM-SHA-256$4096:mMCpHhyuqSzxe3JjTq5FwA==$zo304nzBD2MgpcGojnaoCE6mc9VOHoDYqLDz+yvRdDE=", SCRAM_E_MALFORMED},
-		{"SCRAM-SHA-256$4096:mMCpHhyuqSzxe3JjTq5FwA==$zo304nzBD2MgpcGojnaoCE6mc9VOHoDYqLDz+yvRdDE=:IoHtyy2DCZm1DC+0AlNucPVi7GF+TtZf35vcVRC5iIA=x", SCRAM_E_MALFORMED},
-		{"SCRAM-SHA-256$4096:mMCpHhyuqSzxe3JjTq5FwA==$zo304nzBD2MgpcGojnaoCE6mc9VOHoDYqLDz+yvRdDE=:IoHtyy2DCZm1DC+0AlNucPVi7GF+TtZf35vcVRC5iIA=:", SCRAM_E_MALFORMED},
-		/* 66-byte salt */
-		{"SCRAM-SHA-256$4096:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA$zo304nzBD2MgpcGojnaoCE6mc9VOHoDYqLDz+yvRdDE=:IoHtyy2DCZm1DC+0AlNucPVi7GF+TtZf35vcVRC5iIA=", SCRAM_E_SALT},
+			{"", SCRAM_E_MALFORMED},
+			{"pencil", SCRAM_E_MALFORMED},
+			{"md50098e7fab7b4d8d091067152a80b3f12", SCRAM_E_MALFORMED},
+			{"SCRAM-SHA-1$4096:mMCpHhyuqSzxe3JjTq5FwA==$"
+			 "zo304nzBD2MgpcGojnaoCE6mc9VOHoDYqLDz+yvRdDE=:IoHtyy2DCZm1DC+0AlNucPVi7GF+"
+			 "TtZf35vcVRC5iIA=",
+					SCRAM_E_MALFORMED},
+			{"SCRAM-SHA-256$0:mMCpHhyuqSzxe3JjTq5FwA==$"
+			 "zo304nzBD2MgpcGojnaoCE6mc9VOHoDYqLDz+yvRdDE=:IoHtyy2DCZm1DC+0AlNucPVi7GF+"
+			 "TtZf35vcVRC5iIA=",
+					SCRAM_E_ITERATIONS},
+			{"SCRAM-SHA-256$99999999999:mMCpHhyuqSzxe3JjTq5FwA==$"
+			 "zo304nzBD2MgpcGojnaoCE6mc9VOHoDYqLDz+yvRdDE=:IoHtyy2DCZm1DC+0AlNucPVi7GF+"
+			 "TtZf35vcVRC5iIA=",
+					SCRAM_E_ITERATIONS},
+			{"SCRAM-SHA-256$-1:mMCpHhyuqSzxe3JjTq5FwA==$"
+			 "zo304nzBD2MgpcGojnaoCE6mc9VOHoDYqLDz+yvRdDE=:IoHtyy2DCZm1DC+0AlNucPVi7GF+"
+			 "TtZf35vcVRC5iIA=",
+					SCRAM_E_MALFORMED},
+			{"SCRAM-SHA-256$4096:$zo304nzBD2MgpcGojnaoCE6mc9VOHoDYqLDz+yvRdDE=:"
+			 "IoHtyy2DCZm1DC+0AlNucPVi7GF+TtZf35vcVRC5iIA=",
+					SCRAM_E_SALT},
+			{"SCRAM-SHA-256$4096:mMCp!yuqSzxe3JjTq5FwA==$"
+			 "zo304nzBD2MgpcGojnaoCE6mc9VOHoDYqLDz+yvRdDE=:IoHtyy2DCZm1DC+0AlNucPVi7GF+"
+			 "TtZf35vcVRC5iIA=",
+					SCRAM_E_MALFORMED},
+			{"SCRAM-SHA-256$4096:mMCpHhyuqSzxe3JjTq5FwA==$"
+			 "zo304nzBD2MgpcGojnaoCE6mc9VOHoDYqLDz+yvRdD==:IoHtyy2DCZm1DC+0AlNucPVi7GF+"
+			 "TtZf35vcVRC5iIA=",
+					SCRAM_E_MALFORMED},
+			{"SCRAM-SHA-256$4096:mMCpHhyuqSzxe3JjTq5FwA==$"
+			 "zo304nzBD2MgpcGojnaoCE6mc9VOHoDYqLDz+yvRdDE=",
+					SCRAM_E_MALFORMED},
+			{"SCRAM-SHA-256$4096:mMCpHhyuqSzxe3JjTq5FwA==$"
+			 "zo304nzBD2MgpcGojnaoCE6mc9VOHoDYqLDz+yvRdDE=:IoHtyy2DCZm1DC+0AlNucPVi7GF+"
+			 "TtZf35vcVRC5iIA=x",
+					SCRAM_E_MALFORMED},
+			{"SCRAM-SHA-256$4096:mMCpHhyuqSzxe3JjTq5FwA==$"
+			 "zo304nzBD2MgpcGojnaoCE6mc9VOHoDYqLDz+yvRdDE=:IoHtyy2DCZm1DC+0AlNucPVi7GF+"
+			 "TtZf35vcVRC5iIA=:",
+					SCRAM_E_MALFORMED},
+			/* 66-byte salt */
+			{"SCRAM-SHA-256$4096:"
+			 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+			 "AAAAAAAAAAAAAAA$zo304nzBD2MgpcGojnaoCE6mc9VOHoDYqLDz+yvRdDE=:"
+			 "IoHtyy2DCZm1DC+0AlNucPVi7GF+TtZf35vcVRC5iIA=",
+					SCRAM_E_SALT},
 	};
 	struct scram_secret sec;
 	char long_s[600];
@@ -358,8 +412,8 @@ static void test_secret_parse_errors(void)
 		int rc = scram_secret_parse(cases[i].s, &sec);
 
 		if (rc != cases[i].rc) {
-			diag("verifier case %zu: got %d (%s), expected %d", i, rc, scram_strerror(rc),
-					cases[i].rc);
+			diag("verifier case %zu: got %d (%s), expected %d", i, rc,
+					scram_strerror(rc), cases[i].rc);
 			fails++;
 		}
 	}
@@ -368,7 +422,8 @@ static void test_secret_parse_errors(void)
 	memcpy(long_s, "SCRAM-SHA-256$4096:", 19);
 	if (scram_secret_parse(long_s, &sec) != SCRAM_E_MALFORMED)
 		fails++;
-	ok(fails == 0, "verifier parser rejects %zu malformed verifiers with the right code", i + 1);
+	ok(fails == 0, "verifier parser rejects %zu malformed verifiers with the right code",
+			i + 1);
 }
 
 /* ---- round trips -------------------------------------------------------- */
@@ -402,7 +457,8 @@ static void test_round_trips(void)
 	is_str(f2, f1, "client's derived keys reproduce the verifier");
 	memcpy(recovered, x.client_key, 32);
 
-	/* pass-through: ClientKey recovered by one server logs in to another with the same verifier */
+	/* pass-through: ClientKey recovered by one server logs in to another with the same verifier
+	 */
 	pt.secret = &sec;
 	memcpy(pt.client_key, recovered, 32);
 	rc = exchange(&y, &sec, &pt, &where);
@@ -418,8 +474,8 @@ static void test_round_trips(void)
 	scram_secret_from_password("correct horse", sec.salt, sec.salt_len, 4097, &sec_other_iter);
 	rc = exchange(&y, &sec_other_iter, &pt, &where);
 	is_int(rc, SCRAM_E_KEYS_MISMATCH, "pass-through with a different iteration count");
-	ok(scram_client_continue(&y.cli, y.sf, y.sf_len, &pt, y.cfin, sizeof(y.cfin), &y.cfin_len) ==
-					SCRAM_E_STATE,
+	ok(scram_client_continue(&y.cli, y.sf, y.sf_len, &pt, y.cfin, sizeof(y.cfin),
+			   &y.cfin_len) == SCRAM_E_STATE,
 			"client is FAILED after an error");
 
 	/* pass-through with a ClientKey that is not this verifier's */
@@ -473,7 +529,8 @@ static void test_round_trips(void)
 		is_int(rc, 0, "server accepts gs2 flag y");
 		client_key_of("correct horse", &sec, ck);
 		EVP_Digest(ck, 32, sk, &n, EVP_sha256(), NULL);
-		snprintf(fin, sizeof(fin), "c=eSws,r=%.*s", (int)(strchr(sf, ',') - sf - 2), sf + 2);
+		snprintf(fin, sizeof(fin), "c=eSws,r=%.*s", (int)(strchr(sf, ',') - sf - 2),
+				sf + 2);
 		snprintf(auth, sizeof(auth), "n=,r=abc,%s,%s", sf, fin);
 		HMAC(EVP_sha256(), sk, 32, (uint8_t *)auth, strlen(auth), sig, &n);
 		for (i = 0; i < 32; i++)
@@ -502,26 +559,26 @@ struct mcase {
 static void test_server_begin_errors(const struct scram_secret *sec)
 {
 	static const struct mcase cases[] = {
-		{"p=tls-server-end-point,,n=,r=abc", SCRAM_E_CHANNEL_BINDING},
-		{"n,a=bob,n=,r=abc", SCRAM_E_UNSUPPORTED},
-		{"n,,m=ext,n=,r=abc", SCRAM_E_UNSUPPORTED},
-		{"n,,", SCRAM_E_MALFORMED},
-		{"n,", SCRAM_E_MALFORMED},
-		{"n", SCRAM_E_MALFORMED},
-		{"n,,n=", SCRAM_E_MALFORMED},
-		{"n,,n=,r=", SCRAM_E_MALFORMED},
-		{"n,,r=abc", SCRAM_E_MALFORMED},
-		{"x,,n=,r=abc", SCRAM_E_MALFORMED},
-		{"n,x,n=,r=abc", SCRAM_E_MALFORMED},
-		{"n,,n=,r=abc,", SCRAM_E_MALFORMED},
-		{"n,,n=,r=abc,1=x", SCRAM_E_MALFORMED},
-		{"n,,n=,r=abc,x", SCRAM_E_MALFORMED},
-		{"n,,n=,r=a c", SCRAM_E_MALFORMED},
-		{"n,,n=,r=a\x7f", SCRAM_E_MALFORMED},
-		{"n,,n=,r=\xc3\xa9", SCRAM_E_MALFORMED},
-		{"n,,n=,s=abc", SCRAM_E_MALFORMED},
-		{"n,,n=,r=abc,x=ok", 0},
-		{"n,,n=any=2Cname,r=abc", 0},
+			{"p=tls-server-end-point,,n=,r=abc", SCRAM_E_CHANNEL_BINDING},
+			{"n,a=bob,n=,r=abc", SCRAM_E_UNSUPPORTED},
+			{"n,,m=ext,n=,r=abc", SCRAM_E_UNSUPPORTED},
+			{"n,,", SCRAM_E_MALFORMED},
+			{"n,", SCRAM_E_MALFORMED},
+			{"n", SCRAM_E_MALFORMED},
+			{"n,,n=", SCRAM_E_MALFORMED},
+			{"n,,n=,r=", SCRAM_E_MALFORMED},
+			{"n,,r=abc", SCRAM_E_MALFORMED},
+			{"x,,n=,r=abc", SCRAM_E_MALFORMED},
+			{"n,x,n=,r=abc", SCRAM_E_MALFORMED},
+			{"n,,n=,r=abc,", SCRAM_E_MALFORMED},
+			{"n,,n=,r=abc,1=x", SCRAM_E_MALFORMED},
+			{"n,,n=,r=abc,x", SCRAM_E_MALFORMED},
+			{"n,,n=,r=a c", SCRAM_E_MALFORMED},
+			{"n,,n=,r=a\x7f", SCRAM_E_MALFORMED},
+			{"n,,n=,r=\xc3\xa9", SCRAM_E_MALFORMED},
+			{"n,,n=,s=abc", SCRAM_E_MALFORMED},
+			{"n,,n=,r=abc,x=ok", 0},
+			{"n,,n=any=2Cname,r=abc", 0},
 	};
 	struct scram_server srv;
 	char out[SCRAM_MSG_MAX + 1], big[SCRAM_MSG_MAX + 64];
@@ -533,7 +590,8 @@ static void test_server_begin_errors(const struct scram_secret *sec)
 		rc = scram_server_begin(&srv, sec, cases[i].msg, strlen(cases[i].msg), out,
 				sizeof(out), &len);
 		if (rc != cases[i].rc) {
-			diag("client-first '%s': got %d (%s)", cases[i].msg, rc, scram_strerror(rc));
+			diag("client-first '%s': got %d (%s)", cases[i].msg, rc,
+					scram_strerror(rc));
 			fails++;
 		}
 	}
@@ -575,25 +633,36 @@ static void test_server_finish_errors(const struct scram_secret *sec)
 {
 	/* nonce is "abc" + "SRV" (fixed) */
 	static const struct mcase cases[] = {
-		{"c=biws,r=abcSRV", SCRAM_E_MALFORMED},
-		{"c=biws,r=abcSRV,", SCRAM_E_MALFORMED},
-		{"c=biws,r=abcSRV,p=", SCRAM_E_MALFORMED},
-		{"c=biws,r=abcSRV,p=!!!!", SCRAM_E_MALFORMED},
-		{"c=biws,r=abcSRV,p=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==", SCRAM_E_MALFORMED},
-		{"c=biws,r=abcSRV,p=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=,x=y", SCRAM_E_MALFORMED},
-		{"c=biws,r=abcSRV,p=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", SCRAM_E_BAD_PROOF},
-		{"c=biws,r=abcSRV,x=1,p=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", SCRAM_E_BAD_PROOF},
-		{"c=eSws,r=abcSRV,p=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", SCRAM_E_CHANNEL_BINDING},
-		{"c=cD10bHMtdW5pcXVlLCw=,r=abcSRV,p=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
-			SCRAM_E_CHANNEL_BINDING},
-		{"c=biws,r=abcSRX,p=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", SCRAM_E_NONCE},
-		{"c=biws,r=abcSR,p=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", SCRAM_E_NONCE},
-		{"c=biws,r=abcSRVX,p=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", SCRAM_E_NONCE},
-		{"r=abcSRV,c=biws,p=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", SCRAM_E_MALFORMED},
-		{"c=biws,p=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", SCRAM_E_MALFORMED},
-		{"c=biws", SCRAM_E_MALFORMED},
-		{"c", SCRAM_E_MALFORMED},
-		{"v=abcd", SCRAM_E_MALFORMED},
+			{"c=biws,r=abcSRV", SCRAM_E_MALFORMED},
+			{"c=biws,r=abcSRV,", SCRAM_E_MALFORMED},
+			{"c=biws,r=abcSRV,p=", SCRAM_E_MALFORMED},
+			{"c=biws,r=abcSRV,p=!!!!", SCRAM_E_MALFORMED},
+			{"c=biws,r=abcSRV,p=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==",
+					SCRAM_E_MALFORMED},
+			{"c=biws,r=abcSRV,p=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=,x=y",
+					SCRAM_E_MALFORMED},
+			{"c=biws,r=abcSRV,p=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+					SCRAM_E_BAD_PROOF},
+			{"c=biws,r=abcSRV,x=1,p=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+					SCRAM_E_BAD_PROOF},
+			{"c=eSws,r=abcSRV,p=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+					SCRAM_E_CHANNEL_BINDING},
+			{"c=cD10bHMtdW5pcXVlLCw=,r=abcSRV,p="
+			 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+					SCRAM_E_CHANNEL_BINDING},
+			{"c=biws,r=abcSRX,p=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+					SCRAM_E_NONCE},
+			{"c=biws,r=abcSR,p=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+					SCRAM_E_NONCE},
+			{"c=biws,r=abcSRVX,p=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+					SCRAM_E_NONCE},
+			{"r=abcSRV,c=biws,p=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+					SCRAM_E_MALFORMED},
+			{"c=biws,p=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+					SCRAM_E_MALFORMED},
+			{"c=biws", SCRAM_E_MALFORMED},
+			{"c", SCRAM_E_MALFORMED},
+			{"v=abcd", SCRAM_E_MALFORMED},
 	};
 	struct scram_server base, srv;
 	char out[SCRAM_MSG_MAX + 1];
@@ -609,7 +678,8 @@ static void test_server_finish_errors(const struct scram_secret *sec)
 		rc = scram_server_finish(&srv, cases[i].msg, strlen(cases[i].msg), out, sizeof(out),
 				&len, NULL);
 		if (rc != cases[i].rc) {
-			diag("client-final '%s': got %d (%s)", cases[i].msg, rc, scram_strerror(rc));
+			diag("client-final '%s': got %d (%s)", cases[i].msg, rc,
+					scram_strerror(rc));
 			fails++;
 		}
 	}
@@ -620,42 +690,45 @@ static void test_client_errors(const struct scram_secret *sec)
 {
 	/* our nonce is "cn" */
 	static const struct mcase cont_cases[] = {
-		{"r=cnS,s=c2FsdA==,i=4096", SCRAM_E_KEYS_MISMATCH},
-		{"r=other,s=c2FsdA==,i=4096", SCRAM_E_NONCE},
-		{"r=cn,s=c2FsdA==,i=4096", SCRAM_E_NONCE},
-		{"r=c,s=c2FsdA==,i=4096", SCRAM_E_NONCE},
-		{"r=cnS,s=,i=4096", SCRAM_E_SALT},
-		{"r=cnS,s=!!!!,i=4096", SCRAM_E_MALFORMED},
-		{"r=cnS,s=c2FsdA=,i=4096", SCRAM_E_MALFORMED},
-		{"r=cnS,s=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA,i=4096", /* 66 bytes */
-			SCRAM_E_SALT},
-		{"r=cnS,s=c2FsdA==,i=0", SCRAM_E_ITERATIONS},
-		{"r=cnS,s=c2FsdA==,i=10000001", SCRAM_E_ITERATIONS},
-		{"r=cnS,s=c2FsdA==,i=99999999999999999999999999", SCRAM_E_ITERATIONS},
-		{"r=cnS,s=c2FsdA==,i=10000000", SCRAM_E_KEYS_MISMATCH},
-		{"r=cnS,s=c2FsdA==,i=-1", SCRAM_E_MALFORMED},
-		{"r=cnS,s=c2FsdA==,i=+5", SCRAM_E_MALFORMED},
-		{"r=cnS,s=c2FsdA==,i=4096x", SCRAM_E_MALFORMED},
-		{"r=cnS,s=c2FsdA==,i=", SCRAM_E_MALFORMED},
-		{"r=cnS,s=c2FsdA==", SCRAM_E_MALFORMED},
-		{"r=cnS,s=c2FsdA==,i=4096,", SCRAM_E_MALFORMED},
-		{"r=cnS,s=c2FsdA==,i=4096,x=ext", SCRAM_E_KEYS_MISMATCH},
-		{"r=cnS,i=4096,s=c2FsdA==", SCRAM_E_MALFORMED},
-		{"s=c2FsdA==,r=cnS,i=4096", SCRAM_E_MALFORMED},
-		{"m=must,r=cnS,s=c2FsdA==,i=4096", SCRAM_E_UNSUPPORTED},
-		{"e=other-error", SCRAM_E_MALFORMED},
-		{"r=cn S,s=c2FsdA==,i=4096", SCRAM_E_MALFORMED},
+			{"r=cnS,s=c2FsdA==,i=4096", SCRAM_E_KEYS_MISMATCH},
+			{"r=other,s=c2FsdA==,i=4096", SCRAM_E_NONCE},
+			{"r=cn,s=c2FsdA==,i=4096", SCRAM_E_NONCE},
+			{"r=c,s=c2FsdA==,i=4096", SCRAM_E_NONCE},
+			{"r=cnS,s=,i=4096", SCRAM_E_SALT},
+			{"r=cnS,s=!!!!,i=4096", SCRAM_E_MALFORMED},
+			{"r=cnS,s=c2FsdA=,i=4096", SCRAM_E_MALFORMED},
+			{"r=cnS,s="
+			 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+			 "AAAAAAAAAAAAAAA,i=4096", /* 66 bytes */
+					SCRAM_E_SALT},
+			{"r=cnS,s=c2FsdA==,i=0", SCRAM_E_ITERATIONS},
+			{"r=cnS,s=c2FsdA==,i=10000001", SCRAM_E_ITERATIONS},
+			{"r=cnS,s=c2FsdA==,i=99999999999999999999999999", SCRAM_E_ITERATIONS},
+			{"r=cnS,s=c2FsdA==,i=10000000", SCRAM_E_KEYS_MISMATCH},
+			{"r=cnS,s=c2FsdA==,i=-1", SCRAM_E_MALFORMED},
+			{"r=cnS,s=c2FsdA==,i=+5", SCRAM_E_MALFORMED},
+			{"r=cnS,s=c2FsdA==,i=4096x", SCRAM_E_MALFORMED},
+			{"r=cnS,s=c2FsdA==,i=", SCRAM_E_MALFORMED},
+			{"r=cnS,s=c2FsdA==", SCRAM_E_MALFORMED},
+			{"r=cnS,s=c2FsdA==,i=4096,", SCRAM_E_MALFORMED},
+			{"r=cnS,s=c2FsdA==,i=4096,x=ext", SCRAM_E_KEYS_MISMATCH},
+			{"r=cnS,i=4096,s=c2FsdA==", SCRAM_E_MALFORMED},
+			{"s=c2FsdA==,r=cnS,i=4096", SCRAM_E_MALFORMED},
+			{"m=must,r=cnS,s=c2FsdA==,i=4096", SCRAM_E_UNSUPPORTED},
+			{"e=other-error", SCRAM_E_MALFORMED},
+			{"r=cn S,s=c2FsdA==,i=4096", SCRAM_E_MALFORMED},
 	};
 	static const struct mcase fin_cases[] = {
-		{"v=", SCRAM_E_MALFORMED},
-		{"v=!!!!", SCRAM_E_MALFORMED},
-		{"v=AAAA", SCRAM_E_MALFORMED},
-		{"v=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", SCRAM_E_SERVER_SIGNATURE},
-		{"v=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=,", SCRAM_E_MALFORMED},
-		{"x=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", SCRAM_E_MALFORMED},
-		{"e=invalid-proof", SCRAM_E_SERVER_ERROR},
-		{"e=", SCRAM_E_SERVER_ERROR},
-		{"r=x", SCRAM_E_MALFORMED},
+			{"v=", SCRAM_E_MALFORMED},
+			{"v=!!!!", SCRAM_E_MALFORMED},
+			{"v=AAAA", SCRAM_E_MALFORMED},
+			{"v=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+					SCRAM_E_SERVER_SIGNATURE},
+			{"v=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=,", SCRAM_E_MALFORMED},
+			{"x=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", SCRAM_E_MALFORMED},
+			{"e=invalid-proof", SCRAM_E_SERVER_ERROR},
+			{"e=", SCRAM_E_SERVER_ERROR},
+			{"r=x", SCRAM_E_MALFORMED},
 	};
 	struct scram_client base, cli;
 	struct scram_client_keys keys = {0};
@@ -672,15 +745,16 @@ static void test_client_errors(const struct scram_secret *sec)
 	is_str(out, "n,,n=,r=cn", "client-first with a fixed nonce");
 	for (i = 0; i < sizeof(cont_cases) / sizeof(cont_cases[0]); i++) {
 		cli = base;
-		rc = scram_client_continue(&cli, cont_cases[i].msg, strlen(cont_cases[i].msg), &keys,
-				out, sizeof(out), &len);
+		rc = scram_client_continue(&cli, cont_cases[i].msg, strlen(cont_cases[i].msg),
+				&keys, out, sizeof(out), &len);
 		if (rc != cont_cases[i].rc) {
 			diag("server-first '%s': got %d (%s)", cont_cases[i].msg, rc,
 					scram_strerror(rc));
 			fails++;
 		}
 	}
-	ok(fails == 0, "client continue: %zu crafted server-first messages give the right codes", i);
+	ok(fails == 0, "client continue: %zu crafted server-first messages give the right codes",
+			i);
 
 	cli = base;
 	memset(big, 'x', sizeof(big));
@@ -688,11 +762,12 @@ static void test_client_errors(const struct scram_secret *sec)
 	is_int(scram_client_continue(&cli, big, sizeof(big), &keys, out, sizeof(out), &len),
 			SCRAM_E_TOOLONG, "client continue: oversized server-first");
 	cli = base;
-	is_int(scram_client_continue(&cli, "r=cnS,s=c2FsdA==,i=1", 20, NULL, out, sizeof(out), &len),
+	is_int(scram_client_continue(
+			       &cli, "r=cnS,s=c2FsdA==,i=1", 20, NULL, out, sizeof(out), &len),
 			SCRAM_E_INVALID, "client continue: no keys");
 	cli = base;
-	is_int(scram_client_continue(&cli, "r=cnS,s=c2FsdA==\0,i=1", 21, &keys, out, sizeof(out),
-			       &len),
+	is_int(scram_client_continue(
+			       &cli, "r=cnS,s=c2FsdA==\0,i=1", 21, &keys, out, sizeof(out), &len),
 			SCRAM_E_MALFORMED, "client continue: embedded NUL");
 
 	/* finish cases, from a state after a successful continue */
@@ -857,7 +932,8 @@ static void test_fuzz(const struct scram_secret *rfc)
 		case 2:
 			len = mutate(rfc_server_first, buf);
 			cli = cli_first;
-			rc = scram_client_continue(&cli, buf, len, &keys, out, sizeof(out), &out_len);
+			rc = scram_client_continue(
+					&cli, buf, len, &keys, out, sizeof(out), &out_len);
 			break;
 		case 3:
 			len = mutate(rfc_server_final, buf);
@@ -899,16 +975,19 @@ static void test_fuzz(const struct scram_secret *rfc)
 				if (len <= bl || memcmp(buf, b, bl) != 0 || buf[bl] != ',')
 					forged++;
 			}
-			if (out_len >= sizeof(out) || out[out_len] != '\0' || strlen(out) != out_len)
+			if (out_len >= sizeof(out) || out[out_len] != '\0' ||
+					strlen(out) != out_len)
 				bad++;
 		}
 	}
 	diag("fuzz accepted: server begin %ld, server finish %ld, client continue %ld, "
-	     "client finish %ld, verifier %ld, saslprep %ld", acc[0], acc[1], acc[2], acc[3], acc[4],
-			acc[5]);
+	     "client finish %ld, verifier %ld, saslprep %ld",
+			acc[0], acc[1], acc[2], acc[3], acc[4], acc[5]);
 	ok(forged == 0, "fuzz: no altered proof or signature accepted");
-	ok(bad == 0, "fuzz: %ld mutated messages, every result a known code, outputs bounded "
-		     "(%ld accepted)", iters, accepted);
+	ok(bad == 0,
+			"fuzz: %ld mutated messages, every result a known code, outputs bounded "
+			"(%ld accepted)",
+			iters, accepted);
 }
 
 int main(void)
@@ -921,8 +1000,8 @@ int main(void)
 	test_pg_verifiers();
 	test_secret_parse_errors();
 	test_round_trips();
-	scram_secret_from_password("correct horse", (const uint8_t *)"0123456789abcdef", 16, 4096,
-			&sec);
+	scram_secret_from_password(
+			"correct horse", (const uint8_t *)"0123456789abcdef", 16, 4096, &sec);
 	test_server_begin_errors(&sec);
 	test_server_finish_errors(&sec);
 	test_client_errors(&sec);

@@ -101,6 +101,7 @@ static void test_ctor_dtor(struct slab_arena *a)
 	struct counts n = {0, 0, -1};
 	struct slab_cache *c = slab_cache_create(a, "conn", sizeof(struct conn), 0, conn_ctor,
 			conn_dtor, &n);
+	static struct conn *big[1000];
 	struct conn *o[100], *x;
 	int i, all_magic = 1, ctor_before;
 
@@ -135,13 +136,19 @@ static void test_ctor_dtor(struct slab_arena *a)
 	is_int(n.dtor, 0, "no dtor while slabs are in use");
 	for (i = 0; i < 100; i++)
 		slab_free(c, o[i]);
-	ok(cstats(c)->slabs <= 2, "all freed: at most cur + one reserve slab kept (%" PRIu64 ")",
+	is_int(cstats(c)->reaps, 0, "10 empty 8 KiB slabs fit the 128 KiB reserve: none released");
+	for (i = 0; i < 1000; i++)
+		big[i] = slab_alloc(c);
+	for (i = 0; i < 1000; i++)
+		slab_free(c, big[i]);
+	ok(cstats(c)->slabs * sst.slab_bytes <= 128 * 1024 + sst.slab_bytes,
+			"1000 freed: only cur + 128 KiB of empty slabs kept (%" PRIu64 " slabs)",
 			sst.slabs);
 	ok(sst.reaps > 0, "empty slabs beyond the reserve went back at free time");
 	ok(slab_cache_reap(c) > 0 && cstats(c)->slabs == 0, "reap releases every empty slab");
 	is_int(n.dtor, n.ctor, "dtor ran once per constructed object on release");
 	ok(stats_add_up(&sst), "stats add up after reap");
-	is_int(sst.high_water, 101, "high_water is 101 (100 live + 1 churned)");
+	is_int(sst.high_water, 1000, "high_water is 1000");
 
 	/* a failing ctor */
 	n.fail_after = n.ctor + 3;
@@ -532,6 +539,7 @@ static void test_property(void)
 	uint64_t bad_pattern = 0, bad_stats = 0, bad_cap = 0, bad_align = 0, nulls = 0;
 	uint64_t model_active[PROP_NCACHES] = {0};
 	uint64_t max_live = 0;
+	size_t reaped = 0;
 	unsigned nlive = 0, i;
 	struct slab_arena *a;
 	const char *env = getenv("SLAB_SEED");
@@ -600,14 +608,18 @@ static void test_property(void)
 			}
 		}
 		if (op % 65536 == 0) {
+			/* reaping with live objects: madvising a block that
+			 * still held one would zero its pattern */
+			if (op % (4 * 65536) == 0)
+				reaped += slab_arena_reap(a);
 			for (i = 0; i < PROP_NCACHES; i++)
 				if (!stats_add_up(cstats(c[i])) ||
 						sst.active_objs != model_active[i])
 					bad_stats++;
 		}
 	}
-	diag("max live %" PRIu64 ", %u live at end, arena used %zu KiB", max_live, nlive,
-			astats(a)->used_bytes >> 10);
+	diag("max live %" PRIu64 ", %u live at end, arena used %zu KiB, %zu slabs reaped midway",
+			max_live, nlive, astats(a)->used_bytes >> 10, reaped);
 	ok(nulls == 0, "no allocation failed (%" PRIu64 ")", nulls);
 	ok(bad_pattern == 0, "every live object kept its pattern: no overlap (%" PRIu64 " bad)",
 			bad_pattern);
@@ -635,7 +647,7 @@ int main(void)
 {
 	struct slab_arena *a;
 
-	plan(60 + DEBUG_TESTS + ASAN_TESTS);
+	plan(61 + DEBUG_TESTS + ASAN_TESTS);
 	a = slab_arena_create(64 * MiB);
 	ok(a != NULL, "arena created");
 	is_int(astats(a)->reserved_bytes, 64 * MiB, "64 MiB reserved");
