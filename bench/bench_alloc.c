@@ -8,11 +8,10 @@
  *   burst-drain          100k 700-byte objects (every byte written), then
  *                        all freed; and 10k mixed buffers likewise
  * Each timing is the median of RUNS runs, in ns per alloc+free pair, after
- * one warm-up run.  Every allocation writes its first word, so nothing is
- * optimized away.  Bursts run in a forked child per allocator and run, so
- * their RSS numbers do not see each other: "peak" is VmRSS growth after the
- * burst, "drained" after freeing everything, "trimmed" after the
- * allocator's own give-back call (slab_arena_reap, malloc_trim(0),
+ * one warm-up round; the allocators take turns run by run.  Every allocation writes its first word,
+ * so nothing is optimized away.  Bursts run in a forked child per allocator and run, so their RSS
+ * numbers do not see each other: "peak" is VmRSS growth after the burst, "drained" after freeing
+ * everything, "trimmed" after the allocator's own give-back call (slab_arena_reap, malloc_trim(0),
  * jemalloc arena.<all>.purge, mi_collect(true)).
  *
  * How the allocators are called: slab through direct calls into
@@ -151,8 +150,8 @@ static inline __attribute__((always_inline)) void fixed_free(struct bench *b, en
 	}
 }
 
-static inline __attribute__((always_inline)) void *buf_alloc(struct bench *b, enum kind k,
-		size_t sz, size_t *cap)
+static inline __attribute__((always_inline)) void *buf_alloc(
+		struct bench *b, enum kind k, size_t sz, size_t *cap)
 {
 	switch (k) {
 	case K_SLAB:
@@ -166,8 +165,8 @@ static inline __attribute__((always_inline)) void *buf_alloc(struct bench *b, en
 	}
 }
 
-static inline __attribute__((always_inline)) void buf_free(struct bench *b, enum kind k, void *p,
-		size_t cap)
+static inline __attribute__((always_inline)) void buf_free(
+		struct bench *b, enum kind k, void *p, size_t cap)
 {
 	switch (k) {
 	case K_SLAB:
@@ -251,8 +250,8 @@ static inline __attribute__((always_inline)) double mixed(struct bench *b, enum 
 /* Burst of <n> objects (fixed 700 B, or mixed sizes), every byte written,
  * then all freed.  Fills out[0..3]: ns/pair (alloc + free loops only), and
  * RSS growth at peak, after draining, after give_back. */
-static inline __attribute__((always_inline)) void burst(struct bench *b, enum kind k, int mix,
-		unsigned n, unsigned keep, double *out)
+static inline __attribute__((always_inline)) void burst(
+		struct bench *b, enum kind k, int mix, unsigned n, unsigned keep, double *out)
 {
 	size_t rss0 = vm_rss();
 	double t_alloc, t_free, t0;
@@ -288,31 +287,31 @@ static inline __attribute__((always_inline)) void burst(struct bench *b, enum ki
 	out[0] = (t_alloc + t_free) / n;
 }
 
-#define INSTANTIATE(K, suffix)                                                                   \
-	static double churn_##suffix(struct bench *b, int fifo)                                  \
-	{                                                                                        \
-		return churn(b, K, fifo);                                                        \
-	}                                                                                        \
-	static double mixed_##suffix(struct bench *b, int fifo)                                  \
-	{                                                                                        \
-		return mixed(b, K, fifo);                                                        \
-	}                                                                                        \
-	static void burst_##suffix(struct bench *b, int mix, unsigned n, unsigned keep,          \
-			double *out)                                                             \
-	{                                                                                        \
-		burst(b, K, mix, n, keep, out);                                                  \
+#define INSTANTIATE(K, suffix)                                                                     \
+	static double churn_##suffix(struct bench *b, int fifo)                                    \
+	{                                                                                          \
+		return churn(b, K, fifo);                                                          \
+	}                                                                                          \
+	static double mixed_##suffix(struct bench *b, int fifo)                                    \
+	{                                                                                          \
+		return mixed(b, K, fifo);                                                          \
+	}                                                                                          \
+	static void burst_##suffix(                                                                \
+			struct bench *b, int mix, unsigned n, unsigned keep, double *out)          \
+	{                                                                                          \
+		burst(b, K, mix, n, keep, out);                                                    \
 	}
 INSTANTIATE(K_SLAB, slab)
 INSTANTIATE(K_GLIBC, glibc)
 INSTANTIATE(K_JE, je)
 INSTANTIATE(K_MI, mi)
 
-static double (*const churn_fn[K_NR])(struct bench *, int) = {churn_slab, churn_glibc, churn_je,
-		churn_mi};
-static double (*const mixed_fn[K_NR])(struct bench *, int) = {mixed_slab, mixed_glibc, mixed_je,
-		mixed_mi};
-static void (*const burst_fn[K_NR])(struct bench *, int, unsigned, unsigned, double *) = {burst_slab,
-		burst_glibc, burst_je, burst_mi};
+static double (*const churn_fn[K_NR])(struct bench *, int) = {
+		churn_slab, churn_glibc, churn_je, churn_mi};
+static double (*const mixed_fn[K_NR])(struct bench *, int) = {
+		mixed_slab, mixed_glibc, mixed_je, mixed_mi};
+static void (*const burst_fn[K_NR])(struct bench *, int, unsigned, unsigned, double *) = {
+		burst_slab, burst_glibc, burst_je, burst_mi};
 
 static int cmp_double(const void *x, const void *y)
 {
@@ -327,15 +326,25 @@ static double median(double *v, int n)
 	return v[n / 2];
 }
 
-static double run_median(struct bench *b, double (*fn)(struct bench *, int), int arg)
+/* Runs <fn>(b, <arg>) for every allocator, RUNS times, round-robin (so a
+ * burst of load from other processes hits all allocators alike), after one
+ * warm-up round; out[k] is allocator k's median. */
+static void run_medians(struct bench *b, double (*const fn[K_NR])(struct bench *, int), int arg,
+		double *out)
 {
-	double v[RUNS];
-	int i;
+	double v[K_NR][RUNS];
+	int r, k;
 
-	fn(b, arg); /* warm-up */
-	for (i = 0; i < RUNS; i++)
-		v[i] = fn(b, arg);
-	return median(v, RUNS);
+	for (r = -1; r < RUNS; r++)
+		for (k = 0; k < K_NR; k++)
+			if (b->have[k]) {
+				double t = fn[k](b, arg);
+
+				if (r >= 0)
+					v[k][r] = t;
+			}
+	for (k = 0; k < K_NR; k++)
+		out[k] = b->have[k] ? median(v[k], RUNS) : 0;
 }
 
 struct burst_kind {
@@ -346,9 +355,9 @@ struct burst_kind {
 };
 
 static const struct burst_kind bursts[] = {
-	{"100k x 700 B", 0, BURST_OBJS, 0},
-	{"10k mixed 256 B-64 KiB", 1, BURST_MIXED, 0},
-	{"100k x 700 B, 1% survive", 0, BURST_OBJS, 100},
+		{"100k x 700 B", 0, BURST_OBJS, 0},
+		{"10k mixed 256 B-64 KiB", 1, BURST_MIXED, 0},
+		{"100k x 700 B, 1% survive", 0, BURST_OBJS, 100},
 };
 #define NBURST (sizeof(bursts) / sizeof(bursts[0]))
 
@@ -452,16 +461,13 @@ int main(int argc, char **argv)
 		for (k = 0; k < K_NR; k++)
 			if (b->have[k])
 				burst_row(b, (enum kind)k, &bursts[j], res[j][k]);
-	for (k = 0; k < K_NR; k++) {
-		if (!b->have[k])
-			continue;
-		churn_l[k] = run_median(b, churn_fn[k], 0);
-		churn_f[k] = run_median(b, churn_fn[k], 1);
-		mixed_l[k] = run_median(b, mixed_fn[k], 0);
-		mixed_f[k] = run_median(b, mixed_fn[k], 1);
-	}
+	run_medians(b, churn_fn, 0, churn_l);
+	run_medians(b, churn_fn, 1, churn_f);
+	run_medians(b, mixed_fn, 0, mixed_l);
+	run_medians(b, mixed_fn, 1, mixed_f);
 
-	printf("## bench-alloc: ns per alloc+free pair, median of %d runs (batches of %d)\n\n",
+	printf("## bench-alloc: ns per alloc+free pair, median of %d round-robin runs (batches of "
+	       "%d)\n\n",
 			RUNS, BATCH);
 	printf("| allocator | churn-700 LIFO | churn-700 FIFO | mixed LIFO | mixed FIFO |\n");
 	printf("|---|---:|---:|---:|---:|\n");
@@ -500,7 +506,8 @@ int main(int argc, char **argv)
 	       "drained = after freeing (all but the survivors); trimmed = after "
 	       "slab_arena_reap / malloc_trim(0) / jemalloc arena.<all>.purge / "
 	       "mi_collect(true).\n");
-	printf("jemalloc %s, mimalloc %s (dlopen RTLD_LOCAL|RTLD_DEEPBIND); total run time %.1f s\n",
+	printf("jemalloc %s, mimalloc %s (dlopen RTLD_LOCAL|RTLD_DEEPBIND); total run time %.1f "
+	       "s\n",
 			b->have[K_JE] ? "5.x malloc/free" : "n/a",
 			b->have[K_MI] ? "mi_malloc/mi_free" : "n/a", (now_ns() - t_start) / 1e9);
 	return 0;

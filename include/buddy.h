@@ -69,6 +69,11 @@ unsigned buddy_order_for(uint64_t n);
 
 /* Additions (after the API above was pinned). */
 
+/* Metadata is per unit, sized to the highest index managed (indices must
+ * stay below 2^32 - 1), and only grows in buddy_add_range()/buddy_reserve():
+ * buddy_add_range() can therefore also return -ENOMEM.  buddy_alloc and
+ * buddy_free never allocate. */
+
 /* Pre-size the per-unit metadata for indices below <end>, so that later
  * buddy_add_range() calls under <end> never allocate.  0, -EINVAL (index
  * limit is 2^32 - 1) or -ENOMEM. */

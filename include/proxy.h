@@ -127,6 +127,8 @@ struct pool {
 	uint32_t welcome_len, welcome_cap;
 	struct varset *defaults;     /* server's values right after login */
 	int64_t retry_at_us;         /* no new connect before this (after failures) */
+	bool login_failing;          /* the last server login was refused */
+	char login_error[128];       /* ... and why */
 	struct pool_stats st, st_prev; /* totals, and at the last stats period */
 	struct pool_stats avg;       /* per-second averages over the last period */
 };

@@ -104,4 +104,31 @@ void *slab_buf_alloc(struct slab_arena *a, size_t size, size_t *cap);
 /* <cap> must be the capacity slab_buf_alloc reported for <p>. */
 void slab_buf_free(struct slab_arena *a, void *p, size_t cap);
 
+/* Implementation notes (src/slab.c has the full theory statement):
+ * - The arena's buddy has max order 10: pages come in blocks of up to
+ *   4 MiB, so slab_buf_alloc fails (NULL) above 4 MiB.  A top block that
+ *   becomes wholly free is madvised away at once when another free top
+ *   block is already kept; slab_arena_reap gives back every free top block
+ *   and also madvises the contents of every smaller free block (which stays
+ *   counted in mapped_bytes).  slab_arena_reap returns the number of slabs
+ *   released.
+ * - A slab holds >= 8 objects where that wastes <= 1/8 of it: 700-byte
+ *   objects use 8 KiB slabs, buf-65536 512 KiB ones.  A cache keeps at free
+ *   time up to max(1 slab, 128 KiB) of empty slabs; slab_cache_reap releases
+ *   them all.
+ * - <align> must be a power of two <= SLAB_PAGE_SIZE; values below 8 are
+ *   raised to 8.  slab_free(c, NULL) and slab_buf_free(a, NULL, cap) do
+ *   nothing.  Freeing a large buffer with the wrong capacity aborts in
+ *   every build.
+ * - SLAB_DEBUG: each object gets a 16-byte red zone (checked on free) and a
+ *   state tag (double free); foreign and misaligned pointers abort naming
+ *   the cache.  Free objects of caches WITHOUT a ctor are filled with 0x6b
+ *   and checked on alloc; caches with a ctor keep free objects constructed,
+ *   so only their red zones are checked.  Under AddressSanitizer free
+ *   objects are poisoned in any build.
+ * - slab_cache_destroy with objects still active aborts under SLAB_DEBUG;
+ *   slab_arena_destroy releases everything, active or not (dtors run on
+ *   every object of every slab).
+ */
+
 #endif

@@ -55,8 +55,7 @@ struct buddy {
 
 static void buddy_die(const char *what, uint64_t idx, unsigned order)
 {
-	fprintf(stderr, "buddy: %s (block %llu, order %u)\n", what, (unsigned long long)idx,
-			order);
+	fprintf(stderr, "buddy: %s (block %llu, order %u)\n", what, (unsigned long long)idx, order);
 	abort();
 }
 
@@ -212,8 +211,8 @@ int buddy_add_range(struct buddy *b, uint64_t start, uint64_t count)
 
 /* Head of the free block of order >= <order> containing <idx>, or -1;
  * its order goes to *<found>. */
-static int64_t find_free_container(const struct buddy *b, uint64_t idx, unsigned order,
-		unsigned *found)
+static int64_t find_free_container(
+		const struct buddy *b, uint64_t idx, unsigned order, unsigned *found)
 {
 	unsigned k;
 

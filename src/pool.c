@@ -168,6 +168,15 @@ bool pool_assign(struct client *c)
 		pool->st.hits++;
 		return link_pair(c, s);
 	}
+	if (pool->login_failing && proxy_now_us() < pool->retry_at_us) {
+		char msg[256];
+
+		snprintf(msg, sizeof(msg),
+				"server login has been failing, try again later (server_login_retry): %s",
+				pool->login_error);
+		client_close(c, SQLSTATE_CANNOT_CONNECT_NOW, msg);
+		return false;
+	}
 	pool->st.misses++;
 	c->wait_start_us = proxy_now_us();
 	client_move(c, CL_WAITING);
@@ -229,6 +238,7 @@ void pool_release(struct server *s)
 	struct proxy *p = pool->proxy;
 	bool client_gone = c == NULL || c->state == CL_CLOSED;
 
+	s->release_on_drain = false;
 	if (c) {
 		c->server = NULL;
 		s->client = NULL;

@@ -206,6 +206,8 @@ static void login_failed(struct server *s, const char *sqlstate, const char *msg
 	slog_warning(id, "login failed: %s", msg);
 	pool->st.server_login_fail++;
 	pool->retry_at_us = proxy_now_us() + p->cfg->s.server_login_retry_us;
+	pool->login_failing = true;
+	snprintf(pool->login_error, sizeof(pool->login_error), "%s", msg);
 	server_close(s, "login failed");
 	pool_fail_waiting(pool, sqlstate, msg);
 }
@@ -391,6 +393,7 @@ static enum stream_act login_message(struct server *s, uint8_t type, const uint8
 		}
 		login_free(s);
 		pool->st.server_logins++;
+		pool->login_failing = false;
 		list_del(&s->node);
 		pool->n_login--;
 		s->state = SV_IDLE;

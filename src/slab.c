@@ -26,8 +26,9 @@
  * sits at the end of the slab itself ("in-slab", small objects).
  *
  * Slabs.  Objects of <slot> bytes start at base = slab start + color.  Free
- * objects are never written: their indices live on a uint16 stack,
- * stack[0 .. nfree).  Each slab is in exactly one place:
+ * objects are never written: their byte offsets from base live on a uint32
+ * stack, stack[0 .. nfree) (offsets, not indices: no multiply or divide on
+ * either fast path).  Each slab is in exactly one place:
  *
  *   cur (allocating) | partial list | full list (nfree == 0) | empty list
  *   (nfree == objs)
@@ -104,7 +105,7 @@
  * in SLAB_EMPTY_KEEP bytes, so a cache churning a few dozen objects does not
  * give slabs back and rebuild them on every cycle. */
 #define SLAB_EMPTY_KEEP ((size_t)128 << 10)
-#define SLAB_TOP_KEEP 1      /* wholly free top blocks kept mapped */
+#define SLAB_TOP_KEEP 1	      /* wholly free top blocks kept mapped */
 #define SLAB_MADV_MIN_ORDER 0 /* reap madvises every free block */
 #define SLAB_MIN_OBJS 8
 #define SLAB_MAX_OBJS 65535u
@@ -117,19 +118,19 @@
 #define SLAB_TAG_ACTIVE 0xa110ca7eda11ca7eull
 
 enum slab_where {
-	SLAB_W_NONE,    /* cur, or being set up / released */
+	SLAB_W_NONE,	/* cur, or being set up / released */
 	SLAB_W_PARTIAL, /* c->partial */
-	SLAB_W_FULL,    /* c->full */
-	SLAB_W_EMPTY,   /* c->empty */
-	SLAB_W_LARGE,   /* head of a large buffer (not a slab) */
+	SLAB_W_FULL,	/* c->full */
+	SLAB_W_EMPTY,	/* c->empty */
+	SLAB_W_LARGE,	/* head of a large buffer (not a slab) */
 };
 
 /* Head-page descriptor.  Must fit SLAB_DESC with room for a short stack. */
 struct slab {
 	struct slab_cache *cache; /* owner; NULL unless a live slab head */
 	struct slab *next, *prev; /* on the list named by <where> */
-	char *base;               /* first object */
-	uint16_t *stack;          /* free object indices [0, nfree) */
+	char *base;		  /* first object */
+	uint32_t *stack;	  /* free objects' offsets from base, [0, nfree) */
 	uint32_t nfree;
 	uint32_t where; /* enum slab_where */
 };
@@ -148,10 +149,9 @@ struct slab_cache {
 	uint64_t high_water;
 	uint64_t frees;
 	uintptr_t base; /* arena base */
-	char *descs;    /* arena descriptors */
+	char *descs;	/* arena descriptors */
 	uintptr_t desc_mask;
-	uint64_t recip; /* ceil(2^32 / slot): offset -> index */
-	size_t slot;    /* distance between objects */
+	size_t slot;	  /* distance between objects */
 	uint32_t objs_m2; /* objs - 2, wraps for objs < 2 */
 	uint32_t objs;
 	/* slow path */
@@ -161,7 +161,7 @@ struct slab_cache {
 	uint64_t slabs;
 	uint64_t empty_keep; /* empty slabs kept at free time */
 	uint64_t misses, grows, reaps, alloc_fail;
-	size_t size;     /* as requested */
+	size_t size;	 /* as requested */
 	size_t obj_size; /* size rounded to align */
 	size_t align;
 	unsigned order;
@@ -322,7 +322,8 @@ static void dbg_check_redzone(const struct slab_cache *c, char *obj)
 
 	for (i = c->size; i < c->slot - 8; i++)
 		if ((unsigned char)obj[i] != SLAB_RZ_BYTE)
-			slab_die(c->name, "red zone of object %p overwritten at byte %zu", (void *)obj, i);
+			slab_die(c->name, "red zone of object %p overwritten at byte %zu",
+					(void *)obj, i);
 }
 
 /* A new slab's object: red zone, FREE tag, poison when no ctor. */
@@ -338,7 +339,8 @@ static void dbg_alloc(const struct slab_cache *c, char *obj)
 {
 	asan_unpoison(obj, c->slot);
 	if (*dbg_tag(c, obj) != ((uintptr_t)obj ^ SLAB_TAG_FREE))
-		slab_die(c->name, "free object %p has a bad tag (overrun from the previous object?)",
+		slab_die(c->name,
+				"free object %p has a bad tag (overrun from the previous object?)",
 				(void *)obj);
 	dbg_check_redzone(c, obj);
 	if (c->poison) {
@@ -346,8 +348,8 @@ static void dbg_alloc(const struct slab_cache *c, char *obj)
 
 		for (i = 0; i < c->size; i++)
 			if ((unsigned char)obj[i] != SLAB_POISON)
-				slab_die(c->name, "object %p modified after free at byte %zu", (void *)obj,
-						i);
+				slab_die(c->name, "object %p modified after free at byte %zu",
+						(void *)obj, i);
 	}
 	*dbg_tag(c, obj) = (uintptr_t)obj ^ SLAB_TAG_ACTIVE;
 	asan_poison(obj + c->size, c->slot - c->size);
@@ -361,8 +363,8 @@ static void dbg_free(const struct slab_cache *c, char *obj)
 
 	if ((uintptr_t)obj < c->base || off >= c->arena->reserved)
 		slab_die(c->name, "free of foreign pointer %p (outside the arena)", (void *)obj);
-	s = (const struct slab *)(c->descs + ((off >> (SLAB_PAGE_SHIFT - SLAB_DESC_SHIFT)) &
-							     c->desc_mask));
+	s = (const struct slab *)(c->descs +
+				  ((off >> (SLAB_PAGE_SHIFT - SLAB_DESC_SHIFT)) & c->desc_mask));
 	if (s->cache != c)
 		slab_die(c->name, "free of foreign pointer %p (not from this cache)", (void *)obj);
 	in = (size_t)(obj - s->base);
@@ -419,12 +421,12 @@ static struct slab *slab_grow(struct slab_cache *c)
 	memset(s, 0, sizeof(*s));
 	s->base = start + c->color_next;
 	c->color_next = c->color_next + c->color_step > c->color_max
-			? 0
-			: c->color_next + c->color_step;
+					? 0
+					: c->color_next + c->color_step;
 	if (c->offslab)
-		s->stack = (uint16_t *)((char *)s + SLAB_HDR);
+		s->stack = (uint32_t *)((char *)s + SLAB_HDR);
 	else
-		s->stack = (uint16_t *)(start + bytes - (size_t)c->objs * sizeof(uint16_t));
+		s->stack = (uint32_t *)(start + bytes - (size_t)c->objs * sizeof(uint32_t));
 	for (i = 0; i < c->objs; i++) {
 		char *obj = slab_obj(c, s, i);
 
@@ -441,7 +443,7 @@ static struct slab *slab_grow(struct slab_cache *c)
 	}
 	/* lowest address on top: handed out first */
 	for (i = 0; i < c->objs; i++)
-		s->stack[i] = (uint16_t)(c->objs - 1 - i);
+		s->stack[i] = (uint32_t)((c->objs - 1 - i) * c->slot);
 	s->nfree = c->objs;
 	s->cache = c;
 	s->where = SLAB_W_NONE;
@@ -479,7 +481,7 @@ void *slab_alloc(struct slab_cache *c)
 	if (unlikely(n == 0))
 		return slab_alloc_slow(c);
 	s->nfree = --n;
-	obj = s->base + (size_t)s->stack[n] * c->slot;
+	obj = s->base + s->stack[n];
 	if (++c->active > c->high_water)
 		c->high_water = c->active;
 #ifdef SLAB_DEBUG
@@ -502,9 +504,10 @@ void slab_free(struct slab_cache *c, void *obj)
 	dbg_free(c, obj);
 #endif
 	asan_poison(obj, c->slot);
-	s = (struct slab *)(c->descs + ((off >> (SLAB_PAGE_SHIFT - SLAB_DESC_SHIFT)) & c->desc_mask));
+	s = (struct slab *)(c->descs +
+			    ((off >> (SLAB_PAGE_SHIFT - SLAB_DESC_SHIFT)) & c->desc_mask));
 	n = s->nfree;
-	s->stack[n] = (uint16_t)(((uint64_t)((char *)obj - s->base) * c->recip) >> 32);
+	s->stack[n] = (uint32_t)((char *)obj - s->base);
 	s->nfree = ++n;
 	c->active--;
 	c->frees++;
@@ -574,7 +577,7 @@ static int cache_layout(struct slab_cache *c)
 
 	for (k = 0; k <= SLAB_TOP_ORDER; k++) {
 		size_t bytes = (size_t)SLAB_PAGE_SIZE << k;
-		size_t room = ((SLAB_DESC << k) - SLAB_HDR) / sizeof(uint16_t);
+		size_t room = ((SLAB_DESC << k) - SLAB_HDR) / sizeof(uint32_t);
 		size_t objs = bytes / c->slot, used;
 		bool off = true;
 		double waste;
@@ -583,13 +586,13 @@ static int cache_layout(struct slab_cache *c)
 			objs = SLAB_MAX_OBJS;
 		if (objs > room) {
 			off = false;
-			objs = bytes / (c->slot + sizeof(uint16_t));
+			objs = bytes / (c->slot + sizeof(uint32_t));
 			if (objs > SLAB_MAX_OBJS)
 				objs = SLAB_MAX_OBJS;
 		}
 		if (objs == 0)
 			continue;
-		used = objs * c->slot + (off ? 0 : objs * sizeof(uint16_t));
+		used = objs * c->slot + (off ? 0 : objs * sizeof(uint32_t));
 		waste = (double)(bytes - used) / (double)bytes;
 		if (waste < best_waste || (objs >= SLAB_MIN_OBJS && waste <= 0.125)) {
 			best_waste = waste;
@@ -648,7 +651,6 @@ struct slab_cache *slab_cache_create(struct slab_arena *a, const char *name, siz
 	c->base = (uintptr_t)a->base;
 	c->descs = a->descs;
 	c->desc_mask = ~(uintptr_t)((SLAB_DESC << c->order) - 1);
-	c->recip = ((1ull << 32) + c->slot - 1) / c->slot;
 	c->objs_m2 = c->objs - 2;
 	c->none.cache = c;
 	c->cur = &c->none;
@@ -762,7 +764,7 @@ struct slab_arena *slab_arena_create(size_t reserve_bytes)
 
 	if (reserve_bytes == 0)
 		reserve_bytes = SLAB_DEFAULT_RESERVE;
-	if (reserve_bytes > ((size_t)1 << 46))
+	if (reserve_bytes > ((size_t)1 << 42)) /* page indices are uint32_t */
 		return NULL;
 	reserve_bytes = (reserve_bytes + SLAB_TOP_BYTES - 1) & ~(SLAB_TOP_BYTES - 1);
 	a = sys_calloc(1, sizeof(*a));
@@ -791,8 +793,8 @@ struct slab_arena *slab_arena_create(size_t reserve_bytes)
 		char name[SLAB_NAME_MAX];
 
 		snprintf(name, sizeof(name), "buf-%u", SLAB_BUF_MIN << i);
-		a->buf[i] = slab_cache_create(a, name, SLAB_BUF_MIN << i, SLAB_LINE, NULL, NULL,
-				NULL);
+		a->buf[i] = slab_cache_create(
+				a, name, SLAB_BUF_MIN << i, SLAB_LINE, NULL, NULL, NULL);
 		if (a->buf[i] == NULL)
 			goto err_caches;
 	}
@@ -938,7 +940,8 @@ void slab_buf_free(struct slab_arena *a, void *p, size_t cap)
 
 #ifdef SLAB_DEBUG
 		if (cap != (size_t)SLAB_BUF_MIN << k)
-			slab_die(a->buf[k]->name, "slab_buf_free of %p with capacity %zu, not a class size",
+			slab_die(a->buf[k]->name,
+					"slab_buf_free of %p with capacity %zu, not a class size",
 					p, cap);
 #endif
 		slab_free(a->buf[k], p);
@@ -949,8 +952,8 @@ void slab_buf_free(struct slab_arena *a, void *p, size_t cap)
 	if ((char *)p < a->base || pg >= a->npages || page_addr(a, pg) != p ||
 			cap != (size_t)SLAB_PAGE_SIZE << order ||
 			desc_of_page(a, pg)->where != SLAB_W_LARGE) {
-		slab_die("(large buffers)", "slab_buf_free of %p (capacity %zu): not a large buffer",
-				p, cap);
+		slab_die("(large buffers)",
+				"slab_buf_free of %p (capacity %zu): not a large buffer", p, cap);
 	}
 	desc_of_page(a, pg)->where = SLAB_W_NONE;
 	asan_poison(p, cap);

@@ -149,6 +149,29 @@ void stream_link(struct stream *a, struct stream *b)
 	b->peer = a;
 }
 
+/* Source <src>'s forward range has all been taken: recycle its buffer. */
+static void src_drained(struct stream *src)
+{
+	struct iobuf *b = src->in;
+
+	if (b->head == b->tail) {
+		if (src->flags & STREAM_F_STOPPED)
+			b->head = b->parse = b->tail = 0;
+		else
+			iobuf_put(src->ctx, &src->in);
+	}
+}
+
+/* Bytes parsed for a peer that is going away are dropped with the link. */
+static void drop_forward(struct stream *s)
+{
+	if (fwd_pending(s)) {
+		s->in->head = s->in->parse;
+		s->flags &= (uint16_t)~STREAM_F_DRAIN_CB;
+		src_drained(s);
+	}
+}
+
 void stream_unlink(struct stream *s)
 {
 	struct stream *p = s->peer;
@@ -157,6 +180,8 @@ void stream_unlink(struct stream *s)
 		return;
 	s->peer = NULL;
 	p->peer = NULL;
+	drop_forward(s);
+	drop_forward(p);
 	update_events(s);
 	update_events(p);
 }
@@ -173,19 +198,6 @@ void stream_pause_read(struct stream *s, bool pause)
 void stream_end_startup(struct stream *s)
 {
 	s->flags &= (uint16_t)~STREAM_F_STARTUP;
-}
-
-/* Source <src>'s forward range has all been taken: recycle its buffer. */
-static void src_drained(struct stream *src)
-{
-	struct iobuf *b = src->in;
-
-	if (b->head == b->tail) {
-		if (src->flags & STREAM_F_STOPPED)
-			b->head = b->parse = b->tail = 0;
-		else
-			iobuf_put(src->ctx, &src->in);
-	}
 }
 
 bool stream_flush(struct stream *s)

@@ -119,7 +119,8 @@ static void unit_cases(void)
 	{
 		const unsigned want[] = {0, 0, 1, 1};
 
-		ok(nr_free_is(stats(b), want, 4), "remove split the container: orders 2 and 3 left");
+		ok(nr_free_is(stats(b), want, 4),
+				"remove split the container: orders 2 and 3 left");
 	}
 	is_int(st.units, 12, "12 units managed");
 	ok(!buddy_block_is_free(b, 4, 2), "removed block is not free");
@@ -128,7 +129,8 @@ static void unit_cases(void)
 	is_int(st.units, 16, "16 units managed again");
 	is_int(buddy_remove_block(b, 2, 2), -EINVAL, "misaligned remove refused");
 	idx[0] = buddy_alloc(b, 3);
-	is_int(buddy_remove_block(b, (uint64_t)idx[0], 3), -EINVAL, "remove of an allocated block refused");
+	is_int(buddy_remove_block(b, (uint64_t)idx[0], 3), -EINVAL,
+			"remove of an allocated block refused");
 	buddy_free(b, (uint64_t)idx[0], 3);
 	is_int(buddy_remove_block(b, 0, 4), 0, "remove the whole top block");
 	is_int(buddy_alloc(b, 0), -1, "nothing to allocate after remove");
@@ -148,7 +150,8 @@ static void unit_cases(void)
 	}
 	is_int(buddy_largest_free_order(b), 6, "largest free order 6");
 	ok(buddy_block_is_free(b, 64, 5) && buddy_block_is_free(b, 96, 2) &&
-					buddy_block_is_free(b, 70, 1) && !buddy_block_is_free(b, 96, 3),
+					buddy_block_is_free(b, 70, 1) &&
+					!buddy_block_is_free(b, 96, 3),
 			"block_is_free agrees with the carve-out");
 	ok(st.frag_index > 0.35 && st.frag_index < 0.37, "frag_index 1 - 64/100 (%f)",
 			st.frag_index);
@@ -281,7 +284,8 @@ static void property_test(void)
 	if (env)
 		seed = strtoull(env, NULL, 0);
 	rng_state = seed ? seed : 1;
-	diag("property test: %d ops, seed 0x%" PRIx64 " (set BUDDY_SEED to replay)", PROP_OPS, seed);
+	diag("property test: %d ops, seed 0x%" PRIx64 " (set BUDDY_SEED to replay)", PROP_OPS,
+			seed);
 
 	b = buddy_create(PROP_MAX_ORDER);
 	for (i = 0; i < PROP_CAP; i++)
@@ -304,7 +308,8 @@ static void property_test(void)
 			if (t >= 0) {
 				if (buddy_remove_block(b, (uint64_t)t, PROP_MAX_ORDER) != 0)
 					bad_consistency++;
-				for (u = (uint64_t)t; u < (uint64_t)t + (1u << PROP_MAX_ORDER); u++) {
+				for (u = (uint64_t)t; u < (uint64_t)t + (1u << PROP_MAX_ORDER);
+						u++) {
 					if (owner[u] != 0)
 						bad_consistency++;
 					owner[u] = -1;

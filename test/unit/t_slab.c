@@ -99,8 +99,8 @@ static void collect_name(const struct slab_stats *st, void *arg)
 static void test_ctor_dtor(struct slab_arena *a)
 {
 	struct counts n = {0, 0, -1};
-	struct slab_cache *c = slab_cache_create(a, "conn", sizeof(struct conn), 0, conn_ctor,
-			conn_dtor, &n);
+	struct slab_cache *c = slab_cache_create(
+			a, "conn", sizeof(struct conn), 0, conn_ctor, conn_dtor, &n);
 	static struct conn *big[1000];
 	struct conn *o[100], *x;
 	int i, all_magic = 1, ctor_before;
@@ -570,7 +570,8 @@ static void test_property(void)
 				o->p = slab_buf_alloc(a, o->size, &o->cap);
 				if (o->p && (o->cap < o->size ||
 							    (o->size <= 256 && o->cap != 256) ||
-							    (o->size > 256 && o->cap >= 2 * o->size &&
+							    (o->size > 256 &&
+									    o->cap >= 2 * o->size &&
 									    o->cap <= SLAB_BUF_MAX)))
 					bad_cap++;
 				kind = -1;

@@ -18,7 +18,7 @@
 
 #define MiB ((size_t)1 << 20)
 #define PER_CLASS (10 * MiB) /* bytes requested per size class */
-#define NCLASS 11            /* 256 .. 65536, plus 128 KiB and 1 MiB large buffers */
+#define NCLASS 11	     /* 256 .. 65536, plus 128 KiB and 1 MiB large buffers */
 #define MAXBUF 150000
 
 struct buf {
@@ -137,7 +137,8 @@ int main(void)
 	rss_peak = vm_rss();
 	probe = b[0].p;
 	slab_arena_stats(a, &st);
-	diag("burst: %zu buffers, %zu MiB requested, used %zu MiB, mapped %zu MiB, RSS %zu -> %zu MiB",
+	diag("burst: %zu buffers, %zu MiB requested, used %zu MiB, mapped %zu MiB, RSS %zu -> %zu "
+	     "MiB",
 			n, req / MiB, st.used_bytes / MiB, st.mapped_bytes / MiB, rss0 / MiB,
 			rss_peak / MiB);
 	ok(req >= 100 * MiB, "burst requested >= 100 MiB");
@@ -155,8 +156,8 @@ int main(void)
 	shadow = rss_peak > rss0 ? (rss_peak - rss0) / 8 : 0;
 #endif
 	slack = 8 * MiB + shadow;
-	diag("after drain + reap: RSS %zu MiB, arena mapping RSS %zu KiB, os_returns %" PRIu64, rss_after / MiB,
-			mapping_rss(probe) / 1024, st.os_returns);
+	diag("after drain + reap: RSS %zu MiB, arena mapping RSS %zu KiB, os_returns %" PRIu64,
+			rss_after / MiB, mapping_rss(probe) / 1024, st.os_returns);
 	ok(rss_after <= rss0 + slack, "RSS back within %zu MiB of its start (%zd KiB above)",
 			slack / MiB, (ssize_t)(rss_after - rss0) / 1024);
 	ok(mapping_rss(probe) <= MiB, "the arena mapping itself holds <= 1 MiB resident");
