@@ -33,7 +33,7 @@ UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BUILD)/test/%)
 
 # Debian packages the build, the tests, the demo and the benchmarks need.
 DEB_PKGS := gcc make pkg-config perl libevent-dev libssl-dev libpq-dev \
-            postgresql-15 postgresql-client-15 libdbd-pg-perl libipc-run-perl \
+            postgresql-15 postgresql-client-15 libdbd-pg-perl \
             pgbouncer valgrind strace procps libjemalloc-dev libmimalloc-dev gnuplot-nox
 
 .PHONY: all deps check unit-check prove-check asan asan-check demo bench-alloc \

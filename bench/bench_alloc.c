@@ -6,12 +6,15 @@
  *   mixed LIFO/FIFO      batches of 64 buffers, sizes log-uniform in
  *                        256 B .. 64 KiB (our size classes)
  *   burst-drain          100k 700-byte objects (every byte written), then
- *                        all freed; and 10k mixed buffers likewise
+ *                        all freed; 10k mixed buffers likewise; and 100k
+ *                        700-byte objects of which 1% survive the drain
  * Each timing is the median of RUNS runs, in ns per alloc+free pair, after
- * one warm-up round; the allocators take turns run by run.  Every allocation writes its first word,
- * so nothing is optimized away.  Bursts run in a forked child per allocator and run, so their RSS
- * numbers do not see each other: "peak" is VmRSS growth after the burst, "drained" after freeing
- * everything, "trimmed" after the allocator's own give-back call (slab_arena_reap, malloc_trim(0),
+ * one warm-up round; the allocators take turns run by run, so load from
+ * other processes hits them alike.  Every allocation writes its first
+ * word, so nothing is optimized away.  Bursts run in a forked child per
+ * allocator and run, so their RSS numbers do not see each other: "peak" is
+ * VmRSS growth after the burst, "drained" after freeing, "trimmed" after
+ * the allocator's own give-back call (slab_arena_reap, malloc_trim(0),
  * jemalloc arena.<all>.purge, mi_collect(true)).
  *
  * How the allocators are called: slab through direct calls into
@@ -21,6 +24,9 @@
  * unprefixed malloc/free, which must not replace glibc's in this process)
  * and called through pointers from dlsym: jemalloc's malloc/free, mimalloc's
  * mi_malloc/mi_free.  A pointer call costs about what a PLT call does.
+ * Both libraries use initial-exec TLS, so the program re-executes itself
+ * once with GLIBC_TUNABLES=glibc.rtld.optional_static_tls=65536 to let
+ * dlopen find room for it.
  */
 #include <dlfcn.h>
 #include <malloc.h>

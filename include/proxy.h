@@ -189,7 +189,11 @@ struct server {
 	uint8_t txn;                 /* last ReadyForQuery status: 'I', 'T', 'E' */
 	bool close_needed;
 	bool release_on_drain;
+	uint8_t prep;                /* PREP_* steps done since linked */
 };
+
+#define PREP_CHECKED 0x1
+#define PREP_SYNCED 0x2
 
 /* A cancel request being forwarded to a server on a fresh connection. */
 struct cancel_req {
@@ -244,7 +248,10 @@ struct proxy {
 	int n_servers;
 	enum shutdown_mode shutdown;
 	bool paused;                 /* PAUSE: hold new server assignments */
+	bool log_to_stderr;          /* not daemonized and not -q */
+	int verbose_min;             /* -v on the command line */
 	int64_t start_us;
+	int64_t last_reap_us;
 	uint64_t rng;                /* xorshift state for cancel keys */
 	uint8_t mock_key[SCRAM_KEY_LEN]; /* SCRAM mock secrets for unknown users */
 };
@@ -304,6 +311,7 @@ bool pool_assign(struct client *c);
 void pool_release(struct server *s);
 /* A server finished login or reset: hand it to a waiter or park it. */
 void pool_server_idle(struct server *s);
+bool pool_prepare(struct server *s);
 void pool_server_gone(struct server *s);
 void pool_launch(struct pool *pool);
 void pool_fail_waiting(struct pool *pool, const char *sqlstate, const char *msg);

@@ -150,6 +150,8 @@ int main(int argc, char **argv)
 	lc.syslog_facility = proxy.cfg->s.syslog_facility;
 	lc.verbose = proxy.cfg->s.verbose;
 	lc.queue_len = (size_t)proxy.cfg->s.log_queue_size;
+	proxy.log_to_stderr = lc.to_stderr;
+	proxy.verbose_min = verbose;
 	lg = log_create(proxy.arena, &lc, err, sizeof(err));
 	if (lg == NULL) {
 		fprintf(stderr, "pgslab: %s\n", err);

@@ -131,13 +131,43 @@ void pool_client_gone(struct client *c, enum client_state prev)
 	pool->db->n_clients--;
 }
 
-/* Link <c> and idle-or-new server <s>.  True when the client may forward at
- * once; false while a SET brings the server to the client's parameters. */
+/* Bring linked server <s> to its client's needs: a health check if it sat
+ * idle past server_check_delay, then a SET for parameters that differ.  Each
+ * step runs at most once per link.  True when the client may forward now;
+ * false while a step runs (its ReadyForQuery calls this again). */
+bool pool_prepare(struct server *s)
+{
+	struct pool *pool = s->pool;
+	struct proxy *p = pool->proxy;
+	struct client *c = s->client;
+	const char *check = p->cfg->s.server_check_query;
+	char sql[2048];
+
+	if (!(s->prep & PREP_CHECKED)) {
+		s->prep |= PREP_CHECKED;
+		if (check[0] && p->cfg->s.server_check_delay_us >= 0 &&
+				proxy_now_us() - s->used_us > p->cfg->s.server_check_delay_us) {
+			server_send_internal(s, strcmp(check, "<empty>") == 0 ? "" : check);
+			return false;
+		}
+	}
+	if (!(s->prep & PREP_SYNCED)) {
+		s->prep |= PREP_SYNCED;
+		if (c->vars != s->vars &&
+				vars_sync_sql(&p->vars, s->vars, c->vars, sql, sizeof(sql)) > 0) {
+			server_send_internal(s, sql);
+			return false;
+		}
+	}
+	s->state = SV_ACTIVE;
+	s->used_us = proxy_now_us();
+	return true;
+}
+
+/* Link <c> and idle-or-new server <s>; see pool_prepare() for the result. */
 static bool link_pair(struct client *c, struct server *s)
 {
 	struct pool *pool = c->pool;
-	char sql[2048];
-	int64_t now = proxy_now_us();
 
 	server_unlist(s);
 	s->state = SV_ACTIVE;
@@ -146,15 +176,10 @@ static bool link_pair(struct client *c, struct server *s)
 	s->client = c;
 	c->server = s;
 	s->expect_rfq = 0;
-	s->used_us = now;
+	s->prep = 0;
 	stream_link(&c->st, &s->st);
 	pool->st.server_assignment_count++;
-	if (c->vars != s->vars &&
-			vars_sync_sql(&pool->proxy->vars, s->vars, c->vars, sql, sizeof(sql)) > 0) {
-		server_send_internal(s, sql);
-		return false;
-	}
-	return true;
+	return pool_prepare(s);
 }
 
 bool pool_assign(struct client *c)
@@ -420,6 +445,11 @@ void pool_janitor(struct proxy *p)
 
 	list_for_each_safe(it, tmp, &p->pools)
 		janitor_pool(list_entry(it, struct pool, node), now);
+	/* give memory back after bursts: empty slabs, then free 4 MiB blocks */
+	if (now - p->last_reap_us > 10 * 1000000) {
+		p->last_reap_us = now;
+		slab_arena_reap(p->arena);
+	}
 	list_for_each_safe(it, tmp, &p->login_clients) {
 		struct client *c = list_entry(it, struct client, node);
 

@@ -316,8 +316,6 @@ int proxy_apply_config(struct proxy *p, struct config *cfg, char *err, size_t er
 	p->sctx.buf_size = cfg->s.pkt_buf > 0 ? (uint32_t)cfg->s.pkt_buf : 4096;
 	p->sctx.max_packet = cfg->s.max_packet_size > 0 ? (uint32_t)cfg->s.max_packet_size : 0x7fffffff;
 	p->sctx.max_whole = 1u << 20;
-	if (p->log)
-		log_set_verbose(p->log, cfg->s.verbose);
 	apply_dbs(p);
 	apply_creds(p);
 	return 0;
@@ -353,7 +351,19 @@ void proxy_reload(struct proxy *p)
 		config_free(cfg);
 		return;
 	}
-	log_reopen(p->log);
+	if (p->log) {
+		struct log_config lc;
+
+		memset(&lc, 0, sizeof(lc));
+		lc.logfile = cfg->s.logfile;
+		lc.to_stderr = p->log_to_stderr;
+		lc.syslog = cfg->s.syslog;
+		lc.syslog_ident = cfg->s.syslog_ident;
+		lc.syslog_facility = cfg->s.syslog_facility;
+		lc.verbose = cfg->s.verbose > p->verbose_min ? cfg->s.verbose : p->verbose_min;
+		if (log_reconfigure(p->log, &lc) < 0)
+			log_reopen(p->log);
+	}
 	log_info("configuration reloaded");
 	/* new pool sizes may admit waiting clients right away */
 	{

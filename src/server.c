@@ -503,8 +503,8 @@ static enum stream_act server_on_message(struct stream *st, uint8_t type, const 
 				return STREAM_CLOSED;
 			}
 			if (s->client) {
-				s->state = SV_ACTIVE;
-				client_server_ready(s->client);
+				if (pool_prepare(s))
+					client_server_ready(s->client);
 			} else {
 				pool_server_idle(s);
 			}
