@@ -23,6 +23,12 @@
  * own producer ring (and arena); the writer already loops over an array of
  * rings, so that is an addition, not a redesign.
  *
+ * Synchronous mode (log_config.sync_write, or every logger when built with
+ * -DLOG_SYNC_WRITE): no ring and no thread; log_write() formats the record
+ * and writes it to the outputs before it returns, as a plain logger would.
+ * Same API and line format; it exists as the baseline the asynchronous
+ * writer is measured against (make bench-log), and never drops a record.
+ *
  * Levels are named LL_* because <syslog.h> owns LOG_*.
  */
 #ifndef PGSLAB_LOG_H
@@ -60,6 +66,8 @@ struct log_config {
 	const char *syslog_facility; /* daemon, user, local0..local7, ...; NULL: "daemon" */
 	int verbose;		     /* 0: up to INFO, 1: DEBUG, 2: NOISE */
 	size_t queue_len;	     /* ring entries, rounded up to a power of two; 0: default */
+	bool sync_write;	     /* write in the caller, no writer thread (a baseline);
+				      * forced on by -DLOG_SYNC_WRITE */
 };
 
 struct log_stats {
@@ -69,7 +77,7 @@ struct log_stats {
 	uint64_t dropped_important; /* ... of which WARNING or ERROR */
 	uint64_t pending;	    /* records queued, not yet written */
 	uint64_t bytes;		    /* bytes of log text written (once, however many outputs) */
-	uint64_t queue_high_water;  /* most records queued at once */
+	uint64_t queue_high_water;  /* most records queued at once (0 when synchronous) */
 	uint64_t writes;	    /* writev() calls */
 	uint64_t write_errors;	    /* failed writev() calls (the batch is lost for that output) */
 	uint64_t buffer_allocs;	    /* record buffers taken */
@@ -127,7 +135,8 @@ void log_stats_get(struct logger *lg, struct log_stats *st);
 const char *log_level_tag(enum log_level level);
 
 /* Test hook, not for production: stop (true) or resume (false) the writer.
- * Pausing returns once the writer has finished its current batch. */
+ * Pausing returns once the writer has finished its current batch.  A no-op
+ * for a synchronous logger. */
 void log_test_pause_writer(struct logger *lg, bool pause);
 
 /* ---- per-thread current logger, for the log_*() macros ---- */

@@ -120,7 +120,8 @@ struct pool {
 	struct db *db;
 	struct cred *cred;           /* whose credentials servers log in with */
 	struct list idle, active, login, waiting, clients;
-	int n_idle, n_active, n_login, n_waiting, n_clients;
+	struct list welcome_wait;    /* authenticated clients waiting for <welcome> */
+	int n_idle, n_active, n_login, n_waiting, n_clients, n_welcome;
 	int n_servers;
 	enum pool_mode mode;
 	uint8_t *welcome;            /* ParameterStatus messages from a server login */
@@ -137,6 +138,7 @@ struct pool {
 
 enum client_state {
 	CL_LOGIN,     /* proxy->login_clients */
+	CL_WELCOME,   /* pool->welcome_wait: authenticated, pool has no parameters yet */
 	CL_WAITING,   /* pool->waiting */
 	CL_ACTIVE,    /* pool->clients (linked to a server or idle) */
 	CL_CLOSED,
@@ -289,6 +291,8 @@ void client_error(struct client *c, const char *sqlstate, const char *fmt, ...)
 		__attribute__((format(printf, 3, 4)));
 /* A server became linked to waiting client <c>: start forwarding. */
 void client_server_ready(struct client *c);
+/* The pool learnt its server parameters: complete <c>'s login. */
+void client_welcome(struct client *c);
 void client_logid(const struct client *c, char *buf, size_t len);
 void client_addr_str(const struct client *c, char *buf, size_t len);
 void client_finish_login(struct client *c);
@@ -315,6 +319,7 @@ bool pool_prepare(struct server *s);
 void pool_server_gone(struct server *s);
 void pool_launch(struct pool *pool);
 void pool_fail_waiting(struct pool *pool, const char *sqlstate, const char *msg);
+void pool_welcome_all(struct pool *pool);
 void pool_janitor(struct proxy *p);
 void pool_stats_period(struct proxy *p);
 void pool_client_gone(struct client *c, enum client_state prev);

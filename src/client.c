@@ -601,10 +601,8 @@ void client_finish_login(struct client *c)
 	cancel_register(p, c);
 	list_del(&c->node);
 	db->n_clients++;
-	if (c->pool) {
-		c->pool->n_clients++;
+	if (c->pool)
 		c->pool->st.client_login_count++;
-	}
 	if (p->cfg->s.log_connections) {
 		client_logid(c, id, sizeof(id));
 		slog_info(id, "login attempt: db=%s user=%s", db->name, c->cred ? c->cred->name : "?");
@@ -612,37 +610,43 @@ void client_finish_login(struct client *c)
 	if (c->pool && c->pool->welcome == NULL) {
 		/* No server has told us its parameters yet: wait for one. */
 		c->login->step = LOGIN_WELCOME;
-		c->state = CL_ACTIVE;
-		list_append(&c->pool->clients, &c->node);
+		c->state = CL_WELCOME;
+		c->wait_start_us = proxy_now_us();
+		list_append(&c->pool->welcome_wait, &c->node);
+		c->pool->n_welcome++;
 		stream_pause_read(&c->st, true);
-		if (pool_assign(c))
-			client_server_ready(c);
+		pool_launch(c->pool);
 		return;
 	}
 	login_free(c);
 	c->state = CL_ACTIVE;
-	if (c->pool)
+	if (c->pool) {
 		list_append(&c->pool->clients, &c->node);
-	else
+		c->pool->n_clients++;
+	} else {
 		list_append(&p->login_clients, &c->node); /* console clients live here */
+	}
 	apply_defaults(c);
 	send_welcome(c);
 }
 
+void client_welcome(struct client *c)
+{
+	struct pool *pool = c->pool;
+
+	list_del(&c->node);
+	pool->n_welcome--;
+	login_free(c);
+	c->state = CL_ACTIVE;
+	list_append(&pool->clients, &c->node);
+	pool->n_clients++;
+	apply_defaults(c);
+	send_welcome(c);
+	stream_pause_read(&c->st, false);
+}
+
 void client_server_ready(struct client *c)
 {
-	if (c->login && c->login->step == LOGIN_WELCOME) {
-		struct server *s = c->server;
-
-		login_free(c);
-		apply_defaults(c);
-		send_welcome(c);
-		stream_pause_read(&c->st, false);
-		/* the client has asked for nothing yet */
-		if (s && c->pool->mode != POOL_MODE_SESSION)
-			pool_release(s);
-		return;
-	}
 	stream_resume(&c->st);
 }
 

@@ -72,6 +72,7 @@ struct pool *pool_get(struct proxy *p, struct db *db, struct cred *cred)
 	list_init(&pool->login);
 	list_init(&pool->waiting);
 	list_init(&pool->clients);
+	list_init(&pool->welcome_wait);
 	pool->mode = effective_mode(p, db, cred);
 	list_append(&p->pools, &pool->node);
 	return pool;
@@ -128,6 +129,8 @@ void pool_client_gone(struct client *c, enum client_state prev)
 		pool->n_waiting--;
 	else if (prev == CL_ACTIVE)
 		pool->n_clients--;
+	else if (prev == CL_WELCOME)
+		pool->n_welcome--;
 	pool->db->n_clients--;
 }
 
@@ -343,7 +346,7 @@ void pool_launch(struct pool *pool)
 	if (p->shutdown != SHUTDOWN_NONE || p->paused || pool->db->paused || pool->db->dead ||
 			now < pool->retry_at_us)
 		return;
-	want = pool->n_waiting - pool->n_login;
+	want = pool->n_waiting + (pool->n_welcome > 0 && pool->n_servers == 0) - pool->n_login;
 	if (pool->n_servers + (want > 0 ? want : 0) < min)
 		want = min - pool->n_servers;
 	left = capacity_left(pool, now);
@@ -355,8 +358,16 @@ void pool_launch(struct pool *pool)
 	}
 }
 
+void pool_welcome_all(struct pool *pool)
+{
+	while (!list_empty(&pool->welcome_wait))
+		client_welcome(list_first_entry(&pool->welcome_wait, struct client, node));
+}
+
 void pool_fail_waiting(struct pool *pool, const char *sqlstate, const char *msg)
 {
+	while (!list_empty(&pool->welcome_wait))
+		client_close(list_first_entry(&pool->welcome_wait, struct client, node), sqlstate, msg);
 	while (!list_empty(&pool->waiting)) {
 		struct client *c = list_first_entry(&pool->waiting, struct client, node);
 
@@ -381,6 +392,13 @@ static void janitor_pool(struct pool *pool, int64_t now)
 	/* waiting clients, oldest first */
 	while (qwait > 0 && !list_empty(&pool->waiting)) {
 		struct client *c = list_first_entry(&pool->waiting, struct client, node);
+
+		if (now - c->wait_start_us < qwait)
+			break;
+		client_close(c, SQLSTATE_PROTOCOL_VIOLATION, "query_wait_timeout");
+	}
+	while (qwait > 0 && !list_empty(&pool->welcome_wait)) {
+		struct client *c = list_first_entry(&pool->welcome_wait, struct client, node);
 
 		if (now - c->wait_start_us < qwait)
 			break;
@@ -468,7 +486,8 @@ void pool_destroy_unused(struct proxy *p)
 	list_for_each_safe(it, tmp, &p->pools) {
 		struct pool *pool = list_entry(it, struct pool, node);
 
-		if (!pool->db->dead || pool->n_servers || pool->n_clients || pool->n_waiting)
+		if (!pool->db->dead || pool->n_servers || pool->n_clients || pool->n_waiting ||
+				pool->n_welcome)
 			continue;
 		list_del(&pool->node);
 		if (pool->welcome)

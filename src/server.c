@@ -389,6 +389,7 @@ static enum stream_act login_message(struct server *s, uint8_t type, const uint8
 				pool->welcome_len = l->params_len;
 				pool->welcome_cap = (uint32_t)cap;
 				pool->defaults = vars_get(s->vars);
+				pool_welcome_all(pool);
 			}
 		}
 		login_free(s);

@@ -1,0 +1,253 @@
+# 018_limits_reload.pl -- max_client_conn, SIGHUP reload of pool sizes, and the shutdown signals.
+
+use strict;
+use warnings;
+
+use Test::More;
+use IO::Select;
+use IO::Socket::INET;
+use Time::HiRes qw(time sleep);
+use DBD::Pg qw(:async);
+use PgSlab::Test::Cluster;
+use PgSlab::Test::Proxy;
+
+# --- raw protocol helpers (startup only: limits are checked before authentication) --------
+
+sub raw_connect
+{
+	my ($host, $port) = @_;
+	my $s = IO::Socket::INET->new(PeerAddr => $host, PeerPort => $port,
+		Proto => 'tcp', Timeout => 5) or die "connect $host:$port: $!";
+	binmode $s;
+	return $s;
+}
+
+sub startup_packet
+{
+	my (@kv) = @_;
+	my $body = pack('N', 196608) . join('', map { "$_\0" } @kv) . "\0";
+	return pack('N', 4 + length $body) . $body;
+}
+
+sub raw_read_n
+{
+	my ($s, $n, $deadline) = @_;
+	my $buf = '';
+	my $sel = IO::Select->new($s);
+	while (length $buf < $n) {
+		my $left = $deadline - time;
+		return undef if $left <= 0 || !$sel->can_read($left);
+		my $r = sysread($s, $buf, $n - length $buf, length $buf);
+		return undef unless $r;
+	}
+	return $buf;
+}
+
+# First message from pgslab: (type, body) or ('EOF') / ('TIMEOUT').
+sub read_msg
+{
+	my ($s, $timeout) = @_;
+	my $deadline = time + ($timeout // 5);
+	return ('TIMEOUT') unless IO::Select->new($s)->can_read($timeout // 5);
+	my $hdr = raw_read_n($s, 5, $deadline);
+	return ('EOF') unless defined $hdr;
+	my ($type, $len) = unpack('a1 N', $hdr);
+	return ('EOF') if $len < 4 || $len > 65536;
+	my $body = $len > 4 ? raw_read_n($s, $len - 4, $deadline) : '';
+	return ('EOF') unless defined $body;
+	return ($type, $body);
+}
+
+sub parse_fields
+{
+	my ($body) = @_;
+	my %f;
+	$f{$1} = $2 while $body =~ /\G([^\0])([^\0]*)\0/gc;
+	return \%f;
+}
+
+# --- setup ------------------------------------------------------------------------------------
+
+my $node = PgSlab::Test::Cluster->new(name => 'c018');
+$node->start;
+$node->create_user('app', 'app_pw');
+my $proxy = PgSlab::Test::Proxy->new(
+	cluster  => $node,
+	name     => 'p018',
+	settings => {
+		pool_mode         => 'transaction',
+		default_pool_size => 2,
+		max_client_conn   => 5,
+	},
+	userlist => userlist_from_cluster($node, 'app'));
+$proxy->start;
+my ($host, $port) = ($proxy->host, $proxy->port);
+my %app = (user => 'app', password => 'app_pw');
+
+my $direct = $node->connect_dbi('postgres');
+sub app_backends
+{
+	return $direct->selectrow_array(q{SELECT count(*) FROM pg_stat_activity
+		WHERE usename = 'app' AND backend_type = 'client backend'});
+}
+
+sub reloads { scalar(() = $proxy->log_content =~ /configuration reloaded/g) }
+
+# --- max_client_conn ------------------------------------------------------------------------------
+my @held = map { $proxy->connect_dbi('postgres', %app) } 1 .. 5;
+is(scalar(grep { $_->selectrow_array('SELECT 1') == 1 } @held), 5,
+	'max_client_conn = 5: five clients connected and working');
+
+my $s = raw_connect($host, $port);
+print $s startup_packet(user => 'app', database => 'postgres');
+my ($t, $b) = read_msg($s, 5);
+my $e = $t eq 'E' ? parse_fields($b) : {};
+is($t, 'E', 'sixth client gets an ErrorResponse');
+is($e->{C}, '53300', '... SQLSTATE 53300');
+is($e->{M}, 'no more connections allowed (max_client_conn)', '... with the PgBouncer message');
+is($e->{V} // $e->{S}, 'FATAL', '... severity FATAL');
+($t) = read_msg($s, 3);
+is($t, 'EOF', '... and is disconnected');
+close $s;
+
+my $sixth = eval { $proxy->connect_dbi('postgres', %app) };
+ok(!$sixth, 'sixth DBD::Pg client refused');
+like($DBI::errstr // '', qr/no more connections allowed \(max_client_conn\)/,
+	'... with the max_client_conn message');
+
+(shift @held)->disconnect;
+my $again;
+for (1 .. 40) {
+	last if $again = eval { $proxy->connect_dbi('postgres', %app) };
+	sleep(0.05);
+}
+ok($again && $again->selectrow_array('SELECT 2') == 2,
+	'after one client leaves, a new one gets in');
+push @held, $again if $again;
+my $nb = app_backends();
+ok($nb <= 2, "five idle clients in transaction mode hold at most default_pool_size (2) backends ($nb)");
+
+# Raising max_client_conn by SIGHUP takes effect.
+my $n0 = reloads();
+$proxy->set(max_client_conn => 50);
+$proxy->reload;
+ok($proxy->wait_for_log(qr/(?:configuration reloaded.*){${\($n0 + 1)}}/s),
+	'SIGHUP: pgslab logged the reload');
+my @more = map { eval { $proxy->connect_dbi('postgres', %app) } } 1 .. 3;
+is(scalar(grep { defined } @more), 3, 'after reload to max_client_conn = 50: 8 clients connected');
+$_->disconnect for grep { defined } @more, @held;
+@held = @more = ();
+
+# --- default_pool_size by SIGHUP ----------------------------------------------------------------------
+# Runs $n concurrent "SELECT pg_sleep($secs)" clients; returns (peak active
+# app backends seen in pg_stat_activity, peak app backends in total, elapsed s, #ok).
+sub concurrent_sleepers
+{
+	my ($n, $secs) = @_;
+	my @h = map { $proxy->connect_dbi('postgres', %app) } 1 .. $n;
+	my $t0 = time;
+	$_->do("SELECT pg_sleep($secs)", { pg_async => PG_ASYNC }) for @h;
+	my %pending = map { $_ => $h[$_] } 0 .. $#h;
+	my ($peak_active, $peak_total, $nok) = (0, 0, 0);
+	while (%pending && time - $t0 < 20) {
+		my ($a, $tot) = $direct->selectrow_array(q{SELECT
+			count(*) FILTER (WHERE state = 'active' AND query LIKE 'SELECT pg_sleep%'),
+			count(*) FROM pg_stat_activity
+			WHERE usename = 'app' AND backend_type = 'client backend'});
+		$peak_active = $a if $a > $peak_active;
+		$peak_total = $tot if $tot > $peak_total;
+		for my $k (keys %pending) {
+			next unless $pending{$k}->pg_ready;
+			$nok++ if eval { $pending{$k}->pg_result; 1 };
+			delete $pending{$k};
+		}
+		sleep(0.05);
+	}
+	my $dt = time - $t0;
+	$_->disconnect for @h;
+	return ($peak_active, $peak_total, $dt, $nok);
+}
+
+my ($pa, $pt, $dt, $nok) = concurrent_sleepers(5, 1);
+is($nok, 5, 'pool size 2: five pg_sleep(1) clients all succeed');
+is($pa, 2, 'pool size 2: at most and at least 2 backends run the sleeps');
+ok($pt <= 2, "pool size 2: no more than 2 app backends exist ($pt)");
+ok($dt >= 2.5, sprintf('pool size 2: five 1 s sleeps take >= 3 rounds (%.1fs)', $dt));
+
+$n0 = reloads();
+$proxy->set(default_pool_size => 5);
+$proxy->reload;
+ok($proxy->wait_for_log(qr/(?:configuration reloaded.*){${\($n0 + 1)}}/s),
+	'SIGHUP with default_pool_size = 5 applied');
+($pa, $pt, $dt, $nok) = concurrent_sleepers(5, 1);
+is($nok, 5, 'pool size 5: five pg_sleep(1) clients all succeed');
+is($pa, 5, 'pool size 5: 5 backends run the sleeps at once (pg_stat_activity)');
+ok($dt < 2.5, sprintf('pool size 5: the five sleeps ran in parallel (%.1fs)', $dt));
+
+# Shrinking: the servers beyond the new size are closed (PgBouncer's
+# janitor does this within a maintenance tick) and only 3 run at once.
+$n0 = reloads();
+$proxy->set(default_pool_size => 3);
+$proxy->reload;
+$proxy->wait_for_log(qr/(?:configuration reloaded.*){${\($n0 + 1)}}/s);
+my $shrunk_to;
+for (1 .. 50) {
+	$shrunk_to = app_backends();
+	last if $shrunk_to <= 3;
+	sleep(0.1);
+}
+ok($shrunk_to <= 3, "pool size 5 -> 3: idle servers beyond the new size are closed ($shrunk_to left after 5 s)");
+($pa, $pt, $dt, $nok) = concurrent_sleepers(5, 1);
+is($nok, 5, 'pool size 3: five clients succeed');
+is($pa, 3, 'pool size 3 after a second SIGHUP: 3 backends run the sleeps');
+
+# A broken config on reload keeps the old one running.
+open(my $fh, '>>', $proxy->ini_path) or die;
+print $fh "\n[pgbouncer]\ndefault_pool_size = not_a_number\n";
+close $fh;
+kill 'HUP', $proxy->pid;
+sleep(0.5);
+ok($proxy->is_running, 'pgslab survives a reload with an invalid config');
+is($proxy->safe_psql('postgres', 'SELECT 11', %app), '11', '... and keeps serving');
+$proxy->write_config;
+
+# --- shutdown signals ------------------------------------------------------------------------------------
+# SIGINT: wait for in-flight work on servers, then exit.
+my $h = $proxy->connect_dbi('postgres', %app);
+$h->do('SELECT pg_sleep(1.5), 42', { pg_async => PG_ASYNC });
+sleep(0.3);
+my $t0 = time;
+$proxy->kill_signal('INT');
+sleep(0.3);
+ok(!eval { $proxy->connect_dbi('postgres', %app); 1 }, 'SIGINT: new clients refused');
+my $res = eval { $h->pg_result; 1 };
+ok($res, 'SIGINT: the running query completes') or diag($@);
+my $st = $proxy->wait_exit(timeout => 10);
+is($st, 0, sprintf('SIGINT: pgslab exits with status 0 after the query (%.1fs)', time - $t0));
+
+# SIGTERM: wait until every client has disconnected.
+$proxy->start;
+$h = $proxy->connect_dbi('postgres', %app);
+is($h->selectrow_array('SELECT 1'), 1, 'restarted pgslab serves');
+$proxy->kill_signal('TERM');
+sleep(0.5);
+ok($proxy->is_running, 'SIGTERM: still running while a client is connected');
+is(eval { $h->selectrow_array('SELECT 12') }, 12, 'SIGTERM: the connected client keeps working');
+ok(!eval { $proxy->connect_dbi('postgres', %app); 1 }, 'SIGTERM: new clients refused');
+$h->disconnect;
+$st = $proxy->wait_exit(timeout => 10);
+is($st, 0, 'SIGTERM: exits with status 0 once the last client left');
+
+# SIGQUIT: immediate.
+$proxy->start;
+$h = $proxy->connect_dbi('postgres', %app);
+$h->do('SELECT pg_sleep(5)', { pg_async => PG_ASYNC });
+sleep(0.3);
+$t0 = time;
+$proxy->kill_signal('QUIT');
+$st = $proxy->wait_exit(timeout => 10);
+ok(defined $st && time - $t0 < 2, sprintf('SIGQUIT: exits at once (%.1fs)', time - $t0));
+ok(!eval { $h->pg_result; 1 }, 'SIGQUIT: the client in a query gets an error');
+$direct->disconnect;
+
+done_testing();
