@@ -107,6 +107,8 @@ int log_reopen(struct logger *lg);
 int log_reconfigure(struct logger *lg, const struct log_config *cfg);
 
 void log_set_verbose(struct logger *lg, int verbose);
+/* True when <lg> writes in the caller (sync_write or -DLOG_SYNC_WRITE). */
+bool log_synchronous(const struct logger *lg);
 /* Would a record of <level> be written?  <lg> NULL means the stderr fallback
  * (verbose 0). */
 bool log_enabled(const struct logger *lg, enum log_level level);

@@ -92,6 +92,9 @@ struct db {
 	char force_user[NAME_MAX_LEN];
 	char password[SCRAM_SECRET_STR_MAX];
 	char connect_query[256];
+	/* sent in the server's startup packet when set */
+	char client_encoding[NAME_MAX_LEN], datestyle[NAME_MAX_LEN], timezone[NAME_MAX_LEN],
+			application_name[NAME_MAX_LEN];
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	bool addr_ok;

@@ -32,6 +32,14 @@
  *
  * Counters: records == written + dropped + pending, where written counts
  * records the writer finished (or FATAL records the producer wrote itself).
+ *
+ * Synchronous mode (lg->sync: log_config.sync_write, or -DLOG_SYNC_WRITE for
+ * the benchmark baseline): no writer thread is started and the ring stays
+ * empty (head == done == freed == 0).  log_write() formats the record into a
+ * buffer as above and calls the writer's own output code in the caller's
+ * thread, which then owns the w_* fields; control records are applied the
+ * same way at once.  pending is always 0; dropped moves only when no buffer
+ * could be had.
  */
 #include "log.h"
 #include "slab.h"
@@ -71,6 +79,12 @@
  * every iteration, and the slab layer keeps only one empty slab per cache,
  * so without it every swing would release and regrow slabs. */
 #define LOG_MAG_SIZE 64
+
+#ifdef LOG_SYNC_WRITE
+#define LOG_SYNC_FORCED true
+#else
+#define LOG_SYNC_FORCED false
+#endif
 
 enum log_rec_kind {
 	LOG_REC_TEXT,	/* a line in text[] */
@@ -124,6 +138,7 @@ struct logger {
 	struct log_ring *rings;
 	unsigned nrings;
 	int verbose;
+	bool sync; /* write in the caller; no thread (see the theory above) */
 	struct log_clock clock;
 	char *logfile; /* for the FATAL fallback and error messages */
 	bool to_stderr;
@@ -147,7 +162,8 @@ struct logger {
 	_Atomic uint64_t writes, write_errors;
 
 	char pad2[LOG_CACHELINE];
-	/* ---- writer only (the producer sets them up before the thread starts) ---- */
+	/* ---- writer only (the producer sets them up before the thread starts;
+	 * a synchronous logger's producer owns them) ---- */
 	pthread_t thread;
 	bool thread_started;
 	int w_fd;
@@ -205,6 +221,9 @@ static const struct {
 };
 
 static __thread struct logger *log_current;
+
+static void log_writer_output(struct logger *lg, struct log_ring *rg, struct log_rec **batch, int n);
+static void log_writer_control(struct logger *lg, const struct log_rec *r);
 
 /* ---- small helpers ---- */
 
@@ -539,6 +558,51 @@ static void log_count_drop(struct logger *lg, enum log_level level)
 	}
 }
 
+/* ---- synchronous mode ---- */
+
+/* Write <r> to the outputs now, in the caller's thread; frees <r>. */
+static void log_sync_emit(struct logger *lg, struct log_rec *r)
+{
+	log_writer_output(lg, &lg->rings[0], &r, 1);
+	log_rec_free(lg, r);
+}
+
+/* Write the drop notice, if drops (out of buffers) are waiting for one. */
+static void log_sync_notice(struct logger *lg)
+{
+	struct log_rec *r;
+
+	if (lg->drop_pending == 0)
+		return;
+	r = log_formatf(lg, LL_WARNING, "%llu log lines dropped (%llu of them WARNING or ERROR)",
+			(unsigned long long)lg->drop_pending,
+			(unsigned long long)lg->drop_pending_important);
+	if (r == NULL)
+		return;
+	lg->records++;
+	lg->drop_pending = lg->drop_pending_important = 0;
+	log_sync_emit(lg, r);
+}
+
+static void log_sync_vwrite(struct logger *lg, enum log_level level, const char *prefix,
+		const char *fmt, va_list ap)
+{
+	struct log_rec *r;
+
+	log_sync_notice(lg);
+	r = log_format(lg, level, prefix, fmt, ap);
+	if (r == NULL) {
+		if (level == LL_FATAL) {
+			lg->written_direct++;
+			log_vwrite_stderr(level, prefix, fmt, ap);
+		} else {
+			log_count_drop(lg, level);
+		}
+		return;
+	}
+	log_sync_emit(lg, r);
+}
+
 /* Reclaim up to <budget>, then push a waiting control record and drop
  * notice if there is room.  Everything the producer does before looking for
  * room. */
@@ -546,6 +610,10 @@ static void log_housekeep(struct logger *lg, struct log_ring *rg, uint32_t budge
 {
 	struct log_rec *r;
 
+	if (lg->sync) {
+		log_sync_notice(lg);
+		return;
+	}
 	log_ring_reclaim(lg, rg, budget);
 	if (lg->pending_ctl != NULL) {
 		if (log_ring_full(rg))
@@ -683,6 +751,11 @@ void log_set_verbose(struct logger *lg, int verbose)
 		lg->verbose = verbose < 0 ? 0 : verbose;
 }
 
+bool log_synchronous(const struct logger *lg)
+{
+	return lg == NULL || lg->sync;
+}
+
 void log_vwrite(struct logger *lg, enum log_level level, const char *prefix, const char *fmt,
 		va_list ap)
 {
@@ -696,6 +769,10 @@ void log_vwrite(struct logger *lg, enum log_level level, const char *prefix, con
 		return;
 	}
 	lg->records++;
+	if (lg->sync) {
+		log_sync_vwrite(lg, level, prefix, fmt, ap);
+		return;
+	}
 	if (level == LL_FATAL) {
 		log_write_fatal(lg, prefix, fmt, ap);
 		return;
@@ -754,6 +831,12 @@ static void log_queue_ctl(struct logger *lg, struct log_rec *r)
 {
 	struct log_ring *rg = &lg->rings[0];
 
+	if (lg->sync) {
+		/* Nothing is queued: apply it now (log_poll reports a failure). */
+		log_writer_control(lg, r);
+		log_rec_free(lg, r);
+		return;
+	}
 	if (lg->pending_ctl != NULL) {
 		/* A later request replaces one that never got queued. */
 		log_rec_free(lg, lg->pending_ctl);
@@ -853,6 +936,8 @@ void log_stats_get(struct logger *lg, struct log_stats *st)
 
 void log_test_pause_writer(struct logger *lg, bool pause)
 {
+	if (lg->sync)
+		return;
 	atomic_store_explicit(&lg->pause_req, pause ? 1 : 0, memory_order_seq_cst);
 	log_wake_writer(lg, true);
 	if (!pause)
@@ -1143,6 +1228,7 @@ struct logger *log_create(
 	lg->w_fd = -1;
 	lg->arena = arena;
 	lg->verbose = cfg->verbose < 0 ? 0 : cfg->verbose;
+	lg->sync = cfg->sync_write || LOG_SYNC_FORCED;
 	lg->to_stderr = cfg->to_stderr;
 	lg->w_stderr = cfg->to_stderr;
 	lg->w_syslog = cfg->syslog;
@@ -1188,6 +1274,13 @@ struct logger *log_create(
 		lg->w_fd = ret;
 	}
 
+	if (lg->sync) {
+		if (lg->w_syslog) {
+			lg->w_syslog = false;
+			log_writer_syslog(lg, true);
+		}
+		return lg;
+	}
 	/* The writer takes no signals: they belong to the event loop. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -1240,6 +1333,10 @@ void log_destroy(struct logger *lg)
 		log_rec_free(lg, lg->pending_ctl);
 	while (lg->nmag > 0)
 		slab_free(lg->cache, lg->mag[--lg->nmag]);
+	if (lg->sync)
+		log_sync_notice(lg);
+	if (lg->sync && lg->w_syslog)
+		closelog(); /* a writer thread closes its own */
 	if (lg->w_fd >= 0)
 		close(lg->w_fd);
 	if (lg->cache != NULL)

@@ -191,7 +191,10 @@ bool pool_assign(struct client *c)
 	struct proxy *p = pool->proxy;
 
 	if (!p->paused && !pool->db->paused && !list_empty(&pool->idle)) {
-		struct server *s = list_first_entry(&pool->idle, struct server, node);
+		/* LIFO keeps the warmest backend busy; round robin spreads load */
+		struct server *s = p->cfg->s.server_round_robin ?
+				list_last_entry(&pool->idle, struct server, node) :
+				list_first_entry(&pool->idle, struct server, node);
 
 		pool->st.hits++;
 		return link_pair(c, s);

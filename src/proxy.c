@@ -182,6 +182,10 @@ static void db_apply(struct proxy *p, struct db *db, const struct config_db *e, 
 	COPY(db->force_user, user);
 	COPY(db->password, e->password);
 	COPY(db->connect_query, e->connect_query);
+	COPY(db->client_encoding, e->client_encoding);
+	COPY(db->datestyle, e->datestyle);
+	COPY(db->timezone, e->timezone);
+	COPY(db->application_name, e->application_name);
 	db->port = e->port;
 	db->pool_size = e->pool_size;
 	db->min_pool_size = e->min_pool_size;
@@ -313,7 +317,7 @@ int proxy_apply_config(struct proxy *p, struct config *cfg, char *err, size_t er
 	if (p->cfg)
 		config_free(p->cfg);
 	p->cfg = cfg;
-	p->sctx.buf_size = cfg->s.pkt_buf > 0 ? (uint32_t)cfg->s.pkt_buf : 4096;
+	p->sctx.buf_size = cfg->s.pkt_buf >= 512 ? (uint32_t)cfg->s.pkt_buf : 4096;
 	p->sctx.max_packet = cfg->s.max_packet_size > 0 ? (uint32_t)cfg->s.max_packet_size : 0x7fffffff;
 	p->sctx.max_whole = 1u << 20;
 	apply_dbs(p);

@@ -156,6 +156,14 @@ int server_send_internal(struct server *s, const char *sql)
 
 /* ---- login ---- */
 
+static void startup_param(struct pkt *k, const char *name, const char *value)
+{
+	if (value[0]) {
+		pkt_str(k, name);
+		pkt_str(k, value);
+	}
+}
+
 static void send_startup(struct server *s)
 {
 	struct pool *pool = s->pool;
@@ -169,6 +177,10 @@ static void send_startup(struct server *s)
 	pkt_str(&k, pool->cred->name);
 	pkt_str(&k, "database");
 	pkt_str(&k, pool->db->dbname);
+	startup_param(&k, "client_encoding", pool->db->client_encoding);
+	startup_param(&k, "datestyle", pool->db->datestyle);
+	startup_param(&k, "timezone", pool->db->timezone);
+	startup_param(&k, "application_name", pool->db->application_name);
 	pkt_u8(&k, 0);
 	pkt_end(&k);
 	s->login->started = true;

@@ -269,7 +269,9 @@ uint8_t *stream_write_reserve(struct stream *s, size_t len)
 	struct iobuf *b = s->out;
 
 	if (b == NULL) {
-		b = s->out = iobuf_get(s->ctx, len > s->ctx->buf_size ? len : s->ctx->buf_size);
+		size_t dflt = s->ctx->buf_size - sizeof(struct iobuf);
+
+		b = s->out = iobuf_get(s->ctx, len > dflt ? len : dflt);
 		if (b == NULL)
 			return NULL;
 	}
@@ -443,7 +445,7 @@ static void stream_read(struct stream *s)
 	ssize_t n;
 
 	if (b == NULL) {
-		b = s->in = iobuf_get(s->ctx, s->ctx->buf_size);
+		b = s->in = iobuf_get(s->ctx, s->ctx->buf_size - sizeof(struct iobuf));
 		if (b == NULL) {
 			s->ops->on_error(s, "out of memory for I/O buffer");
 			return;

@@ -480,10 +480,100 @@ static void test_stderr(void)
 	ok(file_has(tpath("stderr2"), " WARNING to stderr\n"), "to_stderr output");
 }
 
+/* Threads of this process, from /proc/self/status; -1 if unknown. */
+static int count_threads(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	int n = -1;
+
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "Threads: %d", &n) == 1)
+			break;
+	fclose(f);
+	return n;
+}
+
+/* sync_write: every record is in the file when log_write returns, nothing
+ * is queued or dropped, no thread runs, and the API behaves the same. */
+static void test_sync(void)
+{
+	enum { N = 2000 };
+	struct log_config cfg = {.logfile = tpath("sync.log"), .queue_len = 16, .sync_write = true};
+	struct logger *lg, *alg;
+	struct log_stats st;
+	struct stat sb;
+	uint64_t calls0, calls1;
+	bool each_ok = true, order_ok = true;
+	char err[256] = "", *buf, *p, want[64];
+	int threads0, i;
+
+	threads0 = count_threads();
+	lg = log_create(arena, &cfg, err, sizeof(err));
+	if (!ok(lg != NULL, "sync logger created: %s", err))
+		return;
+	ok(log_synchronous(lg), "sync_write logger reports synchronous");
+	is_int(count_threads(), threads0, "no writer thread started");
+	alg = mklog(NULL, 16, 0);
+	ok(alg != NULL && !log_synchronous(alg) && count_threads() == threads0 + 1,
+			"a default logger is asynchronous, with a thread");
+	log_destroy(alg);
+
+	log_test_pause_writer(lg, true); /* no writer: must not wait or hold records */
+	calls0 = sysalloc_calls();
+	for (i = 0; i < N; i++) {
+		log_write(lg, LL_INFO, "sync seq %d", i);
+		if (i % 250 == 0 || i == N - 1) {
+			snprintf(want, sizeof(want), " LOG sync seq %d\n", i);
+			if (!file_has(cfg.logfile, want))
+				each_ok = false;
+		}
+	}
+	calls1 = sysalloc_calls();
+	ok(each_ok, "each record is in the file when log_write returns (paused writer ignored)");
+	is_int(calls1 - calls0, 0, "no system allocator calls while writing");
+	log_stats_get(lg, &st);
+	ok(st.records == N && st.written == N && st.dropped == 0 && st.pending == 0,
+			"%d records with queue_len 16: all written, none dropped or pending (%llu/%llu/%llu)",
+			N, (unsigned long long)st.written, (unsigned long long)st.dropped,
+			(unsigned long long)st.pending);
+	ok(st.writes == N && st.queue_high_water == 0,
+			"one write per record, nothing queued (%llu writes)",
+			(unsigned long long)st.writes);
+	ok(stat(cfg.logfile, &sb) == 0 && (uint64_t)sb.st_size == st.bytes,
+			"bytes counter == file size (%llu)", (unsigned long long)st.bytes);
+	ok(st.buffer_allocs == N && st.buffer_reuses >= N - 1, "buffers reused (%llu of %llu)",
+			(unsigned long long)st.buffer_reuses, (unsigned long long)st.buffer_allocs);
+
+	buf = slurp(cfg.logfile);
+	p = buf;
+	for (i = 0; i < N && order_ok; i++) {
+		snprintf(want, sizeof(want), " LOG sync seq %d\n", i);
+		p = strstr(p, want);
+		order_ok = p != NULL;
+	}
+	ok(order_ok && count_str(buf, "\n") == N, "all %d records, in order, nothing else", N);
+	free(buf);
+
+	rename(tpath("sync.log"), tpath("sync.log.1"));
+	is_int(log_reopen(lg), 0, "sync log_reopen");
+	log_write(lg, LL_INFO, "after reopen");
+	ok(file_has(tpath("sync.log"), " LOG after reopen\n") &&
+					!file_has(tpath("sync.log.1"), "after reopen"),
+			"reopen takes effect at once: new record in the new file only");
+	log_write(lg, LL_FATAL, "sync fatal");
+	ok(file_has(tpath("sync.log"), " FATAL sync fatal\n"), "FATAL written");
+	is_int(log_flush(lg, 0), 0, "flush has nothing to wait for");
+	log_destroy(lg);
+}
+
 static void cleanup(void)
 {
 	static const char *const files[] = {"seq.log", "full.log", "fatal.log", "r.log", "r.log.1",
-			"c1.log", "c2.log", "v.log", "long.log", "stderr1", "stderr2"};
+			"c1.log", "c2.log", "v.log", "long.log", "stderr1", "stderr2", "sync.log",
+			"sync.log.1"};
 	size_t i;
 
 	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++)
@@ -497,7 +587,7 @@ int main(void)
 
 	setenv("TZ", "UTC", 1);
 	tzset();
-	plan(57);
+	plan(72);
 	if (mkdtemp(tmpdir) == NULL) {
 		perror("mkdtemp");
 		return 1;
@@ -513,6 +603,7 @@ int main(void)
 	test_verbose_and_format();
 	test_long_records();
 	test_stderr();
+	test_sync();
 	slab_arena_destroy(arena);
 	cleanup();
 	diag("total %.0f ms", now_ms() - t0);
