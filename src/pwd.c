@@ -5,27 +5,24 @@
 #include <stdbool.h>
 #include <string.h>
 
+/* MD5_CTX is deprecated in OpenSSL 3 in favour of EVP, which allocates. */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
+#include <openssl/md5.h>
 
 #include "scram.h"
 
 static const char hex_digits[] = "0123456789abcdef";
 
-/* out = "md5" + hex(md5(a || b)) */
+/* out = "md5" + hex(md5(a || b)); MD5_CTX lives on the stack (no heap). */
 static int md5_hex(const void *a, size_t alen, const void *b, size_t blen, char out[PWD_MD5_BUF])
 {
-	unsigned char d[EVP_MAX_MD_SIZE];
-	unsigned int n = 0, i;
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	int ok;
+	unsigned char d[MD5_DIGEST_LENGTH];
+	MD5_CTX ctx;
+	unsigned int i;
 
-	if (!ctx)
-		return -EIO;
-	ok = EVP_DigestInit_ex(ctx, EVP_md5(), NULL) == 1 && EVP_DigestUpdate(ctx, a, alen) == 1 &&
-	     EVP_DigestUpdate(ctx, b, blen) == 1 && EVP_DigestFinal_ex(ctx, d, &n) == 1 && n == 16;
-	EVP_MD_CTX_free(ctx);
-	if (!ok)
+	if (MD5_Init(&ctx) != 1 || MD5_Update(&ctx, a, alen) != 1 || MD5_Update(&ctx, b, blen) != 1 ||
+			MD5_Final(d, &ctx) != 1)
 		return -EIO;
 	memcpy(out, "md5", 3);
 	for (i = 0; i < 16; i++) {
@@ -34,6 +31,7 @@ static int md5_hex(const void *a, size_t alen, const void *b, size_t blen, char 
 	}
 	out[PWD_MD5_LEN] = '\0';
 	OPENSSL_cleanse(d, sizeof(d));
+	OPENSSL_cleanse(&ctx, sizeof(ctx));
 	return 0;
 }
 

@@ -6,10 +6,11 @@
 #include <stdio.h>
 #include <string.h>
 
+/* SHA256_CTX is deprecated in OpenSSL 3 in favour of EVP, which allocates. */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 
 /*
  * Theory.
@@ -98,25 +99,107 @@ const char *scram_strerror(int err)
 
 /* ---- crypto primitives -------------------------------------------------- */
 
+/*
+ * SHA-256 and HMAC-SHA-256 on OpenSSL's low-level SHA256_CTX, which lives on
+ * the stack: unlike EVP_Digest()/HMAC(), which allocate a context on every
+ * call (about 30 heap allocations per login), nothing here touches the heap,
+ * so logins as well as transactions stay off the system allocator.
+ */
+struct hmac256_ctx {
+	SHA256_CTX inner, outer;
+};
+
+#define SCRAM_MAX_SALT_BLOCK (SCRAM_SALT_MAX + 4)
+
 static int sha256(const void *data, size_t len, uint8_t out[SCRAM_KEY_LEN])
 {
-	unsigned int n = 0;
+	SHA256_CTX c;
 
-	if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1 || n != SCRAM_KEY_LEN)
+	if (SHA256_Init(&c) != 1 || SHA256_Update(&c, data, len) != 1 || SHA256_Final(out, &c) != 1)
 		return SCRAM_E_CRYPTO;
 	return 0;
+}
+
+static int hmac256_init(struct hmac256_ctx *h, const uint8_t *key, size_t klen)
+{
+	uint8_t k[SHA256_CBLOCK], pad[SHA256_CBLOCK];
+	size_t i;
+	int rc = 0;
+
+	memset(k, 0, sizeof(k));
+	if (klen > sizeof(k))
+		rc = sha256(key, klen, k);
+	else
+		memcpy(k, key, klen);
+	for (i = 0; i < sizeof(pad); i++)
+		pad[i] = k[i] ^ 0x36;
+	if (rc || SHA256_Init(&h->inner) != 1 || SHA256_Update(&h->inner, pad, sizeof(pad)) != 1)
+		rc = SCRAM_E_CRYPTO;
+	for (i = 0; i < sizeof(pad); i++)
+		pad[i] = k[i] ^ 0x5c;
+	if (rc || SHA256_Init(&h->outer) != 1 || SHA256_Update(&h->outer, pad, sizeof(pad)) != 1)
+		rc = SCRAM_E_CRYPTO;
+	OPENSSL_cleanse(k, sizeof(k));
+	OPENSSL_cleanse(pad, sizeof(pad));
+	return rc;
+}
+
+/* HMAC of <data> with a prepared key: <h> is copied, so it can be reused. */
+static int hmac256_run(const struct hmac256_ctx *h, const void *data, size_t len,
+		uint8_t out[SCRAM_KEY_LEN])
+{
+	struct hmac256_ctx c = *h;
+	uint8_t inner[SCRAM_KEY_LEN];
+	int rc = 0;
+
+	if (SHA256_Update(&c.inner, data, len) != 1 || SHA256_Final(inner, &c.inner) != 1 ||
+			SHA256_Update(&c.outer, inner, sizeof(inner)) != 1 ||
+			SHA256_Final(out, &c.outer) != 1)
+		rc = SCRAM_E_CRYPTO;
+	OPENSSL_cleanse(&c, sizeof(c));
+	OPENSSL_cleanse(inner, sizeof(inner));
+	return rc;
 }
 
 static int hmac256(const uint8_t *key, size_t klen, const void *data, size_t len,
 		uint8_t out[SCRAM_KEY_LEN])
 {
-	unsigned int n = 0;
+	struct hmac256_ctx h;
+	int rc;
 
 	if (klen > INT_MAX)
 		return SCRAM_E_INVALID;
-	if (!HMAC(EVP_sha256(), key, (int)klen, data, len, out, &n) || n != SCRAM_KEY_LEN)
-		return SCRAM_E_CRYPTO;
-	return 0;
+	rc = hmac256_init(&h, key, klen);
+	if (!rc)
+		rc = hmac256_run(&h, data, len, out);
+	OPENSSL_cleanse(&h, sizeof(h));
+	return rc;
+}
+
+/* PBKDF2-HMAC-SHA-256 with a 32-byte output (one block), as SCRAM uses. */
+static int pbkdf2_sha256(const char *pw, size_t pwlen, const uint8_t *salt, size_t salt_len,
+		int iterations, uint8_t out[SCRAM_KEY_LEN])
+{
+	struct hmac256_ctx h;
+	uint8_t u[SCRAM_KEY_LEN], first[SCRAM_MAX_SALT_BLOCK];
+	int i, j, rc;
+
+	if (salt_len + 4 > sizeof(first))
+		return SCRAM_E_SALT;
+	rc = hmac256_init(&h, (const uint8_t *)pw, pwlen);
+	memcpy(first, salt, salt_len);
+	memcpy(first + salt_len, "\0\0\0\1", 4); /* block index 1, big-endian */
+	if (!rc)
+		rc = hmac256_run(&h, first, salt_len + 4, u);
+	memcpy(out, u, SCRAM_KEY_LEN);
+	for (i = 1; !rc && i < iterations; i++) {
+		rc = hmac256_run(&h, u, sizeof(u), u);
+		for (j = 0; j < SCRAM_KEY_LEN; j++)
+			out[j] ^= u[j];
+	}
+	OPENSSL_cleanse(&h, sizeof(h));
+	OPENSSL_cleanse(u, sizeof(u));
+	return rc;
 }
 
 /* ---- base64 ------------------------------------------------------------- */
@@ -645,9 +728,7 @@ static int derive_keys(const char *password, const uint8_t *salt, size_t salt_le
 	memcpy(salt_copy, salt, salt_len); /* <salt> may live inside <out> */
 	salt = salt_copy;
 	memset(out, 0, sizeof(*out));
-	if (PKCS5_PBKDF2_HMAC(prep, (int)plen, salt, (int)salt_len, iterations, EVP_sha256(),
-			    SCRAM_KEY_LEN, salted) != 1)
-		rc = SCRAM_E_CRYPTO;
+	rc = pbkdf2_sha256(prep, plen, salt, salt_len, iterations, salted);
 	if (!rc)
 		rc = hmac256(salted, sizeof(salted), "Client Key", 10, client_key);
 	if (!rc)

@@ -501,8 +501,9 @@ static int count_threads(void)
 static void test_sync(void)
 {
 	enum { N = 2000 };
-	struct log_config cfg = {.logfile = tpath("sync.log"), .queue_len = 16, .sync_write = true};
+	struct log_config cfg = {.queue_len = 16, .sync_write = true};
 	struct logger *lg, *alg;
+	char path[256];
 	struct log_stats st;
 	struct stat sb;
 	uint64_t calls0, calls1;
@@ -510,6 +511,8 @@ static void test_sync(void)
 	char err[256] = "", *buf, *p, want[64];
 	int threads0, i;
 
+	snprintf(path, sizeof(path), "%s", tpath("sync.log"));
+	cfg.logfile = path;
 	threads0 = count_threads();
 	lg = log_create(arena, &cfg, err, sizeof(err));
 	if (!ok(lg != NULL, "sync logger created: %s", err))
