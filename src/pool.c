@@ -420,7 +420,12 @@ static void janitor_pool(struct pool *pool, int64_t now)
 	/* idle servers: the oldest sit at the tail */
 	while (!list_empty(&pool->idle)) {
 		struct server *sv = list_last_entry(&pool->idle, struct server, node);
+		int size = pool_effective_size(pool);
 
+		if (size > 0 && pool->n_servers > size) {
+			server_close(sv, "pool size reduced");
+			continue;
+		}
 		if (too_old(sv, now)) {
 			server_close(sv, "server lifetime over");
 			continue;

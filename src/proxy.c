@@ -318,7 +318,10 @@ int proxy_apply_config(struct proxy *p, struct config *cfg, char *err, size_t er
 		config_free(p->cfg);
 	p->cfg = cfg;
 	p->sctx.buf_size = cfg->s.pkt_buf >= 512 ? (uint32_t)cfg->s.pkt_buf : 4096;
-	p->sctx.max_packet = cfg->s.max_packet_size > 0 ? (uint32_t)cfg->s.max_packet_size : 0x7fffffff;
+	/* PostgreSQL accepts no message over 1 GiB (PQ_LARGE_MESSAGE_LIMIT):
+	 * refusing it here keeps a backend from being left mid-message. */
+	p->sctx.max_packet = cfg->s.max_packet_size > 0 && cfg->s.max_packet_size < 0x3fffffff ?
+			(uint32_t)cfg->s.max_packet_size : 0x3fffffffu;
 	p->sctx.max_whole = 1u << 20;
 	apply_dbs(p);
 	apply_creds(p);
