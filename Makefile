@@ -5,6 +5,7 @@
 #   make demo       build, throw-away PostgreSQL, pgslab in front, pgbench, admin view
 #   make asan       build with -fsanitize=address,undefined + slab debug, run unit tests
 #   make bench-alloc  slab caches vs glibc vs jemalloc vs mimalloc
+#   make bench-log    connection churn: async log writer vs -DLOG_SYNC_WRITE build
 #
 # Every src/*.c except main.c goes into build/<variant>/libpgslab.a; every
 # test/unit/t_*.c becomes an executable printing TAP, linked against it.
@@ -36,7 +37,7 @@ DEB_PKGS := gcc make pkg-config perl libevent-dev libssl-dev libpq-dev \
             postgresql-15 postgresql-client-15 libdbd-pg-perl \
             pgbouncer valgrind strace procps libjemalloc-dev libmimalloc-dev gnuplot-nox
 
-.PHONY: all deps check unit-check prove-check asan asan-check demo bench-alloc \
+.PHONY: all deps check unit-check prove-check asan asan-check demo bench-alloc bench-log \
         clean format cppcheck
 
 all: $(PROG)
@@ -102,6 +103,12 @@ bench-alloc: deps
 
 $(BUILD)/bench_alloc: bench/bench_alloc.c $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LIBS) -ldl
+
+# The baseline writes each log record synchronously in the event loop.
+bench-log: deps
+	$(MAKE) $(PROG)
+	$(MAKE) BUILD=build/synclog PROG=pgslab-synclog EXTRA_CFLAGS=-DLOG_SYNC_WRITE pgslab-synclog
+	PGSLAB=$(CURDIR)/$(PROG) PGSLAB_SYNCLOG=$(CURDIR)/pgslab-synclog perl bench/log_bench.pl
 
 format:
 	clang-format -i src/*.c include/*.h test/unit/*.c test/unit/*.h

@@ -222,7 +222,8 @@ static const struct {
 
 static __thread struct logger *log_current;
 
-static void log_writer_output(struct logger *lg, struct log_ring *rg, struct log_rec **batch, int n);
+static void log_writer_output(
+		struct logger *lg, struct log_ring *rg, struct log_rec **batch, int n);
 static void log_writer_control(struct logger *lg, const struct log_rec *r);
 
 /* ---- small helpers ---- */

@@ -539,7 +539,8 @@ static void test_sync(void)
 	is_int(calls1 - calls0, 0, "no system allocator calls while writing");
 	log_stats_get(lg, &st);
 	ok(st.records == N && st.written == N && st.dropped == 0 && st.pending == 0,
-			"%d records with queue_len 16: all written, none dropped or pending (%llu/%llu/%llu)",
+			"%d records with queue_len 16: all written, none dropped or pending "
+			"(%llu/%llu/%llu)",
 			N, (unsigned long long)st.written, (unsigned long long)st.dropped,
 			(unsigned long long)st.pending);
 	ok(st.writes == N && st.queue_high_water == 0,
