@@ -31,6 +31,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#include "budget.h"
 #include "config.h"
 #include "list.h"
 #include "scram.h"
@@ -101,12 +102,15 @@ struct db {
 	bool admin;                  /* the console pseudo-database */
 	bool paused, disabled;
 	bool dead;                   /* removed from config; freed when unused */
-	int pool_size, min_pool_size, reserve_pool_size, max_db_connections;
+	int pool_size, min_pool_size, reserve_pool_size, max_db_connections, pool_weight;
+	struct budget *budget;       /* backend slots shared by the db's pools */
 	int pool_mode;               /* enum pool_mode or CONFIG_INHERIT */
 	int n_servers;               /* over all pools */
 	int n_clients;
 	int64_t server_lifetime_us;
 };
+
+#define POOL_WAIT_BUCKETS 7
 
 struct pool_stats {
 	uint64_t xact_count, query_count, server_assignment_count;
@@ -134,6 +138,9 @@ struct pool {
 	bool login_failing;          /* the last server login was refused */
 	char login_error[128];       /* ... and why */
 	struct pool_stats st, st_prev; /* totals, and at the last stats period */
+	struct budget_member bm;     /* slots held in db->budget */
+	bool launching;              /* pool_launch() is on the stack */
+	uint64_t wait_hist[POOL_WAIT_BUCKETS]; /* waits: <100us, <1ms, ... , >=10s */
 	struct pool_stats avg;       /* per-second averages over the last period */
 };
 
@@ -328,6 +335,8 @@ void pool_stats_period(struct proxy *p);
 void pool_client_gone(struct client *c, enum client_state prev);
 void pool_destroy_unused(struct proxy *p);
 int pool_effective_size(const struct pool *pool);
+/* Recompute every db's budget and pool shares after a config change. */
+void pool_budget_refresh(struct proxy *p);
 
 /* vars.c */
 void vars_init(struct proxy *p);

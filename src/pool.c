@@ -22,6 +22,8 @@
 #include "proto.h"
 #include "slab.h"
 
+static void pool_settle(struct pool *pool);
+
 static int64_t setting_or(int64_t v, int64_t dflt)
 {
 	return v >= 0 ? v : dflt;
@@ -74,7 +76,15 @@ struct pool *pool_get(struct proxy *p, struct db *db, struct cred *cred)
 	list_init(&pool->clients);
 	list_init(&pool->welcome_wait);
 	pool->mode = effective_mode(p, db, cred);
+	if (db->budget == NULL)
+		db->budget = budget_create(1);
+	budget_member_init(&pool->bm, 0, (unsigned)db->pool_weight);
+	if (db->budget == NULL || budget_join(db->budget, &pool->bm) < 0) {
+		slab_free(p->pool_cache, pool);
+		return NULL;
+	}
 	list_append(&p->pools, &pool->node);
+	pool_budget_refresh(p);
 	return pool;
 }
 
@@ -215,6 +225,19 @@ bool pool_assign(struct client *c)
 	return false;
 }
 
+static void pool_note_wait(struct pool *pool, int64_t us)
+{
+	int b = 0;
+	int64_t lim = 100;
+
+	pool->st.wait_time_us += (uint64_t)us;
+	while (b < POOL_WAIT_BUCKETS - 1 && us >= lim) {
+		b++;
+		lim *= 10;
+	}
+	pool->wait_hist[b]++;
+}
+
 /* Hand free server <s> to the oldest waiter; false when nobody waits. */
 static bool give_to_waiter(struct server *s)
 {
@@ -227,7 +250,7 @@ static bool give_to_waiter(struct server *s)
 		return false;
 	c = list_first_entry(&pool->waiting, struct client, node);
 	now = proxy_now_us();
-	pool->st.wait_time_us += (uint64_t)(now - c->wait_start_us);
+	pool_note_wait(pool, now - c->wait_start_us);
 	client_move(c, CL_ACTIVE);
 	if (link_pair(c, s))
 		client_server_ready(c);
@@ -257,6 +280,11 @@ void pool_server_idle(struct server *s)
 			too_old(s, s->used_us)) {
 		server_close(s, s->close_needed ? "close needed" : "server lifetime over");
 		pool_launch(pool);
+		return;
+	}
+	if (pool->bm.owed > 0) {
+		/* over its fair share while another pool waits: hand the slot over */
+		server_close(s, "slot handed to a pool below its fair share");
 		return;
 	}
 	give_to_waiter(s);
@@ -298,29 +326,106 @@ void pool_server_gone(struct server *s)
 	pool->n_servers--;
 	pool->db->n_servers--;
 	p->n_servers--;
+	pool_settle(pool);
 }
 
-static int capacity_left(struct pool *pool, int64_t now)
+/* ---- backend slots: the db's budget, shared by its pools ---- */
+
+static int reserve_size(const struct pool *pool)
+{
+	const struct db *db = pool->db;
+
+	return db->reserve_pool_size >= 0 ? db->reserve_pool_size :
+					    pool->proxy->cfg->s.reserve_pool_size;
+}
+
+/* Slots in <db>'s budget: max_db_connections, else what its pools may use. */
+static unsigned budget_slots_for(struct proxy *p, struct db *db)
+{
+	int dblimit = db->max_db_connections >= 0 ? db->max_db_connections :
+						    p->cfg->s.max_db_connections;
+	unsigned sum = 0;
+	struct list *it;
+
+	if (dblimit > 0)
+		return (unsigned)dblimit;
+	list_for_each(it, &p->pools) {
+		struct pool *pool = list_entry(it, struct pool, node);
+		int size = pool_effective_size(pool);
+
+		if (pool->db == db)
+			sum += size > 0 ? (unsigned)(size + reserve_size(pool)) :
+					  (unsigned)p->cfg->s.max_client_conn;
+	}
+	return sum > 0 ? sum : 1;
+}
+
+/* Keep the member's inputs current: limit, weight, usage and demand. */
+static void member_sync(struct pool *pool, int64_t now)
+{
+	struct budget_member *m = &pool->bm;
+	int size = pool_effective_size(pool);
+
+	if (size > 0 && !list_empty(&pool->waiting) &&
+			now - list_first_entry(&pool->waiting, struct client, node)->wait_start_us >
+					pool->proxy->cfg->s.reserve_pool_timeout_us)
+		size += reserve_size(pool);
+	m->max = size > 0 ? (unsigned)size : 0;
+	m->weight = (unsigned)pool->db->pool_weight;
+	m->used = (unsigned)pool->n_servers;
+	m->demand = (unsigned)(pool->n_waiting + pool->n_active + (pool->n_welcome > 0));
+}
+
+void pool_budget_refresh(struct proxy *p)
+{
+	int64_t now = proxy_now_us();
+	struct list *it;
+
+	list_for_each(it, &p->dbs) {
+		struct db *db = list_entry(it, struct db, node);
+
+		if (db->budget)
+			budget_resize(db->budget, budget_slots_for(p, db));
+	}
+	list_for_each(it, &p->pools) {
+		struct pool *pool = list_entry(it, struct pool, node);
+
+		member_sync(pool, now);
+		budget_shrink(pool->db->budget, &pool->bm);
+	}
+}
+
+/* Servers <pool> may open now, growing its share of the budget by buddy
+ * blocks (doubling) as far as <want> needs, and claiming slots back from a
+ * pool above its fair share when the budget is exhausted. */
+static int pool_room(struct pool *pool, int want, int64_t now)
 {
 	struct proxy *p = pool->proxy;
-	struct db *db = pool->db;
+	struct budget *b = pool->db->budget;
 	const struct config_user *u = config_find_user(p->cfg, pool->cred->name);
-	int size = pool_effective_size(pool), left, dblimit, ulimit;
+	int room, ulimit;
 
-	if (size == 0)
-		size = 1 << 30;
-	if (!list_empty(&pool->waiting)) {
-		struct client *c = list_first_entry(&pool->waiting, struct client, node);
-		int reserve = db->reserve_pool_size >= 0 ? db->reserve_pool_size :
-							  p->cfg->s.reserve_pool_size;
+	member_sync(pool, now);
+	room = (int)pool->bm.capacity - pool->n_servers;
+	while (room < want) {
+		unsigned got = budget_grow(b, &pool->bm);
 
-		if (reserve > 0 && now - c->wait_start_us > p->cfg->s.reserve_pool_timeout_us)
-			size += reserve;
+		if (got == 0)
+			break;
+		room += (int)got;
 	}
-	left = size - pool->n_servers;
-	dblimit = db->max_db_connections >= 0 ? db->max_db_connections : p->cfg->s.max_db_connections;
-	if (dblimit > 0 && dblimit - db->n_servers < left)
-		left = dblimit - db->n_servers;
+	if (room < want && room <= 0 && pool->n_waiting > 0) {
+		struct budget_member *vm = budget_pick_victim(b, &pool->bm);
+		struct pool *victim = vm ? (struct pool *)(void *)((char *)vm -
+							offsetof(struct pool, bm)) : NULL;
+
+		/* an idle server pays the debt now; else its next release does */
+		if (victim && !list_empty(&victim->idle)) {
+			server_close(list_last_entry(&victim->idle, struct server, node),
+					"slot handed to a pool below its fair share");
+			room = (int)pool->bm.capacity - pool->n_servers;
+		}
+	}
 	ulimit = u && u->max_user_connections >= 0 ? u->max_user_connections :
 						     p->cfg->s.max_user_connections;
 	if (ulimit > 0) {
@@ -333,32 +438,54 @@ static int capacity_left(struct pool *pool, int64_t now)
 			if (q->cred == pool->cred)
 				used += q->n_servers;
 		}
-		if (ulimit - used < left)
-			left = ulimit - used;
+		if (ulimit - used < room)
+			room = ulimit - used;
 	}
-	return left;
+	return room;
+}
+
+/* A server of <pool> is gone: settle a slot debt by handing the slot to the
+ * neediest pool, or give back blocks the pool no longer needs. */
+static void pool_settle(struct pool *pool)
+{
+	struct budget *b = pool->db->budget;
+	struct budget_member *needy;
+
+	member_sync(pool, proxy_now_us());
+	if (pool->bm.owed > 0) {
+		budget_take_slot(b, &pool->bm);
+		needy = budget_pick_needy(b);
+		if (needy)
+			pool_launch((struct pool *)(void *)((char *)needy - offsetof(struct pool, bm)));
+	} else if (pool->n_waiting == 0) {
+		budget_shrink(b, &pool->bm);
+	}
 }
 
 void pool_launch(struct pool *pool)
 {
 	struct proxy *p = pool->proxy;
 	int64_t now = proxy_now_us();
-	int want, left, min = pool->db->min_pool_size >= 0 ? pool->db->min_pool_size :
-							   p->cfg->s.min_pool_size;
+	int min = pool->db->min_pool_size >= 0 ? pool->db->min_pool_size : p->cfg->s.min_pool_size;
 
-	if (p->shutdown != SHUTDOWN_NONE || p->paused || pool->db->paused || pool->db->dead ||
-			now < pool->retry_at_us)
+	if (pool->launching || p->shutdown != SHUTDOWN_NONE || p->paused || pool->db->paused ||
+			pool->db->dead || now < pool->retry_at_us)
 		return;
-	want = pool->n_waiting + (pool->n_welcome > 0 && pool->n_servers == 0) - pool->n_login;
-	if (pool->n_servers + (want > 0 ? want : 0) < min)
-		want = min - pool->n_servers;
-	left = capacity_left(pool, now);
-	for (; want > 0 && left > 0; want--, left--) {
+	pool->launching = true;
+	for (;;) {
+		int want = pool->n_waiting + (pool->n_welcome > 0 && pool->n_servers == 0) -
+			   pool->n_login;
+
+		if (pool->n_servers + (want > 0 ? want : 0) < min)
+			want = min - pool->n_servers;
+		if (want <= 0 || pool_room(pool, want, now) <= 0)
+			break;
 		if (server_launch(pool) == NULL) {
 			pool->retry_at_us = now + 1000000;
 			break;
 		}
 	}
+	pool->launching = false;
 }
 
 void pool_welcome_all(struct pool *pool)
@@ -498,6 +625,7 @@ void pool_destroy_unused(struct proxy *p)
 				pool->n_welcome)
 			continue;
 		list_del(&pool->node);
+		budget_leave(pool->db->budget, &pool->bm);
 		if (pool->welcome)
 			slab_buf_free(p->arena, pool->welcome, pool->welcome_cap);
 		vars_put(p, pool->defaults);

@@ -131,6 +131,7 @@ static struct db *db_new(struct proxy *p, const char *name)
 	snprintf(db->name, sizeof(db->name), "%s", name);
 	db->pool_size = db->min_pool_size = db->reserve_pool_size = db->max_db_connections = -1;
 	db->pool_mode = CONFIG_INHERIT;
+	db->pool_weight = 1;
 	db->server_lifetime_us = -1;
 	list_append(&p->dbs, &db->node);
 	return db;
@@ -191,6 +192,7 @@ static void db_apply(struct proxy *p, struct db *db, const struct config_db *e, 
 	db->min_pool_size = e->min_pool_size;
 	db->reserve_pool_size = e->reserve_pool_size;
 	db->max_db_connections = e->max_db_connections;
+	db->pool_weight = e->pool_weight > 0 ? e->pool_weight : 1;
 	db->pool_mode = e->pool_mode;
 	db->server_lifetime_us = e->server_lifetime_us;
 	db->dead = false;
@@ -325,6 +327,7 @@ int proxy_apply_config(struct proxy *p, struct config *cfg, char *err, size_t er
 	p->sctx.max_whole = 1u << 20;
 	apply_dbs(p);
 	apply_creds(p);
+	pool_budget_refresh(p);
 	return 0;
 }
 
@@ -585,8 +588,11 @@ void proxy_destroy(struct proxy *p)
 	}
 	pool_destroy_unused(p);
 	list_for_each_safe(it, tmp, &p->dbs) {
+		struct db *db = list_entry(it, struct db, node);
+
 		list_del(it);
-		slab_free(p->db_cache, list_entry(it, struct db, node));
+		budget_destroy(db->budget);
+		slab_free(p->db_cache, db);
 	}
 	list_for_each_safe(it, tmp, &p->creds) {
 		struct cred *cr = list_entry(it, struct cred, node);
