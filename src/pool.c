@@ -371,9 +371,11 @@ static void member_sync(struct pool *pool, int64_t now)
 					pool->proxy->cfg->s.reserve_pool_timeout_us)
 		size += reserve_size(pool);
 	m->max = size > 0 ? (unsigned)size : 0;
-	m->weight = (unsigned)pool->db->pool_weight;
 	m->used = (unsigned)pool->n_servers;
 	m->demand = (unsigned)(pool->n_waiting + pool->n_active + (pool->n_welcome > 0));
+	/* shares in proportion to demand: every waiting client counts the same,
+	 * whichever pool it is in; pool_weight scales that */
+	m->weight = (unsigned)pool->db->pool_weight * (m->demand > 0 ? m->demand : 1);
 }
 
 void pool_budget_refresh(struct proxy *p)
@@ -414,7 +416,7 @@ static int pool_room(struct pool *pool, int want, int64_t now)
 			break;
 		room += (int)got;
 	}
-	if (room < want && room <= 0 && pool->n_waiting > 0) {
+	if (room < want && room <= 0 && (pool->n_waiting > 0 || pool->n_welcome > 0)) {
 		struct budget_member *vm = budget_pick_victim(b, &pool->bm);
 		struct pool *victim = vm ? (struct pool *)(void *)((char *)vm -
 							offsetof(struct pool, bm)) : NULL;
