@@ -204,7 +204,7 @@ my $bench_out = $proxy->basedir . '/bench.out';
 my $bench_err = $proxy->basedir . '/bench.err';
 my $bench_t0 = time;
 my $bench_pid = PgSlab::Test::Cluster::spawn_command(
-	[ pg_bindir() . '/pgbench', '-n', '-c', '4', '-j', '2', '-T', '8', 'postgres' ],
+	[ pg_bindir() . '/pgbench', '-n', '-c', '4', '-j', '2', '-T', '10', 'postgres' ],
 	env => { PGHOST => $host, PGPORT => $port, PGUSER => $node->superuser,
 		PGPASSWORD => $node->superuser_password, PGCONNECT_TIMEOUT => 10,
 		LC_ALL => 'C' },
@@ -350,7 +350,7 @@ my $bad_phase_end = time;
 my $st = PgSlab::Test::Cluster::wait_pid($bench_pid, 30);
 ok(defined $st, 'background pgbench finished');
 kill 'KILL', $bench_pid unless defined $st;
-ok($bad_phase_end < $bench_t0 + 8, 'bad clients ran while pgbench was running');
+ok($bad_phase_end < $bench_t0 + 10, 'bad clients ran while pgbench was running');
 my $bout = PgSlab::Test::Cluster::_slurp($bench_out);
 is($st, 0, 'pgbench exit status 0') or diag(PgSlab::Test::Cluster::_slurp($bench_err));
 like($bout, qr/number of failed transactions: 0 /, 'pgbench: zero failed transactions')

@@ -224,6 +224,8 @@ my $res = eval { $h->pg_result; 1 };
 ok($res, 'SIGINT: the running query completes') or diag($@);
 my $st = $proxy->wait_exit(timeout => 10);
 is($st, 0, sprintf('SIGINT: pgslab exits with status 0 after the query (%.1fs)', time - $t0));
+ok(!eval { $h->do('SELECT 1'); 1 }, 'SIGINT: the remaining client was disconnected at exit');
+like($h->errstr // '', qr/shutting down|server closed|terminat|connection/i, '... with a connection error');
 
 # SIGTERM: wait until every client has disconnected.
 $proxy->start;
