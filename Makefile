@@ -35,7 +35,8 @@ UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BUILD)/test/%)
 # Debian packages the build, the tests, the demo and the benchmarks need.
 DEB_PKGS := gcc make pkg-config perl libevent-dev libssl-dev libpq-dev \
             postgresql-15 postgresql-client-15 libdbd-pg-perl \
-            pgbouncer valgrind strace procps libjemalloc-dev libmimalloc-dev gnuplot-nox
+            pgbouncer valgrind strace procps libjemalloc-dev libmimalloc-dev gnuplot-nox \
+            prometheus
 
 .PHONY: all deps check unit-check prove-check asan asan-check demo bench-alloc bench-log \
         clean format cppcheck
@@ -103,6 +104,31 @@ bench-alloc: deps
 
 $(BUILD)/bench_alloc: bench/bench_alloc.c $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LIBS) -ldl
+
+# make bench: pgslab vs PgBouncer vs direct PostgreSQL 15, and pgslab vs
+# pgslab-malloc (every slab cache bypassed to malloc/free); < 15 min.
+# make bench-quick: a subset in a couple of minutes.  Report, runs.csv and
+# chart.png in bench/results/; BENCH_ARGS adds options (bench/bench.pl --help).
+.PHONY: bench bench-quick
+bench: deps
+	$(MAKE) $(PROG) pgslab-malloc $(BUILD)/bench_idle
+	perl bench/bench.pl --pgslab ./$(PROG) --pgslab-malloc ./pgslab-malloc \
+		--idle-client $(BUILD)/bench_idle $(BENCH_ARGS)
+
+bench-quick: deps
+	$(MAKE) $(PROG) pgslab-malloc $(BUILD)/bench_idle
+	perl bench/bench.pl --quick --pgslab ./$(PROG) --pgslab-malloc ./pgslab-malloc \
+		--idle-client $(BUILD)/bench_idle $(BENCH_ARGS)
+
+ifneq ($(PROG),pgslab-malloc)
+.PHONY: pgslab-malloc
+pgslab-malloc:
+	$(MAKE) BUILD=build/malloc PROG=pgslab-malloc EXTRA_CFLAGS=-DSLAB_BYPASS pgslab-malloc
+endif
+
+$(BUILD)/bench_idle: bench/bench_idle.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBS)
 
 # The baseline writes each log record synchronously in the event loop.
 bench-log: deps

@@ -45,6 +45,8 @@ struct slab_cache;
 struct slab_arena;
 struct userlist;
 struct logger;
+struct control;
+struct metrics;
 
 /* ---- tracked parameters: interned strings and hash-consed sets ---- */
 
@@ -173,9 +175,10 @@ struct client {
 	struct client_login *login;  /* only during startup/auth */
 	struct varset *vars;
 	struct client *hnext;        /* cancel-key hash chain */
+	struct db *db;               /* as asked for at login (NULL before) */
 	uint64_t id;
 	int64_t connect_us, active_us;  /* connect time; last state change */
-	int64_t xact_start_us, query_start_us, wait_start_us;
+	int64_t xact_start_us, query_start_us, wait_start_us, request_us;
 	uint32_t cancel_pid, cancel_key;
 	uint16_t port;
 	uint8_t family;
@@ -254,7 +257,7 @@ struct proxy {
 	uint32_t keytab_size, n_keyed;
 	size_t keytab_cap;
 
-	struct event janitor_ev, stats_ev, sig_ev[5];
+	struct event janitor_ev, stats_ev, sig_ev[6];
 	uint64_t next_id;
 	int n_clients;               /* all client connections, for max_client_conn */
 	int n_servers;
@@ -264,6 +267,8 @@ struct proxy {
 	int verbose_min;             /* -v on the command line */
 	int64_t start_us;
 	int64_t last_reap_us;
+	struct control *control;     /* console control state (control.c) */
+	struct metrics *metrics;     /* Prometheus endpoint (metrics.c) */
 	uint64_t rng;                /* xorshift state for cancel keys */
 	uint8_t mock_key[SCRAM_KEY_LEN]; /* SCRAM mock secrets for unknown users */
 };
@@ -283,7 +288,9 @@ int proxy_apply_config(struct proxy *p, struct config *cfg, char *err, size_t er
 void proxy_run(struct proxy *p);
 void proxy_destroy(struct proxy *p);
 void proxy_reap_dead(struct proxy *p);
-void proxy_reload(struct proxy *p);
+/* Reload config and userlist; on failure the old ones stay and <err> says why. */
+int proxy_reload(struct proxy *p, char *err, size_t errlen);
+void proxy_shutdown(struct proxy *p, enum shutdown_mode mode);
 struct db *proxy_find_db(struct proxy *p, const char *name);
 struct cred *proxy_find_cred(struct proxy *p, const char *name, bool create);
 uint32_t proxy_random(struct proxy *p);
@@ -356,8 +363,10 @@ void cancel_forward(struct proxy *p, uint32_t pid, uint32_t key);
 void cancel_destroy(struct proxy *p);
 
 /* admin.c */
-/* Execute the console query <sql> for <c>, writing the results. */
-void admin_query(struct client *c, const char *sql);
+/* Execute the console query <sql> for <c>, writing the results.  False when
+ * the reply is held (PAUSE, WAIT_CLOSE): admin has stopped <c>'s stream and
+ * sends CommandComplete + ReadyForQuery itself. */
+bool admin_query(struct client *c, const char *sql);
 bool admin_is_console(const char *dbname);
 
 #endif

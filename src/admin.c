@@ -1,54 +1,159 @@
-/* admin.c -- the admin console: SHOW and control commands on the pseudo-database. */
+/* admin.c -- the admin console: command parsing, access control and the SHOW commands.
+ *
+ * Theory.  A console client (c->admin: 2 for admin_users, 1 for stats_users)
+ * sends simple Query messages; admin_query() parses one command per message:
+ *
+ *	[ws] WORD [ws WORD] [ws] [;] [ws]
+ *	[ws] SET ws WORD ws (= | TO) ws ('string' | "word" | word) [ws] [;] [ws]
+ *
+ * where WORD is [A-Za-z0-9_.$-]+ or a double-quoted name ("" for a quote).
+ * Verbs are case-insensitive; database names keep their case.  stats_users
+ * may run SHOW (and its alias SELECT) only; everything else needs
+ * admin_users, else 42501 with the reason.  Verbs that change state are
+ * carried out by control.c.
+ *
+ * Result sets follow PgBouncer exactly: column names, order, and type oids
+ * (text, int4, int8 and numeric where PgBouncer uses them); pgslab's own
+ * columns come last and pgslab's own data in new commands (SLABS, LOG).
+ * Rows are built in a struct rs, an 8 KiB batch on the stack flushed to the
+ * client's out buffer when full, so a 10,000-row SHOW CLIENTS costs a few
+ * writes and never calls the system allocator.
+ */
 #include "proxy.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
 
+#include "control.h"
 #include "log.h"
+#include "metrics.h"
 #include "proto.h"
 #include "slab.h"
 #include "sysalloc.h"
 
-/* ---- result sets, written straight into the client's out buffer ---- */
+#define OID_NUMERIC 1700u
+#define RS_BUF 8192
+#define RS_MAX_COLS 40
 
-static void rs_header(struct client *c, int n, const char *const *names, const uint32_t *types)
+/* ---- result sets ---- */
+
+struct rs {
+	struct client *c;
+	int ncols;
+	size_t len;
+	uint64_t rows;
+	uint8_t buf[RS_BUF];
+};
+
+static void rs_flush(struct rs *r)
 {
-	size_t cap = 64;
-	uint8_t *buf;
-	struct pkt k;
-	int i;
-
-	for (i = 0; i < n; i++)
-		cap += strlen(names[i]) + 20;
-	buf = stream_write_reserve(&c->st, cap);
-	if (buf == NULL)
-		return;
-	pkt_init(&k, buf, cap);
-	proto_write_row_desc(&k, n, names, types);
-	if (pkt_ok(&k))
-		stream_write_commit(&c->st, k.len);
+	if (r->len > 0 && r->c->state != CL_CLOSED)
+		stream_write(&r->c->st, r->buf, r->len);
+	r->len = 0;
 }
 
-static void rs_row(struct client *c, int n, const char *const *vals)
+/* Room for a message of at most <cap> bytes: in the batch, or NULL when it
+ * can never fit there (the caller then writes it straight to the stream). */
+static uint8_t *rs_room(struct rs *r, size_t cap)
+{
+	if (cap > RS_BUF)
+		return NULL;
+	if (RS_BUF - r->len < cap)
+		rs_flush(r);
+	return r->buf + r->len;
+}
+
+static uint32_t type_oid(char t)
+{
+	switch (t) {
+	case 'i':
+		return PROTO_OID_INT4;
+	case 'q':
+		return PROTO_OID_INT8;
+	case 'N':
+		return OID_NUMERIC;
+	case 'f':
+		return PROTO_OID_FLOAT8;
+	default:
+		return PROTO_OID_TEXT;
+	}
+}
+
+/* Start a result set: <types> has one letter per column of <names>:
+ * s text, i int4, q int8, N numeric, f float8. */
+static void rs_begin(struct rs *r, struct client *c, const char *types, const char *const *names)
+{
+	uint32_t oids[RS_MAX_COLS];
+	size_t cap = 16;
+	uint8_t *p;
+	struct pkt k;
+	int i, n = (int)strlen(types);
+
+	r->c = c;
+	r->len = 0;
+	r->rows = 0;
+	r->ncols = n;
+	for (i = 0; i < n; i++) {
+		oids[i] = type_oid(types[i]);
+		cap += strlen(names[i]) + 20;
+	}
+	p = rs_room(r, cap);
+	if (p == NULL)
+		return;
+	pkt_init(&k, p, cap);
+	proto_write_row_desc(&k, n, names, oids);
+	if (pkt_ok(&k))
+		r->len += k.len;
+}
+
+static void rs_row(struct rs *r, const char *const *vals)
 {
 	size_t cap = 16;
-	uint8_t *buf;
+	uint8_t *p;
 	struct pkt k;
+	bool direct = false;
 	int i;
 
-	for (i = 0; i < n; i++)
+	for (i = 0; i < r->ncols; i++)
 		cap += (vals[i] ? strlen(vals[i]) : 0) + 4;
-	buf = stream_write_reserve(&c->st, cap);
-	if (buf == NULL)
+	p = rs_room(r, cap);
+	if (p == NULL) {
+		rs_flush(r);
+		p = stream_write_reserve(&r->c->st, cap);
+		if (p == NULL)
+			return;
+		direct = true;
+	}
+	pkt_init(&k, p, cap);
+	proto_write_data_row(&k, r->ncols, vals);
+	if (!pkt_ok(&k))
 		return;
-	pkt_init(&k, buf, cap);
-	proto_write_data_row(&k, n, vals);
-	if (pkt_ok(&k))
-		stream_write_commit(&c->st, k.len);
+	if (direct)
+		stream_write_commit(&r->c->st, k.len);
+	else
+		r->len += k.len;
+	r->rows++;
 }
 
-static void rs_done(struct client *c, const char *tag)
+static void rs_end(struct rs *r, const char *tag)
+{
+	uint8_t *p = rs_room(r, 128);
+	struct pkt k;
+
+	pkt_init(&k, p, 128);
+	proto_write_command_complete(&k, tag);
+	r->len += k.len;
+	rs_flush(r);
+}
+
+static void admin_done(struct client *c, const char *tag)
 {
 	uint8_t buf[128];
 	struct pkt k;
@@ -58,19 +163,52 @@ static void rs_done(struct client *c, const char *tag)
 	stream_write(&c->st, buf, k.len);
 }
 
-#define T PROTO_OID_TEXT
-#define I PROTO_OID_INT8
-#define F PROTO_OID_FLOAT8
+/* A NOTICE with message and detail (SHOW HELP, fake SET). */
+static void admin_notice(struct client *c, const char *msg, const char *detail)
+{
+	size_t cap = strlen(msg) + (detail ? strlen(detail) : 0) + 64;
+	uint8_t *p = stream_write_reserve(&c->st, cap);
+	struct pkt k;
 
-/* Formatting helpers: values are kept in a small ring of buffers per row. */
+	if (p == NULL)
+		return;
+	pkt_init(&k, p, cap);
+	pkt_begin(&k, 'N');
+	pkt_u8(&k, 'S');
+	pkt_str(&k, "NOTICE");
+	pkt_u8(&k, 'V');
+	pkt_str(&k, "NOTICE");
+	pkt_u8(&k, 'C');
+	pkt_str(&k, "00000");
+	pkt_u8(&k, 'M');
+	pkt_str(&k, msg);
+	if (detail) {
+		pkt_u8(&k, 'D');
+		pkt_str(&k, detail);
+	}
+	pkt_u8(&k, 0);
+	pkt_end(&k);
+	if (pkt_ok(&k))
+		stream_write_commit(&c->st, k.len);
+}
+
+/* ---- value formatting: a ring of small buffers per row ---- */
+
+#define FMT_N 48
+
 struct fmt {
-	char buf[32][64];
+	char buf[FMT_N][64];
 	int n;
 };
 
+static char *fbuf(struct fmt *f)
+{
+	return f->buf[f->n++ % FMT_N];
+}
+
 static const char *fu(struct fmt *f, unsigned long long v)
 {
-	char *b = f->buf[f->n++ % 32];
+	char *b = fbuf(f);
 
 	snprintf(b, 64, "%llu", v);
 	return b;
@@ -78,7 +216,7 @@ static const char *fu(struct fmt *f, unsigned long long v)
 
 static const char *fi(struct fmt *f, long long v)
 {
-	char *b = f->buf[f->n++ % 32];
+	char *b = fbuf(f);
 
 	snprintf(b, 64, "%lld", v);
 	return b;
@@ -86,9 +224,34 @@ static const char *fi(struct fmt *f, long long v)
 
 static const char *ff(struct fmt *f, double v)
 {
-	char *b = f->buf[f->n++ % 32];
+	char *b = fbuf(f);
 
 	snprintf(b, 64, "%.4f", v);
+	return b;
+}
+
+static const char *fptr(struct fmt *f, const void *ptr)
+{
+	char *b = fbuf(f);
+
+	snprintf(b, 64, "%p", ptr);
+	return b;
+}
+
+/* Wall-clock time of monotonic instant <mono_us>, as PgBouncer prints it. */
+static const char *ftime(struct fmt *f, int64_t mono_us)
+{
+	char *b = fbuf(f);
+	struct timespec rt;
+	struct tm tm;
+	time_t t;
+
+	if (mono_us <= 0)
+		return "";
+	clock_gettime(CLOCK_REALTIME, &rt);
+	t = rt.tv_sec - (time_t)((proxy_now_us() - mono_us) / 1000000);
+	localtime_r(&t, &tm);
+	strftime(b, 64, "%Y-%m-%d %H:%M:%S %Z", &tm);
 	return b;
 }
 
@@ -97,7 +260,277 @@ static double rate(uint64_t hits, uint64_t total)
 	return total ? (double)hits / (double)total : 0.0;
 }
 
-/* ---- SHOW commands ---- */
+/* ---- SHOW HELP, VERSION, CONFIG, STATE ---- */
+
+static const char help_text[] =
+		"\n\tSHOW HELP|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|VERSION\n"
+		"\tSHOW SOCKETS|ACTIVE_SOCKETS|LISTS|MEM|STATE\n"
+		"\tSHOW DNS_HOSTS|DNS_ZONES\n"
+		"\tSHOW STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS\n"
+		"\tSHOW SLABS|LOG (pgslab)\n"
+		"\tSET key = arg\n"
+		"\tRELOAD\n"
+		"\tPAUSE [<db>]\n"
+		"\tRESUME [<db>]\n"
+		"\tDISABLE <db>\n"
+		"\tENABLE <db>\n"
+		"\tRECONNECT [<db>]\n"
+		"\tKILL [<db>]\n"
+		"\tKILL_CLIENT <client_id>\n"
+		"\tSUSPEND\n"
+		"\tSHUTDOWN\n"
+		"\tSHUTDOWN WAIT_FOR_SERVERS|WAIT_FOR_CLIENTS\n"
+		"\tWAIT_CLOSE [<db>]";
+
+static void show_help(struct client *c)
+{
+	admin_notice(c, "Console usage", help_text);
+	admin_done(c, "SHOW");
+}
+
+static void show_version(struct client *c)
+{
+	static const char *const names[] = { "version" };
+	const char *v[] = { "pgslab " PGSLAB_VERSION };
+	struct rs r;
+
+	rs_begin(&r, c, "s", names);
+	rs_row(&r, v);
+	rs_end(&r, "SHOW");
+}
+
+static void config_row(const char *key, const char *value, const char *dflt, bool changeable,
+		void *arg)
+{
+	const char *v[4] = { key, value, dflt, changeable ? "yes" : "no" };
+
+	rs_row(arg, v);
+}
+
+static void show_config(struct client *c)
+{
+	static const char *const names[] = { "key", "value", "default", "changeable" };
+	struct proxy *p = proxy_of(&c->st);
+	struct rs r;
+
+	rs_begin(&r, c, "ssss", names);
+	config_foreach_setting(p->cfg, config_row, &r);
+	rs_end(&r, "SHOW");
+}
+
+static void show_state(struct client *c)
+{
+	static const char *const names[] = { "key", "value" };
+	struct proxy *p = proxy_of(&c->st);
+	bool susp = control_suspended(p);
+	const char *v[2];
+	struct rs r;
+
+	rs_begin(&r, c, "ss", names);
+	v[0] = "active";
+	v[1] = !p->paused && !susp ? "yes" : "no";
+	rs_row(&r, v);
+	v[0] = "paused";
+	v[1] = p->paused && !susp ? "yes" : "no";
+	rs_row(&r, v);
+	v[0] = "suspended";
+	v[1] = susp ? "yes" : "no";
+	rs_row(&r, v);
+	rs_end(&r, "SHOW");
+}
+
+static void show_empty(struct client *c, const char *types, const char *const *names)
+{
+	struct rs r;
+
+	rs_begin(&r, c, types, names);
+	rs_end(&r, "SHOW");
+}
+
+static void show_dns_hosts(struct client *c)
+{
+	static const char *const names[] = { "hostname", "ttl", "addrs" };
+
+	show_empty(c, "sqs", names); /* no DNS cache: resolved once per db */
+}
+
+static void show_dns_zones(struct client *c)
+{
+	static const char *const names[] = { "zonename", "serial", "count" };
+
+	show_empty(c, "sqi", names);
+}
+
+/* ---- SHOW DATABASES, USERS, POOLS ---- */
+
+static int console_clients(struct proxy *p)
+{
+	struct list *it;
+	int n = 0;
+
+	list_for_each(it, &p->login_clients) {
+		struct client *c = list_entry(it, struct client, node);
+
+		n += c->admin && c->state == CL_ACTIVE;
+	}
+	return n;
+}
+
+static void show_databases(struct client *c)
+{
+	static const char *const names[] = { "name", "host", "port", "database", "force_user",
+		"pool_size", "min_pool_size", "reserve_pool_size", "server_lifetime", "pool_mode",
+		"load_balance_hosts", "max_connections", "current_connections",
+		"max_client_connections", "current_client_connections", "paused", "disabled" };
+	struct proxy *p = proxy_of(&c->st);
+	const struct config_settings *s = &p->cfg->s;
+	struct list *it;
+	struct rs r;
+
+	rs_begin(&r, c, "ssissiiiissiiiiii", names);
+	list_for_each(it, &p->dbs) {
+		struct db *db = list_entry(it, struct db, node);
+		const struct config_db *e;
+		struct fmt f = { .n = 0 };
+		const char *v[17];
+		int64_t life;
+		int maxc, maxcc;
+
+		if (db->dead && !db->admin)
+			continue;
+		if (db->admin) {
+			/* the console, as PgBouncer shows its own pseudo-database */
+			v[0] = db->name;
+			v[1] = NULL;
+			v[2] = fi(&f, s->listen_port);
+			v[3] = db->name;
+			v[4] = NULL;
+			v[5] = v[6] = v[7] = "0";
+			v[8] = "0";
+			v[9] = "statement";
+			v[10] = NULL;
+			v[11] = v[12] = v[13] = "0";
+			v[14] = fi(&f, db->n_clients);
+			v[15] = v[16] = "0";
+			rs_row(&r, v);
+			continue;
+		}
+		e = config_find_db(p->cfg, db->name);
+		life = db->server_lifetime_us >= 0 ? db->server_lifetime_us : s->server_lifetime_us;
+		maxc = db->max_db_connections >= 0 ? db->max_db_connections : s->max_db_connections;
+		maxcc = e && e->max_db_client_connections >= 0 ? e->max_db_client_connections :
+								  s->max_db_client_connections;
+		v[0] = db->name;
+		v[1] = db->host[0] ? db->host : NULL;
+		v[2] = fi(&f, db->port);
+		v[3] = db->dbname;
+		v[4] = db->force_user[0] ? db->force_user : NULL;
+		v[5] = fi(&f, db->pool_size >= 0 ? db->pool_size : s->default_pool_size);
+		v[6] = fi(&f, db->min_pool_size >= 0 ? db->min_pool_size : s->min_pool_size);
+		v[7] = fi(&f, db->reserve_pool_size >= 0 ? db->reserve_pool_size :
+							    s->reserve_pool_size);
+		v[8] = fi(&f, life / 1000000);
+		v[9] = db->pool_mode != CONFIG_INHERIT ?
+				config_pool_mode_name((enum pool_mode)db->pool_mode) : NULL;
+		v[10] = e && strchr(db->host, ',') ?
+				config_load_balance_hosts_name(e->load_balance_hosts) : NULL;
+		v[11] = fi(&f, maxc);
+		v[12] = fi(&f, db->n_servers);
+		v[13] = fi(&f, maxcc);
+		v[14] = fi(&f, db->n_clients);
+		v[15] = db->paused ? "1" : "0";
+		v[16] = db->disabled ? "1" : "0";
+		rs_row(&r, v);
+	}
+	rs_end(&r, "SHOW");
+}
+
+static int count_user_clients(struct list *l, const struct cred *cr)
+{
+	struct list *it;
+	int n = 0;
+
+	list_for_each(it, l)
+		n += list_entry(it, struct client, node)->cred == cr;
+	return n;
+}
+
+static void show_users(struct client *c)
+{
+	static const char *const names[] = { "name", "pool_size", "reserve_pool_size", "pool_mode",
+		"max_user_connections", "current_connections", "max_user_client_connections",
+		"current_client_connections" };
+	struct proxy *p = proxy_of(&c->st);
+	const struct config_settings *s = &p->cfg->s;
+	struct list *it, *pi;
+	struct rs r;
+
+	rs_begin(&r, c, "ssssiiii", names);
+	list_for_each(it, &p->creds) {
+		struct cred *cr = list_entry(it, struct cred, node);
+		const struct config_user *u = config_find_user(p->cfg, cr->name);
+		struct fmt f = { .n = 0 };
+		char *ps = fbuf(&f), *rps = fbuf(&f);
+		int servers = 0, clients = 0;
+		const char *v[8];
+
+		ps[0] = rps[0] = 0;
+		if (u && u->pool_size >= 0)
+			snprintf(ps, 64, "%9d", u->pool_size);
+		if (u && u->reserve_pool_size >= 0)
+			snprintf(rps, 64, "%9d", u->reserve_pool_size);
+		list_for_each(pi, &p->pools) {
+			struct pool *pool = list_entry(pi, struct pool, node);
+
+			if (pool->cred == cr)
+				servers += pool->n_servers;
+			clients += count_user_clients(&pool->clients, cr);
+			clients += count_user_clients(&pool->waiting, cr);
+			clients += count_user_clients(&pool->welcome_wait, cr);
+		}
+		list_for_each(pi, &p->login_clients) {
+			struct client *lc = list_entry(pi, struct client, node);
+
+			clients += lc->state == CL_ACTIVE && lc->cred == cr;
+		}
+		v[0] = cr->name;
+		v[1] = ps;
+		v[2] = rps;
+		v[3] = u && u->pool_mode != CONFIG_INHERIT ?
+				config_pool_mode_name((enum pool_mode)u->pool_mode) : NULL;
+		v[4] = fi(&f, u && u->max_user_connections >= 0 ? u->max_user_connections :
+								  s->max_user_connections);
+		v[5] = fi(&f, servers);
+		v[6] = fi(&f, u && u->max_user_client_connections >= 0 ?
+						u->max_user_client_connections :
+						s->max_user_client_connections);
+		v[7] = fi(&f, clients);
+		rs_row(&r, v);
+	}
+	rs_end(&r, "SHOW");
+}
+
+/* Servers of <pool> by what PgBouncer would call them. */
+struct sv_counts {
+	int active, used, idle, login;
+};
+
+static void count_servers(const struct pool *pool, struct sv_counts *n)
+{
+	const struct list *it;
+
+	n->idle = pool->n_idle;
+	n->login = pool->n_login;
+	n->active = n->used = 0;
+	for (it = pool->active.next; it != &pool->active; it = it->next) {
+		const struct server *s = list_entry(it, struct server, node);
+
+		if (s->state == SV_RESET && s->client == NULL)
+			n->used++; /* running the reset query */
+		else
+			n->active++;
+	}
+}
 
 static void show_pools(struct client *c)
 {
@@ -105,45 +538,545 @@ static void show_pools(struct client *c)
 		"cl_active_cancel_req", "cl_waiting_cancel_req", "sv_active", "sv_active_cancel",
 		"sv_being_canceled", "sv_idle", "sv_used", "sv_tested", "sv_login", "maxwait",
 		"maxwait_us", "pool_mode", "load_balance_hosts", "hits", "misses", "hit_rate" };
-	static const uint32_t types[] = { T, T, I, I, I, I, I, I, I, I, I, I, I, I, I, T, T, I, I, F };
 	struct proxy *p = proxy_of(&c->st);
 	int64_t now = proxy_now_us();
+	struct fmt f = { .n = 0 };
+	const char *v[20];
 	struct list *it;
+	struct rs r;
 
-	rs_header(c, 20, names, types);
+	rs_begin(&r, c, "ssiiiiiiiiiiiiissqqf", names);
+	/* the console's own pool, as PgBouncer lists it */
+	v[0] = v[1] = "pgslab";
+	v[2] = fi(&f, console_clients(p));
+	v[3] = v[4] = v[5] = v[6] = v[7] = v[8] = v[9] = v[10] = v[11] = v[12] = "0";
+	v[13] = v[14] = "0";
+	v[15] = "statement";
+	v[16] = NULL;
+	v[17] = v[18] = "0";
+	v[19] = "0.0000";
+	rs_row(&r, v);
 	list_for_each(it, &p->pools) {
 		struct pool *pool = list_entry(it, struct pool, node);
+		const struct config_db *e = config_find_db(p->cfg, pool->db->name);
+		struct sv_counts n;
 		int64_t wait = 0;
-		struct fmt f = { .n = 0 };
-		const char *v[20];
 
+		f.n = 0;
+		count_servers(pool, &n);
 		if (!list_empty(&pool->waiting))
 			wait = now - list_first_entry(&pool->waiting, struct client, node)->wait_start_us;
 		v[0] = pool->db->name;
 		v[1] = pool->cred->name;
 		v[2] = fi(&f, pool->n_clients);
-		v[3] = fi(&f, pool->n_waiting);
+		v[3] = fi(&f, pool->n_waiting + pool->n_welcome);
 		v[4] = v[5] = "0";
-		v[6] = fi(&f, pool->n_active);
+		v[6] = fi(&f, n.active);
 		v[7] = v[8] = "0";
-		v[9] = fi(&f, pool->n_idle);
-		v[10] = v[11] = "0";
-		v[12] = fi(&f, pool->n_login);
+		v[9] = fi(&f, n.idle);
+		v[10] = fi(&f, n.used);
+		v[11] = "0";
+		v[12] = fi(&f, n.login);
 		v[13] = fi(&f, wait / 1000000);
 		v[14] = fi(&f, wait % 1000000);
 		v[15] = config_pool_mode_name(pool->mode);
-		v[16] = NULL;
+		v[16] = e && strchr(pool->db->host, ',') ?
+				config_load_balance_hosts_name(e->load_balance_hosts) : NULL;
 		v[17] = fu(&f, pool->st.hits);
 		v[18] = fu(&f, pool->st.misses);
 		v[19] = ff(&f, rate(pool->st.hits, pool->st.hits + pool->st.misses));
-		rs_row(c, 20, v);
+		rs_row(&r, v);
 	}
-	rs_done(c, "SHOW");
+	rs_end(&r, "SHOW");
+}
+
+/* ---- SHOW CLIENTS, SERVERS, SOCKETS, ACTIVE_SOCKETS ---- */
+
+static const char *const sock_names[] = { "type", "user", "database", "replication", "state",
+	"addr", "port", "local_addr", "local_port", "connect_time", "request_time", "wait",
+	"wait_us", "close_needed", "ptr", "link", "remote_pid", "tls", "application_name",
+	"prepared_statements", "id", "recv_pos", "pkt_pos", "pkt_remain", "send_pos",
+	"send_remain", "pkt_avail", "send_avail" };
+#define SOCK_TYPES "ssssssisissiiississiq"
+#define SOCK_TYPES_DBG SOCK_TYPES "iiiiiii"
+
+static void fmt_sockaddr(struct fmt *f, const struct sockaddr_storage *ss, const char **addr,
+		const char **port)
+{
+	char *b = fbuf(f);
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)ss;
+
+		inet_ntop(AF_INET, &in->sin_addr, b, 64);
+		*addr = b;
+		*port = fi(f, ntohs(in->sin_port));
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)ss;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, b, 64);
+		*addr = b;
+		*port = fi(f, ntohs(in6->sin6_port));
+	} else {
+		*addr = "unix";
+		*port = "0";
+	}
+}
+
+static void sock_local(struct fmt *f, int fd, const char **addr, const char **port)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	memset(&ss, 0, sizeof(ss));
+	if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+		ss.ss_family = AF_UNIX;
+	fmt_sockaddr(f, &ss, addr, port);
+}
+
+static const char *var_value(struct proxy *p, const struct varset *vs, const char *name)
+{
+	int i = vars_index(&p->vars, name);
+
+	if (i < 0 || vs == NULL || vs->v[i] == NULL)
+		return "";
+	return vs->v[i]->s;
+}
+
+/* The buffer columns of SHOW SOCKETS for <st>. */
+static void sock_debug(struct fmt *f, const struct stream *st, const char **v)
+{
+	const struct iobuf *b = st->in;
+
+	v[0] = fu(f, b ? b->tail : 0);
+	v[1] = fu(f, b ? b->parse : 0);
+	v[2] = fu(f, st->pkt_remain);
+	v[3] = fu(f, b ? b->head : 0);
+	v[4] = fu(f, st->out ? st->out->tail - st->out->head : 0);
+	v[5] = fu(f, b ? b->tail - b->parse : 0);
+	v[6] = fu(f, b ? b->parse - b->head : 0);
+}
+
+static bool sock_busy(const struct stream *st)
+{
+	return stream_has_input(st) || stream_pending(st) > 0;
+}
+
+/* <state> NULL: derive PgBouncer's client state name. */
+static void client_row(struct rs *r, struct client *cl, const char *state, bool debug)
+{
+	struct proxy *p = proxy_of(&cl->st);
+	struct fmt f = { .n = 0 };
+	const char *v[28];
+	int64_t wait = 0;
+	char *addr = fbuf(&f);
+
+	if (state == NULL)
+		state = cl->state == CL_WAITING ? "waiting" : cl->server ? "active" : "idle";
+	if (cl->state == CL_WAITING)
+		wait = proxy_now_us() - cl->wait_start_us;
+	client_addr_str(cl, addr, 64);
+	v[0] = "C";
+	v[1] = cl->cred ? cl->cred->name : "(nouser)";
+	v[2] = cl->db ? cl->db->name : "(nodb)";
+	v[3] = "none";
+	v[4] = state;
+	v[5] = addr;
+	v[6] = fi(&f, cl->family == AF_INET || cl->family == AF_INET6 ? cl->port : 0);
+	sock_local(&f, cl->st.fd, &v[7], &v[8]);
+	v[9] = ftime(&f, cl->connect_us);
+	v[10] = ftime(&f, cl->request_us ? cl->request_us : cl->connect_us);
+	v[11] = fi(&f, wait / 1000000);
+	v[12] = fi(&f, wait % 1000000);
+	v[13] = "0";
+	v[14] = fptr(&f, cl);
+	v[15] = cl->server ? fptr(&f, cl->server) : "";
+	v[16] = "0";
+	v[17] = "";
+	v[18] = var_value(p, cl->vars, "application_name");
+	v[19] = "0";
+	v[20] = fu(&f, cl->id);
+	if (debug)
+		sock_debug(&f, &cl->st, v + 21);
+	rs_row(r, v);
+}
+
+static void server_row(struct rs *r, struct server *s, const char *state, bool debug)
+{
+	struct proxy *p = proxy_of(&s->st);
+	struct fmt f = { .n = 0 };
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	const char *v[28];
+
+	memset(&ss, 0, sizeof(ss));
+	if (s->st.fd < 0 || getpeername(s->st.fd, (struct sockaddr *)&ss, &sl) < 0)
+		ss.ss_family = AF_UNIX;
+	v[0] = "S";
+	v[1] = s->pool->cred->name;
+	v[2] = s->pool->db->name;
+	v[3] = "none";
+	v[4] = state;
+	fmt_sockaddr(&f, &ss, &v[5], &v[6]);
+	if (ss.ss_family == AF_UNIX)
+		v[6] = fi(&f, s->pool->db->port);
+	sock_local(&f, s->st.fd, &v[7], &v[8]);
+	v[9] = ftime(&f, s->connect_us);
+	v[10] = ftime(&f, s->used_us);
+	v[11] = v[12] = "0";
+	v[13] = s->close_needed ? "1" : "0";
+	v[14] = fptr(&f, s);
+	v[15] = s->client ? fptr(&f, s->client) : "";
+	v[16] = fu(&f, s->backend_pid);
+	v[17] = "";
+	v[18] = var_value(p, s->vars, "application_name");
+	v[19] = "0";
+	v[20] = fu(&f, s->id);
+	if (debug)
+		sock_debug(&f, &s->st, v + 21);
+	rs_row(r, v);
+}
+
+static const char *server_state_name(const struct server *s, bool sockets)
+{
+	switch (s->state) {
+	case SV_LOGIN:
+		return sockets ? "sv_login" : "new";
+	case SV_IDLE:
+		return sockets ? "sv_idle" : "idle";
+	case SV_RESET:
+		if (s->client == NULL)
+			return sockets ? "sv_used" : "used";
+		return sockets ? "sv_active" : "active";
+	default:
+		return sockets ? "sv_active" : "active";
+	}
+}
+
+/* Servers of every pool, or only those with buffered data (<busy_only>). */
+static void server_rows(struct rs *r, struct proxy *p, bool sockets, bool busy_only)
+{
+	struct list *it, *si;
+
+	list_for_each(it, &p->pools) {
+		struct pool *pool = list_entry(it, struct pool, node);
+		struct list *lists[3] = { &pool->active, &pool->idle, &pool->login };
+		int i;
+
+		for (i = 0; i < 3; i++) {
+			list_for_each(si, lists[i]) {
+				struct server *s = list_entry(si, struct server, node);
+
+				if (busy_only && !sock_busy(&s->st))
+					continue;
+				server_row(r, s, server_state_name(s, sockets), sockets);
+			}
+		}
+	}
+}
+
+static void client_rows(struct rs *r, struct proxy *p, bool sockets, bool busy_only)
+{
+	struct list *it, *ci;
+
+	list_for_each(it, &p->pools) {
+		struct pool *pool = list_entry(it, struct pool, node);
+
+		list_for_each(ci, &pool->clients) {
+			struct client *cl = list_entry(ci, struct client, node);
+
+			if (!busy_only || sock_busy(&cl->st))
+				client_row(r, cl, sockets ? "cl_active" : NULL, sockets);
+		}
+		list_for_each(ci, &pool->waiting) {
+			struct client *cl = list_entry(ci, struct client, node);
+
+			if (!busy_only || sock_busy(&cl->st))
+				client_row(r, cl, sockets ? "cl_waiting" : NULL, sockets);
+		}
+		/* authenticated, waiting for the pool's first server parameters */
+		list_for_each(ci, &pool->welcome_wait) {
+			struct client *cl = list_entry(ci, struct client, node);
+
+			if (!busy_only || sock_busy(&cl->st))
+				client_row(r, cl, sockets ? "cl_waiting" : "waiting", sockets);
+		}
+	}
+	/* console clients (and, for SOCKETS, clients still logging in) */
+	list_for_each(ci, &p->login_clients) {
+		struct client *cl = list_entry(ci, struct client, node);
+
+		if (busy_only && !sock_busy(&cl->st))
+			continue;
+		if (cl->state == CL_LOGIN && sockets)
+			client_row(r, cl, "cl_login", true);
+		else if (cl->state == CL_ACTIVE)
+			client_row(r, cl, sockets ? "cl_active" : "active", sockets);
+	}
+}
+
+static void show_clients(struct client *c)
+{
+	struct rs r;
+
+	rs_begin(&r, c, SOCK_TYPES, sock_names);
+	client_rows(&r, proxy_of(&c->st), false, false);
+	rs_end(&r, "SHOW");
+}
+
+static void show_servers(struct client *c)
+{
+	struct rs r;
+
+	rs_begin(&r, c, SOCK_TYPES, sock_names);
+	server_rows(&r, proxy_of(&c->st), false, false);
+	rs_end(&r, "SHOW");
+}
+
+static void show_sockets(struct client *c, bool busy_only)
+{
+	struct proxy *p = proxy_of(&c->st);
+	struct rs r;
+
+	rs_begin(&r, c, SOCK_TYPES_DBG, sock_names);
+	client_rows(&r, p, true, busy_only);
+	server_rows(&r, p, true, busy_only);
+	rs_end(&r, "SHOW");
+}
+
+/* ---- SHOW STATS, STATS_TOTALS, STATS_AVERAGES, TOTALS ---- */
+
+/* Totals and per-second averages of every pool of <db> (NULL: all). */
+static void sum_stats(struct proxy *p, const struct db *db, struct pool_stats *t,
+		struct pool_stats *a)
+{
+	uint64_t wx = 0, wq = 0, ww = 0;
+	struct list *it;
+
+	memset(t, 0, sizeof(*t));
+	memset(a, 0, sizeof(*a));
+	list_for_each(it, &p->pools) {
+		struct pool *pool = list_entry(it, struct pool, node);
+		const struct pool_stats *s = &pool->st, *v = &pool->avg;
+
+		if (db && pool->db != db)
+			continue;
+		t->server_assignment_count += s->server_assignment_count;
+		t->xact_count += s->xact_count;
+		t->query_count += s->query_count;
+		t->bytes_recv += s->bytes_recv;
+		t->bytes_sent += s->bytes_sent;
+		t->xact_time_us += s->xact_time_us;
+		t->query_time_us += s->query_time_us;
+		t->wait_time_us += s->wait_time_us;
+		t->client_login_count += s->client_login_count;
+		t->hits += s->hits;
+		t->misses += s->misses;
+		a->server_assignment_count += v->server_assignment_count;
+		a->xact_count += v->xact_count;
+		a->query_count += v->query_count;
+		a->bytes_recv += v->bytes_recv;
+		a->bytes_sent += v->bytes_sent;
+		a->client_login_count += v->client_login_count;
+		/* per-transaction means: weight by each pool's rate */
+		a->xact_time_us += v->xact_time_us * v->xact_count;
+		a->query_time_us += v->query_time_us * v->query_count;
+		a->wait_time_us += v->wait_time_us * v->server_assignment_count;
+		wx += v->xact_count;
+		wq += v->query_count;
+		ww += v->server_assignment_count;
+	}
+	a->xact_time_us = wx ? a->xact_time_us / wx : 0;
+	a->query_time_us = wq ? a->query_time_us / wq : 0;
+	a->wait_time_us = ww ? a->wait_time_us / ww : 0;
+}
+
+/* Values of <s> in PgBouncer's STATS order: assignments, xacts, queries,
+ * received, sent, xact time, query time, wait time, client parse, server
+ * parse, bind, logins (12 values). */
+static void stats_values(struct fmt *f, const struct pool_stats *s, const char **v)
+{
+	v[0] = fu(f, s->server_assignment_count);
+	v[1] = fu(f, s->xact_count);
+	v[2] = fu(f, s->query_count);
+	v[3] = fu(f, s->bytes_recv);
+	v[4] = fu(f, s->bytes_sent);
+	v[5] = fu(f, s->xact_time_us);
+	v[6] = fu(f, s->query_time_us);
+	v[7] = fu(f, s->wait_time_us);
+	v[8] = v[9] = v[10] = "0"; /* no prepared-statement tracking yet */
+	v[11] = fu(f, s->client_login_count);
+}
+
+enum stats_kind { STATS_BOTH, STATS_TOTALS, STATS_AVERAGES };
+
+static void show_stats(struct client *c, enum stats_kind kind)
+{
+	static const char *const both[] = { "database", "total_server_assignment_count",
+		"total_xact_count", "total_query_count", "total_received", "total_sent",
+		"total_xact_time", "total_query_time", "total_wait_time",
+		"total_client_parse_count", "total_server_parse_count", "total_bind_count",
+		"total_client_login_count", "avg_server_assignment_count", "avg_xact_count",
+		"avg_query_count", "avg_recv", "avg_sent", "avg_xact_time", "avg_query_time",
+		"avg_wait_time", "avg_client_parse_count", "avg_server_parse_count",
+		"avg_bind_count", "avg_client_login_count" };
+	static const char *const totals[] = { "database", "server_assignment_count",
+		"xact_count", "query_count", "bytes_received", "bytes_sent", "xact_time",
+		"query_time", "wait_time", "client_parse_count", "server_parse_count",
+		"bind_count", "client_login_count" };
+	static const char *const avgs[] = { "database", "server_assignment_count", "xact_count",
+		"query_count", "bytes_received", "bytes_sent", "xact_time", "query_time",
+		"wait_time", "avg_client_parse_count", "avg_server_parse_count", "avg_bind_count",
+		"avg_client_login_count" };
+	struct proxy *p = proxy_of(&c->st);
+	struct list *it;
+	struct rs r;
+
+	if (kind == STATS_BOTH)
+		rs_begin(&r, c, "sNNNNNNNNNNNNNNNNNNNNNNNN", both);
+	else
+		rs_begin(&r, c, "sNNNNNNNNNNNN", kind == STATS_TOTALS ? totals : avgs);
+	list_for_each(it, &p->dbs) {
+		struct db *db = list_entry(it, struct db, node);
+		struct pool_stats t, a;
+		struct fmt f = { .n = 0 };
+		const char *v[25];
+
+		if (db->admin || (db->dead && db->n_servers == 0 && db->n_clients == 0))
+			continue;
+		sum_stats(p, db, &t, &a);
+		v[0] = db->name;
+		if (kind == STATS_BOTH) {
+			stats_values(&f, &t, v + 1);
+			stats_values(&f, &a, v + 13);
+		} else {
+			stats_values(&f, kind == STATS_TOTALS ? &t : &a, v + 1);
+		}
+		rs_row(&r, v);
+	}
+	rs_end(&r, "SHOW");
+}
+
+static void show_totals(struct client *c)
+{
+	static const char *const names[] = { "name", "value" };
+	static const char *const fields[] = { "server_assignment_count", "xact_count",
+		"query_count", "client_bytes", "server_bytes", "xact_time", "query_time",
+		"wait_time", "ps_client_parse_count", "ps_server_parse_count", "ps_bind_count",
+		"client_login_count" };
+	struct proxy *p = proxy_of(&c->st);
+	struct pool_stats t, a;
+	struct fmt f = { .n = 0 };
+	const char *vals[2][12];
+	char name[64];
+	struct rs r;
+	int i, k;
+
+	sum_stats(p, NULL, &t, &a);
+	stats_values(&f, &t, vals[0]);
+	stats_values(&f, &a, vals[1]);
+	rs_begin(&r, c, "sN", names);
+	for (k = 0; k < 2; k++) {
+		for (i = 0; i < 12; i++) {
+			const char *v[2] = { name, vals[k][i] };
+
+			snprintf(name, sizeof(name), "%s_%s", k ? "avg" : "total", fields[i]);
+			rs_row(&r, v);
+		}
+	}
+	rs_end(&r, "SHOW");
+}
+
+/* ---- SHOW LISTS, MEM, SLABS, LOG ---- */
+
+static void list_row(struct rs *r, const char *name, long long n)
+{
+	struct fmt f = { .n = 0 };
+	const char *v[2] = { name, fi(&f, n) };
+
+	rs_row(r, v);
+}
+
+static void show_lists(struct client *c)
+{
+	static const char *const names[] = { "list", "items" };
+	struct proxy *p = proxy_of(&c->st);
+	struct slab_stats cs, ss;
+	struct list *it;
+	int dbs = 0, login = 0;
+	struct rs r;
+
+	list_for_each(it, &p->dbs)
+		dbs += !list_entry(it, struct db, node)->dead;
+	list_for_each(it, &p->login_clients)
+		login += list_entry(it, struct client, node)->state == CL_LOGIN;
+	slab_cache_stats(p->client_cache, &cs);
+	slab_cache_stats(p->server_cache, &ss);
+	rs_begin(&r, c, "si", names);
+	list_row(&r, "databases", dbs);
+	list_row(&r, "users", (long long)list_count(&p->creds));
+	list_row(&r, "peers", 0);
+	list_row(&r, "pools", (long long)list_count(&p->pools));
+	list_row(&r, "peer_pools", 0);
+	list_row(&r, "free_clients", (long long)(cs.total_objs - cs.active_objs));
+	list_row(&r, "used_clients", (long long)cs.active_objs);
+	list_row(&r, "login_clients", login);
+	list_row(&r, "free_servers", (long long)(ss.total_objs - ss.active_objs));
+	list_row(&r, "used_servers", (long long)ss.active_objs);
+	list_row(&r, "dns_names", 0);
+	list_row(&r, "dns_zones", 0);
+	list_row(&r, "dns_queries", 0);
+	list_row(&r, "dns_pending", 0);
+	rs_end(&r, "SHOW");
+}
+
+static void mem_row(const struct slab_stats *st, void *arg)
+{
+	struct fmt f = { .n = 0 };
+	const char *v[5];
+
+	v[0] = st->name;
+	v[1] = fu(&f, st->obj_size);
+	v[2] = fu(&f, st->active_objs);
+	v[3] = fu(&f, st->total_objs - st->active_objs);
+	v[4] = fu(&f, st->total_objs * st->obj_size);
+	rs_row(arg, v);
+}
+
+static void show_mem(struct client *c)
+{
+	static const char *const names[] = { "name", "size", "used", "free", "memtotal" };
+	struct proxy *p = proxy_of(&c->st);
+	struct slab_arena_stats as;
+	struct sysalloc_stats ss;
+	struct fmt f = { .n = 0 };
+	const char *v[5];
+	struct rs r;
+
+	/* int8 rather than PgBouncer's int4: pgslab's counters outgrow it */
+	rs_begin(&r, c, "sqqqq", names);
+	slab_arena_foreach(p->arena, mem_row, &r);
+	/* pgslab's rows: the system-allocator call counter (in "used") and the
+	 * arena's pages (size = page size, used/free/memtotal in bytes) */
+	sysalloc_stats_get(&ss);
+	slab_arena_stats(p->arena, &as);
+	v[0] = "sysalloc_calls";
+	v[1] = "0";
+	v[2] = fu(&f, sysalloc_calls());
+	v[3] = fu(&f, ss.free_calls);
+	v[4] = "0";
+	rs_row(&r, v);
+	v[0] = "arena";
+	v[1] = fu(&f, SLAB_PAGE_SIZE);
+	v[2] = fu(&f, as.used_bytes);
+	v[3] = fu(&f, as.mapped_bytes - as.used_bytes);
+	v[4] = fu(&f, as.mapped_bytes);
+	rs_row(&r, v);
+	rs_end(&r, "SHOW");
 }
 
 static void slab_row(const struct slab_stats *st, void *arg)
 {
-	struct client *c = arg;
 	struct fmt f = { .n = 0 };
 	const char *v[15];
 
@@ -162,7 +1095,7 @@ static void slab_row(const struct slab_stats *st, void *arg)
 	v[12] = fu(&f, st->reaps);
 	v[13] = fu(&f, st->high_water);
 	v[14] = fu(&f, st->bytes);
-	rs_row(c, 15, v);
+	rs_row(arg, v);
 }
 
 static void show_slabs(struct client *c)
@@ -170,176 +1103,345 @@ static void show_slabs(struct client *c)
 	static const char *const names[] = { "name", "obj_size", "objs_per_slab", "active_objs",
 		"total_objs", "slabs", "allocs", "frees", "hits", "misses", "hit_rate", "grows",
 		"reaps", "high_water", "bytes" };
-	static const uint32_t types[] = { T, I, I, I, I, I, I, I, I, I, F, I, I, I, I };
-	struct proxy *p = proxy_of(&c->st);
+	struct rs r;
 
-	rs_header(c, 15, names, types);
-	slab_arena_foreach(p->arena, slab_row, c);
-	rs_done(c, "SHOW");
+	rs_begin(&r, c, "sqqqqqqqqqfqqqq", names);
+	slab_arena_foreach(proxy_of(&c->st)->arena, slab_row, &r);
+	rs_end(&r, "SHOW");
 }
 
-static void mem_row(const struct slab_stats *st, void *arg)
+static void show_log(struct client *c)
 {
-	struct client *c = arg;
+	static const char *const names[] = { "records", "written", "dropped", "dropped_important",
+		"pending", "bytes", "queue_high_water", "writes", "write_errors", "buffer_allocs",
+		"buffer_reuses", "buffer_reuse_rate" };
+	struct proxy *p = proxy_of(&c->st);
+	struct log_stats st;
 	struct fmt f = { .n = 0 };
-	const char *v[5];
+	const char *v[12];
+	struct rs r;
 
-	v[0] = st->name;
-	v[1] = fu(&f, st->obj_size);
-	v[2] = fu(&f, st->active_objs);
-	v[3] = fu(&f, st->total_objs - st->active_objs);
-	v[4] = fu(&f, st->total_objs * st->obj_size);
-	rs_row(c, 5, v);
+	memset(&st, 0, sizeof(st));
+	if (p->log)
+		log_stats_get(p->log, &st);
+	v[0] = fu(&f, st.records);
+	v[1] = fu(&f, st.written);
+	v[2] = fu(&f, st.dropped);
+	v[3] = fu(&f, st.dropped_important);
+	v[4] = fu(&f, st.pending);
+	v[5] = fu(&f, st.bytes);
+	v[6] = fu(&f, st.queue_high_water);
+	v[7] = fu(&f, st.writes);
+	v[8] = fu(&f, st.write_errors);
+	v[9] = fu(&f, st.buffer_allocs);
+	v[10] = fu(&f, st.buffer_reuses);
+	v[11] = ff(&f, rate(st.buffer_reuses, st.buffer_allocs));
+	rs_begin(&r, c, "qqqqqqqqqqqf", names);
+	rs_row(&r, v);
+	rs_end(&r, "SHOW");
 }
 
-static void show_mem(struct client *c)
-{
-	static const char *const names[] = { "name", "size", "used", "free", "memtotal" };
-	static const uint32_t types[] = { T, I, I, I, I };
-	struct proxy *p = proxy_of(&c->st);
-	struct slab_arena_stats as;
-	struct sysalloc_stats ss;
-	struct fmt f = { .n = 0 };
-	const char *v[5];
+/* Drivers ask for these; answer as a server would (PgBouncer does too). */
+static const char *const fake_params[][2] = {
+	{ "client_encoding", "UTF8" },
+	{ "default_transaction_isolation", "read committed" },
+	{ "standard_conforming_strings", "on" },
+	{ "datestyle", "ISO" },
+	{ "timezone", "GMT" },
+};
 
-	rs_header(c, 5, names, types);
-	slab_arena_foreach(p->arena, mem_row, c);
-	/* pgslab's own rows: the system allocator counter and arena totals */
-	sysalloc_stats_get(&ss);
-	slab_arena_stats(p->arena, &as);
-	v[0] = "sysalloc_calls";
-	v[1] = "0";
-	v[2] = fu(&f, sysalloc_calls());
-	v[3] = fu(&f, ss.free_calls);
-	v[4] = "0";
-	rs_row(c, 5, v);
-	v[0] = "arena";
-	v[1] = fu(&f, SLAB_PAGE_SIZE);
-	v[2] = fu(&f, as.used_bytes);
-	v[3] = fu(&f, as.mapped_bytes - as.used_bytes);
-	v[4] = fu(&f, as.mapped_bytes);
-	rs_row(c, 5, v);
-	rs_done(c, "SHOW");
+static int fake_param(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(fake_params) / sizeof(fake_params[0]); i++)
+		if (strcasecmp(name, fake_params[i][0]) == 0)
+			return (int)i;
+	return -1;
 }
 
-static void show_stats(struct client *c)
+/* ---- parsing ---- */
+
+#define VERB_MAX 32
+#define ARG_MAX 128
+#define VALUE_MAX 1024
+
+struct cmd {
+	char verb[VERB_MAX];
+	char arg[ARG_MAX];   /* SET: the key */
+	char value[VALUE_MAX];
+	bool is_set;
+};
+
+static const char *skip_ws(const char *s)
 {
-	static const char *const names[] = { "database", "total_server_assignment_count",
-		"total_xact_count", "total_query_count", "total_received", "total_sent",
-		"total_xact_time", "total_query_time", "total_wait_time",
-		"total_client_parse_count", "total_server_parse_count", "total_bind_count",
-		"total_client_login_count", "avg_server_assignment_count", "avg_xact_count",
-		"avg_query_count", "avg_recv", "avg_sent", "avg_xact_time", "avg_query_time",
-		"avg_wait_time", "avg_client_parse_count", "avg_server_parse_count",
-		"avg_bind_count", "avg_client_login_count" };
-	static const uint32_t types[25] = { T, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I,
-		I, I, I, I, I, I, I };
-	struct proxy *p = proxy_of(&c->st);
-	struct list *it;
+	while (*s && isspace((unsigned char)*s))
+		s++;
+	return s;
+}
 
-	rs_header(c, 25, names, types);
-	list_for_each(it, &p->dbs) {
-		struct db *db = list_entry(it, struct db, node);
-		struct pool_stats t, a;
-		struct list *pi;
-		struct fmt f = { .n = 0 };
-		const char *v[25];
+static bool word_char(char ch)
+{
+	return isalnum((unsigned char)ch) || ch == '_' || ch == '.' || ch == '$' || ch == '-';
+}
 
-		if (db->admin)
-			continue;
-		memset(&t, 0, sizeof(t));
-		memset(&a, 0, sizeof(a));
-		list_for_each(pi, &p->pools) {
-			struct pool *pool = list_entry(pi, struct pool, node);
+/* A WORD or a <quote>-quoted string (doubled quote = one) at <s>, copied to
+ * <dst>; returns the position after it, or NULL. */
+static const char *get_token(const char *s, char *dst, size_t cap, bool allow_single)
+{
+	size_t n = 0;
 
-			if (pool->db != db)
-				continue;
-#define ADD(x) t.x += pool->st.x, a.x += pool->avg.x
-			ADD(server_assignment_count);
-			ADD(xact_count);
-			ADD(query_count);
-			ADD(bytes_recv);
-			ADD(bytes_sent);
-			ADD(xact_time_us);
-			ADD(query_time_us);
-			ADD(wait_time_us);
-			ADD(client_login_count);
-#undef ADD
+	if (*s == '"' || (allow_single && *s == '\'')) {
+		char q = *s++;
+
+		for (;;) {
+			if (*s == 0)
+				return NULL;
+			if (*s == q) {
+				if (s[1] != q)
+					break;
+				s++;
+			}
+			if (n + 1 >= cap)
+				return NULL;
+			dst[n++] = *s++;
 		}
-		v[0] = db->name;
-		v[1] = fu(&f, t.server_assignment_count);
-		v[2] = fu(&f, t.xact_count);
-		v[3] = fu(&f, t.query_count);
-		v[4] = fu(&f, t.bytes_recv);
-		v[5] = fu(&f, t.bytes_sent);
-		v[6] = fu(&f, t.xact_time_us);
-		v[7] = fu(&f, t.query_time_us);
-		v[8] = fu(&f, t.wait_time_us);
-		v[9] = v[10] = v[11] = "0";
-		v[12] = fu(&f, t.client_login_count);
-		v[13] = fu(&f, a.server_assignment_count);
-		v[14] = fu(&f, a.xact_count);
-		v[15] = fu(&f, a.query_count);
-		v[16] = fu(&f, a.bytes_recv);
-		v[17] = fu(&f, a.bytes_sent);
-		v[18] = fu(&f, a.xact_time_us);
-		v[19] = fu(&f, a.query_time_us);
-		v[20] = fu(&f, a.wait_time_us);
-		v[21] = v[22] = v[23] = "0";
-		v[24] = fu(&f, a.client_login_count);
-		rs_row(c, 25, v);
+		dst[n] = 0;
+		return s + 1;
 	}
-	rs_done(c, "SHOW");
+	while (word_char(*s)) {
+		if (n + 1 >= cap)
+			return NULL;
+		dst[n++] = *s++;
+	}
+	dst[n] = 0;
+	return n ? s : NULL;
 }
 
-static void show_version(struct client *c)
+/* Only blanks and one optional ';' left? */
+static bool at_end(const char *s)
 {
-	static const char *const names[] = { "version" };
-	static const uint32_t types[] = { T };
-	const char *v[] = { "pgslab " PGSLAB_VERSION };
+	s = skip_ws(s);
+	if (*s == ';')
+		s = skip_ws(s + 1);
+	return *s == 0;
+}
 
-	rs_header(c, 1, names, types);
-	rs_row(c, 1, v);
-	rs_done(c, "SHOW");
+static int parse_cmd(const char *sql, struct cmd *cmd)
+{
+	const char *s = skip_ws(sql);
+	size_t i;
+
+	memset(cmd, 0, sizeof(*cmd));
+	s = get_token(s, cmd->verb, sizeof(cmd->verb), false);
+	if (s == NULL)
+		return -EINVAL;
+	for (i = 0; cmd->verb[i]; i++)
+		cmd->verb[i] = (char)tolower((unsigned char)cmd->verb[i]);
+	if (at_end(s))
+		return 0;
+	if (!isspace((unsigned char)*s))
+		return -EINVAL;
+	s = get_token(skip_ws(s), cmd->arg, sizeof(cmd->arg), false);
+	if (s == NULL)
+		return -EINVAL;
+	if (at_end(s))
+		return 0;
+	if (strcmp(cmd->verb, "set") != 0)
+		return -EINVAL;
+	/* SET key (= | TO) value */
+	s = skip_ws(s);
+	if (*s == '=') {
+		s++;
+	} else if (strncasecmp(s, "to", 2) == 0 && isspace((unsigned char)s[2])) {
+		s += 2;
+	} else {
+		return -EINVAL;
+	}
+	s = skip_ws(s);
+	if (*s == '\'' || *s == '"') {
+		s = get_token(s, cmd->value, sizeof(cmd->value), true);
+	} else {
+		size_t n = 0;
+
+		while (*s && !isspace((unsigned char)*s) && *s != ';') {
+			if (n + 1 >= sizeof(cmd->value))
+				return -EINVAL;
+			cmd->value[n++] = *s++;
+		}
+		cmd->value[n] = 0;
+		if (n == 0)
+			return -EINVAL;
+	}
+	if (s == NULL || !at_end(s))
+		return -EINVAL;
+	cmd->is_set = true;
+	return 0;
 }
 
 /* ---- dispatch ---- */
 
-static void lower_words(const char *sql, char *out, size_t cap)
+static void syntax_error(struct client *c, const char *sql)
 {
-	size_t n = 0;
-
-	while (*sql && isspace((unsigned char)*sql))
-		sql++;
-	for (; *sql && n + 1 < cap; sql++) {
-		if (*sql == ';')
-			break;
-		out[n++] = (char)tolower((unsigned char)*sql);
-	}
-	while (n > 0 && isspace((unsigned char)out[n - 1]))
-		n--;
-	out[n] = 0;
+	client_error(c, SQLSTATE_SYNTAX_ERROR, "invalid command '%.200s', use SHOW HELP;", sql);
 }
 
-void admin_query(struct client *c, const char *sql)
+static bool admin_only(struct client *c, const char *what)
+{
+	if (c->admin == 2)
+		return true;
+	client_error(c, SQLSTATE_INSUFFICIENT_PRIVILEGE,
+			"permission denied for %s: user \"%s\" is in stats_users, not in admin_users",
+			what, c->cred ? c->cred->name : "?");
+	return false;
+}
+
+static bool run_show(struct client *c, const char *what, const char *sql)
+{
+	char w[ARG_MAX];
+	size_t i;
+	int fp;
+
+	for (i = 0; what[i] && i + 1 < sizeof(w); i++)
+		w[i] = (char)tolower((unsigned char)what[i]);
+	w[i] = 0;
+	if (strcmp(w, "help") == 0)
+		show_help(c);
+	else if (strcmp(w, "version") == 0)
+		show_version(c);
+	else if (strcmp(w, "config") == 0)
+		show_config(c);
+	else if (strcmp(w, "databases") == 0)
+		show_databases(c);
+	else if (strcmp(w, "users") == 0)
+		show_users(c);
+	else if (strcmp(w, "pools") == 0)
+		show_pools(c);
+	else if (strcmp(w, "clients") == 0)
+		show_clients(c);
+	else if (strcmp(w, "servers") == 0)
+		show_servers(c);
+	else if (strcmp(w, "sockets") == 0)
+		show_sockets(c, false);
+	else if (strcmp(w, "active_sockets") == 0)
+		show_sockets(c, true);
+	else if (strcmp(w, "stats") == 0)
+		show_stats(c, STATS_BOTH);
+	else if (strcmp(w, "stats_totals") == 0)
+		show_stats(c, STATS_TOTALS);
+	else if (strcmp(w, "stats_averages") == 0)
+		show_stats(c, STATS_AVERAGES);
+	else if (strcmp(w, "totals") == 0)
+		show_totals(c);
+	else if (strcmp(w, "lists") == 0)
+		show_lists(c);
+	else if (strcmp(w, "mem") == 0)
+		show_mem(c);
+	else if (strcmp(w, "state") == 0)
+		show_state(c);
+	else if (strcmp(w, "dns_hosts") == 0)
+		show_dns_hosts(c);
+	else if (strcmp(w, "dns_zones") == 0)
+		show_dns_zones(c);
+	else if (strcmp(w, "slabs") == 0)
+		show_slabs(c);
+	else if (strcmp(w, "log") == 0)
+		show_log(c);
+	else if ((fp = fake_param(w)) >= 0) {
+		const char *names[1] = { fake_params[fp][0] };
+		const char *v[1] = { fake_params[fp][1] };
+		struct rs r;
+
+		rs_begin(&r, c, "s", names);
+		rs_row(&r, v);
+		rs_end(&r, "SHOW");
+	} else {
+		syntax_error(c, sql);
+		return false;
+	}
+	return true;
+}
+
+static void run_set(struct client *c, const struct cmd *cmd)
 {
 	struct proxy *p = proxy_of(&c->st);
-	char cmd[256];
+	char err[300];
+	int rc;
 
-	lower_words(sql, cmd, sizeof(cmd));
-	if (strcmp(cmd, "show pools") == 0)
-		show_pools(c);
-	else if (strcmp(cmd, "show slabs") == 0)
-		show_slabs(c);
-	else if (strcmp(cmd, "show mem") == 0)
-		show_mem(c);
-	else if (strcmp(cmd, "show stats") == 0)
-		show_stats(c);
-	else if (strcmp(cmd, "show version") == 0)
-		show_version(c);
-	else if (strcmp(cmd, "reload") == 0 && c->admin == 2) {
-		proxy_reload(p);
-		rs_done(c, "RELOAD");
-	} else
-		client_error(c, SQLSTATE_SYNTAX_ERROR, "invalid command '%s', use SHOW HELP;", sql);
+	if (fake_param(cmd->arg) >= 0) {
+		admin_notice(c, "SET ignored", NULL);
+		admin_done(c, "SET");
+		return;
+	}
+	if (!admin_only(c, "SET"))
+		return;
+	rc = control_set(p, cmd->arg, cmd->value, err, sizeof(err));
+	if (rc == 0) {
+		log_info("SET %s = %s by console user %s", cmd->arg, cmd->value,
+				c->cred ? c->cred->name : "?");
+		admin_done(c, "SET");
+	} else {
+		client_error(c, rc == -ENOENT ? "42704" : rc == -EPERM ? "55P02" : "22023", "%s",
+				err);
+	}
+}
+
+static void run_reload(struct client *c)
+{
+	struct proxy *p = proxy_of(&c->st);
+	char err[400];
+
+	log_info("RELOAD command issued");
+	if (proxy_reload(p, err, sizeof(err)) < 0) {
+		client_error(c, "F0000", "RELOAD failed: %s", err);
+		return;
+	}
+	admin_done(c, "RELOAD");
+}
+
+/* Returns true when the reply is deferred (only if <can_defer>). */
+static bool admin_exec(struct client *c, const char *sql, bool can_defer)
+{
+	struct cmd cmd;
+
+	if (parse_cmd(sql, &cmd) < 0) {
+		syntax_error(c, sql);
+		return false;
+	}
+	if (cmd.is_set) {
+		run_set(c, &cmd);
+		return false;
+	}
+	if (strcmp(cmd.verb, "show") == 0 || strcmp(cmd.verb, "select") == 0) {
+		if (cmd.arg[0] == 0)
+			syntax_error(c, sql);
+		else
+			run_show(c, cmd.arg, sql);
+		return false;
+	}
+	if (strcmp(cmd.verb, "reload") == 0) {
+		if (cmd.arg[0])
+			syntax_error(c, sql);
+		else if (admin_only(c, "RELOAD"))
+			run_reload(c);
+		return false;
+	}
+	if (control_is_verb(cmd.verb)) {
+		char what[VERB_MAX];
+		size_t i;
+
+		for (i = 0; cmd.verb[i]; i++)
+			what[i] = (char)toupper((unsigned char)cmd.verb[i]);
+		what[i] = 0;
+		if (!admin_only(c, what))
+			return false;
+		return control_exec(c, cmd.verb, cmd.arg, can_defer);
+	}
+	syntax_error(c, sql);
+	return false;
+}
+
+bool admin_query(struct client *c, const char *sql)
+{
+	return !admin_exec(c, sql, true);
 }

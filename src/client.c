@@ -167,10 +167,13 @@ void client_close(struct client *c, const char *sqlstate, const char *reason)
 	c->state = CL_CLOSED;
 	if (c->server)
 		pool_release(c->server);
-	if (c->pool && prev != CL_LOGIN)
+	if (c->pool && prev != CL_LOGIN) {
 		pool_client_gone(c, prev);
-	else
+	} else {
 		list_del(&c->node);
+		if (c->db && prev != CL_LOGIN)
+			c->db->n_clients--; /* a console client */
+	}
 	if (c->vars)
 		vars_put(p, c->vars);
 	c->vars = NULL;
@@ -600,6 +603,7 @@ void client_finish_login(struct client *c)
 	}
 	cancel_register(p, c);
 	list_del(&c->node);
+	c->db = db;
 	db->n_clients++;
 	if (c->pool)
 		c->pool->st.client_login_count++;
@@ -695,14 +699,14 @@ static enum stream_act client_on_header(struct stream *st, uint8_t type, uint32_
 	switch (type) {
 	case 'Q':
 	case 'F':
-		c->query_start_us = s->query_start_us = proxy_now_us();
+		c->request_us = c->query_start_us = s->query_start_us = proxy_now_us();
 		if (c->txn == 'I')
 			c->xact_start_us = c->query_start_us;
 		s->expect_rfq++;
 		break;
 	case 'S':
 		if (s->expect_rfq == 0) {
-			c->query_start_us = s->query_start_us = proxy_now_us();
+			c->request_us = c->query_start_us = s->query_start_us = proxy_now_us();
 			if (c->txn == 'I')
 				c->xact_start_us = c->query_start_us;
 		}
@@ -734,7 +738,9 @@ static enum stream_act admin_message(struct client *c, uint8_t type, const uint8
 		return STREAM_CLOSED;
 	}
 	memcpy(sql, msg + PROTO_HDR_LEN, n);
-	admin_query(c, sql);
+	c->request_us = proxy_now_us();
+	if (!admin_query(c, sql))
+		return c->state == CL_CLOSED ? STREAM_CLOSED : STREAM_DROP;
 	if (c->state == CL_CLOSED)
 		return STREAM_CLOSED;
 	send_ready(c, 'I');

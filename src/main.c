@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "proxy.h"
 #include "slab.h"
 #include "sysalloc.h"
@@ -160,6 +161,12 @@ int main(int argc, char **argv)
 	proxy.log = lg;
 	log_set_thread(lg);
 	rc = listener_open_all(&proxy, err, sizeof(err));
+	if (rc < 0) {
+		log_fatal("%s", err);
+		log_destroy(lg);
+		return 1;
+	}
+	rc = metrics_start(&proxy, err, sizeof(err));
 	if (rc < 0) {
 		log_fatal("%s", err);
 		log_destroy(lg);

@@ -355,6 +355,23 @@ void proto_write_negotiate_version(struct pkt *p, uint32_t newest_minor, const c
 	pkt_end(p);
 }
 
+/* pg_type.typlen of the types the console sends; -1 for varlena */
+static uint16_t type_len(uint32_t oid)
+{
+	switch (oid) {
+	case PROTO_OID_BOOL:
+		return 1;
+	case PROTO_OID_INT4:
+		return 4;
+	case PROTO_OID_INT8:
+	case PROTO_OID_FLOAT8:
+	case PROTO_OID_TIMESTAMPTZ:
+		return 8;
+	default:
+		return 0xffff;
+	}
+}
+
 void proto_write_row_desc(struct pkt *p, int n, const char *const *names, const uint32_t *types)
 {
 	int i;
@@ -366,7 +383,7 @@ void proto_write_row_desc(struct pkt *p, int n, const char *const *names, const 
 		pkt_u32(p, 0);  /* table oid */
 		pkt_u16(p, 0);  /* column number */
 		pkt_u32(p, types[i]);
-		pkt_u16(p, types[i] == PROTO_OID_INT8 ? 8 : (uint16_t)0xffff);
+		pkt_u16(p, type_len(types[i]));
 		pkt_u32(p, 0xffffffffu); /* typmod -1 */
 		pkt_u16(p, 0);  /* text format */
 	}

@@ -19,7 +19,9 @@
 
 #include <openssl/rand.h>
 
+#include "control.h"
 #include "log.h"
+#include "metrics.h"
 #include "proto.h"
 #include "pwd.h"
 #include "slab.h"
@@ -347,19 +349,19 @@ static void stats_cb(evutil_socket_t fd, short what, void *arg)
 	pool_stats_period(arg);
 }
 
-void proxy_reload(struct proxy *p)
+int proxy_reload(struct proxy *p, char *err, size_t errlen)
 {
-	char err[512];
-	struct config *cfg = config_load(p->config_path, err, sizeof(err));
+	struct config *cfg = config_load(p->config_path, err, errlen);
+	struct list *it;
 
 	if (cfg == NULL) {
 		log_error("reload failed: %s", err);
-		return;
+		return -EINVAL;
 	}
-	if (proxy_apply_config(p, cfg, err, sizeof(err)) < 0) {
+	if (proxy_apply_config(p, cfg, err, errlen) < 0) {
 		log_error("reload failed: %s", err);
 		config_free(cfg);
-		return;
+		return -EINVAL;
 	}
 	if (p->log) {
 		struct log_config lc;
@@ -376,15 +378,12 @@ void proxy_reload(struct proxy *p)
 	}
 	log_info("configuration reloaded");
 	/* new pool sizes may admit waiting clients right away */
-	{
-		struct list *it;
-
-		list_for_each(it, &p->pools)
-			pool_launch(list_entry(it, struct pool, node));
-	}
+	list_for_each(it, &p->pools)
+		pool_launch(list_entry(it, struct pool, node));
+	return 0;
 }
 
-static void begin_shutdown(struct proxy *p, enum shutdown_mode mode)
+void proxy_shutdown(struct proxy *p, enum shutdown_mode mode)
 {
 	if (mode <= p->shutdown && mode != SHUTDOWN_NOW)
 		return;
@@ -400,19 +399,28 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 
 	(void)what;
 	switch (sig) {
-	case SIGHUP:
+	case SIGHUP: {
+		char err[512];
+
 		log_info("got SIGHUP, reloading config");
-		proxy_reload(p);
+		proxy_reload(p, err, sizeof(err));
+		break;
+	}
+	case SIGUSR1:
+		control_pause(p, NULL);
+		break;
+	case SIGUSR2:
+		control_resume(p, NULL);
 		break;
 	case SIGINT:
-		begin_shutdown(p, SHUTDOWN_WAIT_SERVERS);
+		proxy_shutdown(p, SHUTDOWN_WAIT_SERVERS);
 		break;
 	case SIGTERM:
-		begin_shutdown(p, p->shutdown == SHUTDOWN_WAIT_CLIENTS ? SHUTDOWN_NOW :
+		proxy_shutdown(p, p->shutdown == SHUTDOWN_WAIT_CLIENTS ? SHUTDOWN_NOW :
 									SHUTDOWN_WAIT_CLIENTS);
 		break;
 	case SIGQUIT:
-		begin_shutdown(p, SHUTDOWN_NOW);
+		proxy_shutdown(p, SHUTDOWN_NOW);
 		break;
 	}
 }
@@ -420,7 +428,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 int proxy_init(struct proxy *p, const char *config_path, struct config *cfg, char *err,
 		size_t errlen)
 {
-	static const int sigs[] = { SIGHUP, SIGINT, SIGTERM, SIGQUIT };
+	static const int sigs[] = { SIGHUP, SIGINT, SIGTERM, SIGQUIT, SIGUSR1, SIGUSR2 };
 	struct timeval tv = { 0, 333333 };
 	struct db *db;
 	size_t i;
@@ -601,6 +609,8 @@ void proxy_destroy(struct proxy *p)
 		memset(cr, 0, sizeof(*cr));
 		slab_free(p->cred_cache, cr);
 	}
+	metrics_stop(p);
+	control_destroy(p);
 	cancel_destroy(p);
 	vars_destroy(p);
 	event_del(&p->janitor_ev);
