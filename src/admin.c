@@ -267,7 +267,7 @@ static const char help_text[] =
 		"\tSHOW SOCKETS|ACTIVE_SOCKETS|LISTS|MEM|STATE\n"
 		"\tSHOW DNS_HOSTS|DNS_ZONES\n"
 		"\tSHOW STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS\n"
-		"\tSHOW SLABS|LOG (pgslab)\n"
+		"\tSHOW SLABS|LOG|BUDDY|WAITS (pgslab)\n"
 		"\tSET key = arg\n"
 		"\tRELOAD\n"
 		"\tPAUSE [<db>]\n"
@@ -1110,6 +1110,113 @@ static void show_slabs(struct client *c)
 	rs_end(&r, "SHOW");
 }
 
+/* One row per budget domain (a database's backend slots), then one per pool:
+ * the buddy blocks it holds, capacity, use, fair share and reclaim counts. */
+static void show_buddy(struct client *c)
+{
+	static const char *const names[] = { "type", "database", "user", "slots", "used", "free",
+		"blocks", "frag_index", "fair_share", "demand", "grows", "shrinks", "lent", "taken" };
+	struct proxy *p = proxy_of(&c->st);
+	struct list *it, *pi;
+	struct rs r;
+
+	rs_begin(&r, c, "sssqqqsfqqqqqq", names);
+	list_for_each(it, &p->dbs) {
+		struct db *db = list_entry(it, struct db, node);
+		struct budget_stats bs;
+		struct fmt f = { .n = 0 };
+		char blocks[256];
+		const char *v[14];
+		size_t len = 0;
+		int o;
+
+		if (db->budget == NULL)
+			continue;
+		budget_stats_get(db->budget, &bs);
+		/* free blocks per order, largest first: "1x8 1x2" */
+		blocks[0] = 0;
+		for (o = (int)bs.buddy.max_order; o >= 0; o--)
+			if (bs.buddy.nr_free[o] && len < sizeof(blocks) - 32)
+				len += (size_t)snprintf(blocks + len, sizeof(blocks) - len, "%s%llux%llu",
+						len ? " " : "", (unsigned long long)bs.buddy.nr_free[o],
+						1ull << o);
+		v[0] = "domain";
+		v[1] = db->name;
+		v[2] = NULL;
+		v[3] = fu(&f, bs.slots);
+		v[4] = fu(&f, bs.held);
+		v[5] = fu(&f, bs.free);
+		v[6] = len ? blocks : "-";
+		v[7] = ff(&f, bs.buddy.frag_index);
+		v[8] = NULL;
+		v[9] = fu(&f, bs.demanding);
+		v[10] = fu(&f, bs.grows);
+		v[11] = fu(&f, bs.shrinks);
+		v[12] = NULL;
+		v[13] = fu(&f, bs.reclaims); /* slots taken back from pools above share */
+		rs_row(&r, v);
+		list_for_each(pi, &p->pools) {
+			struct pool *pool = list_entry(pi, struct pool, node);
+			const struct budget_member *m = &pool->bm;
+			char held[128];
+
+			if (pool->db != db)
+				continue;
+			budget_member_blocks_str(m, held, sizeof(held));
+			v[0] = "pool";
+			v[2] = pool->cred->name;
+			v[3] = fu(&f, m->capacity);
+			v[4] = fu(&f, (uint64_t)pool->n_servers);
+			v[5] = fu(&f, m->capacity > (unsigned)pool->n_servers ?
+						m->capacity - (unsigned)pool->n_servers : 0);
+			v[6] = held;
+			v[7] = NULL;
+			v[8] = fu(&f, budget_fair_share(db->budget, m));
+			v[9] = fu(&f, m->demand);
+			v[10] = fu(&f, m->grows);
+			v[11] = fu(&f, m->shrinks);
+			v[12] = fu(&f, m->lent);
+			v[13] = fu(&f, m->taken);
+			rs_row(&r, v);
+		}
+	}
+	rs_end(&r, "SHOW");
+}
+
+/* Per pool: how assignments were served and how long the misses waited. */
+static void show_waits(struct client *c)
+{
+	static const char *const names[] = { "database", "user", "hits", "misses", "hit_rate",
+		"waits", "avg_wait_us", "wait_lt_100us", "wait_lt_1ms", "wait_lt_10ms",
+		"wait_lt_100ms", "wait_lt_1s", "wait_lt_10s", "wait_ge_10s" };
+	struct proxy *p = proxy_of(&c->st);
+	struct list *it;
+	struct rs r;
+
+	rs_begin(&r, c, "ssqqfqqqqqqqqq", names);
+	list_for_each(it, &p->pools) {
+		struct pool *pool = list_entry(it, struct pool, node);
+		struct fmt f = { .n = 0 };
+		const char *v[14];
+		uint64_t waits = 0, total = pool->st.hits + pool->st.misses;
+		int i;
+
+		for (i = 0; i < POOL_WAIT_BUCKETS; i++)
+			waits += pool->wait_hist[i];
+		v[0] = pool->db->name;
+		v[1] = pool->cred->name;
+		v[2] = fu(&f, pool->st.hits);
+		v[3] = fu(&f, pool->st.misses);
+		v[4] = ff(&f, total ? (double)pool->st.hits / (double)total : 0.0);
+		v[5] = fu(&f, waits);
+		v[6] = fu(&f, waits ? pool->st.wait_time_us / waits : 0);
+		for (i = 0; i < POOL_WAIT_BUCKETS; i++)
+			v[7 + i] = fu(&f, pool->wait_hist[i]);
+		rs_row(&r, v);
+	}
+	rs_end(&r, "SHOW");
+}
+
 static void show_log(struct client *c)
 {
 	static const char *const names[] = { "records", "written", "dropped", "dropped_important",
@@ -1347,6 +1454,10 @@ static bool run_show(struct client *c, const char *what, const char *sql)
 		show_slabs(c);
 	else if (strcmp(w, "log") == 0)
 		show_log(c);
+	else if (strcmp(w, "buddy") == 0)
+		show_buddy(c);
+	else if (strcmp(w, "waits") == 0)
+		show_waits(c);
 	else if ((fp = fake_param(w)) >= 0) {
 		const char *names[1] = { fake_params[fp][0] };
 		const char *v[1] = { fake_params[fp][1] };

@@ -148,6 +148,28 @@ for (1 .. 60) {
 	sleep 0.1;
 }
 ok($gone, 'idle pools closed their backends after server_idle_timeout');
+my @buddy = $proxy->admin_hash('SHOW BUDDY');
+my ($dom) = grep { $_->{type} eq 'domain' && $_->{database} eq 'postgres' } @buddy;
+ok($dom, 'SHOW BUDDY has the database budget domain');
+is($dom->{slots}, 8, 'SHOW BUDDY: the domain budget is max_db_connections');
+my $held = 8;
+for (1 .. 40) {
+	($dom) = grep { $_->{type} eq 'domain' && $_->{database} eq 'postgres' }
+		$proxy->admin_hash('SHOW BUDDY');
+	$held = $dom->{used};
+	last if $held == 0;
+	sleep 0.1;
+}
+is($held, 0, 'SHOW BUDDY: idle pools gave their slots back to the budget');
+is($dom->{blocks}, '1x8', 'SHOW BUDDY: the free blocks merged back into one block of 8');
+my ($bigrow) = grep { $_->{type} eq 'pool' && $_->{user} eq 'big' } $proxy->admin_hash('SHOW BUDDY');
+cmp_ok($bigrow->{taken}, '>=', 1, "SHOW BUDDY: slots were taken back from the big pool ($bigrow->{taken})");
+cmp_ok($bigrow->{grows}, '>=', 2, "SHOW BUDDY: the big pool grew in blocks ($bigrow->{grows} grows)");
+my ($w) = grep { $_->{user} eq 'big' } $proxy->admin_hash('SHOW WAITS');
+cmp_ok($w->{waits}, '>', 0, "SHOW WAITS: the contended pool's waits are counted ($w->{waits})");
+my $sum = 0;
+$sum += $w->{$_} for grep { /^wait_(lt|ge)_/ } keys %$w;
+is($sum, $w->{waits}, 'SHOW WAITS: the histogram buckets add up to the waits');
 
 # --- hit rate: a steady load on a warm pool is served by idle servers -------------------
 my $select = $proxy->basedir . '/select.sql';
