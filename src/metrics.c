@@ -490,12 +490,74 @@ static void render_process(struct mbuf *b, struct proxy *p)
 }
 
 /* The whole exposition into <b>; false when it could not be built. */
+/* Backend-slot budgets: size, use and free buddy blocks per order; pool
+ * wait-time histograms in Prometheus' cumulative-bucket form. */
+static void render_budgets(struct mbuf *b, struct proxy *p)
+{
+	static const char *const le[POOL_WAIT_BUCKETS] = { "0.0001", "0.001", "0.01", "0.1", "1",
+		"10", "+Inf" };
+	struct list *it;
+	unsigned o;
+	int i;
+
+	family(b, "pgslab_budget_slots", "gauge", "Backend connection slots of a database.");
+	family(b, "pgslab_budget_held_slots", "gauge", "Slots held by the database's pools.");
+	family(b, "pgslab_budget_free_blocks", "gauge", "Free buddy blocks of the budget, by order.");
+	list_for_each(it, &p->dbs) {
+		struct db *db = list_entry(it, struct db, node);
+		struct budget_stats bs;
+
+		if (db->budget == NULL)
+			continue;
+		budget_stats_get(db->budget, &bs);
+		mb_printf(b, "pgslab_budget_slots{database=\"");
+		mb_label(b, db->name);
+		mb_printf(b, "\"} %u\npgslab_budget_held_slots{database=\"", bs.slots);
+		mb_label(b, db->name);
+		mb_printf(b, "\"} %u\n", bs.held);
+		for (o = 0; o <= bs.buddy.max_order; o++) {
+			if (bs.buddy.nr_free[o] == 0)
+				continue;
+			mb_printf(b, "pgslab_budget_free_blocks{database=\"");
+			mb_label(b, db->name);
+			mb_printf(b, "\",order=\"%u\"} %llu\n", o,
+					(unsigned long long)bs.buddy.nr_free[o]);
+		}
+	}
+	family(b, "pgslab_pool_wait_seconds", "histogram",
+			"Time clients waited for a server (misses only).");
+	list_for_each(it, &p->pools) {
+		struct pool *pool = list_entry(it, struct pool, node);
+		unsigned long long cum = 0;
+
+		for (i = 0; i < POOL_WAIT_BUCKETS; i++) {
+			cum += pool->wait_hist[i];
+			mb_printf(b, "pgslab_pool_wait_seconds_bucket{database=\"");
+			mb_label(b, pool->db->name);
+			mb_printf(b, "\",user=\"");
+			mb_label(b, pool->cred->name);
+			mb_printf(b, "\",le=\"%s\"} %llu\n", le[i], cum);
+		}
+		mb_printf(b, "pgslab_pool_wait_seconds_sum{database=\"");
+		mb_label(b, pool->db->name);
+		mb_printf(b, "\",user=\"");
+		mb_label(b, pool->cred->name);
+		mb_printf(b, "\"} %.6f\npgslab_pool_wait_seconds_count{database=\"",
+				(double)pool->st.wait_time_us / 1e6);
+		mb_label(b, pool->db->name);
+		mb_printf(b, "\",user=\"");
+		mb_label(b, pool->cred->name);
+		mb_printf(b, "\"} %llu\n", cum);
+	}
+}
+
 static bool render(struct mbuf *b, struct proxy *p)
 {
 	render_process(b, p);
 	render_pools(b, p);
 	render_dbs(b, p);
 	render_slabs(b, p);
+	render_budgets(b, p);
 	return !b->failed;
 }
 

@@ -76,6 +76,12 @@ for my $name (qw(pgslab_uptime_seconds pgslab_sysalloc_calls_total pgslab_arena_
 	ok(defined metric($body, $name), "$name present");
 }
 ok(metric($body, 'pgslab_uptime_seconds') > 0, 'uptime > 0');
+ok(defined metric($body, 'pgslab_budget_slots', 'database="postgres"'), 'budget slots per database');
+ok($body =~ /^pgslab_budget_free_blocks\{database="postgres",order="\d+"\} \d+$/m,
+	'budget free blocks by order');
+my $inf = metric($body, 'pgslab_pool_wait_seconds_bucket', 'database="postgres",user="app",le="+Inf"');
+is($inf, metric($body, 'pgslab_pool_wait_seconds_count', 'database="postgres",user="app"'),
+	'wait histogram: the +Inf bucket equals the count');
 ok(defined metric($body, 'pgslab_pool_server_idle', 'database="postgres",user="app"'),
 	'per-pool server states');
 ok(defined metric($body, 'pgslab_pool_hit_ratio', 'database="postgres",user="app"'),
