@@ -33,6 +33,7 @@
 
 #include "budget.h"
 #include "config.h"
+#include "hist.h"
 #include "list.h"
 #include "scram.h"
 #include "stream.h"
@@ -143,6 +144,7 @@ struct pool {
 	struct budget_member bm;     /* slots held in db->budget */
 	bool launching;              /* pool_launch() is on the stack */
 	uint64_t wait_hist[POOL_WAIT_BUCKETS]; /* waits: <100us, <1ms, ... , >=10s */
+	struct hist query_lat, xact_lat, wait_lat; /* since start, for percentiles */
 	struct pool_stats avg;       /* per-second averages over the last period */
 };
 

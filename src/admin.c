@@ -267,7 +267,7 @@ static const char help_text[] =
 		"\tSHOW SOCKETS|ACTIVE_SOCKETS|LISTS|MEM|STATE\n"
 		"\tSHOW DNS_HOSTS|DNS_ZONES\n"
 		"\tSHOW STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS\n"
-		"\tSHOW SLABS|LOG|BUDDY|WAITS (pgslab)\n"
+		"\tSHOW SLABS|LOG|BUDDY|WAITS|LATENCY (pgslab)\n"
 		"\tSET key = arg\n"
 		"\tRELOAD\n"
 		"\tPAUSE [<db>]\n"
@@ -1183,6 +1183,38 @@ static void show_buddy(struct client *c)
 	rs_end(&r, "SHOW");
 }
 
+/* Per pool: p50/p95/p99 of query time, transaction time and pool wait,
+ * in microseconds, since start (upper bounds of log2 buckets). */
+static void show_latency(struct client *c)
+{
+	static const char *const names[] = { "database", "user", "queries", "query_p50_us",
+		"query_p95_us", "query_p99_us", "xacts", "xact_p50_us", "xact_p95_us", "xact_p99_us",
+		"waits", "wait_p50_us", "wait_p95_us", "wait_p99_us" };
+	static const double pct[3] = { 50, 95, 99 };
+	struct proxy *p = proxy_of(&c->st);
+	struct list *it;
+	struct rs r;
+
+	rs_begin(&r, c, "ssqqqqqqqqqqqq", names);
+	list_for_each(it, &p->pools) {
+		struct pool *pool = list_entry(it, struct pool, node);
+		const struct hist *h[3] = { &pool->query_lat, &pool->xact_lat, &pool->wait_lat };
+		struct fmt f = { .n = 0 };
+		const char *v[14];
+		int i, j;
+
+		v[0] = pool->db->name;
+		v[1] = pool->cred->name;
+		for (i = 0; i < 3; i++) {
+			v[2 + 4 * i] = fu(&f, h[i]->n);
+			for (j = 0; j < 3; j++)
+				v[3 + 4 * i + j] = fu(&f, hist_percentile(h[i], pct[j]));
+		}
+		rs_row(&r, v);
+	}
+	rs_end(&r, "SHOW");
+}
+
 /* Per pool: how assignments were served and how long the misses waited. */
 static void show_waits(struct client *c)
 {
@@ -1458,6 +1490,8 @@ static bool run_show(struct client *c, const char *what, const char *sql)
 		show_buddy(c);
 	else if (strcmp(w, "waits") == 0)
 		show_waits(c);
+	else if (strcmp(w, "latency") == 0)
+		show_latency(c);
 	else if ((fp = fake_param(w)) >= 0) {
 		const char *names[1] = { fake_params[fp][0] };
 		const char *v[1] = { fake_params[fp][1] };

@@ -231,6 +231,7 @@ static void pool_note_wait(struct pool *pool, int64_t us)
 	int64_t lim = 100;
 
 	pool->st.wait_time_us += (uint64_t)us;
+	hist_add(&pool->wait_lat, us);
 	while (b < POOL_WAIT_BUCKETS - 1 && us >= lim) {
 		b++;
 		lim *= 10;

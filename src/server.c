@@ -460,13 +460,14 @@ static void end_query(struct server *s, char status)
 		s->expect_rfq--;
 	pool->st.query_count++;
 	pool->st.query_time_us += (uint64_t)(now - s->query_start_us);
+	hist_add(&pool->query_lat, now - s->query_start_us);
 	s->query_start_us = now;
-	if (status == 'I' && c->txn != 'I') {
+	if (status == 'I') {
+		int64_t t = now - (c->txn != 'I' ? c->xact_start_us : c->query_start_us);
+
 		pool->st.xact_count++;
-		pool->st.xact_time_us += (uint64_t)(now - c->xact_start_us);
-	} else if (status == 'I') {
-		pool->st.xact_count++;
-		pool->st.xact_time_us += (uint64_t)(now - c->query_start_us);
+		pool->st.xact_time_us += (uint64_t)t;
+		hist_add(&pool->xact_lat, t);
 	}
 	s->txn = c->txn = (uint8_t)status;
 	c->active_us = now;

@@ -102,6 +102,15 @@ my %expect = (
 	LOG => [ [qw(records written dropped dropped_important pending bytes queue_high_water
 		writes write_errors buffer_allocs buffer_reuses buffer_reuse_rate)],
 		[ ('int8') x 11, 'float8' ] ],
+	BUDDY => [ [qw(type database user slots used free blocks frag_index fair_share demand
+		grows shrinks lent taken)],
+		[ qw(text text text int8 int8 int8 text float8), ('int8') x 6 ] ],
+	WAITS => [ [qw(database user hits misses hit_rate waits avg_wait_us wait_lt_100us
+		wait_lt_1ms wait_lt_10ms wait_lt_100ms wait_lt_1s wait_lt_10s wait_ge_10s)],
+		[ 'text', 'text', 'int8', 'int8', 'float8', ('int8') x 9 ] ],
+	LATENCY => [ [qw(database user queries query_p50_us query_p95_us query_p99_us xacts
+		xact_p50_us xact_p95_us xact_p99_us waits wait_p50_us wait_p95_us wait_p99_us)],
+		[ 'text', 'text', ('int8') x 12 ] ],
 );
 # one pooled client, so CLIENTS/SERVERS/POOLS have rows
 my $app = $proxy->connect_dbi('postgres', user => 'app', password => 'app_pw',
@@ -134,6 +143,12 @@ ok((grep { $_->{name} eq 'arena' } @{ $res{MEM} }), 'SHOW MEM: arena row');
 ok((grep { $_->{name} eq 'client' && $_->{active_objs} >= 2 } @{ $res{SLABS} }),
 	'SHOW SLABS: client cache');
 ok($res{LOG}[0]{records} > 0, 'SHOW LOG counts records');
+my ($lat) = grep { $_->{user} eq 'app' } @{ $res{LATENCY} };
+ok($lat && $lat->{queries} >= 1 && $lat->{xacts} >= 1, 'SHOW LATENCY counts the pool\'s queries');
+ok($lat && $lat->{query_p50_us} <= $lat->{query_p95_us}
+	&& $lat->{query_p95_us} <= $lat->{query_p99_us}, 'SHOW LATENCY: p50 <= p95 <= p99');
+ok((grep { $_->{type} eq 'domain' && $_->{database} eq 'postgres' } @{ $res{BUDDY} }),
+	'SHOW BUDDY: the database\'s budget domain');
 my ($db) = grep { $_->{name} eq 'postgres' } @{ $res{DATABASES} };
 is($db->{pool_size}, 4, 'SHOW DATABASES pool_size');
 is($db->{current_client_connections}, 1, 'SHOW DATABASES current_client_connections');
