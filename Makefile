@@ -54,7 +54,7 @@ $(BUILD)/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-$(BUILD)/test/%: test/unit/%.c test/unit/tap.h $(LIB)
+$(BUILD)/test/%: test/unit/%.c test/unit/tap.h test/unit/testutil.h $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itest/unit $(LDFLAGS) -o $@ $< $(LIB) $(LIBS)
 

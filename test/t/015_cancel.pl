@@ -4,137 +4,11 @@ use strict;
 use warnings;
 
 use Test::More;
-use IO::Select;
-use IO::Socket::INET;
 use Time::HiRes qw(time sleep);
 use DBD::Pg qw(:async);
 use PgSlab::Test::Cluster;
 use PgSlab::Test::Proxy;
-
-# --- raw protocol client (auth_type = plain: the password goes in clear text) ---------------------
-
-sub raw_connect
-{
-	my ($host, $port) = @_;
-	my $s = IO::Socket::INET->new(PeerAddr => $host, PeerPort => $port,
-		Proto => 'tcp', Timeout => 5) or die "connect $host:$port: $!";
-	binmode $s;
-	return $s;
-}
-
-sub raw_send
-{
-	my ($s, $data) = @_;
-	local $SIG{PIPE} = 'IGNORE';
-	my $off = 0;
-	while ($off < length $data) {
-		my $n = syswrite($s, $data, length($data) - $off, $off);
-		return 0 unless $n;
-		$off += $n;
-	}
-	return 1;
-}
-
-sub raw_read_n
-{
-	my ($s, $n, $deadline) = @_;
-	my $buf = '';
-	my $sel = IO::Select->new($s);
-	while (length $buf < $n) {
-		my $left = $deadline - time;
-		return undef if $left <= 0 || !$sel->can_read($left);
-		my $r = sysread($s, $buf, $n - length $buf, length $buf);
-		return undef unless $r;
-	}
-	return $buf;
-}
-
-sub read_msg
-{
-	my ($s, $timeout) = @_;
-	my $deadline = time + $timeout;
-	return ('TIMEOUT') unless IO::Select->new($s)->can_read($timeout);
-	my $hdr = raw_read_n($s, 5, $deadline);
-	return ('EOF') unless defined $hdr;
-	my ($type, $len) = unpack('a1 N', $hdr);
-	my $body = $len > 4 ? raw_read_n($s, $len - 4, $deadline) : '';
-	return ('EOF') unless defined $body;
-	return ($type, $body);
-}
-
-sub parse_fields
-{
-	my ($body) = @_;
-	my %f;
-	$f{$1} = $2 while $body =~ /\G([^\0])([^\0]*)\0/gc;
-	return \%f;
-}
-
-# Reads up to ReadyForQuery: { types => 'T D C Z', error => {...}, pid, key, rows => [...] }.
-sub read_until_ready
-{
-	my ($s, $timeout) = @_;
-	my $deadline = time + $timeout;
-	my %r = (types => [], rows => []);
-	while (1) {
-		my ($t, $b) = read_msg($s, $deadline - time);
-		push @{ $r{types} }, $t;
-		last if $t eq 'EOF' || $t eq 'TIMEOUT' || $t eq 'Z';
-		$r{error} = parse_fields($b) if $t eq 'E';
-		@r{qw(pid key)} = unpack('N N', $b) if $t eq 'K';
-		if ($t eq 'D') {
-			my ($n, $rest) = unpack('n a*', $b);
-			my @cols;
-			for (1 .. $n) {
-				my $l = unpack('l>', $rest);
-				$rest = substr($rest, 4);
-				push @cols, $l < 0 ? undef : substr($rest, 0, $l);
-				$rest = substr($rest, $l) if $l > 0;
-			}
-			push @{ $r{rows} }, \@cols;
-		}
-	}
-	$r{types} = join(' ', @{ $r{types} });
-	return \%r;
-}
-
-# Logs in; returns (socket, pid, key) of the BackendKeyData pgslab sent.
-sub raw_login
-{
-	my ($host, $port, $db, $user, $password) = @_;
-	my $s = raw_connect($host, $port);
-	my $body = pack('N', 196608) . "user\0$user\0database\0$db\0\0";
-	raw_send($s, pack('N', 4 + length $body) . $body);
-	my $deadline = time + 5;
-	my ($pid, $key);
-	while (1) {
-		my ($t, $b) = read_msg($s, $deadline - time);
-		die "raw login failed: $t " . ($t eq 'E' ? parse_fields($b)->{M} : '')
-		    if $t eq 'E' || $t eq 'EOF' || $t eq 'TIMEOUT';
-		raw_send($s, 'p' . pack('N', 4 + length($password) + 1) . "$password\0")
-		    if $t eq 'R' && unpack('N', $b) == 3;
-		($pid, $key) = unpack('N N', $b) if $t eq 'K';
-		last if $t eq 'Z';
-	}
-	return ($s, $pid, $key);
-}
-
-sub raw_query
-{
-	my ($s, $sql) = @_;
-	raw_send($s, 'Q' . pack('N', 4 + length($sql) + 1) . "$sql\0");
-}
-
-sub send_cancel
-{
-	my ($host, $port, $pid, $key) = @_;
-	my $c = raw_connect($host, $port);
-	raw_send($c, pack('N N N N', 16, 80877102, $pid, $key));
-	# The pooler closes the cancel connection without answering.
-	my ($t) = read_msg($c, 3);
-	close $c;
-	return $t;
-}
+use PgSlab::Test::Wire;
 
 # --- setup -----------------------------------------------------------------------------------------
 
@@ -199,7 +73,7 @@ for my $db ('postgres', 'txdb') {
 }
 
 # --- raw CancelRequests: right key, wrong key, stale key -------------------------------------------------
-my ($s, $pid, $key) = raw_login($host, $port, 'txdb', 'app', 'app_pw');
+my ($s, $pid, $key) = plain_login($host, $port, 'txdb', 'app', 'app_pw');
 ok(defined $pid && defined $key, "raw client got BackendKeyData ($pid)");
 
 raw_query($s, 'SELECT pg_sleep(10)');
@@ -235,7 +109,7 @@ ok(!$r->{error} && @{ $r->{rows} } && $r->{rows}[0][1] == 43,
 
 # An idle transaction-mode client's key must not cancel whoever uses the
 # backend now (pool_size 1: the backend it used last is shared).
-my ($s1, $pid1, $key1) = raw_login($host, $port, 'tx1', 'app', 'app_pw');
+my ($s1, $pid1, $key1) = plain_login($host, $port, 'tx1', 'app', 'app_pw');
 raw_query($s1, 'SELECT pg_backend_pid()');
 my $r1 = read_until_ready($s1, 5);
 my $busy = $proxy->connect_dbi('tx1', %app);
@@ -260,7 +134,7 @@ $busy->disconnect;
 # Keys are distinct per client.
 my %keys;
 for (1 .. 10) {
-	my ($x, $p, $k) = raw_login($host, $port, 'txdb', 'app', 'app_pw');
+	my ($x, $p, $k) = plain_login($host, $port, 'txdb', 'app', 'app_pw');
 	$keys{"$p/$k"}++;
 	close $x;
 }

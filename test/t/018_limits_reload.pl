@@ -4,67 +4,11 @@ use strict;
 use warnings;
 
 use Test::More;
-use IO::Select;
-use IO::Socket::INET;
 use Time::HiRes qw(time sleep);
 use DBD::Pg qw(:async);
 use PgSlab::Test::Cluster;
 use PgSlab::Test::Proxy;
-
-# --- raw protocol helpers (startup only: limits are checked before authentication) --------
-
-sub raw_connect
-{
-	my ($host, $port) = @_;
-	my $s = IO::Socket::INET->new(PeerAddr => $host, PeerPort => $port,
-		Proto => 'tcp', Timeout => 5) or die "connect $host:$port: $!";
-	binmode $s;
-	return $s;
-}
-
-sub startup_packet
-{
-	my (@kv) = @_;
-	my $body = pack('N', 196608) . join('', map { "$_\0" } @kv) . "\0";
-	return pack('N', 4 + length $body) . $body;
-}
-
-sub raw_read_n
-{
-	my ($s, $n, $deadline) = @_;
-	my $buf = '';
-	my $sel = IO::Select->new($s);
-	while (length $buf < $n) {
-		my $left = $deadline - time;
-		return undef if $left <= 0 || !$sel->can_read($left);
-		my $r = sysread($s, $buf, $n - length $buf, length $buf);
-		return undef unless $r;
-	}
-	return $buf;
-}
-
-# First message from pgslab: (type, body) or ('EOF') / ('TIMEOUT').
-sub read_msg
-{
-	my ($s, $timeout) = @_;
-	my $deadline = time + ($timeout // 5);
-	return ('TIMEOUT') unless IO::Select->new($s)->can_read($timeout // 5);
-	my $hdr = raw_read_n($s, 5, $deadline);
-	return ('EOF') unless defined $hdr;
-	my ($type, $len) = unpack('a1 N', $hdr);
-	return ('EOF') if $len < 4 || $len > 65536;
-	my $body = $len > 4 ? raw_read_n($s, $len - 4, $deadline) : '';
-	return ('EOF') unless defined $body;
-	return ($type, $body);
-}
-
-sub parse_fields
-{
-	my ($body) = @_;
-	my %f;
-	$f{$1} = $2 while $body =~ /\G([^\0])([^\0]*)\0/gc;
-	return \%f;
-}
+use PgSlab::Test::Wire;
 
 # --- setup ------------------------------------------------------------------------------------
 

@@ -1,14 +1,12 @@
 /* t_buddy.c -- unit and randomized property tests of the buddy allocator. */
 #include <errno.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "buddy.h"
 #include "tap.h"
+#include "testutil.h"
 
 static struct buddy_stats st;
 
@@ -18,45 +16,27 @@ static const struct buddy_stats *stats(struct buddy *b)
 	return &st;
 }
 
-/* Does <fn>(<b>) kill a forked child with SIGABRT? */
-static int dies_with_abort(void (*fn)(struct buddy *), struct buddy *b)
+static void double_free(void *arg)
 {
-	int status;
-	pid_t pid;
-
-	fflush(stdout);
-	pid = fork();
-	if (pid < 0)
-		return 0;
-	if (pid == 0) {
-		/* keep the expected abort message out of the TAP stream */
-		if (freopen("/dev/null", "w", stderr) == NULL)
-			_exit(3);
-		fn(b);
-		_exit(0);
-	}
-	if (waitpid(pid, &status, 0) != pid)
-		return 0;
-	return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
-}
-
-static void double_free(struct buddy *b)
-{
+	struct buddy *b = arg;
 	int64_t i = buddy_alloc(b, 1);
 
 	buddy_free(b, (uint64_t)i, 1);
 	buddy_free(b, (uint64_t)i, 1);
 }
 
-static void wrong_order_free(struct buddy *b)
+static void wrong_order_free(void *arg)
 {
+	struct buddy *b = arg;
 	int64_t i = buddy_alloc(b, 2);
 
 	buddy_free(b, (uint64_t)i, 1);
 }
 
-static void never_allocated_free(struct buddy *b)
+static void never_allocated_free(void *arg)
 {
+	struct buddy *b = arg;
+
 	buddy_free(b, 3, 0);
 }
 
@@ -242,13 +222,7 @@ static uint64_t rng_state;
 
 static uint64_t rnd(void)
 {
-	uint64_t x = rng_state;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	rng_state = x;
-	return x * 0x2545F4914F6CDD1Dull;
+	return xorshift64star(&rng_state);
 }
 
 static unsigned pick_order(void)

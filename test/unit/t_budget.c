@@ -8,6 +8,7 @@
 
 #include "budget.h"
 #include "tap.h"
+#include "testutil.h"
 
 static struct budget_stats bst;
 
@@ -130,6 +131,25 @@ static bool verify_ok(const struct budget *b, struct budget_member *const *ms, u
 	return why == NULL;
 }
 
+/* Calls budget_grow(<b>, <m>) once per entry of <seq> (<n> entries); true if
+ * each call granted the slots its entry expects, else diag()s every mismatch
+ * as "grow I <what>: ...". */
+static bool grows_are(struct budget *b, struct budget_member *m, const unsigned *seq, unsigned n,
+		const char *what)
+{
+	bool seq_ok = true;
+	unsigned i, g;
+
+	for (i = 0; i < n; i++) {
+		g = budget_grow(b, m);
+		if (g != seq[i]) {
+			diag("grow %u %s: got %u, expected %u", i, what, g, seq[i]);
+			seq_ok = false;
+		}
+	}
+	return seq_ok;
+}
+
 /* ---- deterministic cases ---- */
 
 static void test_basics(void)
@@ -161,6 +181,7 @@ static void test_doubling(void)
 {
 	static const unsigned seq16[] = {1, 1, 2, 4, 8, 0};
 	static const unsigned seq20[] = {1, 1, 2, 4, 8, 4, 0};
+	static const unsigned seq10[] = {1, 1, 2, 4, 2, 0, 0};
 	struct budget *b = budget_create(64), *b2;
 	struct budget_member m, m2, *ms[] = {&m, &m2};
 	uint64_t want[BUDDY_MAX_ORDER + 1] = {0};
@@ -184,15 +205,8 @@ static void test_doubling(void)
 	is_int(m.capacity, 16, "capacity 16 = pool_size");
 	ok(strcmp(blocks(&m), "16") == 0, "buddies merged into one block (%s)", blocks(&m));
 	is_int(m.grows, 5, "five grows counted");
-	seq_ok = true;
-	for (i = 0; i < 7; i++) {
-		g = budget_grow(b, &m2);
-		if (g != seq20[i]) {
-			diag("grow %u of max 20: got %u, expected %u", i, g, seq20[i]);
-			seq_ok = false;
-		}
-	}
-	ok(seq_ok, "max 20: grows 1, 1, 2, 4, 8, 4, then nothing");
+	ok(grows_are(b, &m2, seq20, 7, "of max 20"),
+			"max 20: grows 1, 1, 2, 4, 8, 4, then nothing");
 	ok(strcmp(blocks(&m2), "16+4") == 0, "blocks 16+4 (%s)", blocks(&m2));
 	ok(verify_ok(b, ms, 2, "doubling"), "accounting consistent");
 	is_int(budget_free(b), 64 - 36, "28 slots left");
@@ -206,19 +220,8 @@ static void test_doubling(void)
 	b2 = budget_create(10);
 	budget_member_init(&m, 0, 1);
 	budget_join(b2, &m);
-	seq_ok = true;
-	{
-		static const unsigned seq10[] = {1, 1, 2, 4, 2, 0, 0};
-
-		for (i = 0; i < 7; i++) {
-			g = budget_grow(b2, &m);
-			if (g != seq10[i]) {
-				diag("grow %u under 10: got %u, expected %u", i, g, seq10[i]);
-				seq_ok = false;
-			}
-		}
-	}
-	ok(seq_ok, "budget 10: grows 1, 1, 2, 4, then 2 to fit, then nothing");
+	ok(grows_are(b2, &m, seq10, 7, "under 10"),
+			"budget 10: grows 1, 1, 2, 4, then 2 to fit, then nothing");
 	is_int(m.capacity, 10, "capacity = budget");
 	ok(strcmp(blocks(&m), "8+2") == 0, "blocks 8+2 (%s)", blocks(&m));
 	is_int(bstats(b2)->grow_fail, 2, "refusals counted");
@@ -410,13 +413,7 @@ struct sim {
 
 static uint64_t sim_rand(struct sim *s)
 {
-	uint64_t x = s->rng;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	s->rng = x;
-	return x * 0x2545F4914F6CDD1Dull;
+	return xorshift64star(&s->rng);
 }
 
 static unsigned sim_below(struct sim *s, unsigned n)

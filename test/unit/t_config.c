@@ -1,6 +1,7 @@
 /* t_config.c -- unit tests for the PgBouncer-compatible config parser. */
 #include "config.h"
 #include "tap.h"
+#include "testutil.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -68,12 +69,6 @@ static void expect_error(const char *text, int line, const char *msg, const char
 	if (!ok(cfg == NULL && strcmp(errbuf, want) == 0, "error: %s", name))
 		diag("got \"%s\", expected \"%s\"", cfg ? "(loaded)" : errbuf, want);
 	config_free(cfg);
-}
-
-static void is_str(const char *got, const char *want, const char *name)
-{
-	if (!ok(got != NULL && strcmp(got, want) == 0, "%s", name))
-		diag("got \"%s\", expected \"%s\"", got ? got : "(null)", want);
 }
 
 /* ---- defaults and the table ------------------------------------------ */

@@ -2,19 +2,13 @@
  * classification. */
 #include "pwd.h"
 #include "tap.h"
+#include "testutil.h"
 
 #include <errno.h>
 #include <string.h>
 
 #include <libpq-fe.h>
 #include <openssl/rand.h>
-
-#define is_str(got, want, name)                                                                    \
-	do {                                                                                       \
-		const char *g_ = (got), *w_ = (want);                                              \
-		if (!ok(g_ && strcmp(g_, w_) == 0, "%s", name))                                    \
-			diag("got '%s', expected '%s'", g_ ? g_ : "(null)", w_);                   \
-	} while (0)
 
 /* printf '%s' 'passworduser' | md5sum */
 static const char md5_user_password[] = "md54d45974e13472b5a0be3533de4666414";

@@ -2,6 +2,7 @@
  * hostile input. */
 #include "scram.h"
 #include "tap.h"
+#include "testutil.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -10,13 +11,6 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
-
-#define is_str(got, want, name)                                                                    \
-	do {                                                                                       \
-		const char *g_ = (got), *w_ = (want);                                              \
-		if (!ok(g_ && strcmp(g_, w_) == 0, "%s", name))                                    \
-			diag("got '%s', expected '%s'", g_ ? g_ : "(null)", w_);                   \
-	} while (0)
 
 /* RFC 7677 section 3 */
 static const char rfc_client_first[] = "n,,n=user,r=rOprNGfwEbeRWgbNEkqO";

@@ -1,24 +1,12 @@
 /* t_slab.c -- unit and randomized property tests of the slab caches. */
 #include <inttypes.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "slab.h"
 #include "tap.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define T_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define T_ASAN 1
-#endif
-#endif
-
-#define MiB ((size_t)1 << 20)
+#include "testutil.h"
 
 struct conn {
 	uint64_t magic;
@@ -327,7 +315,7 @@ __attribute__((no_sanitize_address, noinline)) static void raw_poke(char *p, cha
 static struct slab_arena *d_arena;
 static struct slab_cache *d_c1, *d_c2;
 
-static void bad_double_free(void)
+static void bad_double_free(void *unused)
 {
 	void *p = slab_alloc(d_c1);
 
@@ -335,28 +323,28 @@ static void bad_double_free(void)
 	slab_free(d_c1, p);
 }
 
-static void bad_foreign(void)
+static void bad_foreign(void *unused)
 {
 	void *p = slab_alloc(d_c2);
 
 	slab_free(d_c1, p);
 }
 
-static void bad_interior(void)
+static void bad_interior(void *unused)
 {
 	char *p = slab_alloc(d_c1);
 
 	slab_free(d_c1, p + 8);
 }
 
-static void bad_outside(void)
+static void bad_outside(void *unused)
 {
 	static char not_ours[64];
 
 	slab_free(d_c1, not_ours);
 }
 
-static void bad_overrun(void)
+static void bad_overrun(void *unused)
 {
 	char *p = slab_alloc(d_c1);
 
@@ -364,7 +352,7 @@ static void bad_overrun(void)
 	slab_free(d_c1, p);
 }
 
-static void bad_write_after_free(void)
+static void bad_write_after_free(void *unused)
 {
 	char *p = slab_alloc(d_c1);
 
@@ -373,32 +361,12 @@ static void bad_write_after_free(void)
 	(void)slab_alloc(d_c1); /* LIFO: gets <p> back, finds the poison broken */
 }
 
-static void bad_buf_cap(void)
+static void bad_buf_cap(void *unused)
 {
 	size_t cap;
 	void *p = slab_buf_alloc(d_arena, 300, &cap);
 
 	slab_buf_free(d_arena, p, cap - 1);
-}
-
-static int dies_with_abort(void (*fn)(void))
-{
-	int status;
-	pid_t pid;
-
-	fflush(stdout);
-	pid = fork();
-	if (pid < 0)
-		return 0;
-	if (pid == 0) {
-		if (freopen("/dev/null", "w", stderr) == NULL)
-			_exit(3);
-		fn();
-		_exit(0);
-	}
-	if (waitpid(pid, &status, 0) != pid)
-		return 0;
-	return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
 }
 
 #define DEBUG_TESTS 7
@@ -407,13 +375,13 @@ static void test_debug(void)
 	d_arena = slab_arena_create(16 * MiB);
 	d_c1 = slab_cache_create(d_arena, "victim", 100, 0, NULL, NULL, NULL);
 	d_c2 = slab_cache_create(d_arena, "other", 100, 0, NULL, NULL, NULL);
-	ok(dies_with_abort(bad_double_free), "debug: double free aborts");
-	ok(dies_with_abort(bad_foreign), "debug: pointer from another cache aborts");
-	ok(dies_with_abort(bad_interior), "debug: pointer off an object boundary aborts");
-	ok(dies_with_abort(bad_outside), "debug: pointer outside the arena aborts");
-	ok(dies_with_abort(bad_overrun), "debug: red zone overrun caught at free");
-	ok(dies_with_abort(bad_write_after_free), "debug: write after free caught at alloc");
-	ok(dies_with_abort(bad_buf_cap), "debug: slab_buf_free with a wrong capacity aborts");
+	ok(dies_with_abort(bad_double_free, NULL), "debug: double free aborts");
+	ok(dies_with_abort(bad_foreign, NULL), "debug: pointer from another cache aborts");
+	ok(dies_with_abort(bad_interior, NULL), "debug: pointer off an object boundary aborts");
+	ok(dies_with_abort(bad_outside, NULL), "debug: pointer outside the arena aborts");
+	ok(dies_with_abort(bad_overrun, NULL), "debug: red zone overrun caught at free");
+	ok(dies_with_abort(bad_write_after_free, NULL), "debug: write after free caught at alloc");
+	ok(dies_with_abort(bad_buf_cap, NULL), "debug: slab_buf_free with a wrong capacity aborts");
 	slab_arena_destroy(d_arena);
 }
 #else
@@ -421,7 +389,7 @@ static void test_debug(void)
 #endif
 
 #ifdef T_ASAN
-static void uaf_read(void)
+static void uaf_read(void *unused)
 {
 	struct slab_arena *a = slab_arena_create(8 * MiB);
 	struct slab_cache *c = slab_cache_create(a, "uaf", 64, 0, NULL, NULL, NULL);
@@ -434,19 +402,9 @@ static void uaf_read(void)
 #define ASAN_TESTS 1
 static void test_asan(void)
 {
-	int status;
-	pid_t pid;
+	int status = run_in_child(uaf_read, NULL);
 
-	fflush(stdout);
-	pid = fork();
-	if (pid == 0) {
-		if (freopen("/dev/null", "w", stderr) == NULL)
-			_exit(3);
-		uaf_read();
-		_exit(0);
-	}
-	waitpid(pid, &status, 0);
-	ok(!(WIFEXITED(status) && WEXITSTATUS(status) == 0),
+	ok(status != -1 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0),
 			"ASan reports a use after free of a slab object");
 }
 #else
@@ -470,13 +428,7 @@ static uint64_t rng;
 
 static uint64_t rnd(void)
 {
-	uint64_t x = rng;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	rng = x;
-	return x * 0x2545F4914F6CDD1Dull;
+	return xorshift64star(&rng);
 }
 
 /* One tag word per 64 bytes plus the last 8 bytes: any overlap of two live

@@ -7,16 +7,8 @@
 
 #include "slab.h"
 #include "tap.h"
+#include "testutil.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define T_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define T_ASAN 1
-#endif
-#endif
-
-#define MiB ((size_t)1 << 20)
 #define PER_CLASS (10 * MiB) /* bytes requested per size class */
 #define NCLASS 11	     /* 256 .. 65536, plus 128 KiB and 1 MiB large buffers */
 #define MAXBUF 150000

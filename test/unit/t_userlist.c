@@ -1,6 +1,7 @@
 /* t_userlist.c -- unit tests for auth_file parsing, classification, lookup. */
 #include "userlist.h"
 #include "tap.h"
+#include "testutil.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -23,12 +24,6 @@ static double now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void is_str(const char *got, const char *want, const char *name)
-{
-	if (!ok(got != NULL && strcmp(got, want) == 0, "%s", name))
-		diag("got \"%s\", expected \"%s\"", got ? got : "(null)", want);
 }
 
 static void test_classify(void)

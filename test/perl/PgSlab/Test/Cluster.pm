@@ -862,13 +862,23 @@ sub psql
 		%o);
 }
 
-# Shared by Cluster and Proxy: psql against any host/port.
-sub _psql_common
+# (user, password) a client of _psql_common/_dbi_common logs in with: <user>
+# or <default_user>; <password> if given (even undef), else
+# <default_password> for the default user and none for anyone else.
+sub _client_identity
 {
 	my (%o) = @_;
 	my $user = $o{user} // $o{default_user};
 	my $pw = exists $o{password} ? $o{password}
 	    : ($user eq $o{default_user} ? $o{default_password} : undef);
+	return ($user, $pw);
+}
+
+# Shared by Cluster and Proxy: psql against any host/port.
+sub _psql_common
+{
+	my (%o) = @_;
+	my ($user, $pw) = _client_identity(%o);
 	my $conn = _build_connstr(
 		host   => $o{host},
 		port   => $o{port},
@@ -912,11 +922,21 @@ sub poll_query_until
 {
 	my ($self, $db, $sql, $expected, %o) = @_;
 	$expected //= 't';
-	my $deadline = Time::HiRes::time() + ($o{timeout} // 10);
-	while (1) {
+	return _poll_until($o{timeout}, sub {
 		my ($rc, $out) = $self->psql($db, $sql, %o);
 		$out =~ s/^\s+|\s+$//g;
-		return 1 if !$rc && $out eq $expected;
+		return !$rc && $out eq $expected;
+	});
+}
+
+# Calls <$cond> every 50 ms until it returns true (1) or <$timeout> seconds
+# (default 10) have passed (0).  Shared with PgSlab::Test::Proxy.
+sub _poll_until
+{
+	my ($timeout, $cond) = @_;
+	my $deadline = Time::HiRes::time() + ($timeout // 10);
+	while (1) {
+		return 1 if $cond->();
 		return 0 if Time::HiRes::time() >= $deadline;
 		Time::HiRes::sleep(0.05);
 	}
@@ -943,9 +963,7 @@ sub _dbi_common
 {
 	my (%o) = @_;
 	require DBI;
-	my $user = $o{user} // $o{default_user};
-	my $pw = exists $o{password} ? $o{password}
-	    : ($user eq $o{default_user} ? $o{default_password} : undef);
+	my ($user, $pw) = _client_identity(%o);
 	my %p = (host => $o{host}, port => $o{port}, dbname => $o{db},
 		%{ $o{params} // {} });
 	my $dsn = 'dbi:Pg:' . join(';', map { "$_=" . _connstr_value($p{$_}) }
@@ -1051,16 +1069,27 @@ the signal handlers; safe to call twice.
 sub teardown
 {
 	my ($self) = @_;
+	_teardown_common($self, sub { $self->_stop_quietly }, $self->{port},
+		[ "cluster $self->{name}", $self->logfile ]);
+}
+
+# Teardown shared with PgSlab::Test::Proxy, for an object with <owner_pid>
+# and <basedir>: only once, and only in the process that created it.  Runs
+# <$stop>, shows the tail of each [label, path] in <@logs> if the test
+# failed, removes basedir (unless PGSLAB_KEEP_TMP) and releases <$port>.
+sub _teardown_common
+{
+	my ($self, $stop, $port, @logs) = @_;
 	return if $self->{torn_down} || $self->{owner_pid} != $$;
 	$self->{torn_down} = 1;
-	$self->_stop_quietly;
-	_maybe_diag_log("cluster $self->{name}", $self->logfile);
+	$stop->();
+	_maybe_diag_log(@$_) for @logs;
 	if ($ENV{PGSLAB_KEEP_TMP}) {
 		Test::More::diag("keeping $self->{basedir}") if _failed();
 	} else {
 		remove_tree($self->{basedir}, { safe => 0 });
 	}
-	_release_port($self->{port});
+	_release_port($port);
 }
 
 sub DESTROY

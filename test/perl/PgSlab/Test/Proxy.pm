@@ -8,7 +8,6 @@ use warnings;
 use Carp qw(croak);
 use Cwd qw(abs_path getcwd);
 use Exporter qw(import);
-use File::Path qw(remove_tree);
 use POSIX ();
 use Scalar::Util qw(blessed weaken);
 use Time::HiRes ();
@@ -703,12 +702,8 @@ sub log_content
 sub wait_for_log
 {
 	my ($self, $re, %o) = @_;
-	my $deadline = Time::HiRes::time() + ($o{timeout} // 10);
-	while (1) {
-		return 1 if $self->log_content =~ $re;
-		return 0 if Time::HiRes::time() >= $deadline;
-		Time::HiRes::sleep(0.05);
-	}
+	return PgSlab::Test::Cluster::_poll_until($o{timeout},
+		sub { $self->log_content =~ $re });
 }
 
 =item teardown
@@ -723,21 +718,10 @@ unless C<PGSLAB_KEEP_TMP>.  Automatic; safe to call twice.
 sub teardown
 {
 	my ($self) = @_;
-	return if $self->{torn_down} || $self->{owner_pid} != $$;
-	$self->{torn_down} = 1;
-	$self->_terminate(3, 2);
-	if (PgSlab::Test::Cluster::_failed()) {
-		PgSlab::Test::Cluster::_maybe_diag_log("pgslab $self->{name}", $self->logfile);
-		PgSlab::Test::Cluster::_maybe_diag_log("pgslab $self->{name} output",
-			$self->outfile);
-	}
-	if ($ENV{PGSLAB_KEEP_TMP}) {
-		Test::More::diag("keeping $self->{basedir}")
-		    if PgSlab::Test::Cluster::_failed();
-	} else {
-		remove_tree($self->{basedir}, { safe => 0 });
-	}
-	PgSlab::Test::Cluster::_release_port($self->{port_reserved});
+	PgSlab::Test::Cluster::_teardown_common($self, sub { $self->_terminate(3, 2) },
+		$self->{port_reserved},
+		[ "pgslab $self->{name}", $self->logfile ],
+		[ "pgslab $self->{name} output", $self->outfile ]);
 }
 
 sub DESTROY
