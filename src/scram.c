@@ -191,6 +191,10 @@ static int pbkdf2_sha256(const char *pw, size_t pwlen, const uint8_t *salt, size
 	memcpy(first + salt_len, "\0\0\0\1", 4); /* block index 1, big-endian */
 	if (!rc)
 		rc = hmac256_run(&h, first, salt_len + 4, u);
+	if (rc) {
+		OPENSSL_cleanse(&h, sizeof(h));
+		return rc;
+	}
 	memcpy(out, u, SCRAM_KEY_LEN);
 	for (i = 1; !rc && i < iterations; i++) {
 		rc = hmac256_run(&h, u, sizeof(u), u);
