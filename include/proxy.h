@@ -344,6 +344,7 @@ void pool_stats_period(struct proxy *p);
 void pool_client_gone(struct client *c, enum client_state prev);
 void pool_destroy_unused(struct proxy *p);
 int pool_effective_size(const struct pool *pool);
+void pool_refresh_mode(struct pool *pool);
 /* Recompute every db's budget and pool shares after a config change. */
 void pool_budget_refresh(struct proxy *p);
 

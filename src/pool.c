@@ -41,15 +41,18 @@ int pool_effective_size(const struct pool *pool)
 	return cfg->s.default_pool_size;
 }
 
-static enum pool_mode effective_mode(struct proxy *p, struct db *db, struct cred *cred)
+/* pool_mode from [users], else [databases], else [pgbouncer]. */
+void pool_refresh_mode(struct pool *pool)
 {
-	const struct config_user *u = config_find_user(p->cfg, cred->name);
+	const struct config *cfg = pool->proxy->cfg;
+	const struct config_user *u = config_find_user(cfg, pool->cred->name);
 
 	if (u && u->pool_mode != CONFIG_INHERIT)
-		return (enum pool_mode)u->pool_mode;
-	if (db->pool_mode != CONFIG_INHERIT)
-		return (enum pool_mode)db->pool_mode;
-	return p->cfg->s.pool_mode;
+		pool->mode = (enum pool_mode)u->pool_mode;
+	else if (pool->db->pool_mode != CONFIG_INHERIT)
+		pool->mode = (enum pool_mode)pool->db->pool_mode;
+	else
+		pool->mode = cfg->s.pool_mode;
 }
 
 struct pool *pool_get(struct proxy *p, struct db *db, struct cred *cred)
@@ -75,7 +78,7 @@ struct pool *pool_get(struct proxy *p, struct db *db, struct cred *cred)
 	list_init(&pool->waiting);
 	list_init(&pool->clients);
 	list_init(&pool->welcome_wait);
-	pool->mode = effective_mode(p, db, cred);
+	pool_refresh_mode(pool);
 	if (db->budget == NULL)
 		db->budget = budget_create(1);
 	budget_member_init(&pool->bm, 0, (unsigned)db->pool_weight);

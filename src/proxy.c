@@ -270,17 +270,8 @@ static void apply_dbs(struct proxy *p)
 		if (db->dead)
 			db_close_servers(p, db);
 	}
-	list_for_each(it, &p->pools) {
-		struct pool *pool = list_entry(it, struct pool, node);
-		const struct config_user *u = config_find_user(p->cfg, pool->cred->name);
-
-		if (u && u->pool_mode != CONFIG_INHERIT)
-			pool->mode = (enum pool_mode)u->pool_mode;
-		else if (pool->db->pool_mode != CONFIG_INHERIT)
-			pool->mode = (enum pool_mode)pool->db->pool_mode;
-		else
-			pool->mode = p->cfg->s.pool_mode;
-	}
+	list_for_each(it, &p->pools)
+		pool_refresh_mode(list_entry(it, struct pool, node));
 }
 
 static void apply_creds(struct proxy *p)
