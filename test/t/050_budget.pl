@@ -167,9 +167,9 @@ cmp_ok($bigrow->{taken}, '>=', 1, "SHOW BUDDY: slots were taken back from the bi
 cmp_ok($bigrow->{grows}, '>=', 2, "SHOW BUDDY: the big pool grew in blocks ($bigrow->{grows} grows)");
 my ($w) = grep { $_->{user} eq 'big' } $proxy->admin_hash('SHOW WAITS');
 cmp_ok($w->{waits}, '>', 0, "SHOW WAITS: the contended pool's waits are counted ($w->{waits})");
-my $sum = 0;
-$sum += $w->{$_} for grep { /^wait_(lt|ge)_/ } keys %$w;
-is($sum, $w->{waits}, 'SHOW WAITS: the histogram buckets add up to the waits');
+my $bucket_sum = 0;
+$bucket_sum += $w->{$_} for grep { /^wait_(lt|ge)_/ } keys %$w;
+is($bucket_sum, $w->{waits}, 'SHOW WAITS: the histogram buckets add up to the waits');
 
 # --- hit rate: a steady load on a warm pool is served by idle servers -------------------
 my $select = $proxy->basedir . '/select.sql';
