@@ -6,6 +6,7 @@
 #   make asan       build with -fsanitize=address,undefined + slab debug, run unit tests
 #   make bench-alloc  slab caches vs glibc vs jemalloc vs mimalloc
 #   make bench-log    connection churn: async log writer vs -DLOG_SYNC_WRITE build
+#   make bench-budget backend-slot sharing (cold start, fairness) vs PgBouncer
 #
 # Every src/*.c except main.c goes into build/<variant>/libpgslab.a; every
 # test/unit/t_*.c becomes an executable printing TAP, linked against it.
@@ -38,7 +39,7 @@ DEB_PKGS := gcc make pkg-config perl libevent-dev libssl-dev libpq-dev \
             pgbouncer valgrind strace procps libjemalloc-dev libmimalloc-dev gnuplot-nox \
             prometheus
 
-.PHONY: all deps check unit-check prove-check asan asan-check demo bench-alloc bench-log \
+.PHONY: all deps check unit-check prove-check asan asan-check demo bench-alloc bench-log bench-budget \
         clean format cppcheck
 
 all: $(PROG)
@@ -129,6 +130,10 @@ endif
 $(BUILD)/bench_idle: bench/bench_idle.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBS)
+
+# Backend-slot sharing: cold start, fairness, late pools; pgslab vs PgBouncer.
+bench-budget: deps $(PROG)
+	PGSLAB=$(CURDIR)/$(PROG) perl -I test/perl bench/budget_bench.pl
 
 # The baseline writes each log record synchronously in the event loop.
 bench-log: deps

@@ -115,6 +115,11 @@ unsigned budget_leave(struct budget *b, struct budget_member *m);
  * it has waiting clients and no free slot (used == capacity).  Returns the
  * slots gained; 0 when at m->max or the budget is exhausted. */
 unsigned budget_grow(struct budget *b, struct budget_member *m);
+/* <m> was just served: move it behind the other members, so that when there
+ * are more demanding members than slots, fair shares of 0 and 1 (decided by
+ * rounding ties in list order) rotate to those that waited longest instead of
+ * starving the same members forever. */
+void budget_touch(struct budget *b, struct budget_member *m);
 
 /* Give back whole blocks not needed for m->used, largest first (a block of
  * 2^k goes when capacity - 2^k >= used); then, if capacity is above m->max

@@ -515,6 +515,13 @@ static bool member_grow_by(struct budget *b, struct budget_member *m, unsigned k
 	return false;
 }
 
+void budget_touch(struct budget *b, struct budget_member *m)
+{
+	if (m->budget != b)
+		return;
+	list_move_tail(&b->members, &m->node);
+}
+
 unsigned budget_grow(struct budget *b, struct budget_member *m)
 {
 	unsigned limit = member_limit(m), want, k, gain, cap0 = m->capacity;

@@ -418,6 +418,7 @@ static int pool_room(struct pool *pool, int want, int64_t now)
 
 		if (got == 0)
 			break;
+		budget_touch(b, &pool->bm);
 		room += (int)got;
 	}
 	if (room < want && room <= 0 && (pool->n_waiting > 0 || pool->n_welcome > 0)) {

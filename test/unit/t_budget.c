@@ -436,8 +436,8 @@ static void sim_hand_over(struct sim *s, struct budget_member *v, struct budget_
 	s->handovers++;
 	if (to == NULL)
 		to = budget_pick_needy(s->b);
-	if (to) {
-		budget_grow(s->b, to);
+	if (to && budget_grow(s->b, to)) {
+		budget_touch(s->b, to);
 		sim_open(to);
 	}
 }
@@ -481,6 +481,7 @@ static void sim_member_step(struct sim *s, struct sim_member *sm)
 		return;
 	/* clients wait and every slot is used */
 	if (budget_grow(s->b, m)) {
+		budget_touch(s->b, m); /* as pool.c: served members yield rounding ties */
 		sim_open(m);
 		return;
 	}
@@ -644,6 +645,40 @@ static void test_converge(void)
 		ok(budget_pick_needy(s.b) == needy, "the needy pool is the one to grow");
 		is_int(budget_grow(s.b, needy), 1, "and gets the slot");
 	}
+	budget_destroy(s.b);
+}
+
+/* More demanding pools than slots: integer shares give some pools 0, and
+ * without rotation the same ones would starve forever.  Every pool must get
+ * slots within a bounded number of rounds, again and again. */
+static void test_more_pools_than_slots(void)
+{
+	struct sim s;
+	unsigned r, i, served[SIM_MAX] = { 0 }, wait[SIM_MAX] = { 0 }, worst = 0;
+	bool all = true;
+
+	memset(&s, 0, sizeof(s));
+	s.b = budget_create(4);
+	s.txn_max = 3;
+	s.rng = 7;
+	for (i = 0; i < SIM_MAX; i++)
+		sim_join(&s, i, 0, 1, 3);
+	for (r = 0; r < 400; r++) {
+		sim_round(&s);
+		for (i = 0; i < SIM_MAX; i++) {
+			if (s.p[i].m.capacity > 0) {
+				served[i]++;
+				wait[i] = 0;
+			} else if (++wait[i] > worst) {
+				worst = wait[i];
+			}
+		}
+	}
+	for (i = 0; i < SIM_MAX; i++)
+		if (served[i] < 20)
+			all = false;
+	ok(all, "8 pools on 4 slots: every pool holds slots in at least 20 of 400 rounds");
+	ok(worst <= 60, "8 pools on 4 slots: no pool waits more than 60 rounds in a row (%u)", worst);
 	budget_destroy(s.b);
 }
 
@@ -931,13 +966,14 @@ int main(void)
 	const char *env = getenv("BUDGET_SEED");
 	uint64_t seed = env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL);
 
-	plan(139);
+	plan(141);
 	test_basics();
 	test_doubling();
 	test_odd_budgets();
 	test_shrink_take();
 	test_fair_shares();
 	test_converge();
+	test_more_pools_than_slots();
 	test_resize();
 	test_full_table();
 	test_blocks_str();
