@@ -4,6 +4,8 @@
 #   make check      install what is missing, build, run every test under prove
 #   make demo       build, throw-away PostgreSQL, pgslab in front, pgbench, admin view
 #   make asan       build with -fsanitize=address,undefined + slab debug, run unit tests
+#   make bench        pgslab vs PgBouncer vs direct PostgreSQL (report in bench/results/)
+#   make bench-quick  a short subset of make bench
 #   make bench-alloc  slab caches vs glibc vs jemalloc vs mimalloc
 #   make bench-log    connection churn: async log writer vs -DLOG_SYNC_WRITE build
 #   make bench-budget backend-slot sharing (cold start, fairness) vs PgBouncer
@@ -149,4 +151,4 @@ cppcheck:
 		--inline-suppr -Iinclude src/
 
 clean:
-	rm -rf build pgslab pgslab-asan
+	rm -rf build pgslab pgslab-asan pgslab-malloc pgslab-synclog

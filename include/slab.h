@@ -129,6 +129,12 @@ void slab_buf_free(struct slab_arena *a, void *p, size_t cap);
  * - slab_cache_destroy with objects still active aborts under SLAB_DEBUG;
  *   slab_arena_destroy releases everything, active or not (dtors run on
  *   every object of every slab).
+ * - SLAB_BYPASS (build flag, `make pgslab-malloc`, for benchmarks only):
+ *   same API, but slab_alloc/slab_free and slab_buf_alloc/slab_buf_free
+ *   are plain sys_malloc/sys_free, the ctor runs on every alloc and the
+ *   dtor on every free; buffers keep the capacities above; reaps do
+ *   nothing; objects left allocated at cache/arena destruction are not
+ *   freed.  Stats: every alloc is a miss, no slabs (see src/slab.c).
  */
 
 #endif

@@ -117,6 +117,16 @@
 #define SLAB_TAG_FREE 0xf4eef4eef4eef4eeull
 #define SLAB_TAG_ACTIVE 0xa110ca7eda11ca7eull
 
+/* Size class index of a buffer of <size> <= SLAB_BUF_MAX bytes. */
+static unsigned buf_class(size_t size)
+{
+	if (size <= SLAB_BUF_MIN)
+		return 0;
+	return (unsigned)(64 - __builtin_clzll((unsigned long long)size - 1)) - 8;
+}
+
+#ifndef SLAB_BYPASS /* the normal build; the bypass build is at the end */
+
 enum slab_where {
 	SLAB_W_NONE,	/* cur, or being set up / released */
 	SLAB_W_PARTIAL, /* c->partial */
@@ -879,26 +889,8 @@ void slab_arena_stats(const struct slab_arena *a, struct slab_arena_stats *st)
 	st->large_frees = a->large_frees;
 }
 
-void slab_arena_foreach(const struct slab_arena *a, slab_visit_fn fn, void *arg)
-{
-	const struct slab_cache *c;
-
-	for (c = a->caches; c; c = c->next) {
-		struct slab_stats st;
-
-		slab_cache_stats(c, &st);
-		fn(&st, arg);
-	}
-}
-
 /* ---- size classes ---- */
 
-static unsigned buf_class(size_t size)
-{
-	if (size <= SLAB_BUF_MIN)
-		return 0;
-	return (unsigned)(64 - __builtin_clzll((unsigned long long)size - 1)) - 8;
-}
 
 void *slab_buf_alloc(struct slab_arena *a, size_t size, size_t *cap)
 {
@@ -960,4 +952,266 @@ void slab_buf_free(struct slab_arena *a, void *p, size_t cap)
 	/* buddy_free aborts if this block is not allocated with this order */
 	arena_pages_free(a, pg, order);
 	a->large_frees++;
+}
+
+#else /* SLAB_BYPASS */
+
+/* ---- bypass build: every cache goes straight to the system allocator ----
+ *
+ * -DSLAB_BYPASS (make pgslab-malloc) keeps this API and its callers as they
+ * are and replaces the caches with plain sys_malloc/sys_free, to measure
+ * what the caches buy (make bench).  Same code otherwise:
+ *
+ *   slab_alloc = sys_malloc(size) + ctor;  slab_free = dtor + sys_free
+ *   slab_buf_alloc = sys_malloc(cap), cap the capacity the normal build
+ *   reports (the class size, or 2^k pages up to 4 MiB, NULL above), so
+ *   callers see the same capacities and behave the same.
+ *
+ * Nothing is cached or reaped (slab_*_reap return 0) and malloc_trim is
+ * never called: what glibc keeps after a burst is what plain malloc gives.
+ * Alignment beyond malloc's 16 bytes is not honoured (callers only use it
+ * as a cache-line hint).  Argument checks match the normal build.
+ *
+ * Stats: allocs, frees, active, high_water and alloc_fail count as in the
+ * normal build; every alloc is a miss (hits 0); slabs, grows, reaps and
+ * the slab geometry are 0; total_objs = active, bytes = active * obj_size.
+ * Arena: reserved 0, mapped_bytes = used_bytes = bytes currently handed
+ * out (objects at their requested size, buffers at their capacity).
+ * Objects still allocated when their cache or arena is destroyed are not
+ * freed (nothing lists them); SLAB_DEBUG checks do not apply (use ASan).
+ */
+
+struct slab_cache {
+	struct slab_arena *arena;
+	struct slab_cache *next; /* arena list, creation order */
+	size_t size;		 /* as requested: what sys_malloc gets */
+	size_t obj_size;	 /* size rounded to align, as reported */
+	uint64_t active, high_water, frees, alloc_fail;
+	slab_ctor_fn ctor;
+	slab_dtor_fn dtor;
+	void *arg;
+	char name[SLAB_NAME_MAX];
+};
+
+struct slab_arena {
+	struct slab_cache *caches, *caches_tail;
+	struct slab_cache *buf[SLAB_NR_BUF];
+	size_t live_bytes; /* sum of sizes handed out and not freed */
+	uint64_t large_allocs, large_frees;
+};
+
+struct slab_cache *slab_cache_create(struct slab_arena *a, const char *name, size_t size,
+		size_t align, slab_ctor_fn ctor, slab_dtor_fn dtor, void *arg)
+{
+	struct slab_cache *c;
+
+	if (a == NULL || name == NULL || size == 0 || size > SLAB_TOP_BYTES)
+		return NULL;
+	if (align == 0)
+		align = 16;
+	if (align & (align - 1) || align > SLAB_PAGE_SIZE)
+		return NULL;
+	if (align < 8)
+		align = 8;
+	c = sys_calloc(1, sizeof(*c));
+	if (c == NULL)
+		return NULL;
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	c->arena = a;
+	c->size = size;
+	c->obj_size = (size + align - 1) & ~(align - 1);
+	c->ctor = ctor;
+	c->dtor = dtor;
+	c->arg = arg;
+	if (a->caches_tail)
+		a->caches_tail->next = c;
+	else
+		a->caches = c;
+	a->caches_tail = c;
+	return c;
+}
+
+void slab_cache_destroy(struct slab_cache *c)
+{
+	struct slab_arena *a;
+	struct slab_cache **pp, *prev = NULL;
+
+	if (c == NULL)
+		return;
+	a = c->arena;
+	for (pp = &a->caches; *pp; prev = *pp, pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			if (a->caches_tail == c)
+				a->caches_tail = prev;
+			break;
+		}
+	}
+	sys_free(c);
+}
+
+void *slab_alloc(struct slab_cache *c)
+{
+	void *obj = sys_malloc(c->size);
+
+	if (obj == NULL)
+		goto fail;
+	if (c->ctor && c->ctor(obj, c->arg) != 0) {
+		sys_free(obj);
+		goto fail;
+	}
+	c->arena->live_bytes += c->size;
+	if (++c->active > c->high_water)
+		c->high_water = c->active;
+	return obj;
+fail:
+	c->alloc_fail++;
+	return NULL;
+}
+
+void slab_free(struct slab_cache *c, void *obj)
+{
+	if (obj == NULL)
+		return;
+	if (c->dtor)
+		c->dtor(obj, c->arg);
+	c->arena->live_bytes -= c->size;
+	c->active--;
+	c->frees++;
+	sys_free(obj);
+}
+
+size_t slab_cache_reap(struct slab_cache *c)
+{
+	(void)c;
+	return 0;
+}
+
+size_t slab_arena_reap(struct slab_arena *a)
+{
+	(void)a;
+	return 0;
+}
+
+void slab_cache_stats(const struct slab_cache *c, struct slab_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	memcpy(st->name, c->name, sizeof(st->name));
+	st->obj_size = c->obj_size;
+	st->active_objs = c->active;
+	st->total_objs = c->active;
+	st->bytes = c->active * c->obj_size;
+	st->allocs = c->frees + c->active;
+	st->frees = c->frees;
+	st->misses = st->allocs;
+	st->alloc_fail = c->alloc_fail;
+	st->high_water = c->high_water;
+}
+
+struct slab_arena *slab_arena_create(size_t reserve_bytes)
+{
+	struct slab_arena *a;
+	unsigned i;
+
+	if (reserve_bytes > ((size_t)1 << 42)) /* as the normal build */
+		return NULL;
+	a = sys_calloc(1, sizeof(*a));
+	if (a == NULL)
+		return NULL;
+	for (i = 0; i < SLAB_NR_BUF; i++) {
+		char name[SLAB_NAME_MAX];
+
+		snprintf(name, sizeof(name), "buf-%u", SLAB_BUF_MIN << i);
+		a->buf[i] = slab_cache_create(
+				a, name, SLAB_BUF_MIN << i, SLAB_LINE, NULL, NULL, NULL);
+		if (a->buf[i] == NULL)
+			goto err;
+	}
+	return a;
+err:
+	slab_arena_destroy(a);
+	return NULL;
+}
+
+void slab_arena_destroy(struct slab_arena *a)
+{
+	if (a == NULL)
+		return;
+	while (a->caches) {
+		struct slab_cache *c = a->caches;
+
+		a->caches = c->next;
+		sys_free(c);
+	}
+	sys_free(a);
+}
+
+void slab_arena_stats(const struct slab_arena *a, struct slab_arena_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->mapped_bytes = a->live_bytes;
+	st->used_bytes = a->live_bytes;
+	st->large_allocs = a->large_allocs;
+	st->large_frees = a->large_frees;
+}
+
+
+void *slab_buf_alloc(struct slab_arena *a, size_t size, size_t *cap)
+{
+	unsigned order;
+	size_t bytes;
+	char *p;
+
+	if (likely(size <= SLAB_BUF_MAX)) {
+		unsigned k = buf_class(size);
+
+		p = slab_alloc(a->buf[k]);
+		if (p && cap)
+			*cap = (size_t)SLAB_BUF_MIN << k;
+		return p;
+	}
+	order = buddy_order_for((size + SLAB_PAGE_SIZE - 1) >> SLAB_PAGE_SHIFT);
+	if (order > SLAB_TOP_ORDER)
+		return NULL;
+	bytes = (size_t)SLAB_PAGE_SIZE << order;
+	p = sys_malloc(bytes);
+	if (p == NULL)
+		return NULL;
+	a->live_bytes += bytes;
+	a->large_allocs++;
+	if (cap)
+		*cap = bytes;
+	return p;
+}
+
+void slab_buf_free(struct slab_arena *a, void *p, size_t cap)
+{
+	if (p == NULL)
+		return;
+	if (likely(cap <= SLAB_BUF_MAX)) {
+		slab_free(a->buf[buf_class(cap)], p);
+		return;
+	}
+	if (cap != (size_t)SLAB_PAGE_SIZE << buddy_order_for(cap >> SLAB_PAGE_SHIFT)) {
+		fprintf(stderr, "slab: slab_buf_free of %p with capacity %zu: not a large buffer\n",
+				p, cap);
+		abort();
+	}
+	a->live_bytes -= cap;
+	a->large_frees++;
+	sys_free(p);
+}
+
+#endif /* SLAB_BYPASS */
+
+void slab_arena_foreach(const struct slab_arena *a, slab_visit_fn fn, void *arg)
+{
+	const struct slab_cache *c;
+
+	for (c = a->caches; c; c = c->next) {
+		struct slab_stats st;
+
+		slab_cache_stats(c, &st);
+		fn(&st, arg);
+	}
 }
