@@ -52,6 +52,13 @@ $proxy->start;
 printf "pgslab pid %d listening on 127.0.0.1:%d (config %s)\n", $proxy->pid, $proxy->port,
 	$proxy->ini_path;
 
+sub sysalloc_calls
+{
+	my ($row) = grep { $_->{name} eq 'sysalloc_calls' } $proxy->admin_hash('SHOW MEM');
+	return $row ? $row->{used} : 0;
+}
+my $alloc0 = sysalloc_calls();
+
 print "\n== pgbench: $clients clients, ${secs}s, TPC-B-like, through pgslab ==\n";
 {
 	local $ENV{PGHOST} = $proxy->host;
@@ -68,9 +75,9 @@ show($proxy, 'SHOW STATS', qw(database total_xact_count total_query_count total_
 	avg_xact_time avg_query_time));
 show($proxy, 'SHOW SLABS', qw(name obj_size active_objs total_objs slabs hits misses hit_rate
 	bytes));
-my ($sys) = grep { $_->{name} eq 'sysalloc_calls' } $proxy->admin_hash('SHOW MEM');
-printf "\nsystem allocator calls so far: %s (all at start-up and logins; none per transaction)\n",
-	$sys ? $sys->{used} : '?';
+my ($st) = grep { $_->{database} eq 'postgres' } $proxy->admin_hash('SHOW STATS');
+printf "\nsystem allocator calls during the run: %d, for %d transactions and %d logins\n",
+	sysalloc_calls() - $alloc0, $st ? $st->{total_xact_count} : 0, $clients;
 my $backends = $node->safe_psql('postgres',
 	"SELECT count(*) FROM pg_stat_activity WHERE usename = 'app'");
 print "PostgreSQL backends serving $clients pgbench clients: $backends\n";
