@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "sysalloc.h"
+#include "textfile.h"
 
 _Static_assert(sizeof(enum pool_mode) == sizeof(int), "enum fields are stored as int");
 _Static_assert(sizeof(enum auth_type) == sizeof(int), "enum fields are stored as int");
@@ -1204,54 +1205,6 @@ fail:
 	return lerr(ld, rc, "user \"%s\": %s", name, em);
 }
 
-/* Reads <path> into a NUL-terminated buffer the caller frees. */
-static char *slurp(const char *path, int *err)
-{
-	FILE *f = fopen(path, "r");
-	size_t len = 0, cap = 4096, n;
-	char *buf, *nb;
-
-	if (f == NULL) {
-		*err = errno;
-		return NULL;
-	}
-	buf = sys_malloc(cap);
-	if (buf == NULL)
-		goto oom;
-	for (;;) {
-		if (cap - len < 2) {
-			nb = sys_realloc(buf, cap * 2);
-			if (nb == NULL)
-				goto oom;
-			buf = nb;
-			cap *= 2;
-		}
-		errno = 0;
-		n = fread(buf + len, 1, cap - len - 1, f);
-		len += n;
-		if (n == 0)
-			break;
-	}
-	if (ferror(f)) {
-		*err = errno ? errno : EIO;
-		sys_free(buf);
-		fclose(f);
-		return NULL;
-	}
-	fclose(f);
-	buf[len] = '\0';
-	if (strlen(buf) != len) {
-		*err = EILSEQ; /* NUL byte: not a text file */
-		sys_free(buf);
-		return NULL;
-	}
-	return buf;
-oom:
-	*err = ENOMEM;
-	sys_free(buf);
-	fclose(f);
-	return NULL;
-}
 
 /* The path to open for "%include <path>" seen in <cur>: as given if it
  * exists (cwd-relative, like PgBouncer), else relative to <cur>'s
@@ -1415,7 +1368,7 @@ static int parse_file(struct loader *ld, const char *path)
 	char *buf, *line, *next, *p;
 	int rc = 0, e = 0;
 
-	buf = slurp(path, &e);
+	buf = textfile_read(path, &e);
 	if (buf == NULL) {
 		const char *why = e == EILSEQ ? "contains a NUL byte" : strerror(e);
 

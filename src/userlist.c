@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "sysalloc.h"
+#include "textfile.h"
 
 struct userlist {
 	char *buf;
@@ -334,49 +335,15 @@ struct userlist *userlist_parse(const char *text, const char *name, char *err, s
 
 struct userlist *userlist_load(const char *path, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "r");
-	size_t len = 0, cap = 65536, n;
-	char *buf, *nb;
+	int e = 0;
+	char *buf = textfile_read(path, &e);
 
-	if (f == NULL) {
-		msgf(err, errlen, "%s: %s", path, strerror(errno));
-		return NULL;
-	}
-	buf = sys_malloc(cap);
-	if (buf == NULL)
-		goto oom;
-	for (;;) {
-		if (cap - len < 2) {
-			nb = sys_realloc(buf, cap * 2);
-			if (nb == NULL)
-				goto oom;
-			buf = nb;
-			cap *= 2;
-		}
-		errno = 0;
-		n = fread(buf + len, 1, cap - len - 1, f);
-		len += n;
-		if (n == 0)
-			break;
-	}
-	if (ferror(f)) {
-		msgf(err, errlen, "%s: %s", path, strerror(errno ? errno : EIO));
-		goto fail;
-	}
-	fclose(f);
-	buf[len] = '\0';
-	if (strlen(buf) != len) {
-		msgf(err, errlen, "%s: contains a NUL byte", path);
-		sys_free(buf);
+	if (buf == NULL) {
+		msgf(err, errlen, "%s: %s", path,
+				e == EILSEQ ? "contains a NUL byte" : strerror(e));
 		return NULL;
 	}
 	return userlist_from_buf(buf, path, err, errlen);
-oom:
-	msgf(err, errlen, "%s: out of memory", path);
-fail:
-	sys_free(buf);
-	fclose(f);
-	return NULL;
 }
 
 void userlist_free(struct userlist *ul)
