@@ -568,6 +568,22 @@ static void log_sync_emit(struct logger *lg, struct log_rec *r)
 	log_rec_free(lg, r);
 }
 
+/* The "N log lines dropped" record for the drops counted so far, which it
+ * then clears; NULL when no buffer could be had (the drops stay counted). */
+static struct log_rec *log_drop_notice(struct logger *lg)
+{
+	struct log_rec *r = log_formatf(lg, LL_WARNING,
+			"%llu log lines dropped (%llu of them WARNING or ERROR)",
+			(unsigned long long)lg->drop_pending,
+			(unsigned long long)lg->drop_pending_important);
+
+	if (r) {
+		lg->records++;
+		lg->drop_pending = lg->drop_pending_important = 0;
+	}
+	return r;
+}
+
 /* Write the drop notice, if drops (out of buffers) are waiting for one. */
 static void log_sync_notice(struct logger *lg)
 {
@@ -575,13 +591,9 @@ static void log_sync_notice(struct logger *lg)
 
 	if (lg->drop_pending == 0)
 		return;
-	r = log_formatf(lg, LL_WARNING, "%llu log lines dropped (%llu of them WARNING or ERROR)",
-			(unsigned long long)lg->drop_pending,
-			(unsigned long long)lg->drop_pending_important);
+	r = log_drop_notice(lg);
 	if (r == NULL)
 		return;
-	lg->records++;
-	lg->drop_pending = lg->drop_pending_important = 0;
 	log_sync_emit(lg, r);
 }
 
@@ -624,13 +636,9 @@ static void log_housekeep(struct logger *lg, struct log_ring *rg, uint32_t budge
 	}
 	if (lg->drop_pending == 0 || log_ring_full(rg))
 		return;
-	r = log_formatf(lg, LL_WARNING, "%llu log lines dropped (%llu of them WARNING or ERROR)",
-			(unsigned long long)lg->drop_pending,
-			(unsigned long long)lg->drop_pending_important);
+	r = log_drop_notice(lg);
 	if (r == NULL)
 		return;
-	lg->records++;
-	lg->drop_pending = lg->drop_pending_important = 0;
 	log_ring_push(lg, rg, r);
 }
 

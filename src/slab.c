@@ -125,6 +125,17 @@ static unsigned buf_class(size_t size)
 	return (unsigned)(64 - __builtin_clzll((unsigned long long)size - 1)) - 8;
 }
 
+/* A buffer from the size-class cache of <size> <= SLAB_BUF_MAX; both builds. */
+static inline void *buf_small_alloc(struct slab_cache *const *classes, size_t size, size_t *cap)
+{
+	unsigned k = buf_class(size);
+	void *p = slab_alloc(classes[k]);
+
+	if (p && cap)
+		*cap = (size_t)SLAB_BUF_MIN << k;
+	return p;
+}
+
 #ifndef SLAB_BYPASS /* the normal build; the bypass build is at the end */
 
 enum slab_where {
@@ -898,14 +909,8 @@ void *slab_buf_alloc(struct slab_arena *a, size_t size, size_t *cap)
 	int64_t pg;
 	char *p;
 
-	if (likely(size <= SLAB_BUF_MAX)) {
-		unsigned k = buf_class(size);
-
-		p = slab_alloc(a->buf[k]);
-		if (p && cap)
-			*cap = (size_t)SLAB_BUF_MIN << k;
-		return p;
-	}
+	if (likely(size <= SLAB_BUF_MAX))
+		return buf_small_alloc(a->buf, size, cap);
 	order = buddy_order_for((size + SLAB_PAGE_SIZE - 1) >> SLAB_PAGE_SHIFT);
 	pg = order <= SLAB_TOP_ORDER ? arena_pages_alloc(a, order) : -1;
 	if (pg < 0)
@@ -1162,14 +1167,8 @@ void *slab_buf_alloc(struct slab_arena *a, size_t size, size_t *cap)
 	size_t bytes;
 	char *p;
 
-	if (likely(size <= SLAB_BUF_MAX)) {
-		unsigned k = buf_class(size);
-
-		p = slab_alloc(a->buf[k]);
-		if (p && cap)
-			*cap = (size_t)SLAB_BUF_MIN << k;
-		return p;
-	}
+	if (likely(size <= SLAB_BUF_MAX))
+		return buf_small_alloc(a->buf, size, cap);
 	order = buddy_order_for((size + SLAB_PAGE_SIZE - 1) >> SLAB_PAGE_SHIFT);
 	if (order > SLAB_TOP_ORDER)
 		return NULL;
