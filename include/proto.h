@@ -43,6 +43,7 @@
 #define SQLSTATE_IDLE_IN_TXN_TIMEOUT "25P03"
 #define SQLSTATE_IDLE_SESSION_TIMEOUT "57P05"
 #define SQLSTATE_INTERNAL "XX000"
+#define SQLSTATE_PROGRAM_LIMIT "54000"
 
 /* ---- reading ---------------------------------------------------------- */
 

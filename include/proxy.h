@@ -37,10 +37,12 @@
 #include "list.h"
 #include "scram.h"
 #include "stream.h"
+#include "track.h"
 
 #define PGSLAB_VERSION "0.1.0"
 #define NAME_MAX_LEN 64          /* NAMEDATALEN */
 #define VAR_MAX 8                /* tracked parameters per connection */
+#define PROXY_MAX_PACKET 0x3fffffffu /* PostgreSQL's largest message (1 GiB) */
 
 struct slab_cache;
 struct slab_arena;
@@ -77,11 +79,23 @@ struct vartab {
 
 /* ---- credentials, databases, pools ---- */
 
+/* A user name pgslab knows.  Two roles, kept apart:
+ *   - client authentication: only a cred that is <listed> in the current
+ *     auth_file authenticates clients, and never with an empty secret;
+ *   - server login identity: a pool logs in to PostgreSQL as a cred (the
+ *     client's, or a database's forced user, which need not be listed).
+ * <kind> is pwd_classify(<secret>), the one classifier.  <scram> is the
+ * verifier clients are checked against with SCRAM: parsed from a SCRAM
+ * secret, or derived once from a plain one (so PBKDF2 runs once per secret,
+ * not once per login). */
 struct cred {
 	struct list node;
 	char name[NAME_MAX_LEN];
-	char secret[SCRAM_SECRET_STR_MAX];   /* from auth_file or the db entry */
-	bool has_scram;
+	char secret[SCRAM_SECRET_STR_MAX];   /* from auth_file; "" when not listed */
+	bool listed;                          /* in the current auth_file */
+	uint8_t kind;                         /* enum pwd_kind of <secret> */
+	bool has_scram;                       /* <secret> is a SCRAM verifier */
+	bool has_derived;                     /* <scram> derived from a plain secret */
 	bool has_client_key;                  /* learnt from a client's SCRAM proof */
 	struct scram_secret scram;
 	uint8_t client_key[SCRAM_KEY_LEN];
@@ -105,6 +119,8 @@ struct db {
 	bool admin;                  /* the console pseudo-database */
 	bool paused, disabled;
 	bool dead;                   /* removed from config; freed when unused */
+	bool autodb;                 /* made from the "*" entry; freed when idle */
+	int64_t idle_since_us;       /* autodb: no client or server since */
 	int pool_size, min_pool_size, reserve_pool_size, max_db_connections, pool_weight;
 	struct budget *budget;       /* backend slots shared by the db's pools */
 	int pool_mode;               /* enum pool_mode or CONFIG_INHERIT */
@@ -130,7 +146,7 @@ struct pool {
 	struct db *db;
 	struct cred *cred;           /* whose credentials servers log in with */
 	struct list idle, active, login, waiting, clients;
-	struct list welcome_wait;    /* authenticated clients waiting for <welcome> */
+	struct list welcome_wait;    /* authenticated clients waiting for <welcome> (read stopped) */
 	int n_idle, n_active, n_login, n_waiting, n_clients, n_welcome;
 	int n_servers;
 	enum pool_mode mode;
@@ -163,6 +179,8 @@ enum server_state {
 	SV_IDLE,      /* pool->idle */
 	SV_ACTIVE,    /* pool->active, linked to <client> */
 	SV_RESET,     /* pool->active, running server_reset_query / SET sync */
+	SV_DRAIN,     /* pool->active, unlinked: its client left with work in
+		       * flight; answers are discarded until the backend is idle */
 	SV_CLOSED,
 };
 
@@ -187,6 +205,7 @@ struct client {
 	uint8_t state;
 	uint8_t admin;               /* 0, or 1 stats-only / 2 admin console user */
 	uint8_t txn;                 /* last ReadyForQuery status seen */
+	bool closing;                /* client_close() ran; torn down from the loop */
 	uint8_t addr[16];
 	struct cred *cred;           /* the user it logged in as */
 };
@@ -200,10 +219,11 @@ struct server {
 	struct varset *vars;
 	uint64_t id;
 	int64_t connect_us, used_us, query_start_us;
+	int64_t drain_until_us;      /* SV_DRAIN: closed if not idle by then */
+	uint64_t drain_bytes;        /* SV_DRAIN: bytes discarded so far */
 	uint32_t backend_pid, backend_key;
-	int32_t expect_rfq;          /* ReadyForQuery messages still owed to the client */
+	struct track tr;             /* what the backend owes (track.h) */
 	uint8_t state;
-	uint8_t txn;                 /* last ReadyForQuery status: 'I', 'T', 'E' */
 	bool close_needed;
 	bool release_on_drain;
 	uint8_t prep;                /* PREP_* steps done since linked */
@@ -260,6 +280,9 @@ struct proxy {
 	size_t keytab_cap;
 
 	struct event janitor_ev, stats_ev, sig_ev[6];
+	struct event accept_ev;      /* resumes accepting after a backoff */
+	bool accept_paused;
+	uint64_t accept_backoffs;
 	uint64_t next_id;
 	int n_clients;               /* all client connections, for max_client_conn */
 	int n_servers;
@@ -271,7 +294,8 @@ struct proxy {
 	int64_t last_reap_us;
 	struct control *control;     /* console control state (control.c) */
 	struct metrics *metrics;     /* Prometheus endpoint (metrics.c) */
-	uint64_t rng;                /* xorshift state for cancel keys */
+	uint8_t rnd[256];            /* OS CSPRNG bytes for cancel keys and salts */
+	uint32_t rnd_pos;
 	uint8_t mock_key[SCRAM_KEY_LEN]; /* SCRAM mock secrets for unknown users */
 };
 
@@ -293,8 +317,18 @@ void proxy_reap_dead(struct proxy *p);
 /* Reload config and userlist; on failure the old ones stay and <err> says why. */
 int proxy_reload(struct proxy *p, char *err, size_t errlen);
 void proxy_shutdown(struct proxy *p, enum shutdown_mode mode);
-struct db *proxy_find_db(struct proxy *p, const char *name);
+/* A database by name; with <create>, an auto-database from the "*" entry
+ * when there is one (call only after authentication). */
+struct db *proxy_find_db(struct proxy *p, const char *name, bool create);
+/* The cred a pool logs in to servers with; created (unlisted) if needed. */
 struct cred *proxy_find_cred(struct proxy *p, const char *name, bool create);
+/* The cred a client authenticates against: listed in the auth_file, else NULL. */
+struct cred *proxy_auth_cred(struct proxy *p, const char *name);
+/* The SCRAM verifier for <cr> (derived once from a plain secret); NULL when
+ * it has no usable secret. */
+const struct scram_secret *proxy_cred_scram(struct proxy *p, struct cred *cr);
+/* Run every deferred close (stream failures); call after each callback. */
+void proxy_settle(struct proxy *p);
 uint32_t proxy_random(struct proxy *p);
 int proxy_resolve_db(struct db *db);
 
@@ -305,6 +339,9 @@ void listener_pause(struct proxy *p, bool pause);
 
 /* client.c */
 void client_accept(struct proxy *p, int fd, const struct sockaddr *sa, socklen_t salen);
+/* Close <c>: send the ErrorResponse (when <sqlstate>), log, and mark its
+ * stream failed.  <c> stays valid and listed; it is torn down from the
+ * event loop (stream_ctx_run_failed), never inside the caller.  Idempotent. */
 void client_close(struct client *c, const char *sqlstate, const char *reason);
 void client_error(struct client *c, const char *sqlstate, const char *fmt, ...)
 		__attribute__((format(printf, 3, 4)));
@@ -323,6 +360,10 @@ void server_close(struct server *s, const char *reason);
 /* Send <sql> as a simple query whose results pgslab swallows; the server is
  * SV_RESET until its ReadyForQuery. */
 int server_send_internal(struct server *s, const char *sql);
+/* Unlinked <s> was left with work in flight: bring it back to idle (see
+ * server.c), then pool_release() it; or close it. */
+void server_drain(struct server *s);
+void server_drain_step(struct server *s);
 void server_logid(const struct server *s, char *buf, size_t len);
 size_t server_login_size(void);
 
@@ -330,14 +371,20 @@ size_t server_login_size(void);
 struct pool *pool_get(struct proxy *p, struct db *db, struct cred *cred);
 /* Give <c> a server now (true) or queue it (false). */
 bool pool_assign(struct client *c);
-/* The client is done with <s> (transaction end or client gone). */
+/* The client is done with <s> at a transaction boundary (its tracker idle,
+ * nothing in flight): reset or park it. */
 void pool_release(struct server *s);
+/* Client <c> is being torn down while linked to <s>: release, drain or
+ * close <s> as its tracker says. */
+void pool_client_left(struct server *s, struct client *c);
 /* A server finished login or reset: hand it to a waiter or park it. */
 void pool_server_idle(struct server *s);
 bool pool_prepare(struct server *s);
 void pool_server_gone(struct server *s);
 void pool_launch(struct pool *pool);
 void pool_fail_waiting(struct pool *pool, const char *sqlstate, const char *msg);
+/* client_close() every client on list <l>. */
+void pool_close_clients(struct list *l, const char *sqlstate, const char *msg);
 void pool_welcome_all(struct pool *pool);
 void pool_janitor(struct proxy *p);
 void pool_stats_period(struct proxy *p);
@@ -355,7 +402,10 @@ int vars_index(const struct vartab *t, const char *name);
 struct varset *vars_set(struct proxy *p, struct varset *vs, int idx, const char *value);
 void vars_put(struct proxy *p, struct varset *vs);
 struct varset *vars_get(struct varset *vs);
-/* Build "SET a TO 'x'; ..." turning <from> into <to>; 0 when equal. */
+/* Build "SET a = E'x'; ..." turning <from> into <to> into <buf> (values as
+ * escape-string literals, safe under any standard_conforming_strings).
+ * Returns the length the whole text needs (0 when the sets are equal); it
+ * was written only if that is below <cap> (as snprintf). */
 size_t vars_sync_sql(const struct vartab *t, const struct varset *from, const struct varset *to,
 		char *buf, size_t cap);
 

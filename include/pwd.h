@@ -15,14 +15,16 @@
 #define PWD_MD5_SALT_LEN 4
 
 enum pwd_kind {
+	PWD_NONE,  /* "" (or NULL): no secret; never authenticates */
 	PWD_PLAIN, /* anything that is neither of the below */
 	PWD_MD5,   /* "md5" + exactly 32 lowercase hex digits */
 	PWD_SCRAM, /* a verifier scram_secret_parse() accepts */
 };
 
-/* Classify a stored secret the way PostgreSQL's get_password_type() does. */
+/* Classify a stored secret the way PostgreSQL's get_password_type() does.
+ * The one classifier: the userlist, the auth code and server login all use it. */
 enum pwd_kind pwd_classify(const char *secret);
-/* "plain", "md5" or "scram-sha-256". */
+/* "none", "plain", "md5" or "scram-sha-256". */
 const char *pwd_kind_name(enum pwd_kind kind);
 
 /* Write the stored md5 secret of <user>/<password> to <out>.

@@ -23,9 +23,20 @@
  * the first read and returned to its slab size class as soon as it drains,
  * so an idle connection holds none.
  *
- * Ownership: the owner embeds the stream and frees it with stream_close().
- * Callbacks may close the owner; they then return STREAM_CLOSED and the
- * engine touches nothing afterwards.
+ * Failure is deferred (Redis's close-asap rule): a read, write or framing
+ * error never calls back into the owner from inside the operation that met
+ * it.  The stream is marked failed (stream_fail()): its events stop, parsing
+ * and reading stop, writes are discarded, and it joins its context's failed
+ * list.  stream_ctx_run_failed(), called by the event loop after each
+ * callback returns, then calls on_error() for each failed stream, where the
+ * owner closes it.  Owners close through the same path, so a connection is
+ * torn down only from the top of the loop, never with a handler of its own
+ * (or of its peer) on the stack.
+ *
+ * Ownership: the owner embeds the stream and frees it with stream_close()
+ * from on_error() (or at shutdown).  A callback that decided to close its
+ * owner calls stream_fail() and returns STREAM_CLOSED; the engine then
+ * touches nothing more of that message.
  */
 #ifndef PGSLAB_STREAM_H
 #define PGSLAB_STREAM_H
@@ -39,6 +50,15 @@
 
 struct slab_arena;
 struct stream;
+
+/* Why a stream failed (see on_error). */
+enum stream_err {
+	STREAM_E_EOF,      /* the peer closed the connection */
+	STREAM_E_IO,       /* a socket error */
+	STREAM_E_PROTO,    /* bad framing: invalid length, message too large */
+	STREAM_E_NOMEM,    /* no buffer could be had */
+	STREAM_E_OWNER,    /* the owner called stream_fail() */
+};
 
 enum stream_act {
 	STREAM_FWD,    /* forward this message (body streamed) */
@@ -57,11 +77,15 @@ struct stream_ops {
 			uint32_t len);
 	/* Everything this stream forwarded has reached its peer's socket. */
 	void (*on_drained)(struct stream *s);
-	/* EOF, socket error or protocol error: the owner must close. */
-	void (*on_error)(struct stream *s, const char *reason);
+	/* The stream failed (EOF, socket or framing error, or the owner's own
+	 * stream_fail()); called only from stream_ctx_run_failed(), never from
+	 * inside another stream operation.  The owner must stream_close() it.
+	 * <reason> is a static string. */
+	void (*on_error)(struct stream *s, enum stream_err kind, const char *reason);
 };
 
 struct iobuf {
+	struct iobuf *next;      /* out chains only */
 	uint32_t cap, head, parse, tail;
 	uint8_t data[];
 };
@@ -71,6 +95,9 @@ struct iobuf {
 #define STREAM_F_STOPPED 0x04u   /* parsing stopped at a message (STREAM_STOP) */
 #define STREAM_F_CONNECTING 0x08u /* non-blocking connect in progress */
 #define STREAM_F_DRAIN_CB 0x10u  /* call on_drained once forwarding is flushed */
+#define STREAM_F_FAILED 0x20u    /* on the failed list; see stream_fail() */
+
+#define STREAM_OUT_MAX (64u << 20) /* bytes of injected output a stream may queue */
 
 struct stream_ctx {
 	struct event_base *base;
@@ -79,6 +106,7 @@ struct stream_ctx {
 	uint32_t max_packet;     /* max_packet_size */
 	uint32_t max_whole;      /* largest message kept whole (STREAM_WANT) */
 	uint64_t bytes_in, bytes_out, reads, writes;
+	struct stream *failed;   /* failed streams awaiting on_error, LIFO */
 };
 
 struct stream {
@@ -87,7 +115,13 @@ struct stream {
 	struct stream_ctx *ctx;
 	struct stream *peer;     /* where forwarded bytes go; NULL when unlinked */
 	struct iobuf *in;        /* NULL while idle */
-	struct iobuf *out;       /* injected bytes for this socket; usually NULL */
+	struct iobuf *out;       /* injected bytes for this socket (a chain); usually NULL */
+	struct iobuf *out_tail;
+	struct stream *fail_next; /* on ctx->failed */
+	const char *fail_reason; /* static; NULL: strerror(fail_errno) */
+	int fail_errno;
+	uint32_t out_bytes;      /* queued in the out chain */
+	uint8_t fail_kind;       /* enum stream_err */
 	uint64_t pkt_remain;     /* body bytes of the current message still to parse */
 	int fd;
 	uint16_t flags;
@@ -101,14 +135,27 @@ void stream_init(struct stream *s, struct stream_ctx *ctx, int fd, const struct 
  * on_error on failure.  Returns 0 or -errno (immediate failure). */
 int stream_connect(struct stream *s, struct stream_ctx *ctx, const struct sockaddr *sa,
 		socklen_t salen, const struct stream_ops *ops);
-/* Stop events, close the socket and return the buffers.  Unlinks the peer. */
+/* Stop events, close the socket and return the buffers.  Unlinks the peer.
+ * Also takes <s> off its context's failed list. */
 void stream_close(struct stream *s);
+/* Mark <s> failed (first call wins; <reason> must be static): no more
+ * events, parsing or writes; on_error() follows from
+ * stream_ctx_run_failed().  Safe from anywhere, including callbacks. */
+void stream_fail(struct stream *s, enum stream_err kind, const char *reason);
+static inline bool stream_failed(const struct stream *s)
+{
+	return s->fd < 0 || (s->flags & STREAM_F_FAILED);
+}
+/* Deliver on_error() to every failed stream of <ctx>, including those that
+ * fail meanwhile.  The event loop calls this after each callback. */
+void stream_ctx_run_failed(struct stream_ctx *ctx);
 
 void stream_link(struct stream *a, struct stream *b);
 void stream_unlink(struct stream *s);
 
 /* Queue <len> bytes for <s>'s socket ahead of forwarded data and try to send
- * them.  Returns 0, or -ENOMEM when no buffer could be had. */
+ * them.  Returns 0, -ENOMEM when no buffer could be had (or STREAM_OUT_MAX
+ * would be passed), or -EPIPE when <s> has failed (the bytes are dropped). */
 int stream_write(struct stream *s, const void *data, size_t len);
 /* Space for building a message directly in <s>'s out buffer: returns a
  * pointer with at least <len> free bytes, or NULL; commit with
@@ -127,5 +174,8 @@ bool stream_flush(struct stream *s);
 size_t stream_pending(const struct stream *s);
 /* Does <s> hold received bytes not yet forwarded or parsed? */
 bool stream_has_input(const struct stream *s);
+/* Is a message of <s> on its way to the peer: parsed bytes not yet sent,
+ * or a message whose body has not all arrived? */
+bool stream_in_flight(const struct stream *s);
 
 #endif

@@ -54,7 +54,7 @@ struct rs {
 
 static void rs_flush(struct rs *r)
 {
-	if (r->len > 0 && r->c->state != CL_CLOSED)
+	if (r->len > 0 && !r->c->closing)
 		stream_write(&r->c->st, r->buf, r->len);
 	r->len = 0;
 }
@@ -652,7 +652,7 @@ static void sock_debug(struct fmt *f, const struct stream *st, const char **v)
 	v[1] = fu(f, b ? b->parse : 0);
 	v[2] = fu(f, st->pkt_remain);
 	v[3] = fu(f, b ? b->head : 0);
-	v[4] = fu(f, st->out ? st->out->tail - st->out->head : 0);
+	v[4] = fu(f, st->out_bytes);
 	v[5] = fu(f, b ? b->tail - b->parse : 0);
 	v[6] = fu(f, b ? b->parse - b->head : 0);
 }

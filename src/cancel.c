@@ -144,7 +144,7 @@ static void req_on_drained(struct stream *s)
 	req_close(r);
 }
 
-static void req_on_error(struct stream *s, const char *reason)
+static void req_on_error(struct stream *s, enum stream_err kind, const char *reason)
 {
 	log_warning("cancel request forwarding failed: %s", reason);
 	req_close(req_of(s));
@@ -164,7 +164,7 @@ void cancel_forward(struct proxy *p, uint32_t pid, uint32_t key)
 	struct cancel_req *r;
 	struct db *db;
 
-	if (c == NULL || (s = c->server) == NULL || s->state != SV_ACTIVE || s->expect_rfq == 0)
+	if (c == NULL || (s = c->server) == NULL || s->state != SV_ACTIVE || !track_busy(&s->tr))
 		return; /* nothing running: nothing to cancel */
 	db = s->pool->db;
 	r = slab_alloc(p->cancel_cache);

@@ -7,8 +7,14 @@
  * hot path: on_header returns STREAM_FWD and the body is streamed) or, when
  * no server is linked, asks its pool for one and stops until it arrives.
  *
+ * Closing: client_close() only sends the error, logs and marks the stream
+ * failed; the teardown (client_destroy) runs from on_error at the top of the
+ * event loop, exactly once, so no handler ever sees its client vanish under
+ * it and no counter is decremented twice.  Messages are gated by state: a
+ * client that is not yet welcomed parses nothing beyond its login.
+ *
  * Ownership: a client comes from proxy->client_cache at accept and goes to
- * proxy->dead_clients at close; proxy_reap_dead() returns it to the cache.
+ * proxy->dead_clients at teardown; proxy_reap_dead() returns it to the cache.
  * The login state (SCRAM buffers, ~4 KiB) is a separate object that exists
  * only until authentication ends, so an idle client holds only itself.
  */
@@ -16,6 +22,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+
+#include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -42,8 +50,9 @@ struct client_login {
 	uint8_t step;
 	bool known_user;        /* false: a mock exchange that must fail */
 	uint8_t md5_salt[4];
-	struct db *db;
+	struct db *db;             /* NULL while an auto-database waits for auth */
 	char user[NAME_MAX_LEN];   /* as the client asked, known or not */
+	char dbname[NAME_MAX_LEN]; /* as the client asked */
 	struct scram_server scram;
 	struct scram_secret secret;
 };
@@ -146,27 +155,35 @@ static void login_free(struct client *c)
 void client_close(struct client *c, const char *sqlstate, const char *reason)
 {
 	struct proxy *p = proxy_of(&c->st);
-	enum client_state prev;
 	char id[200];
 
-	if (c->state == CL_CLOSED)
+	if (c->closing || c->state == CL_CLOSED)
 		return;
+	c->closing = true;
 	client_logid(c, id, sizeof(id));
-	if (sqlstate && reason) {
+	if (sqlstate && reason)
 		send_error(c, true, sqlstate, reason);
-		stream_flush(&c->st);
-	}
 	if (p->cfg->s.log_disconnections && c->state != CL_LOGIN)
 		slog_info(id, "closing because: %s (age=%llds)", reason ? reason : "client close request",
 				(long long)((proxy_now_us() - c->connect_us) / 1000000));
 	else if (sqlstate && p->cfg->s.log_pooler_errors)
 		slog_warning(id, "pooler error: %s", reason);
+	stream_fail(&c->st, STREAM_E_OWNER, reason);
+}
+
+/* The teardown, from on_error only: every list, counter and link goes. */
+static void client_destroy(struct client *c)
+{
+	struct proxy *p = proxy_of(&c->st);
+	enum client_state prev = (enum client_state)c->state;
+
+	if (prev == CL_CLOSED)
+		return;
+	c->state = CL_CLOSED;
 	login_free(c);
 	cancel_unregister(p, c);
-	prev = c->state;
-	c->state = CL_CLOSED;
 	if (c->server)
-		pool_release(c->server);
+		pool_client_left(c->server, c);
 	if (c->pool && prev != CL_LOGIN) {
 		pool_client_gone(c, prev);
 	} else {
@@ -184,11 +201,39 @@ void client_close(struct client *c, const char *sqlstate, const char *reason)
 
 /* ---- accept and startup ---- */
 
+/* Refuse a connection before it is a client: one ErrorResponse, then close. */
+static void refuse(int fd, const char *sqlstate, const char *msg)
+{
+	uint8_t buf[256];
+	struct pkt k;
+
+	pkt_init(&k, buf, sizeof(buf));
+	proto_write_error(&k, true, sqlstate, "%s", msg);
+	if (pkt_ok(&k) && send(fd, buf, k.len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		(void)0; /* it is going away either way */
+	close(fd);
+}
+
+static int accept_margin(int max_client_conn)
+{
+	return max_client_conn / 8 > 16 ? max_client_conn / 8 : 16;
+}
+
 void client_accept(struct proxy *p, int fd, const struct sockaddr *sa, socklen_t salen)
 {
 	struct client *c = slab_alloc(p->client_cache);
 
 	(void)salen;
+	/* Past max_client_conn a connection is still read (so libpq, which sends
+	 * SSLRequest first, gets the error after its StartupMessage), but only
+	 * up to a margin: beyond it, it is refused at once, so connections that
+	 * never send anything cannot pile up. */
+	if (p->n_clients >= p->cfg->s.max_client_conn + accept_margin(p->cfg->s.max_client_conn)) {
+		refuse(fd, SQLSTATE_TOO_MANY_CONNECTIONS,
+				"no more connections allowed (max_client_conn)");
+		slab_free(p->client_cache, c);
+		return;
+	}
 	if (c == NULL) {
 		close(fd);
 		log_error("out of memory for a new client");
@@ -227,10 +272,9 @@ static enum auth_type login_method(struct proxy *p, struct client *c)
 {
 	enum auth_type t = p->cfg->s.auth_type;
 
-	if (t == AUTH_TYPE_MD5 && c->cred && c->cred->has_scram)
+	if (t == AUTH_TYPE_MD5 && c->cred && c->cred->kind == PWD_SCRAM)
 		t = AUTH_TYPE_SCRAM_SHA_256; /* as PgBouncer: md5 + SCRAM secret = SCRAM */
-	if (t == AUTH_TYPE_SCRAM_SHA_256 && c->cred && !c->cred->has_scram &&
-			pwd_classify(c->cred->secret) == PWD_MD5)
+	if (t == AUTH_TYPE_SCRAM_SHA_256 && c->cred && c->cred->kind == PWD_MD5)
 		t = AUTH_TYPE_MD5; /* an md5 secret cannot serve SCRAM */
 	return t;
 }
@@ -262,14 +306,16 @@ static void start_auth(struct client *c)
 		return;
 	case AUTH_TYPE_SCRAM_SHA_256: {
 		static const char mech[] = SCRAM_MECHANISM "\0"; /* list ends in an empty string */
+		const struct scram_secret *sec = c->cred ? proxy_cred_scram(p, c->cred) : NULL;
 		int rc = 0;
 
-		l->known_user = c->cred != NULL && c->cred->secret[0] != 0;
-		if (c->cred && c->cred->has_scram)
-			l->secret = c->cred->scram;
-		else if (l->known_user)
-			rc = scram_secret_generate(c->cred->secret, SCRAM_DEFAULT_ITERATIONS, &l->secret);
-		else /* a stable fake verifier: unknown names look like wrong passwords */
+		/* a plain secret's verifier is derived once and cached in the cred;
+		 * unknown names (and empty secrets) get a stable fake verifier, so
+		 * they look like wrong passwords, at the same cost */
+		l->known_user = sec != NULL;
+		if (sec)
+			l->secret = *sec;
+		else
 			rc = scram_secret_mock(l->user, p->mock_key, &l->secret);
 		if (rc != 0) {
 			client_close(c, SQLSTATE_INVALID_AUTH_SPEC, scram_strerror(rc));
@@ -300,7 +346,8 @@ static enum stream_act handle_startup(struct client *c, const uint8_t *msg, uint
 		return STREAM_CLOSED;
 	}
 	if (st.code == PROTO_SSL_CODE || st.code == PROTO_GSSENC_CODE) {
-		stream_write(&c->st, "N", 1);
+		if (stream_write(&c->st, "N", 1) < 0)
+			return STREAM_CLOSED;
 		return STREAM_DROP;
 	}
 	if (st.code == PROTO_CANCEL_CODE) {
@@ -352,8 +399,8 @@ static enum stream_act handle_startup(struct client *c, const uint8_t *msg, uint
 
 		pkt_init(&k, nb, sizeof(nb));
 		proto_write_negotiate_version(&k, PROTO_V3, unknown_pq, n_pq);
-		if (pkt_ok(&k))
-			stream_write(&c->st, nb, k.len);
+		if (pkt_ok(&k) && (stream_write(&c->st, nb, k.len) < 0 || stream_failed(&c->st)))
+			return STREAM_CLOSED; /* the client is gone: allocate nothing */
 	}
 
 	c->login = slab_alloc(p->client_login_cache);
@@ -364,24 +411,20 @@ static enum stream_act handle_startup(struct client *c, const uint8_t *msg, uint
 	memset(c->login, 0, offsetof(struct client_login, scram));
 	scram_server_init(&c->login->scram);
 	snprintf(c->login->user, sizeof(c->login->user), "%s", user);
-	c->cred = proxy_find_cred(p, user, p->cfg->s.auth_type == AUTH_TYPE_ANY);
-	c->login->db = proxy_find_db(p, dbname);
-	if (c->login->db == NULL) {
+	snprintf(c->login->dbname, sizeof(c->login->dbname), "%s", dbname);
+	/* only the auth_file's users authenticate; "any" takes every name */
+	c->cred = p->cfg->s.auth_type == AUTH_TYPE_ANY ? proxy_find_cred(p, user, true) :
+							proxy_auth_cred(p, user);
+	/* an auto-database is made only once the client has authenticated */
+	c->login->db = proxy_find_db(p, dbname, false);
+	if (c->login->db && c->login->db->autodb)
+		c->login->db = NULL; /* may expire meanwhile: looked up again after auth */
+	if (c->login->db == NULL && p->cfg->fallback_db == NULL) {
 		snprintf(buf, sizeof(buf), "no such database: %s", dbname);
 		client_close(c, SQLSTATE_INVALID_CATALOG, buf);
 		return STREAM_CLOSED;
 	}
-	if (c->login->db->admin) {
-		bool adm = c->cred && config_list_contains(p->cfg->s.admin_users.str, user);
-		bool stats = c->cred && config_list_contains(p->cfg->s.stats_users.str, user);
-
-		if (!adm && !stats) {
-			client_close(c, SQLSTATE_INSUFFICIENT_PRIVILEGE,
-					"not allowed to connect to the admin console: user is in neither admin_users nor stats_users");
-			return STREAM_CLOSED;
-		}
-		c->admin = adm ? 2 : 1;
-	} else if (c->login->db->disabled) {
+	if (c->login->db && !c->login->db->admin && c->login->db->disabled) {
 		client_close(c, SQLSTATE_CANNOT_CONNECT_NOW, "database does not allow connections");
 		return STREAM_CLOSED;
 	}
@@ -391,36 +434,48 @@ static enum stream_act handle_startup(struct client *c, const uint8_t *msg, uint
 	}
 	stream_end_startup(&c->st);
 	start_auth(c);
-	return c->state == CL_CLOSED ? STREAM_CLOSED : STREAM_DROP;
+	return c->closing ? STREAM_CLOSED : STREAM_DROP;
 }
 
+/* The same words for an unknown user, an empty secret and a wrong password. */
 static void auth_failed(struct client *c)
 {
 	char buf[160];
 
 	snprintf(buf, sizeof(buf), "password authentication failed for user \"%s\"",
-			c->cred ? c->cred->name : "?");
+			c->login->user);
 	client_close(c, SQLSTATE_INVALID_PASSWORD, buf);
 }
 
-/* A plain password: check against whatever kind of secret we hold. */
+/* Constant-time string equality (the length is not secret). */
+static bool secret_eq(const char *a, const char *b)
+{
+	size_t n = strlen(a);
+
+	return n == strlen(b) && CRYPTO_memcmp(a, b, n) == 0;
+}
+
+/* A plain password: check against whatever kind of secret we hold.  An
+ * empty secret never matches. */
 static bool check_plain(struct client *c, const char *password)
 {
 	struct cred *cr = c->cred;
 	struct scram_secret s;
 	char md5[PWD_MD5_BUF];
 
-	if (cr == NULL)
+	if (cr == NULL || password[0] == 0)
 		return false;
-	switch (pwd_classify(cr->secret)) {
+	switch ((enum pwd_kind)cr->kind) {
+	case PWD_NONE:
+		return false;
 	case PWD_PLAIN:
-		return strcmp(cr->secret, password) == 0;
+		return secret_eq(cr->secret, password);
 	case PWD_MD5:
-		return pwd_md5_secret(cr->name, password, md5) == 0 && strcmp(md5, cr->secret) == 0;
+		return pwd_md5_secret(cr->name, password, md5) == 0 && secret_eq(md5, cr->secret);
 	case PWD_SCRAM:
 		return scram_secret_from_password(password, cr->scram.salt, cr->scram.salt_len,
 				       cr->scram.iterations, &s) == 0 &&
-		       memcmp(s.stored_key, cr->scram.stored_key, SCRAM_KEY_LEN) == 0;
+		       CRYPTO_memcmp(s.stored_key, cr->scram.stored_key, SCRAM_KEY_LEN) == 0;
 	}
 	return false;
 }
@@ -444,7 +499,7 @@ static enum stream_act handle_password(struct client *c, const uint8_t *msg, uin
 			return STREAM_CLOSED;
 		}
 		if (l->step == LOGIN_PASSWORD ? !check_plain(c, pw) :
-				(c->cred == NULL ||
+				(c->cred == NULL || c->cred->kind == PWD_NONE ||
 				 pwd_md5_check(c->cred->secret, c->cred->name, l->md5_salt, pw) != 0)) {
 			auth_failed(c);
 			return STREAM_CLOSED;
@@ -498,6 +553,8 @@ static enum stream_act handle_password(struct client *c, const uint8_t *msg, uin
 		}
 		memset(ck, 0, sizeof(ck));
 		send_auth(c, PROTO_AUTH_SASL_FINAL, out, outlen);
+		if (stream_failed(&c->st))
+			return STREAM_CLOSED; /* reset right after its final message */
 		client_finish_login(c);
 		break;
 	}
@@ -505,7 +562,7 @@ static enum stream_act handle_password(struct client *c, const uint8_t *msg, uin
 		client_close(c, SQLSTATE_PROTOCOL_VIOLATION, "unexpected password packet");
 		return STREAM_CLOSED;
 	}
-	return c->state == CL_CLOSED ? STREAM_CLOSED : STREAM_DROP;
+	return c->closing ? STREAM_CLOSED : STREAM_DROP;
 }
 
 /* Send AuthenticationOk, ParameterStatus (the pool's, with the client's own
@@ -531,11 +588,14 @@ static void send_welcome(struct client *c)
 		while (proto_reader_left(&r) >= PROTO_HDR_LEN) {
 			const uint8_t *m = r.p;
 			uint32_t l = proto_peek_u32(m + 1);
-			const char *name = (const char *)m + PROTO_HDR_LEN;
+			struct proto_reader body;
+			const char *name;
 
-			if (proto_get_bytes(&r, 1 + (size_t)l) == NULL)
+			if (l < 4 || proto_get_bytes(&r, 1 + (size_t)l) == NULL)
 				break;
-			if (vars_index(&p->vars, name) < 0)
+			proto_reader_init(&body, m + PROTO_HDR_LEN, l - 4);
+			name = proto_get_str(&body);
+			if (name != NULL && vars_index(&p->vars, name) < 0)
 				pkt_bytes(&k, m, 1 + (size_t)l);
 		}
 	} else {
@@ -588,7 +648,27 @@ void client_finish_login(struct client *c)
 	struct cred *cred = c->cred;
 	char id[200];
 
-	if (!db->admin) {
+	if (db == NULL) {
+		db = c->login->db = proxy_find_db(p, c->login->dbname, true);
+		if (db == NULL) {
+			client_close(c, SQLSTATE_INVALID_CATALOG, "no such database");
+			return;
+		}
+	}
+	if (db->admin) {
+		/* rights are checked once the user has proven who it is, so the
+		 * console says nothing about which names exist */
+		const char *u = c->login->user;
+		bool adm = c->cred && config_list_contains(p->cfg->s.admin_users.str, u);
+		bool stats = c->cred && config_list_contains(p->cfg->s.stats_users.str, u);
+
+		if (!adm && !stats) {
+			client_close(c, SQLSTATE_INSUFFICIENT_PRIVILEGE,
+					"not allowed to connect to the admin console: user is in neither admin_users nor stats_users");
+			return;
+		}
+		c->admin = adm ? 2 : 1;
+	} else {
 		if (db->force_user[0])
 			cred = proxy_find_cred(p, db->force_user, true);
 		if (cred == NULL) {
@@ -646,7 +726,7 @@ void client_welcome(struct client *c)
 	pool->n_clients++;
 	apply_defaults(c);
 	send_welcome(c);
-	stream_pause_read(&c->st, false);
+	stream_resume(&c->st); /* what the client pipelined after its password */
 }
 
 void client_server_ready(struct client *c)
@@ -677,6 +757,8 @@ static enum stream_act client_on_header(struct stream *st, uint8_t type, uint32_
 		}
 		return STREAM_WANT;
 	}
+	if (c->state == CL_WELCOME)
+		return STREAM_STOP; /* not welcomed yet: client_welcome() resumes */
 	if (type == 'X') {
 		client_close(c, NULL, NULL);
 		return STREAM_CLOSED;
@@ -690,28 +772,20 @@ static enum stream_act client_on_header(struct stream *st, uint8_t type, uint32_
 	}
 	if (s == NULL || s->state != SV_ACTIVE) {
 		if (s == NULL && !pool_assign(c))
-			return c->state == CL_CLOSED ? STREAM_CLOSED : STREAM_STOP;
+			return c->closing ? STREAM_CLOSED : STREAM_STOP;
 		s = c->server;
 		if (s == NULL || s->state != SV_ACTIVE)
-			return c->state == CL_CLOSED ? STREAM_CLOSED : STREAM_STOP;
+			return c->closing ? STREAM_CLOSED : STREAM_STOP;
 	}
-	/* the hot path: count what the server will answer, then stream it */
-	switch (type) {
-	case 'Q':
-	case 'F':
+	/* the hot path: note what the server will owe, then stream it */
+	if (s->tr.n == 0) {
 		c->request_us = c->query_start_us = s->query_start_us = proxy_now_us();
 		if (c->txn == 'I')
 			c->xact_start_us = c->query_start_us;
-		s->expect_rfq++;
-		break;
-	case 'S':
-		if (s->expect_rfq == 0) {
-			c->request_us = c->query_start_us = s->query_start_us = proxy_now_us();
-			if (c->txn == 'I')
-				c->xact_start_us = c->query_start_us;
-		}
-		s->expect_rfq++;
-		break;
+	}
+	if (__builtin_expect(track_req(&s->tr, proxy_of(st)->arena, type) < 0, 0)) {
+		client_close(c, SQLSTATE_PROGRAM_LIMIT, "too many pipelined requests");
+		return STREAM_CLOSED;
 	}
 	c->pool->st.bytes_recv += (uint64_t)len + 1;
 	return STREAM_FWD;
@@ -740,8 +814,8 @@ static enum stream_act admin_message(struct client *c, uint8_t type, const uint8
 	memcpy(sql, msg + PROTO_HDR_LEN, n);
 	c->request_us = proxy_now_us();
 	if (!admin_query(c, sql))
-		return c->state == CL_CLOSED ? STREAM_CLOSED : STREAM_DROP;
-	if (c->state == CL_CLOSED)
+		return c->closing ? STREAM_CLOSED : STREAM_DROP;
+	if (c->closing)
 		return STREAM_CLOSED;
 	send_ready(c, 'I');
 	return STREAM_DROP;
@@ -764,15 +838,13 @@ static void client_on_drained(struct stream *st)
 	(void)st;
 }
 
-static void client_on_error(struct stream *st, const char *reason)
+static void client_on_error(struct stream *st, enum stream_err kind, const char *reason)
 {
 	struct client *c = client_of(st);
 
-	if (strcmp(reason, "invalid message length") == 0 ||
-			strcmp(reason, "message too large to process") == 0)
-		client_close(c, SQLSTATE_PROTOCOL_VIOLATION, reason);
-	else
-		client_close(c, NULL, reason);
+	/* framing errors get an ErrorResponse; a gone socket cannot */
+	client_close(c, kind == STREAM_E_PROTO ? SQLSTATE_PROTOCOL_VIOLATION : NULL, reason);
+	client_destroy(c);
 }
 
 static const struct stream_ops client_ops = {

@@ -138,13 +138,13 @@ static const struct config_key setting_table[] = {
 	K_DUR(client_idle_timeout, 0, "0"),
 	K_DUR(client_login_timeout, 0, "60"),
 	K_STR(client_tls13_ciphers, U, ""),
-	K_STR(client_tls_ca_file, 0, ""),
-	K_STR(client_tls_cert_file, 0, ""),
-	K_STR(client_tls_ciphers, 0, "default"),
-	K_STR(client_tls_dheparams, 0, "auto"),
-	K_STR(client_tls_ecdhcurve, 0, "auto"),
-	K_STR(client_tls_key_file, 0, ""),
-	K_STR(client_tls_protocols, 0, "secure"),
+	K_STR(client_tls_ca_file, U, ""),
+	K_STR(client_tls_cert_file, U, ""),
+	K_STR(client_tls_ciphers, U, "default"),
+	K_STR(client_tls_dheparams, U, "auto"),
+	K_STR(client_tls_ecdhcurve, U, "auto"),
+	K_STR(client_tls_key_file, U, ""),
+	K_STR(client_tls_protocols, U, "secure"),
 	K_ENUM(client_tls_sslmode, 0, "disable", sslmode_names),
 	K_STR(conffile, 0, ""),
 	K_INT(default_pool_size, 0, "20", 0, INT_MAX),
@@ -165,11 +165,11 @@ static const struct config_key setting_table[] = {
 	K_BOOL(log_stats, 0, "1"),
 	K_STR(logfile, 0, ""),
 	K_INT(max_client_conn, 0, "100", 1, INT_MAX),
-	K_INT(max_db_client_connections, 0, "0", 0, INT_MAX),
+	K_INT(max_db_client_connections, U, "0", 0, INT_MAX),
 	K_INT(max_db_connections, 0, "0", 0, INT_MAX),
 	K_INT(max_packet_size, 0, "2147483647", 0, INT_MAX),
 	K_INT(max_prepared_statements, U, "200", 0, INT_MAX),
-	K_INT(max_user_client_connections, 0, "0", 0, INT_MAX),
+	K_INT(max_user_client_connections, U, "0", 0, INT_MAX),
 	K_INT(max_user_connections, 0, "0", 0, INT_MAX),
 	K_STR(metrics_listen, N, ""),
 	K_INT(min_pool_size, 0, "0", 0, INT_MAX),
@@ -196,11 +196,11 @@ static const struct config_key setting_table[] = {
 	K_BOOL(server_reset_query_always, 0, "0"),
 	K_BOOL(server_round_robin, 0, "0"),
 	K_STR(server_tls13_ciphers, U, ""),
-	K_STR(server_tls_ca_file, 0, ""),
-	K_STR(server_tls_cert_file, 0, ""),
-	K_STR(server_tls_ciphers, 0, "default"),
-	K_STR(server_tls_key_file, 0, ""),
-	K_STR(server_tls_protocols, 0, "secure"),
+	K_STR(server_tls_ca_file, U, ""),
+	K_STR(server_tls_cert_file, U, ""),
+	K_STR(server_tls_ciphers, U, "default"),
+	K_STR(server_tls_key_file, U, ""),
+	K_STR(server_tls_protocols, U, "secure"),
 	K_ENUM(server_tls_sslmode, 0, "prefer", sslmode_names),
 	K_BOOL(so_reuseport, N | U, "0"),
 	K_DUR(stats_period, 0, "60"),
@@ -217,7 +217,7 @@ static const struct config_key setting_table[] = {
 	K_INT(tcp_socket_buffer, 0, "0", 0, INT_MAX),
 	K_INT(tcp_user_timeout, 0, "0", 0, INT_MAX),
 	K_LIST(track_extra_parameters, N, "IntervalStyle"),
-	K_DUR(transaction_timeout, 0, "0"),
+	K_DUR(transaction_timeout, U, "0"),
 	K_STR(unix_socket_dir, N, "/tmp"),
 	K_STR(unix_socket_group, N | U, ""),
 	K_OCT(unix_socket_mode, N, "0777", 0, 07777),
@@ -730,6 +730,31 @@ const char *config_setting_get(const struct config *cfg, const char *key, char *
 	return format_field(&cfg->s, k, buf, buflen);
 }
 
+/* Security settings pgslab cannot honour yet refuse to load: accepting and
+ * ignoring them would run a pooler weaker than its configuration says.
+ * 0, or -ENOTSUP with the reason in <em>. */
+static int check_unimplemented(const struct config_settings *s, char *em, size_t emlen)
+{
+	if (s->client_tls_sslmode != SSLMODE_DISABLE) {
+		msgf(em, emlen, "client_tls_sslmode = %s: TLS is not implemented yet (only disable)",
+				config_sslmode_name(s->client_tls_sslmode));
+		return -ENOTSUP;
+	}
+	if (s->server_tls_sslmode >= SSLMODE_REQUIRE) {
+		msgf(em, emlen,
+				"server_tls_sslmode = %s: TLS is not implemented yet (disable, allow or prefer)",
+				config_sslmode_name(s->server_tls_sslmode));
+		return -ENOTSUP;
+	}
+	if (s->auth_type == AUTH_TYPE_CERT || s->auth_type == AUTH_TYPE_HBA ||
+			s->auth_type == AUTH_TYPE_PAM || s->auth_type == AUTH_TYPE_LDAP) {
+		msgf(em, emlen, "auth_type = %s is not implemented yet",
+				config_auth_type_name(s->auth_type));
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
 int config_set(struct config *cfg, const char *key, const char *value, char *err, size_t errlen)
 {
 	const struct config_key *k = setting_find(key);
@@ -749,6 +774,14 @@ int config_set(struct config *cfg, const char *key, const char *value, char *err
 	if (rc < 0) {
 		msgf(err, errlen, "invalid value \"%s\" for %s: %s", value, k->name, em);
 		return rc;
+	}
+	if (k->type == CT_ENUM) {
+		struct config_settings probe = cfg->s;
+
+		store_cval(&probe, k, &v);
+		rc = check_unimplemented(&probe, err, errlen);
+		if (rc < 0)
+			return rc;
 	}
 	store_cval(&cfg->s, k, &v);
 	return 0;
@@ -1535,6 +1568,14 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 	if (sort_dedup((void **)&cfg->users, &cfg->n_users, sizeof(*cfg->users), user_free_void) <
 			0)
 		goto oom;
+	{
+		char em[200];
+
+		if (check_unimplemented(&cfg->s, em, sizeof(em)) < 0) {
+			msgf(err, errlen, "%s: %s", path, em);
+			goto fail;
+		}
+	}
 	return cfg;
 oom:
 	msgf(err, errlen, "%s: out of memory", path);

@@ -326,15 +326,9 @@ void control_reconnect(struct proxy *p, struct db *db)
 
 static void kill_pool(struct pool *pool, const char *reason)
 {
-	while (!list_empty(&pool->welcome_wait))
-		client_close(list_first_entry(&pool->welcome_wait, struct client, node),
-				SQLSTATE_ADMIN_SHUTDOWN, reason);
-	while (!list_empty(&pool->waiting))
-		client_close(list_first_entry(&pool->waiting, struct client, node),
-				SQLSTATE_ADMIN_SHUTDOWN, reason);
-	while (!list_empty(&pool->clients))
-		client_close(list_first_entry(&pool->clients, struct client, node),
-				SQLSTATE_ADMIN_SHUTDOWN, reason);
+	pool_close_clients(&pool->welcome_wait, SQLSTATE_ADMIN_SHUTDOWN, reason);
+	pool_close_clients(&pool->waiting, SQLSTATE_ADMIN_SHUTDOWN, reason);
+	pool_close_clients(&pool->clients, SQLSTATE_ADMIN_SHUTDOWN, reason);
 	close_list(&pool->active, "database killed");
 	close_list(&pool->idle, "database killed");
 	close_list(&pool->login, "database killed");
@@ -385,7 +379,7 @@ int control_kill_client(struct proxy *p, uint64_t id)
 	list_for_each(ci, &p->login_clients) {
 		struct client *c = list_entry(ci, struct client, node);
 
-		if (c->id == id && c->state != CL_CLOSED) {
+		if (c->id == id && !c->closing) {
 			client_close(c, SQLSTATE_ADMIN_SHUTDOWN, "admin forced disconnect (KILL_CLIENT)");
 			return 0;
 		}
@@ -406,14 +400,27 @@ static void apply_pool_modes(struct proxy *p)
 int control_set(struct proxy *p, const char *key, const char *value, char *err, size_t errlen)
 {
 	const struct config_settings *s = &p->cfg->s;
-	int rc = config_set(p->cfg, key, value, err, errlen);
+	int rc;
 
+	if (strcasecmp(key, "max_packet_size") == 0) {
+		char *end;
+		long long v = strtoll(value, &end, 10);
+
+		/* PostgreSQL takes no message over 1 GiB: a larger limit would let a
+		 * client leave a backend waiting mid-message */
+		if (*value == 0 || *end != 0 || v < 1024 || v > PROXY_MAX_PACKET) {
+			snprintf(err, errlen, "max_packet_size must be between 1024 and %u",
+					PROXY_MAX_PACKET);
+			return -EINVAL;
+		}
+	}
+	rc = config_set(p->cfg, key, value, err, errlen);
 	if (rc < 0)
 		return rc;
 	if (strcasecmp(key, "verbose") == 0 && p->log) {
 		log_set_verbose(p->log, s->verbose);
 	} else if (strcasecmp(key, "max_packet_size") == 0) {
-		p->sctx.max_packet = s->max_packet_size > 0 ? (uint32_t)s->max_packet_size : 0x7fffffff;
+		p->sctx.max_packet = (uint32_t)s->max_packet_size;
 	} else if (strcasecmp(key, "pool_mode") == 0) {
 		apply_pool_modes(p);
 	} else if (strcasecmp(key, "stats_period") == 0 && event_initialized(&p->stats_ev)) {

@@ -13,10 +13,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "log.h"
 #include "slab.h"
 
 #define ACCEPT_BATCH 64
+#define ACCEPT_BACKOFF_US 250000 /* out of descriptors: stop accepting this long */
 
 static void tune_client_socket(struct proxy *p, int fd, int family)
 {
@@ -39,6 +41,35 @@ static void tune_client_socket(struct proxy *p, int fd, int family)
 		setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &s->tcp_user_timeout, sizeof(int));
 }
 
+static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxy *p = arg;
+
+	(void)fd;
+	(void)what;
+	p->accept_paused = false;
+	if (!control_suspended(p) && p->shutdown == SHUTDOWN_NONE)
+		listener_pause(p, false);
+}
+
+/* Out of descriptors (or kernel memory): a listening socket stays readable,
+ * so retrying at once would spin.  Stop accepting for a moment, say so once. */
+static void accept_backoff(struct proxy *p, int err)
+{
+	struct timeval tv = { 0, ACCEPT_BACKOFF_US };
+
+	if (p->accept_paused)
+		return;
+	if (!event_initialized(&p->accept_ev))
+		event_assign(&p->accept_ev, p->base, -1, 0, accept_resume_cb, p);
+	p->accept_paused = true;
+	p->accept_backoffs++;
+	listener_pause(p, true);
+	event_add(&p->accept_ev, &tv);
+	log_warning("accept failed: %s; not accepting for %d ms (backoff %llu)", strerror(err),
+			ACCEPT_BACKOFF_US / 1000, (unsigned long long)p->accept_backoffs);
+}
+
 static void accept_cb(evutil_socket_t lfd, short what, void *arg)
 {
 	struct listener *l = arg;
@@ -52,14 +83,17 @@ static void accept_cb(evutil_socket_t lfd, short what, void *arg)
 		int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+				accept_backoff(p, errno);
+			else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
 					errno != ECONNABORTED)
 				log_warning("accept failed: %s", strerror(errno));
-			return;
+			break;
 		}
 		tune_client_socket(p, fd, ss.ss_family);
 		client_accept(p, fd, (struct sockaddr *)&ss, sl);
 	}
+	proxy_settle(p);
 }
 
 static struct listener *listener_add(struct proxy *p, int fd, int family, const char *path)
@@ -132,6 +166,19 @@ static int listen_tcp(struct proxy *p, const char *addr, char *err, size_t errle
 	return 0;
 }
 
+/* Does a process accept connections on <un>?  (Then it is not stale.) */
+static bool unix_socket_live(const struct sockaddr_un *un)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool live;
+
+	if (fd < 0)
+		return false;
+	live = connect(fd, (const struct sockaddr *)un, sizeof(*un)) == 0;
+	close(fd);
+	return live;
+}
+
 static int listen_unix(struct proxy *p, char *err, size_t errlen)
 {
 	struct sockaddr_un un;
@@ -148,6 +195,11 @@ static int listen_unix(struct proxy *p, char *err, size_t errlen)
 	if (fd < 0) {
 		snprintf(err, errlen, "socket: %s", strerror(errno));
 		return -errno;
+	}
+	if (unix_socket_live(&un)) {
+		snprintf(err, errlen, "another process is listening on %s", un.sun_path);
+		close(fd);
+		return -EADDRINUSE;
 	}
 	unlink(un.sun_path); /* a stale socket from a crashed run */
 	if (bind(fd, (struct sockaddr *)&un, sizeof(un)) < 0 ||
@@ -204,6 +256,9 @@ void listener_pause(struct proxy *p, bool pause)
 
 void listener_close_all(struct proxy *p)
 {
+	if (event_initialized(&p->accept_ev))
+		event_del(&p->accept_ev);
+	p->accept_paused = false;
 	while (!list_empty(&p->listeners)) {
 		struct listener *l = list_first_entry(&p->listeners, struct listener, node);
 

@@ -357,12 +357,59 @@ static size_t log_clock_prefix(
 	return (size_t)(p - out);
 }
 
+/* ---- one line per record, whatever was logged ----
+ *
+ * Names, parameters and server messages that reach a log line came off the
+ * wire; a newline in one would forge a line of its own.  Every control byte
+ * (and DEL) in a record's text is written as \xNN, so a record is always
+ * exactly one line. */
+
+static inline bool log_special(unsigned char c)
+{
+	return c < 0x20 || c == 0x7f;
+}
+
+static size_t log_count_special(const char *s, size_t len)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < len; i++)
+		n += log_special((unsigned char)s[i]);
+	return n;
+}
+
+/* Copy <len> bytes of <src> to <dst> (room for <cap>), escaping; returns
+ * the bytes written (whole escapes only). */
+static size_t log_escape(char *dst, size_t cap, const char *src, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i, o = 0;
+
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)src[i];
+
+		if (!log_special(c)) {
+			if (o + 1 > cap)
+				break;
+			dst[o++] = (char)c;
+		} else {
+			if (o + 4 > cap)
+				break;
+			dst[o++] = '\\';
+			dst[o++] = 'x';
+			dst[o++] = hex[c >> 4];
+			dst[o++] = hex[c & 15];
+		}
+	}
+	return o;
+}
+
 /* Synchronous fallback when no logger exists (early startup): one write(2). */
 static void log_vwrite_stderr(enum log_level level, const char *prefix, const char *fmt, va_list ap)
 {
-	char buf[4096];
+	char buf[4096], msg[4096];
 	struct log_clock ck;
-	size_t off, tag_off, room;
+	size_t off, tag_off, room, esc;
 	int n;
 
 	log_clock_init(&ck);
@@ -372,14 +419,15 @@ static void log_vwrite_stderr(enum log_level level, const char *prefix, const ch
 		off += n < 0 ? 0 : (size_t)n >= 1024 ? 1023 : (size_t)n;
 	}
 	room = sizeof(buf) - off - 1; /* keep a byte for '\n' */
-	n = vsnprintf(buf + off, room, fmt, ap);
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (n < 0)
 		n = 0;
-	if ((size_t)n >= room) {
-		n = (int)room - 1;
-		memcpy(buf + off + n - 3, "...", 3);
-	}
-	off += (size_t)n;
+	if ((size_t)n >= sizeof(msg))
+		n = (int)sizeof(msg) - 1;
+	esc = log_escape(buf + off, room, msg, (size_t)n);
+	if (esc < (size_t)n + 3 * log_count_special(msg, (size_t)n) && esc >= 3)
+		memcpy(buf + off + esc - 3, "...", 3);
+	off += esc;
 	buf[off++] = '\n';
 	(void)log_write_all(STDERR_FILENO, buf, off);
 }
@@ -418,6 +466,35 @@ static void log_rec_free(struct logger *lg, struct log_rec *r)
 		slab_free(lg->cache, r);
 	else
 		slab_buf_free(lg->arena, r, r->cap);
+}
+
+/* Escape record <r>'s text after its clock prefix (<from>); returns the
+ * record to use (maybe a new, larger one), NULL when none could be had. */
+static struct log_rec *log_escape_rec(struct logger *lg, struct log_rec *r, size_t from)
+{
+	size_t body = r->len - 1 - from, extra = log_count_special(r->text + from, body), total;
+	struct log_rec *n;
+
+	if (extra == 0)
+		return r;
+	total = sizeof(struct log_rec) + r->len + 3 * extra + 1;
+	if (total > LOG_RECORD_MAX)
+		total = LOG_RECORD_MAX;
+	n = log_rec_alloc(lg, total);
+	if (n == NULL) {
+		log_rec_free(lg, r);
+		return NULL;
+	}
+	memcpy(n->text, r->text, from);
+	n->len = (uint32_t)(from + log_escape(n->text + from,
+						  total - sizeof(struct log_rec) - from - 1,
+						  r->text + from, body));
+	n->text[n->len++] = '\n';
+	n->level = r->level;
+	n->msg_off = r->msg_off;
+	n->kind = r->kind;
+	log_rec_free(lg, r);
+	return n;
 }
 
 /* Format one TEXT record; NULL when no buffer could be had. */
@@ -484,7 +561,7 @@ static struct log_rec *log_format(struct logger *lg, enum log_level level, const
 	r->level = (uint8_t)level;
 	r->msg_off = (uint16_t)tag_off;
 	r->kind = LOG_REC_TEXT;
-	return r;
+	return log_escape_rec(lg, r, hlen);
 }
 
 static struct log_rec *log_formatf(struct logger *lg, enum log_level level, const char *fmt, ...)

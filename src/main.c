@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -54,6 +56,8 @@ static int daemonize(void)
 	return 0;
 }
 
+/* Create and lock the pidfile; the lock (held while we run) tells a second
+ * instance that this one is alive.  -EEXIST when another holds it. */
 static int write_pidfile(const char *path)
 {
 	char buf[32];
@@ -61,16 +65,40 @@ static int write_pidfile(const char *path)
 
 	if (path[0] == 0)
 		return 0;
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		close(fd);
+		return errno == EWOULDBLOCK ? -EEXIST : -errno;
+	}
 	n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
-	if (write(fd, buf, (size_t)n) != n) {
+	if (ftruncate(fd, 0) < 0 || write(fd, buf, (size_t)n) != n) {
 		close(fd);
 		return -EIO;
 	}
-	close(fd);
-	return 0;
+	return 0; /* fd stays open: the lock lives as long as the process */
+}
+
+/* Raise the open-file limit as far as max_client_conn needs (each client
+ * and each server is a descriptor); say so when the hard limit is lower. */
+static void raise_nofile(int max_client_conn)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)max_client_conn * 2 + 64;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < want) {
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur < want)
+		log_warning("open file limit %llu is below what max_client_conn = %d needs (%llu); "
+			    "raise the hard limit (ulimit -Hn)",
+				(unsigned long long)rl.rlim_cur, max_client_conn,
+				(unsigned long long)want);
 }
 
 int main(int argc, char **argv)
@@ -126,6 +154,14 @@ int main(int argc, char **argv)
 	}
 	if (verbose > cfg->s.verbose)
 		cfg->s.verbose = verbose;
+	/* warnings must reach the operator's terminal before stderr is gone */
+	if (daemon && !quiet) {
+		int i;
+
+		for (i = 0; i < cfg->n_warnings; i++)
+			if (!cfg->warnings[i].is_default)
+				fprintf(stderr, "pgslab: WARNING %s\n", cfg->warnings[i].msg);
+	}
 	if (daemon) {
 		if (cfg->s.pidfile[0] == 0 || (cfg->s.logfile[0] == 0 && !cfg->s.syslog)) {
 			fprintf(stderr, "pgslab: -d needs a pidfile and a logfile or syslog\n");
@@ -160,6 +196,15 @@ int main(int argc, char **argv)
 	}
 	proxy.log = lg;
 	log_set_thread(lg);
+	raise_nofile(proxy.cfg->s.max_client_conn);
+	rc = write_pidfile(proxy.cfg->s.pidfile);
+	if (rc < 0) {
+		log_fatal(rc == -EEXIST ? "pidfile %s is locked: another pgslab is running" :
+					  "could not write pidfile %s",
+				proxy.cfg->s.pidfile);
+		log_destroy(lg);
+		return 1;
+	}
 	rc = listener_open_all(&proxy, err, sizeof(err));
 	if (rc < 0) {
 		log_fatal("%s", err);
@@ -169,11 +214,6 @@ int main(int argc, char **argv)
 	rc = metrics_start(&proxy, err, sizeof(err));
 	if (rc < 0) {
 		log_fatal("%s", err);
-		log_destroy(lg);
-		return 1;
-	}
-	if (write_pidfile(proxy.cfg->s.pidfile) < 0) {
-		log_fatal("could not write pidfile %s", proxy.cfg->s.pidfile);
 		log_destroy(lg);
 		return 1;
 	}

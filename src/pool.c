@@ -168,9 +168,25 @@ bool pool_prepare(struct server *s)
 		}
 	}
 	if (!(s->prep & PREP_SYNCED)) {
+		size_t n = c->vars != s->vars ?
+				vars_sync_sql(&p->vars, s->vars, c->vars, sql, sizeof(sql)) : 0;
+
 		s->prep |= PREP_SYNCED;
-		if (c->vars != s->vars &&
-				vars_sync_sql(&p->vars, s->vars, c->vars, sql, sizeof(sql)) > 0) {
+		if (n >= sizeof(sql)) {
+			/* long values: a buffer of the size needed, never truncated */
+			size_t cap;
+			char *big = slab_buf_alloc(p->arena, n + 1, &cap);
+
+			if (big == NULL) {
+				client_close(c, SQLSTATE_INTERNAL, "out of memory for parameter sync");
+				return false;
+			}
+			vars_sync_sql(&p->vars, s->vars, c->vars, big, cap);
+			server_send_internal(s, big);
+			slab_buf_free(p->arena, big, cap);
+			return false;
+		}
+		if (n > 0) {
 			server_send_internal(s, sql);
 			return false;
 		}
@@ -191,7 +207,6 @@ static bool link_pair(struct client *c, struct server *s)
 	pool->n_active++;
 	s->client = c;
 	c->server = s;
-	s->expect_rfq = 0;
 	s->prep = 0;
 	stream_link(&c->st, &s->st);
 	pool->st.server_assignment_count++;
@@ -250,9 +265,23 @@ static bool give_to_waiter(struct server *s)
 	struct client *c;
 	int64_t now;
 
-	if (list_empty(&pool->waiting) || p->paused || pool->db->paused)
+	if (p->paused || pool->db->paused)
 		return false;
-	c = list_first_entry(&pool->waiting, struct client, node);
+	c = NULL;
+	{
+		struct list *it;
+
+		list_for_each(it, &pool->waiting) {
+			struct client *w = list_entry(it, struct client, node);
+
+			if (!w->closing) {
+				c = w;
+				break;
+			}
+		}
+	}
+	if (c == NULL)
+		return false;
 	now = proxy_now_us();
 	pool_note_wait(pool, now - c->wait_start_us);
 	client_move(c, CL_ACTIVE);
@@ -277,7 +306,7 @@ void pool_server_idle(struct server *s)
 	server_unlist(s);
 	s->state = SV_IDLE;
 	s->used_us = proxy_now_us();
-	s->expect_rfq = 0;
+	track_reset(&s->tr, p->arena);
 	list_prepend(&pool->idle, &s->node);
 	pool->n_idle++;
 	if (s->close_needed || pool->db->dead || p->shutdown == SHUTDOWN_NOW ||
@@ -294,12 +323,9 @@ void pool_server_idle(struct server *s)
 	give_to_waiter(s);
 }
 
-void pool_release(struct server *s)
+static void unlink_pair(struct server *s)
 {
 	struct client *c = s->client;
-	struct pool *pool = s->pool;
-	struct proxy *p = pool->proxy;
-	bool client_gone = c == NULL || c->state == CL_CLOSED;
 
 	s->release_on_drain = false;
 	if (c) {
@@ -307,18 +333,51 @@ void pool_release(struct server *s)
 		s->client = NULL;
 		stream_unlink(&s->st);
 	}
-	if (s->state != SV_ACTIVE || s->expect_rfq > 0 || s->txn != 'I') {
-		server_close(s, client_gone ? "client disconnected in transaction" :
-					      "unclean server");
+}
+
+void pool_release(struct server *s)
+{
+	struct client *c = s->client;
+	struct pool *pool = s->pool;
+	struct proxy *p = pool->proxy;
+	bool client_gone = c == NULL || c->closing || c->state == CL_CLOSED;
+
+	unlink_pair(s);
+	if (s->state != SV_ACTIVE || !track_idle(&s->tr)) {
+		/* callers release only idle backends; never reuse a dirty one */
+		server_close(s, "unclean server");
 		pool_launch(pool);
 		return;
 	}
-	if (client_gone && (pool->mode == POOL_MODE_SESSION || p->cfg->s.server_reset_query_always) &&
-			p->cfg->s.server_reset_query[0]) {
+	/* session mode resets when its client leaves; server_reset_query_always
+	 * resets on every release, in every mode (as PgBouncer) */
+	if (p->cfg->s.server_reset_query[0] &&
+			((client_gone && pool->mode == POOL_MODE_SESSION) ||
+					p->cfg->s.server_reset_query_always)) {
 		server_send_internal(s, p->cfg->s.server_reset_query);
 		return;
 	}
 	pool_server_idle(s);
+}
+
+void pool_client_left(struct server *s, struct client *c)
+{
+	bool partial = stream_in_flight(&c->st);
+
+	if (s->state == SV_ACTIVE && track_idle(&s->tr) && !partial) {
+		pool_release(s);
+		return;
+	}
+	unlink_pair(s);
+	if (s->state == SV_RESET)
+		return; /* its step's ReadyForQuery parks it (no client now) */
+	if (partial || (s->tr.flags & TRACK_F_DESYNC)) {
+		server_close(s, partial ? "client disconnected in the middle of a message" :
+					  "client disconnected, protocol state unknown");
+		pool_launch(s->pool);
+		return;
+	}
+	server_drain(s);
 }
 
 void pool_server_gone(struct server *s)
@@ -501,14 +560,32 @@ void pool_welcome_all(struct pool *pool)
 		client_welcome(list_first_entry(&pool->welcome_wait, struct client, node));
 }
 
+/* client_close() every client of <l> (they leave their lists later). */
+void pool_close_clients(struct list *l, const char *sqlstate, const char *msg)
+{
+	struct list *it, *tmp;
+
+	list_for_each_safe(it, tmp, l)
+		client_close(list_entry(it, struct client, node), sqlstate, msg);
+}
+
 void pool_fail_waiting(struct pool *pool, const char *sqlstate, const char *msg)
 {
-	while (!list_empty(&pool->welcome_wait))
-		client_close(list_first_entry(&pool->welcome_wait, struct client, node), sqlstate, msg);
-	while (!list_empty(&pool->waiting)) {
-		struct client *c = list_first_entry(&pool->waiting, struct client, node);
+	pool_close_clients(&pool->welcome_wait, sqlstate, msg);
+	pool_close_clients(&pool->waiting, sqlstate, msg);
+}
 
-		client_close(c, sqlstate, msg);
+/* client_close() the clients of <l> that have waited <timeout> or more. */
+static void expire_waiters(struct list *l, int64_t now, int64_t timeout)
+{
+	struct list *it, *tmp;
+
+	list_for_each_safe(it, tmp, l) {
+		struct client *c = list_entry(it, struct client, node);
+
+		if (now - c->wait_start_us < timeout)
+			break; /* oldest first */
+		client_close(c, SQLSTATE_PROTOCOL_VIOLATION, "query_wait_timeout");
 	}
 }
 
@@ -526,20 +603,9 @@ static void janitor_pool(struct pool *pool, int64_t now)
 	int min = pool->db->min_pool_size >= 0 ? pool->db->min_pool_size : s->min_pool_size;
 	struct list *it, *tmp;
 
-	/* waiting clients, oldest first */
-	while (qwait > 0 && !list_empty(&pool->waiting)) {
-		struct client *c = list_first_entry(&pool->waiting, struct client, node);
-
-		if (now - c->wait_start_us < qwait)
-			break;
-		client_close(c, SQLSTATE_PROTOCOL_VIOLATION, "query_wait_timeout");
-	}
-	while (qwait > 0 && !list_empty(&pool->welcome_wait)) {
-		struct client *c = list_first_entry(&pool->welcome_wait, struct client, node);
-
-		if (now - c->wait_start_us < qwait)
-			break;
-		client_close(c, SQLSTATE_PROTOCOL_VIOLATION, "query_wait_timeout");
+	if (qwait > 0) {
+		expire_waiters(&pool->waiting, now, qwait);
+		expire_waiters(&pool->welcome_wait, now, qwait);
 	}
 	/* connects that take too long */
 	list_for_each_safe(it, tmp, &pool->login) {
@@ -576,11 +642,15 @@ static void janitor_pool(struct pool *pool, int64_t now)
 		struct server *sv = list_entry(it, struct server, node);
 		struct client *c = sv->client;
 
+		if (sv->state == SV_DRAIN && now > sv->drain_until_us) {
+			server_close(sv, "client left a long query behind");
+			continue;
+		}
 		if (c == NULL || sv->state != SV_ACTIVE)
 			continue;
-		if (qtime > 0 && sv->expect_rfq > 0 && now - sv->query_start_us > qtime) {
+		if (qtime > 0 && track_busy(&sv->tr) && now - sv->query_start_us > qtime) {
 			client_close(c, SQLSTATE_QUERY_CANCELED, "query timeout");
-		} else if (itx > 0 && sv->expect_rfq == 0 && sv->txn != 'I' &&
+		} else if (itx > 0 && !track_busy(&sv->tr) && sv->tr.txn != 'I' &&
 				now - c->active_us > itx) {
 			client_close(c, SQLSTATE_IDLE_IN_TXN_TIMEOUT, "idle transaction timeout");
 		}
@@ -593,7 +663,8 @@ static void janitor_pool(struct pool *pool, int64_t now)
 				client_close(c, SQLSTATE_IDLE_SESSION_TIMEOUT, "client_idle_timeout");
 		}
 	}
-	if (pool->n_waiting > 0 || pool->n_servers < min)
+	/* also retries a cold pool whose first connect failed */
+	if (pool->n_waiting > 0 || pool->n_welcome > 0 || pool->n_servers < min)
 		pool_launch(pool);
 }
 

@@ -11,13 +11,13 @@
 #include <errno.h>
 #include <netdb.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/random.h>
 #include <sys/un.h>
 #include <time.h>
-
-#include <openssl/rand.h>
 
 #include "control.h"
 #include "log.h"
@@ -35,30 +35,74 @@ int64_t proxy_now_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* Fill <buf> from the kernel's CSPRNG; aborts if it cannot (a pooler that
+ * hands out guessable cancel keys must not run). */
+static void os_random(void *buf, size_t len)
+{
+	uint8_t *b = buf;
+
+	while (len > 0) {
+		ssize_t n = getrandom(b, len, 0);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			log_fatal("getrandom failed: %s", strerror(errno));
+			abort();
+		}
+		b += n;
+		len -= (size_t)n;
+	}
+}
+
+/* Cancel keys and md5 salts: the OS CSPRNG, 256 bytes per system call. */
 uint32_t proxy_random(struct proxy *p)
 {
-	/* xorshift64*, seeded from the OS RNG at start */
-	p->rng ^= p->rng >> 12;
-	p->rng ^= p->rng << 25;
-	p->rng ^= p->rng >> 27;
-	return (uint32_t)((p->rng * 0x2545f4914f6cdd1dull) >> 32);
+	uint32_t v;
+
+	if (p->rnd_pos + sizeof(v) > sizeof(p->rnd)) {
+		os_random(p->rnd, sizeof(p->rnd));
+		p->rnd_pos = 0;
+	}
+	memcpy(&v, p->rnd + p->rnd_pos, sizeof(v));
+	memset(p->rnd + p->rnd_pos, 0, sizeof(v));
+	p->rnd_pos += sizeof(v);
+	return v;
+}
+
+void proxy_settle(struct proxy *p)
+{
+	stream_ctx_run_failed(&p->sctx);
 }
 
 /* ---- credentials ---- */
 
-static void cred_set_secret(struct cred *cr, const char *secret)
+/* <cr> as the auth_file says now: listed with <e>'s secret, or unlisted. */
+static void cred_sync(struct cred *cr, const struct userlist_entry *e)
 {
-	if (strcmp(cr->secret, secret) == 0)
+	const char *secret = e ? e->secret : "";
+
+	cr->listed = e != NULL;
+	if (strcmp(cr->secret, secret) == 0 && cr->kind == (uint8_t)pwd_classify(secret))
 		return;
 	snprintf(cr->secret, sizeof(cr->secret), "%s", secret);
-	cr->has_scram = scram_secret_parse(cr->secret, &cr->scram) == 0;
+	cr->kind = (uint8_t)pwd_classify(cr->secret);
+	cr->has_scram = cr->kind == PWD_SCRAM && scram_secret_parse(cr->secret, &cr->scram) == 0;
+	if (!cr->has_scram)
+		memset(&cr->scram, 0, sizeof(cr->scram));
+	cr->has_derived = false;
 	cr->has_client_key = false;
 	memset(cr->client_key, 0, sizeof(cr->client_key));
 }
 
+static const struct userlist_entry *listed(struct proxy *p, const char *name)
+{
+	return p->userlist ? userlist_find(p->userlist, name) : NULL;
+}
+
 struct cred *proxy_find_cred(struct proxy *p, const char *name, bool create)
 {
-	const struct userlist_entry *e = p->userlist ? userlist_find(p->userlist, name) : NULL;
+	const struct userlist_entry *e = listed(p, name);
 	struct list *it;
 	struct cred *cr;
 
@@ -74,10 +118,34 @@ struct cred *proxy_find_cred(struct proxy *p, const char *name, bool create)
 		return NULL;
 	memset(cr, 0, sizeof(*cr));
 	strcpy(cr->name, name);
-	cr->secret[0] = 1; /* force cred_set_secret to parse */
-	cred_set_secret(cr, e ? e->secret : "");
+	cr->kind = 0xff; /* force cred_sync to classify */
+	cred_sync(cr, e);
 	list_append(&p->creds, &cr->node);
 	return cr;
+}
+
+struct cred *proxy_auth_cred(struct proxy *p, const char *name)
+{
+	struct cred *cr = proxy_find_cred(p, name, false);
+
+	return cr && cr->listed ? cr : NULL;
+}
+
+const struct scram_secret *proxy_cred_scram(struct proxy *p, struct cred *cr)
+{
+	if (cr->has_scram)
+		return &cr->scram;
+	if (cr->kind != PWD_PLAIN)
+		return NULL;
+	if (!cr->has_derived) {
+		int iter = p->cfg->s.scram_iterations > 0 ? p->cfg->s.scram_iterations :
+							    SCRAM_DEFAULT_ITERATIONS;
+
+		if (scram_secret_generate(cr->secret, iter, &cr->scram) != 0)
+			return NULL;
+		cr->has_derived = true;
+	}
+	return &cr->scram;
 }
 
 /* ---- databases ---- */
@@ -200,7 +268,7 @@ static void db_apply(struct proxy *p, struct db *db, const struct config_db *e, 
 	db->dead = false;
 }
 
-struct db *proxy_find_db(struct proxy *p, const char *name)
+struct db *proxy_find_db(struct proxy *p, const char *name, bool create)
 {
 	struct list *it;
 	struct db *db;
@@ -210,11 +278,13 @@ struct db *proxy_find_db(struct proxy *p, const char *name)
 		if (strcmp(db->name, name) == 0)
 			return db->dead && !db->admin ? NULL : db;
 	}
-	if (p->cfg->fallback_db == NULL)
+	if (!create || p->cfg->fallback_db == NULL || strlen(name) >= NAME_MAX_LEN)
 		return NULL;
 	db = db_new(p, name);
-	if (db)
+	if (db) {
 		db_apply(p, db, p->cfg->fallback_db, name);
+		db->autodb = true;
+	}
 	return db;
 }
 
@@ -280,9 +350,7 @@ static void apply_creds(struct proxy *p)
 
 	list_for_each(it, &p->creds) {
 		struct cred *cr = list_entry(it, struct cred, node);
-		const struct userlist_entry *e = p->userlist ? userlist_find(p->userlist, cr->name) : NULL;
-
-		cred_set_secret(cr, e ? e->secret : "");
+		cred_sync(cr, listed(p, cr->name));
 	}
 }
 
@@ -315,8 +383,9 @@ int proxy_apply_config(struct proxy *p, struct config *cfg, char *err, size_t er
 	p->sctx.buf_size = cfg->s.pkt_buf >= 512 ? (uint32_t)cfg->s.pkt_buf : 4096;
 	/* PostgreSQL accepts no message over 1 GiB (PQ_LARGE_MESSAGE_LIMIT):
 	 * refusing it here keeps a backend from being left mid-message. */
-	p->sctx.max_packet = cfg->s.max_packet_size > 0 && cfg->s.max_packet_size < 0x3fffffff ?
-			(uint32_t)cfg->s.max_packet_size : 0x3fffffffu;
+	p->sctx.max_packet = cfg->s.max_packet_size > 0 &&
+					(uint32_t)cfg->s.max_packet_size < PROXY_MAX_PACKET ?
+			(uint32_t)cfg->s.max_packet_size : PROXY_MAX_PACKET;
 	p->sctx.max_whole = 1u << 20;
 	apply_dbs(p);
 	apply_creds(p);
@@ -326,11 +395,55 @@ int proxy_apply_config(struct proxy *p, struct config *cfg, char *err, size_t er
 
 /* ---- loop ---- */
 
+static bool db_has_pools(struct proxy *p, const struct db *db)
+{
+	struct list *it;
+
+	list_for_each(it, &p->pools)
+		if (list_entry(it, struct pool, node)->db == db)
+			return true;
+	return false;
+}
+
+/* Auto-databases (from "*") with no client and no server for
+ * autodb_idle_timeout go away, their pools first. */
+static void expire_autodbs(struct proxy *p)
+{
+	int64_t now = proxy_now_us(), limit = p->cfg->s.autodb_idle_timeout_us;
+	struct list *it, *tmp;
+
+	list_for_each_safe(it, tmp, &p->dbs) {
+		struct db *db = list_entry(it, struct db, node);
+
+		if (!db->autodb)
+			continue;
+		if (!db->dead) {
+			if (db->n_clients > 0 || db->n_servers > 0) {
+				db->idle_since_us = 0;
+				continue;
+			}
+			if (db->idle_since_us == 0)
+				db->idle_since_us = now;
+			if (limit <= 0 || now - db->idle_since_us < limit)
+				continue;
+			db->dead = true;
+			pool_destroy_unused(p);
+		}
+		if (db->n_clients == 0 && db->n_servers == 0 && !db_has_pools(p, db)) {
+			list_del(&db->node);
+			budget_destroy(db->budget);
+			slab_free(p->db_cache, db);
+		}
+	}
+}
+
 static void janitor_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	pool_janitor(arg);
+	expire_autodbs(arg);
+	proxy_settle(arg);
 }
 
 static void stats_cb(evutil_socket_t fd, short what, void *arg)
@@ -338,6 +451,7 @@ static void stats_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	pool_stats_period(arg);
+	proxy_settle(arg);
 }
 
 int proxy_reload(struct proxy *p, char *err, size_t errlen)
@@ -414,6 +528,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 		proxy_shutdown(p, SHUTDOWN_NOW);
 		break;
 	}
+	proxy_settle(p);
 }
 
 int proxy_init(struct proxy *p, const char *config_path, struct config *cfg, char *err,
@@ -435,12 +550,8 @@ int proxy_init(struct proxy *p, const char *config_path, struct config *cfg, cha
 	list_init(&p->dead_clients);
 	list_init(&p->dead_servers);
 	list_init(&p->dead_cancels);
-	if (RAND_bytes((unsigned char *)&p->rng, sizeof(p->rng)) != 1 ||
-			RAND_bytes(p->mock_key, sizeof(p->mock_key)) != 1) {
-		snprintf(err, errlen, "no randomness");
-		return -EIO;
-	}
-	p->rng |= 1;
+	p->rnd_pos = sizeof(p->rnd);
+	os_random(p->mock_key, sizeof(p->mock_key));
 	p->start_us = proxy_now_us();
 	p->base = event_base_new();
 	p->arena = slab_arena_create(0);
@@ -533,6 +644,7 @@ void proxy_run(struct proxy *p)
 {
 	for (;;) {
 		event_base_loop(p->base, EVLOOP_ONCE);
+		proxy_settle(p);
 		proxy_reap_dead(p);
 		log_poll(p->log);
 		if (p->shutdown == SHUTDOWN_NOW)
@@ -556,13 +668,16 @@ void proxy_destroy(struct proxy *p)
 				"pgslab is shutting down");
 	list_for_each_safe(it, tmp, &p->pools) {
 		struct pool *pool = list_entry(it, struct pool, node);
+		struct list *lists[3] = { &pool->welcome_wait, &pool->waiting, &pool->clients };
+		size_t k;
 
-		while (!list_empty(&pool->waiting))
-			client_close(list_first_entry(&pool->waiting, struct client, node),
-					SQLSTATE_ADMIN_SHUTDOWN, "pgslab is shutting down");
-		while (!list_empty(&pool->clients))
-			client_close(list_first_entry(&pool->clients, struct client, node),
-					SQLSTATE_ADMIN_SHUTDOWN, "pgslab is shutting down");
+		for (k = 0; k < 3; k++)
+			pool_close_clients(lists[k], SQLSTATE_ADMIN_SHUTDOWN, "pgslab is shutting down");
+	}
+	proxy_settle(p);
+	list_for_each_safe(it, tmp, &p->pools) {
+		struct pool *pool = list_entry(it, struct pool, node);
+
 		while (!list_empty(&pool->idle))
 			server_close(list_first_entry(&pool->idle, struct server, node), "shutdown");
 		while (!list_empty(&pool->active))
@@ -577,6 +692,7 @@ void proxy_destroy(struct proxy *p)
 		list_del(&r->node);
 		list_append(&p->dead_cancels, &r->node);
 	}
+	proxy_settle(p);
 	proxy_reap_dead(p);
 	list_for_each_safe(it, tmp, &p->dbs)
 		list_entry(it, struct db, node)->dead = true;

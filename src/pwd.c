@@ -51,8 +51,8 @@ enum pwd_kind pwd_classify(const char *secret)
 {
 	struct scram_secret sec;
 
-	if (!secret)
-		return PWD_PLAIN;
+	if (!secret || secret[0] == '\0')
+		return PWD_NONE;
 	if (is_md5_secret(secret))
 		return PWD_MD5;
 	if (scram_secret_parse(secret, &sec) == 0)
@@ -63,6 +63,8 @@ enum pwd_kind pwd_classify(const char *secret)
 const char *pwd_kind_name(enum pwd_kind kind)
 {
 	switch (kind) {
+	case PWD_NONE:
+		return "none";
 	case PWD_PLAIN:
 		return "plain";
 	case PWD_MD5:

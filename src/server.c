@@ -7,11 +7,26 @@
  * ParameterStatus and BackendKeyData are kept; the first login of a pool
  * also records the ParameterStatus set that its clients are welcomed with.
  *
- * While linked, the server's messages stream to the client; only
- * ReadyForQuery and ParameterStatus are looked at whole.  ReadyForQuery with
- * status 'I' and nothing more owed ends the transaction: in transaction and
- * statement mode the server goes back to the pool once the bytes before it
- * have reached the client's socket (on_drained).
+ * While linked, the server's messages stream to the client and every
+ * message type on both directions feeds the protocol tracker (track.h);
+ * only ReadyForQuery and ParameterStatus are looked at whole.  When the
+ * tracker says the backend is idle, in transaction and statement mode the
+ * server goes back to the pool once the bytes before it have reached the
+ * client's socket (on_drained) -- if by then the client has sent nothing
+ * more, which the tracker would show.
+ *
+ * Draining (SV_DRAIN): a client that leaves with work in flight leaves its
+ * backend mid-transaction.  Its server is not closed but brought back:
+ * CopyFail ends a COPY FROM STDIN, an extended-protocol ROLLBACK + Sync
+ * ends an implicit transaction without committing it (never a bare Sync:
+ * that would commit the departed client's work), a simple ROLLBACK ends an
+ * open transaction block; every answer is discarded.  This costs a round
+ * trip or two instead of a new backend (fork, authentication, cold caches).
+ * A drain that takes longer than SERVER_DRAIN_US or discards more than
+ * SERVER_DRAIN_BYTES (the client left in the middle of a long query or a
+ * large result) closes the server instead.  A client that leaves in the
+ * middle of a message (the backend waits for the rest of it) always costs
+ * its server: no bytes can finish that message safely.
  */
 #include "proxy.h"
 
@@ -26,6 +41,8 @@
 #include "slab.h"
 
 #define SERVER_LOGIN_PARAMS 4096
+#define SERVER_DRAIN_US (5 * 1000000)
+#define SERVER_DRAIN_BYTES (4u << 20)
 
 struct server_login {
 	bool started;
@@ -88,7 +105,7 @@ struct server *server_launch(struct pool *pool)
 	s->pool = pool;
 	s->connect_us = s->used_us = proxy_now_us();
 	s->state = SV_LOGIN;
-	s->txn = 'I';
+	track_init(&s->tr);
 	s->vars = vars_get(p->vars.empty);
 	rc = stream_connect(&s->st, &p->sctx, (const struct sockaddr *)&db->addr, db->addrlen,
 			&server_ops);
@@ -131,9 +148,10 @@ void server_close(struct server *s, const char *reason)
 	vars_put(p, s->vars);
 	s->vars = NULL;
 	s->state = SV_CLOSED;
+	track_reset(&s->tr, p->arena);
 	stream_close(&s->st);
 	list_append(&p->dead_servers, &s->node);
-	if (c)
+	if (c) /* deferred: torn down from the loop */
 		client_close(c, SQLSTATE_CONNECTION_FAILURE,
 				"server closed the connection unexpectedly");
 }
@@ -148,10 +166,73 @@ int server_send_internal(struct server *s, const char *sql)
 		return -ENOMEM;
 	pkt_init(&k, buf, n);
 	proto_write_query(&k, sql);
-	s->state = SV_RESET;
+	if (s->state != SV_DRAIN)
+		s->state = SV_RESET;
 	s->query_start_us = proxy_now_us();
+	track_req(&s->tr, proxy_of(&s->st)->arena, 'Q');
 	stream_write_commit(&s->st, k.len);
 	return 0;
+}
+
+void server_drain(struct server *s)
+{
+	struct proxy *p = proxy_of(&s->st);
+	uint8_t buf[96];
+	struct pkt k;
+
+	s->state = SV_DRAIN;
+	s->drain_until_us = proxy_now_us() + SERVER_DRAIN_US;
+	s->drain_bytes = 0;
+	pkt_init(&k, buf, sizeof(buf));
+	if (s->tr.flags & TRACK_F_COPY_IN) {
+		pkt_begin(&k, 'f');
+		pkt_str(&k, "client disconnected");
+		pkt_end(&k);
+		track_req(&s->tr, p->arena, 'f');
+	}
+	if (s->tr.flags & TRACK_F_UNSYNCED) {
+		/* roll the implicit transaction back, then Sync */
+		pkt_begin(&k, 'P');
+		pkt_str(&k, "");
+		pkt_str(&k, "ROLLBACK");
+		pkt_u16(&k, 0);
+		pkt_end(&k);
+		pkt_begin(&k, 'B');
+		pkt_str(&k, "");
+		pkt_str(&k, "");
+		pkt_u16(&k, 0);
+		pkt_u16(&k, 0);
+		pkt_u16(&k, 0);
+		pkt_end(&k);
+		pkt_begin(&k, 'E');
+		pkt_str(&k, "");
+		pkt_u32(&k, 0);
+		pkt_end(&k);
+		pkt_begin(&k, 'S');
+		pkt_end(&k);
+		track_req(&s->tr, p->arena, 'P');
+		track_req(&s->tr, p->arena, 'B');
+		track_req(&s->tr, p->arena, 'E');
+		track_req(&s->tr, p->arena, 'S');
+	}
+	if (k.len)
+		stream_write(&s->st, buf, k.len);
+	server_drain_step(s);
+}
+
+/* Nothing more owed: end an open transaction block, or go back to the pool. */
+void server_drain_step(struct server *s)
+{
+	if (s->tr.n > 0)
+		return;
+	if (s->tr.flags & TRACK_F_DESYNC) {
+		server_close(s, "lost protocol sync while draining");
+	} else if (s->tr.txn != 'I') {
+		server_send_internal(s, "ROLLBACK");
+	} else {
+		s->state = SV_ACTIVE; /* pool_release() starts from a clean active server */
+		pool_release(s);
+	}
 }
 
 /* ---- login ---- */
@@ -441,7 +522,21 @@ static enum stream_act server_on_header(struct stream *st, uint8_t type, uint32_
 
 	if (s->state == SV_ACTIVE) {
 		s->pool->st.bytes_sent += (uint64_t)len + 1;
-		return (type == 'Z' || type == 'S') ? STREAM_WANT : STREAM_FWD;
+		if (type == 'Z' || type == 'S')
+			return STREAM_WANT;
+		track_reply(&s->tr, type, 0);
+		return STREAM_FWD;
+	}
+	if (s->state == SV_DRAIN) {
+		s->drain_bytes += len;
+		if (s->drain_bytes > SERVER_DRAIN_BYTES) {
+			server_close(s, "client left a large result behind");
+			return STREAM_CLOSED;
+		}
+		if (type == 'Z' || type == 'S' || type == 'E')
+			return STREAM_WANT;
+		track_reply(&s->tr, type, 0);
+		return STREAM_FWD; /* unlinked: discarded */
 	}
 	if (len > 65536) {
 		server_close(s, "oversized message outside a query");
@@ -456,8 +551,6 @@ static void end_query(struct server *s, char status)
 	struct client *c = s->client;
 	int64_t now = proxy_now_us();
 
-	if (s->expect_rfq > 0)
-		s->expect_rfq--;
 	pool->st.query_count++;
 	pool->st.query_time_us += (uint64_t)(now - s->query_start_us);
 	hist_add(&pool->query_lat, now - s->query_start_us);
@@ -469,15 +562,47 @@ static void end_query(struct server *s, char status)
 		pool->st.xact_time_us += (uint64_t)t;
 		hist_add(&pool->xact_lat, t);
 	}
-	s->txn = c->txn = (uint8_t)status;
+	c->txn = (uint8_t)status;
 	c->active_us = now;
+}
+
+/* An internal query's answer (SV_RESET, SV_DRAIN): tracked, discarded. */
+static enum stream_act internal_message(struct server *s, uint8_t type, const uint8_t *msg,
+		uint32_t len)
+{
+	char id[200];
+	uint8_t status = len == PROTO_HDR_LEN + 1 ? msg[PROTO_HDR_LEN] : 'E';
+
+	track_reply(&s->tr, type, status);
+	if (type == 'S') {
+		track_param(s, msg, len);
+	} else if (type == 'E' && s->state == SV_RESET) {
+		const char *m = proto_error_field(msg + PROTO_HDR_LEN, len - PROTO_HDR_LEN, 'M');
+
+		server_logid(s, id, sizeof(id));
+		slog_warning(id, "internal query failed: %s", m ? m : "?");
+	} else if (type == 'Z' && s->state == SV_DRAIN) {
+		server_drain_step(s);
+		return s->state == SV_CLOSED ? STREAM_CLOSED : STREAM_DROP;
+	} else if (type == 'Z' && s->tr.n == 0) {
+		if (s->tr.txn != 'I' || (s->tr.flags & TRACK_F_DESYNC)) {
+			server_close(s, "internal query left a transaction open");
+			return STREAM_CLOSED;
+		}
+		if (s->client) {
+			if (pool_prepare(s))
+				client_server_ready(s->client);
+		} else {
+			pool_server_idle(s);
+		}
+	}
+	return STREAM_DROP;
 }
 
 static enum stream_act server_on_message(struct stream *st, uint8_t type, const uint8_t *msg,
 		uint32_t len)
 {
 	struct server *s = server_of(st);
-	char id[200];
 
 	switch (s->state) {
 	case SV_LOGIN:
@@ -485,48 +610,32 @@ static enum stream_act server_on_message(struct stream *st, uint8_t type, const 
 	case SV_ACTIVE:
 		if (type == 'S') {
 			track_param(s, msg, len);
-		} else if (type == 'Z' && len == PROTO_HDR_LEN + 1) {
-			char status = (char)msg[PROTO_HDR_LEN];
+		} else if (type == 'Z') {
+			char status = len == PROTO_HDR_LEN + 1 ? (char)msg[PROTO_HDR_LEN] : 'E';
 
+			track_reply(&s->tr, 'Z', (uint8_t)status);
 			end_query(s, status);
-			if (s->expect_rfq == 0 && s->pool->mode != POOL_MODE_SESSION) {
-				if (status == 'I') {
-					s->release_on_drain = true;
-					s->st.flags |= STREAM_F_DRAIN_CB;
-				} else if (s->pool->mode == POOL_MODE_STATEMENT) {
-					/* closing the client closes this dirty server too */
-					client_close(s->client, SQLSTATE_FEATURE_NOT_SUPPORTED,
-							"transaction blocks not allowed in statement pooling mode");
-					return STREAM_CLOSED;
-				}
+			if (s->pool->mode == POOL_MODE_SESSION) {
+				/* held until the client leaves */
+			} else if (track_idle(&s->tr)) {
+				s->release_on_drain = true;
+				s->st.flags |= STREAM_F_DRAIN_CB;
+			} else if (s->pool->mode == POOL_MODE_STATEMENT && s->tr.n == 0 &&
+					status != 'I') {
+				/* the client's teardown drains this server (ROLLBACK) */
+				client_close(s->client, SQLSTATE_FEATURE_NOT_SUPPORTED,
+						"transaction blocks not allowed in statement pooling mode");
+				return STREAM_DROP;
 			}
 		}
 		return STREAM_FWD;
 	case SV_RESET:
-		if (type == 'S') {
-			track_param(s, msg, len);
-		} else if (type == 'E') {
-			const char *m = proto_error_field(msg + PROTO_HDR_LEN, len - PROTO_HDR_LEN, 'M');
-
-			server_logid(s, id, sizeof(id));
-			slog_warning(id, "internal query failed: %s", m ? m : "?");
-		} else if (type == 'Z') {
-			s->txn = len == PROTO_HDR_LEN + 1 ? msg[PROTO_HDR_LEN] : 'E';
-			if (s->txn != 'I') {
-				server_close(s, "internal query left a transaction open");
-				return STREAM_CLOSED;
-			}
-			if (s->client) {
-				if (pool_prepare(s))
-					client_server_ready(s->client);
-			} else {
-				pool_server_idle(s);
-			}
-		}
-		return STREAM_DROP;
+	case SV_DRAIN:
+		return internal_message(s, type, msg, len);
 	default: /* idle: nobody is listening */
 		if (type == 'E') {
 			const char *m = proto_error_field(msg + PROTO_HDR_LEN, len - PROTO_HDR_LEN, 'M');
+			char id[200];
 
 			server_logid(s, id, sizeof(id));
 			slog_info(id, "server error while idle: %s", m ? m : "?");
@@ -544,12 +653,17 @@ static void server_on_drained(struct stream *st)
 		return;
 	}
 	if (s->release_on_drain) {
+		struct client *c = s->client;
+
 		s->release_on_drain = false;
-		pool_release(s);
+		/* the client may have sent more since the ReadyForQuery */
+		if (s->state == SV_ACTIVE && c && !c->closing && track_idle(&s->tr) &&
+				!stream_in_flight(&c->st))
+			pool_release(s);
 	}
 }
 
-static void server_on_error(struct stream *st, const char *reason)
+static void server_on_error(struct stream *st, enum stream_err kind, const char *reason)
 {
 	struct server *s = server_of(st);
 

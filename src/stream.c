@@ -1,9 +1,11 @@
 /* stream.c -- one socket's buffered, message-aware forwarding engine.
  *
- * See stream.h for the theory.  The rule that keeps callbacks safe: owners
- * never free a stream's memory inside a callback, they only stream_close()
- * it (fd becomes -1) and free it after the event-loop iteration; so after
- * every callback the engine checks fd >= 0 before touching the stream again.
+ * See stream.h for the theory.  The rules that keep callbacks safe: errors
+ * met inside an operation only mark the stream failed (on_error comes later,
+ * from stream_ctx_run_failed at the top of the loop); owners never free a
+ * stream's memory before the event-loop iteration ends; and after every
+ * callback the engine checks that the stream is neither closed nor failed
+ * before touching it again.
  */
 #include "stream.h"
 
@@ -21,7 +23,16 @@
 static void stream_event(evutil_socket_t fd, short what, void *arg);
 static bool stream_process(struct stream *s);
 
-#define alive(s) ((s)->fd >= 0)
+#define alive(s) (!stream_failed(s))
+
+/* A stream that failed on framing or by its owner's choice can still take
+ * a last message (the ErrorResponse that says why); one whose socket broke
+ * cannot. */
+static inline bool writable(const struct stream *s)
+{
+	return s->fd >= 0 && (!(s->flags & STREAM_F_FAILED) || s->fail_kind == STREAM_E_PROTO ||
+				     s->fail_kind == STREAM_E_OWNER);
+}
 
 static struct iobuf *iobuf_get(struct stream_ctx *ctx, size_t want)
 {
@@ -33,6 +44,7 @@ static struct iobuf *iobuf_get(struct stream_ctx *ctx, size_t want)
 		return NULL;
 	b->cap = (uint32_t)(cap - sizeof(struct iobuf));
 	b->head = b->parse = b->tail = 0;
+	b->next = NULL;
 	return b;
 }
 
@@ -52,12 +64,27 @@ static inline bool fwd_pending(const struct stream *s)
 	return s->in != NULL && s->in->head < s->in->parse;
 }
 
+static void out_free_all(struct stream *s)
+{
+	while (s->out) {
+		struct iobuf *b = s->out;
+
+		s->out = b->next;
+		iobuf_put(s->ctx, &b);
+	}
+	s->out_tail = NULL;
+	s->out_bytes = 0;
+}
+
+bool stream_in_flight(const struct stream *s)
+{
+	return s->pkt_remain > 0 || fwd_pending(s);
+}
+
 size_t stream_pending(const struct stream *s)
 {
-	size_t n = 0;
+	size_t n = s->out_bytes;
 
-	if (s->out)
-		n += s->out->tail - s->out->head;
 	if (s->peer && fwd_pending(s->peer))
 		n += s->peer->in->parse - s->peer->in->head;
 	return n;
@@ -101,7 +128,12 @@ void stream_init(struct stream *s, struct stream_ctx *ctx, int fd, const struct 
 	s->ops = ops;
 	s->ctx = ctx;
 	s->peer = NULL;
-	s->in = s->out = NULL;
+	s->in = s->out = s->out_tail = NULL;
+	s->fail_next = NULL;
+	s->fail_reason = NULL;
+	s->fail_errno = 0;
+	s->out_bytes = 0;
+	s->fail_kind = 0;
 	s->pkt_remain = 0;
 	s->fd = fd;
 	s->flags = flags;
@@ -131,8 +163,19 @@ int stream_connect(struct stream *s, struct stream_ctx *ctx, const struct sockad
 
 void stream_close(struct stream *s)
 {
-	if (!alive(s))
+	if (s->fd < 0)
 		return;
+	if (s->flags & STREAM_F_FAILED) {
+		struct stream **pp;
+
+		for (pp = &s->ctx->failed; *pp; pp = &(*pp)->fail_next) {
+			if (*pp == s) {
+				*pp = s->fail_next;
+				break;
+			}
+		}
+		s->fail_next = NULL;
+	}
 	stream_unlink(s);
 	if (s->events)
 		event_del(&s->ev);
@@ -140,7 +183,48 @@ void stream_close(struct stream *s)
 	close(s->fd);
 	s->fd = -1;
 	iobuf_put(s->ctx, &s->in);
-	iobuf_put(s->ctx, &s->out);
+	out_free_all(s);
+}
+
+void stream_fail(struct stream *s, enum stream_err kind, const char *reason)
+{
+	if (stream_failed(s))
+		return;
+	s->flags |= STREAM_F_FAILED;
+	s->fail_kind = (uint8_t)kind;
+	s->fail_reason = reason;
+	if (s->events)
+		event_del(&s->ev);
+	s->events = 0;
+	s->fail_next = s->ctx->failed;
+	s->ctx->failed = s;
+}
+
+static void stream_fail_errno(struct stream *s, int err)
+{
+	bool reset = err == EPIPE || err == ECONNRESET;
+
+	if (stream_failed(s))
+		return;
+	s->fail_errno = err;
+	stream_fail(s, reset ? STREAM_E_EOF : STREAM_E_IO, reset ? "connection reset by peer" : NULL);
+}
+
+void stream_ctx_run_failed(struct stream_ctx *ctx)
+{
+	struct stream *s;
+
+	while ((s = ctx->failed) != NULL) {
+		const char *why;
+
+		ctx->failed = s->fail_next;
+		s->fail_next = NULL;
+		if (s->fd < 0)
+			continue;
+		why = s->fail_reason ? s->fail_reason :
+				s->fail_errno ? strerror(s->fail_errno) : "connection failed";
+		s->ops->on_error(s, (enum stream_err)s->fail_kind, why);
+	}
 }
 
 void stream_link(struct stream *a, struct stream *b)
@@ -200,23 +284,28 @@ void stream_end_startup(struct stream *s)
 	s->flags &= (uint16_t)~STREAM_F_STARTUP;
 }
 
+#define FLUSH_IOV 16
+
 bool stream_flush(struct stream *s)
 {
-	struct iovec iov[2];
+	struct iovec iov[FLUSH_IOV + 1];
 	struct msghdr mh;
 	struct stream *src = s->peer;
-	size_t n0 = 0, n1 = 0;
+	struct iobuf *b;
+	size_t n1 = 0;
 	ssize_t n;
 	int cnt = 0;
 
-	if (!alive(s) || (s->flags & STREAM_F_CONNECTING))
+	if (!writable(s) || (s->flags & STREAM_F_CONNECTING))
 		return false;
-	if (s->out && s->out->tail > s->out->head) {
-		n0 = s->out->tail - s->out->head;
-		iov[cnt].iov_base = s->out->data + s->out->head;
-		iov[cnt++].iov_len = n0;
+	for (b = s->out; b && cnt < FLUSH_IOV; b = b->next) {
+		if (b->tail > b->head) {
+			iov[cnt].iov_base = b->data + b->head;
+			iov[cnt++].iov_len = b->tail - b->head;
+		}
 	}
-	if (src && fwd_pending(src)) {
+	/* forwarded bytes only once every injected byte ahead of them is in */
+	if (b == NULL && src && fwd_pending(src)) {
 		n1 = src->in->parse - src->in->head;
 		iov[cnt].iov_base = src->in->data + src->in->head;
 		iov[cnt++].iov_len = n1;
@@ -230,22 +319,29 @@ bool stream_flush(struct stream *s)
 	s->ctx->writes++;
 	if (n < 0) {
 		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-			s->ops->on_error(s, errno == EPIPE || errno == ECONNRESET ?
-					"connection reset by peer" : strerror(errno));
+			stream_fail_errno(s, errno);
 			return false;
 		}
 		n = 0;
 	}
 	s->ctx->bytes_out += (uint64_t)n;
-	if (n0) {
-		size_t t = (size_t)n < n0 ? (size_t)n : n0;
+	while (s->out && n > 0) {
+		size_t t = s->out->tail - s->out->head;
 
+		if ((size_t)n < t)
+			t = (size_t)n;
 		s->out->head += (uint32_t)t;
+		s->out_bytes -= (uint32_t)t;
 		n -= (ssize_t)t;
-		if (s->out->head == s->out->tail)
-			iobuf_put(s->ctx, &s->out);
+		if (s->out->head == s->out->tail) {
+			b = s->out;
+			s->out = b->next;
+			if (s->out == NULL)
+				s->out_tail = NULL;
+			iobuf_put(s->ctx, &b);
+		}
 	}
-	if (n1) {
+	if (n1 && n > 0) {
 		src->in->head += (uint32_t)n;
 		if (src->in->head == src->in->parse) {
 			src_drained(src);
@@ -266,46 +362,39 @@ bool stream_flush(struct stream *s)
 
 uint8_t *stream_write_reserve(struct stream *s, size_t len)
 {
-	struct iobuf *b = s->out;
+	struct iobuf *b = s->out_tail;
+	size_t dflt = s->ctx->buf_size - sizeof(struct iobuf);
 
-	if (b == NULL) {
-		size_t dflt = s->ctx->buf_size - sizeof(struct iobuf);
-
-		b = s->out = iobuf_get(s->ctx, len > dflt ? len : dflt);
-		if (b == NULL)
-			return NULL;
-	}
-	if (b->cap - b->tail < len) {
-		struct iobuf *nb;
-
-		if (b->head > 0) {
-			memmove(b->data, b->data + b->head, b->tail - b->head);
-			b->tail -= b->head;
-			b->head = 0;
-		}
-		if (b->cap - b->tail < len) {
-			nb = iobuf_get(s->ctx, b->tail + len);
-			if (nb == NULL)
-				return NULL;
-			memcpy(nb->data, b->data, b->tail);
-			nb->tail = b->tail;
-			iobuf_put(s->ctx, &s->out);
-			s->out = b = nb;
-		}
-	}
-	return b->data + b->tail;
+	if (!writable(s) || s->out_bytes + len > STREAM_OUT_MAX)
+		return NULL;
+	if (b && b->cap - b->tail >= len)
+		return b->data + b->tail;
+	/* a message never spans buffers: start a new one in the chain */
+	b = iobuf_get(s->ctx, len > dflt ? len : dflt);
+	if (b == NULL)
+		return NULL;
+	if (s->out_tail)
+		s->out_tail->next = b;
+	else
+		s->out = b;
+	s->out_tail = b;
+	return b->data;
 }
 
 void stream_write_commit(struct stream *s, size_t len)
 {
-	s->out->tail += (uint32_t)len;
+	s->out_tail->tail += (uint32_t)len;
+	s->out_bytes += (uint32_t)len;
 	stream_flush(s);
 }
 
 int stream_write(struct stream *s, const void *data, size_t len)
 {
-	uint8_t *p = stream_write_reserve(s, len);
+	uint8_t *p;
 
+	if (!writable(s))
+		return -EPIPE;
+	p = stream_write_reserve(s, len);
 	if (p == NULL)
 		return -ENOMEM;
 	memcpy(p, data, len);
@@ -319,7 +408,7 @@ static bool make_room(struct stream *s, uint64_t total)
 	struct iobuf *b = s->in, *nb;
 
 	if (total > s->ctx->max_whole) {
-		s->ops->on_error(s, "message too large to process");
+		stream_fail(s, STREAM_E_PROTO, "message too large to process");
 		return false;
 	}
 	if (b->cap - b->parse >= total)
@@ -333,7 +422,7 @@ static bool make_room(struct stream *s, uint64_t total)
 	}
 	nb = iobuf_get(s->ctx, (b->parse - b->head) + total);
 	if (nb == NULL) {
-		s->ops->on_error(s, "out of memory for message buffer");
+		stream_fail(s, STREAM_E_NOMEM, "out of memory for message buffer");
 		return false;
 	}
 	memcpy(nb->data, b->data + b->head, b->tail - b->head);
@@ -370,7 +459,7 @@ static bool stream_process(struct stream *s)
 		len = proto_peek_u32(b->data + b->parse + hdr - 4);
 		total = (uint64_t)len + hdr - 4;
 		if (len < 4 || len > s->ctx->max_packet || (hdr == 4 && len < 8)) {
-			s->ops->on_error(s, "invalid message length");
+			stream_fail(s, STREAM_E_PROTO, "invalid message length");
 			return false;
 		}
 		act = s->ops->on_header(s, type, len);
@@ -447,7 +536,7 @@ static void stream_read(struct stream *s)
 	if (b == NULL) {
 		b = s->in = iobuf_get(s->ctx, s->ctx->buf_size - sizeof(struct iobuf));
 		if (b == NULL) {
-			s->ops->on_error(s, "out of memory for I/O buffer");
+			stream_fail(s, STREAM_E_NOMEM, "out of memory for I/O buffer");
 			return;
 		}
 	} else if (b->tail == b->cap && b->head > 0) {
@@ -467,7 +556,10 @@ static void stream_read(struct stream *s)
 			return;
 		if (b->head == b->tail)
 			iobuf_put(s->ctx, &s->in);
-		s->ops->on_error(s, n == 0 ? "closed connection" : strerror(errno));
+		if (n == 0)
+			stream_fail(s, STREAM_E_EOF, "closed connection");
+		else
+			stream_fail_errno(s, errno);
 		return;
 	}
 	s->ctx->bytes_in += (uint64_t)n;
@@ -478,6 +570,7 @@ static void stream_read(struct stream *s)
 static void stream_event(evutil_socket_t fd, short what, void *arg)
 {
 	struct stream *s = arg;
+	struct stream_ctx *ctx = s->ctx;
 
 	(void)fd;
 	if (s->flags & STREAM_F_CONNECTING) {
@@ -487,19 +580,17 @@ static void stream_event(evutil_socket_t fd, short what, void *arg)
 		if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0)
 			err = errno;
 		if (err) {
-			s->ops->on_error(s, strerror(err));
-			return;
+			stream_fail_errno(s, err);
+		} else {
+			s->flags &= (uint16_t)~STREAM_F_CONNECTING;
+			update_events(s);
+			s->ops->on_drained(s);
 		}
-		s->flags &= (uint16_t)~STREAM_F_CONNECTING;
-		update_events(s);
-		s->ops->on_drained(s);
-		return;
+	} else {
+		if (what & EV_WRITE)
+			stream_flush(s);
+		if ((what & EV_READ) && alive(s))
+			stream_read(s);
 	}
-	if (what & EV_WRITE) {
-		stream_flush(s);
-		if (!alive(s))
-			return;
-	}
-	if (what & EV_READ)
-		stream_read(s);
+	stream_ctx_run_failed(ctx);
 }

@@ -14,6 +14,8 @@
  */
 #include "userlist.h"
 
+#include "pwd.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -34,83 +36,18 @@ struct userlist {
 
 /* ---- secret classification ------------------------------------------- */
 
-#define SCRAM_PREFIX "SCRAM-SHA-256$"
-#define SCRAM_KEY_LEN 32
-
-static bool is_md5_secret(const char *s)
-{
-	int i;
-
-	if (strncmp(s, "md5", 3) != 0 || strlen(s) != 35)
-		return false;
-	for (i = 3; i < 35; i++) {
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	}
-	return true;
-}
-
-static bool is_b64_char(char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-	       c == '+' || c == '/';
-}
-
-/* Decoded length of the base64 text [s, s+len), or -1 if it is not valid
- * padded base64. */
-static long b64_decoded_len(const char *s, size_t len)
-{
-	size_t i, pad = 0;
-
-	if (len == 0 || len % 4 != 0)
-		return -1;
-	if (s[len - 1] == '=')
-		pad++;
-	if (s[len - 2] == '=')
-		pad++;
-	for (i = 0; i < len - pad; i++) {
-		if (!is_b64_char(s[i]))
-			return -1;
-	}
-	return (long)(len / 4 * 3 - pad);
-}
-
-/* SCRAM-SHA-256$<iterations>:<salt>$<storedkey>:<serverkey> */
-static bool is_scram_secret(const char *s)
-{
-	const char *p = s + strlen(SCRAM_PREFIX), *q;
-	long iter = 0;
-
-	if (strncmp(s, SCRAM_PREFIX, strlen(SCRAM_PREFIX)) != 0)
-		return false;
-	for (q = p; *q >= '0' && *q <= '9'; q++) {
-		iter = iter * 10 + (*q - '0');
-		if (iter > 0x7fffffff)
-			return false;
-	}
-	if (q == p || iter <= 0 || *q != ':')
-		return false;
-	p = q + 1;
-	q = strchr(p, '$');
-	if (q == NULL || b64_decoded_len(p, (size_t)(q - p)) <= 0)
-		return false;
-	p = q + 1;
-	q = strchr(p, ':');
-	if (q == NULL || b64_decoded_len(p, (size_t)(q - p)) != SCRAM_KEY_LEN)
-		return false;
-	p = q + 1;
-	return b64_decoded_len(p, strlen(p)) == SCRAM_KEY_LEN;
-}
-
 enum userlist_secret_kind userlist_secret_classify(const char *secret)
 {
-	if (secret[0] == '\0')
+	switch (pwd_classify(secret)) {
+	case PWD_NONE:
 		return USERLIST_SECRET_NONE;
-	if (is_md5_secret(secret))
+	case PWD_MD5:
 		return USERLIST_SECRET_MD5;
-	if (is_scram_secret(secret))
+	case PWD_SCRAM:
 		return USERLIST_SECRET_SCRAM;
-	return USERLIST_SECRET_PLAIN;
+	default:
+		return USERLIST_SECRET_PLAIN;
+	}
 }
 
 const char *userlist_secret_kind_name(enum userlist_secret_kind k)

@@ -181,6 +181,14 @@ struct varset *vars_set(struct proxy *p, struct varset *vs, int idx, const char 
 	return n;
 }
 
+/* Append <c> to <buf> if it fits; always count it. */
+static inline void put(char *buf, size_t cap, size_t *len, char c)
+{
+	if (*len + 1 < cap)
+		buf[*len] = c;
+	(*len)++;
+}
+
 size_t vars_sync_sql(const struct vartab *t, const struct varset *from, const struct varset *to,
 		char *buf, size_t cap)
 {
@@ -191,23 +199,29 @@ size_t vars_sync_sql(const struct vartab *t, const struct varset *from, const st
 		return 0;
 	for (i = 0; i < t->n; i++) {
 		const struct istr *v = to->v[i];
-		size_t need, k;
+		const char *q;
+		size_t k;
 
 		if (v == from->v[i] || v == NULL)
 			continue;
-		need = strlen(t->names[i]) + 2 * v->len + 16;
-		if (len + need >= cap)
-			continue;
-		len += (size_t)snprintf(buf + len, cap - len, "SET %s = '", t->names[i]);
+		/* an escape-string literal means the same whatever the server's
+		 * standard_conforming_strings: backslash and quote are doubled */
+		for (q = "SET "; *q; q++)
+			put(buf, cap, &len, *q);
+		for (q = t->names[i]; *q; q++)
+			put(buf, cap, &len, *q);
+		for (q = " = E'"; *q; q++)
+			put(buf, cap, &len, *q);
 		for (k = 0; k < v->len; k++) {
-			if (v->s[k] == '\'')
-				buf[len++] = '\'';
-			buf[len++] = v->s[k];
+			if (v->s[k] == '\'' || v->s[k] == '\\')
+				put(buf, cap, &len, v->s[k]);
+			put(buf, cap, &len, v->s[k]);
 		}
-		buf[len++] = '\'';
-		buf[len++] = ';';
-		buf[len] = 0;
+		put(buf, cap, &len, '\'');
+		put(buf, cap, &len, ';');
 	}
+	if (cap > 0)
+		buf[len < cap ? len : cap - 1] = 0;
 	return len;
 }
 

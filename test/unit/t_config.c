@@ -251,7 +251,7 @@ static const char full_ini[] =
 	"pool_mode = Transaction\r\n"                                                     /* 23 */
 	"unix_socket_mode = 0700\n"                                                       /* 24 */
 	"ignore_startup_parameters = extra_float_digits,search_path\n"                    /* 25 */
-	"client_tls_sslmode = verify-ca\n"                                                /* 26 */
+	"server_tls_sslmode = allow\n"                                                    /* 26 */
 	"metrics_listen = 127.0.0.1:9127\n"                                               /* 27 */
 	"log_queue_size = 1024\n"                                                         /* 28 */
 	"max_client_conn = 5000\n";                                                       /* 29 */
@@ -359,7 +359,7 @@ static void test_full(void)
 								  s->ignore_startup_parameters.str,
 								  "SEARCH_PATH"),
 			"ignore_startup_parameters list");
-	is_int(s->client_tls_sslmode, SSLMODE_VERIFY_CA, "sslmode enum");
+	is_int(s->server_tls_sslmode, SSLMODE_ALLOW, "sslmode enum");
 	is_str(s->metrics_listen, "127.0.0.1:9127", "metrics_listen");
 	is_int(s->log_queue_size, 1024, "log_queue_size");
 	is_int(s->max_client_conn, 5000, "max_client_conn");
@@ -438,8 +438,23 @@ static void test_types(void)
 	cfg = load_setting("pool_mode", "statement");
 	ok(cfg && cfg->s.pool_mode == POOL_MODE_STATEMENT, "pool_mode statement");
 	config_free(cfg);
+	/* security settings that are not implemented refuse to load */
 	cfg = load_setting("auth_type", "hba");
-	ok(cfg && cfg->s.auth_type == AUTH_TYPE_HBA, "auth_type hba");
+	ok(cfg == NULL && strstr(errbuf, "auth_type = hba is not implemented"),
+			"auth_type hba refused until implemented");
+	config_free(cfg);
+	cfg = load_setting("client_tls_sslmode", "require");
+	ok(cfg == NULL && strstr(errbuf, "client_tls_sslmode = require"),
+			"client_tls_sslmode require refused until TLS exists");
+	config_free(cfg);
+	cfg = load_setting("server_tls_sslmode", "verify-full");
+	ok(cfg == NULL && strstr(errbuf, "server_tls_sslmode = verify-full"),
+			"server_tls_sslmode verify-full refused until TLS exists");
+	config_free(cfg);
+	cfg = load_setting("auth_type", "md5");
+	ok(cfg && config_set(cfg, "auth_type", "cert", errbuf, sizeof(errbuf)) == -ENOTSUP &&
+					cfg->s.auth_type == AUTH_TYPE_MD5,
+			"SET auth_type = cert refused, value unchanged");
 	config_free(cfg);
 
 	ok(config_list_contains("admin, root ,x", "root") &&
@@ -870,7 +885,7 @@ static void test_set(void)
 
 int main(void)
 {
-	plan(187);
+	plan(190);
 	if (mkdtemp(tmpdir) == NULL) {
 		perror("mkdtemp");
 		return 2;

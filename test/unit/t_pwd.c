@@ -130,7 +130,7 @@ static void test_classify(void)
 		enum pwd_kind k;
 	} cases[] = {
 			{"pencil", PWD_PLAIN},
-			{"", PWD_PLAIN},
+			{"", PWD_NONE},
 			{md5_user_password, PWD_MD5},
 			{pg_md5user, PWD_MD5},
 			{"md54d45974e13472b5a0be3533de466641", PWD_PLAIN},   /* 31 hex */
@@ -154,7 +154,7 @@ static void test_classify(void)
 		}
 	}
 	ok(fails == 0, "classify %zu secrets as PostgreSQL's get_password_type does", i);
-	ok(pwd_classify(NULL) == PWD_PLAIN, "classify NULL as plain");
+	ok(pwd_classify(NULL) == PWD_NONE, "classify NULL as none");
 	ok(strcmp(pwd_kind_name(PWD_PLAIN), "plain") == 0 &&
 					strcmp(pwd_kind_name(PWD_MD5), "md5") == 0 &&
 					strcmp(pwd_kind_name(PWD_SCRAM), "scram-sha-256") == 0,

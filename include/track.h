@@ -1,0 +1,90 @@
+/* track.h -- what a backend owes its client: the per-server protocol tracker.
+ *
+ * Theory.  A server connection may go back to its pool only when the
+ * backend is exactly where a fresh one would be: every request answered,
+ * outside any transaction, expecting a new message.  The tracker follows
+ * the v3 protocol on both directions of one linked pair and says when that
+ * holds.  It is pure: it sees message types (and ReadyForQuery's status),
+ * never sockets or pools.
+ *
+ * Requests (client -> backend) are queued in order as they are forwarded:
+ *   Q Query, F FunctionCall, S Sync          each owes one ReadyForQuery
+ *   P Parse, B Bind, D Describe, E Execute, C Close
+ *                                            each owes its own reply
+ *   c   a CopyDone/CopyFail sent while a Q or E might still start a COPY
+ * Replies (backend -> client) pop them:
+ *   1 -> P, 2 -> B, 3 -> C, n / T -> D, C / I / s -> E (not within a Q),
+ *   Z -> the oldest S, Q or F; ErrorResponse on an extended request drops
+ *   every request up to the next Sync, which the backend skips; with no
+ *   Sync queued the backend skips until one arrives (TRACK_F_SKIP).
+ * COPY: CopyInResponse puts the backend in copy-in, where it ignores Sync
+ * and Flush: Syncs the client pipelined after the COPY's request are taken
+ * off the queue, and copy-in ends with the client's CopyDone or CopyFail.
+ * Anything the tracker cannot place (a reply with no matching request, a
+ * request the backend cannot take in its state) sets TRACK_F_DESYNC: the
+ * server is then never reused.
+ *
+ * Invariant: the backend is reusable  <=>  track_idle():
+ *   queue empty, no extended message since the last Sync (the backend
+ *   holds no implicit transaction), not in copy-in, not desynchronised, and
+ *   the last ReadyForQuery said 'I'.
+ * The caller adds "no client bytes in flight toward the backend".
+ *
+ * Memory: TRACK_INLINE requests live in the struct; deeper pipelines grow
+ * the ring from the slab arena's buffers, up to TRACK_MAX (then track_req()
+ * fails and the caller closes the client).
+ */
+#ifndef PGSLAB_TRACK_H
+#define PGSLAB_TRACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct slab_arena;
+
+#define TRACK_INLINE 32u
+#define TRACK_MAX 65536u
+
+#define TRACK_F_UNSYNCED 0x01u /* extended messages forwarded since the last Sync */
+#define TRACK_F_SKIP 0x02u     /* backend skips messages until the next Sync */
+#define TRACK_F_COPY_IN 0x04u  /* backend in copy-in: client sends CopyData */
+#define TRACK_F_DESYNC 0x08u   /* lost track: never reuse the backend */
+
+/* What a reply did (bit set). */
+#define TRACK_EV_READY 0x1u    /* a ReadyForQuery was consumed */
+#define TRACK_EV_ERROR 0x2u    /* an ErrorResponse */
+
+struct track {
+	uint8_t *q;            /* ring of request types; inline or a slab buffer */
+	uint32_t head, n, cap;
+	uint32_t n_ready;      /* queued requests that owe a ReadyForQuery */
+	uint8_t flags;
+	uint8_t txn;           /* status of the last ReadyForQuery: 'I', 'T' or 'E' */
+	uint8_t inline_q[TRACK_INLINE];
+};
+
+void track_init(struct track *t);
+/* Forget everything (the ring shrinks back inline); the backend is assumed
+ * idle with status 'I'. */
+void track_reset(struct track *t, struct slab_arena *a);
+
+/* The client forwards a message of <type>.  0, or -E2BIG / -ENOMEM when
+ * the pipeline is too deep to track (the message must not be forwarded). */
+int track_req(struct track *t, struct slab_arena *a, uint8_t type);
+/* The backend sent a message of <type>; <status> is ReadyForQuery's status
+ * byte (ignored otherwise).  Returns TRACK_EV_* bits. */
+unsigned track_reply(struct track *t, uint8_t type, uint8_t status);
+
+static inline bool track_idle(const struct track *t)
+{
+	return t->n == 0 && t->flags == 0 && t->txn == 'I';
+}
+
+/* Requests in flight: something the backend is still working on. */
+static inline bool track_busy(const struct track *t)
+{
+	return t->n > 0;
+}
+
+#endif

@@ -1,0 +1,166 @@
+/* t_track.c -- the per-server protocol tracker against the v3 message flows. */
+#include <errno.h>
+#include <string.h>
+
+#include "slab.h"
+#include "tap.h"
+#include "track.h"
+
+static struct slab_arena *A;
+
+/* Feed client requests <reqs> (one char each). */
+static void req(struct track *t, const char *reqs)
+{
+	for (; *reqs; reqs++)
+		track_req(t, A, (uint8_t)*reqs);
+}
+
+/* Feed backend replies; 'Z' is followed by its status char. */
+static unsigned rep(struct track *t, const char *reps)
+{
+	unsigned ev = 0;
+
+	for (; *reps; reps++) {
+		if (*reps == 'Z') {
+			ev |= track_reply(t, 'Z', (uint8_t)reps[1]);
+			reps++;
+		} else {
+			ev |= track_reply(t, (uint8_t)*reps, 0);
+		}
+	}
+	return ev;
+}
+
+int main(void)
+{
+	struct track t;
+	int i, rc = 0;
+
+	A = slab_arena_create(0);
+	plan(35);
+	track_init(&t);
+	ok(track_idle(&t), "fresh tracker is idle");
+
+	req(&t, "Q");
+	ok(!track_idle(&t) && track_busy(&t), "simple query in flight");
+	rep(&t, "TDC");
+	ok(!track_idle(&t), "results before ReadyForQuery: not idle");
+	ok(rep(&t, "ZI") & TRACK_EV_READY, "ReadyForQuery reported");
+	ok(track_idle(&t), "simple query answered: idle");
+
+	req(&t, "Q");
+	rep(&t, "CZT");
+	ok(!track_idle(&t) && t.txn == 'T', "BEGIN: in a transaction, not idle");
+	req(&t, "Q");
+	rep(&t, "CZI");
+	ok(track_idle(&t), "COMMIT: idle again");
+
+	/* extended protocol, one statement */
+	req(&t, "PBDES");
+	rep(&t, "12TDC");
+	ok(!track_idle(&t), "extended results before ReadyForQuery");
+	rep(&t, "ZI");
+	ok(track_idle(&t), "P/B/D/E/S answered: idle");
+
+	/* defect 3: Flush without Sync leaves an implicit transaction */
+	req(&t, "PBEH");
+	rep(&t, "12C");
+	ok(t.n == 0 && !track_idle(&t) && (t.flags & TRACK_F_UNSYNCED),
+			"Flush without Sync: every reply in, still not idle");
+	req(&t, "S");
+	rep(&t, "ZI");
+	ok(track_idle(&t), "the Sync ends it");
+
+	/* defect 4: a Query and an extended pipeline in one write */
+	req(&t, "QPBES");
+	rep(&t, "TDCZI");
+	ok(!track_idle(&t) && t.n_ready == 1, "ReadyForQuery of the Q: the pipeline is still owed");
+	rep(&t, "12CZI");
+	ok(track_idle(&t), "pipeline answered: idle");
+
+	/* error mid-pipeline: the backend skips to Sync */
+	req(&t, "PBEPBES");
+	rep(&t, "12E");
+	ok(t.n == 1 && t.n_ready == 1, "error drops the requests up to the Sync");
+	rep(&t, "ZI");
+	ok(track_idle(&t), "Sync after an error: idle");
+
+	/* error with no Sync queued: the backend skips until one comes */
+	req(&t, "PBE");
+	rep(&t, "E");
+	ok(!track_idle(&t) && (t.flags & TRACK_F_SKIP), "skipping until Sync");
+	req(&t, "PBEH");
+	ok(t.n == 0, "skipped messages owe nothing");
+	req(&t, "S");
+	rep(&t, "ZI");
+	ok(track_idle(&t), "the Sync ends the skip");
+
+	/* simple-query COPY FROM STDIN */
+	req(&t, "Q");
+	rep(&t, "G");
+	ok(t.flags & TRACK_F_COPY_IN, "copy-in started");
+	req(&t, "ddd");
+	req(&t, "c");
+	ok(!(t.flags & TRACK_F_COPY_IN), "CopyDone ends copy-in");
+	rep(&t, "CZI");
+	ok(track_idle(&t), "simple COPY done: idle");
+
+	/* defect 8: libpq's extended COPY FROM STDIN: Sync after Execute
+	 * (ignored by the backend) and another after CopyDone */
+	req(&t, "PBDES");
+	rep(&t, "12nG");
+	ok(t.n == 1 && t.n_ready == 0 && (t.flags & TRACK_F_COPY_IN),
+			"the pipelined Sync is ignored in copy-in");
+	req(&t, "dd");
+	req(&t, "cS");
+	rep(&t, "CZI");
+	ok(track_idle(&t), "extended COPY done: idle, nothing owed");
+
+	/* COPY with the data and CopyDone pipelined before CopyInResponse */
+	req(&t, "Qddc");
+	rep(&t, "G");
+	ok(!(t.flags & TRACK_F_COPY_IN), "pipelined CopyDone ends the copy");
+	rep(&t, "CZI");
+	ok(track_idle(&t), "pipelined COPY: idle");
+
+	/* CopyFail in extended copy-in: error, skip to the client's Sync */
+	req(&t, "PBES");
+	rep(&t, "12G");
+	req(&t, "df");
+	rep(&t, "E");
+	ok(!track_idle(&t), "CopyFail error: waiting for the Sync");
+	req(&t, "S");
+	rep(&t, "ZI");
+	ok(track_idle(&t), "CopyFail then Sync: idle");
+
+	/* COPY TO STDOUT */
+	req(&t, "Q");
+	rep(&t, "HdddcCZI");
+	ok(track_idle(&t), "copy-out: idle");
+
+	/* a CopyDone with no COPY in sight is ignored by the backend */
+	req(&t, "c");
+	ok(track_idle(&t), "stray CopyDone owes nothing");
+
+	/* a reply nobody asked for */
+	rep(&t, "ZI");
+	ok(t.flags & TRACK_F_DESYNC, "unexpected ReadyForQuery: desynchronised");
+	ok(!track_idle(&t), "a desynchronised backend is never idle");
+	track_reset(&t, A);
+	ok(track_idle(&t), "reset");
+
+	/* a deep pipeline grows past the inline ring and shrinks back */
+	for (i = 0; i < 1000; i++)
+		rc |= track_req(&t, A, 'Q');
+	ok(rc == 0 && t.n == 1000 && t.n_ready == 1000, "1000 pipelined queries tracked");
+	for (i = 0; i < 1000; i++)
+		rep(&t, "CZI");
+	ok(track_idle(&t), "1000 answers: idle");
+	track_reset(&t, A);
+	for (i = 0, rc = 0; i < (int)TRACK_MAX + 1 && rc == 0; i++)
+		rc = track_req(&t, A, 'P');
+	ok(rc == -E2BIG && t.n == TRACK_MAX, "past TRACK_MAX the pipeline is refused");
+	track_reset(&t, A);
+	slab_arena_destroy(A);
+	return tap_exit_status();
+}
