@@ -41,7 +41,6 @@ struct client;
 struct db;
 struct control; /* opaque, one per proxy */
 
-#define CONTROL_MAX_WAITERS 32
 #define CONTROL_TICK_US 20000 /* how often held PAUSE/WAIT_CLOSE replies are checked */
 
 /* The control state of <p>, created on first use; NULL only on OOM. */

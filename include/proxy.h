@@ -231,6 +231,7 @@ struct server {
 
 #define PREP_CHECKED 0x1
 #define PREP_SYNCED 0x2
+#define PREP_FAILED 0x4   /* an internal step's query failed */
 
 /* A cancel request being forwarded to a server on a fresh connection. */
 struct cancel_req {

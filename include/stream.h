@@ -146,9 +146,14 @@ static inline bool stream_failed(const struct stream *s)
 {
 	return s->fd < 0 || (s->flags & STREAM_F_FAILED);
 }
+void stream_ctx_run_failed_slow(struct stream_ctx *ctx);
 /* Deliver on_error() to every failed stream of <ctx>, including those that
  * fail meanwhile.  The event loop calls this after each callback. */
-void stream_ctx_run_failed(struct stream_ctx *ctx);
+static inline void stream_ctx_run_failed(struct stream_ctx *ctx)
+{
+	if (ctx->failed)
+		stream_ctx_run_failed_slow(ctx);
+}
 
 void stream_link(struct stream *a, struct stream *b);
 void stream_unlink(struct stream *s);

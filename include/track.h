@@ -69,12 +69,34 @@ void track_init(struct track *t);
  * idle with status 'I'. */
 void track_reset(struct track *t, struct slab_arena *a);
 
+int track_req_slow(struct track *t, struct slab_arena *a, uint8_t type);
+unsigned track_reply_slow(struct track *t, uint8_t type, uint8_t status);
+
 /* The client forwards a message of <type>.  0, or -E2BIG / -ENOMEM when
- * the pipeline is too deep to track (the message must not be forwarded). */
-int track_req(struct track *t, struct slab_arena *a, uint8_t type);
+ * the pipeline is too deep to track (the message must not be forwarded).
+ * Inline fast path: a Query with nothing unusual going on. */
+static inline int track_req(struct track *t, struct slab_arena *a, uint8_t type)
+{
+	if (type == 'Q' && t->flags == 0 && t->n < t->cap) {
+		t->q[(t->head + t->n) & (t->cap - 1)] = 'Q';
+		t->n++;
+		t->n_ready++;
+		return 0;
+	}
+	return track_req_slow(t, a, type);
+}
+
 /* The backend sent a message of <type>; <status> is ReadyForQuery's status
- * byte (ignored otherwise).  Returns TRACK_EV_* bits. */
-unsigned track_reply(struct track *t, uint8_t type, uint8_t status);
+ * byte (ignored otherwise).  Returns TRACK_EV_* bits.  Inline fast path:
+ * rows and the replies inside a simple Query change nothing. */
+static inline unsigned track_reply(struct track *t, uint8_t type, uint8_t status)
+{
+	if (type == 'D')
+		return 0;
+	if ((type == 'T' || type == 'C') && t->n > 0 && t->q[t->head] == 'Q')
+		return 0;
+	return track_reply_slow(t, type, status);
+}
 
 static inline bool track_idle(const struct track *t)
 {

@@ -49,13 +49,14 @@ struct rs {
 	int ncols;
 	size_t len;
 	uint64_t rows;
+	bool lost;            /* a row could not be queued: end with an error */
 	uint8_t buf[RS_BUF];
 };
 
 static void rs_flush(struct rs *r)
 {
-	if (r->len > 0 && !r->c->closing)
-		stream_write(&r->c->st, r->buf, r->len);
+	if (r->len > 0 && !r->c->closing && stream_write(&r->c->st, r->buf, r->len) < 0)
+		r->lost = true;
 	r->len = 0;
 }
 
@@ -99,6 +100,7 @@ static void rs_begin(struct rs *r, struct client *c, const char *types, const ch
 	r->c = c;
 	r->len = 0;
 	r->rows = 0;
+	r->lost = false;
 	r->ncols = n;
 	for (i = 0; i < n; i++) {
 		oids[i] = type_oid(types[i]);
@@ -127,8 +129,10 @@ static void rs_row(struct rs *r, const char *const *vals)
 	if (p == NULL) {
 		rs_flush(r);
 		p = stream_write_reserve(&r->c->st, cap);
-		if (p == NULL)
+		if (p == NULL) {
+			r->lost = true;
 			return;
+		}
 		direct = true;
 	}
 	pkt_init(&k, p, cap);
@@ -144,9 +148,17 @@ static void rs_row(struct rs *r, const char *const *vals)
 
 static void rs_end(struct rs *r, const char *tag)
 {
-	uint8_t *p = rs_room(r, 128);
+	uint8_t *p;
 	struct pkt k;
 
+	rs_flush(r);
+	if (r->lost) {
+		/* never a silently shortened result */
+		client_error(r->c, SQLSTATE_PROGRAM_LIMIT,
+				"result too large for the console: rows were dropped");
+		return;
+	}
+	p = rs_room(r, 128);
 	pkt_init(&k, p, 128);
 	proto_write_command_complete(&k, tag);
 	r->len += k.len;
@@ -525,7 +537,7 @@ static void count_servers(const struct pool *pool, struct sv_counts *n)
 	for (it = pool->active.next; it != &pool->active; it = it->next) {
 		const struct server *s = list_entry(it, struct server, node);
 
-		if (s->state == SV_RESET && s->client == NULL)
+		if ((s->state == SV_RESET || s->state == SV_DRAIN) && s->client == NULL)
 			n->used++; /* running the reset query */
 		else
 			n->active++;
@@ -745,6 +757,7 @@ static const char *server_state_name(const struct server *s, bool sockets)
 	case SV_IDLE:
 		return sockets ? "sv_idle" : "idle";
 	case SV_RESET:
+	case SV_DRAIN:
 		if (s->client == NULL)
 			return sockets ? "sv_used" : "used";
 		return sockets ? "sv_active" : "active";

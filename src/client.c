@@ -216,7 +216,9 @@ static void refuse(int fd, const char *sqlstate, const char *msg)
 
 static int accept_margin(int max_client_conn)
 {
-	return max_client_conn / 8 > 16 ? max_client_conn / 8 : 16;
+	int m = max_client_conn / 8;
+
+	return m < 2 ? 2 : m > 64 ? 64 : m;
 }
 
 void client_accept(struct proxy *p, int fd, const struct sockaddr *sa, socklen_t salen)
@@ -572,10 +574,14 @@ static void send_welcome(struct client *c)
 	struct proxy *p = proxy_of(&c->st);
 	struct pool *pool = c->pool;
 	size_t cap = 1024 + (pool ? pool->welcome_len : 0);
-	uint8_t *buf = stream_write_reserve(&c->st, cap);
+	uint8_t *buf;
 	struct pkt k;
 	int i;
 
+	for (i = 0; i < p->vars.n; i++)
+		if (c->vars->v[i])
+			cap += c->vars->v[i]->len + NAME_MAX_LEN + 8;
+	buf = stream_write_reserve(&c->st, cap);
 	if (buf == NULL)
 		return;
 	pkt_init(&k, buf, cap);
@@ -760,6 +766,10 @@ static enum stream_act client_on_header(struct stream *st, uint8_t type, uint32_
 	if (c->state == CL_WELCOME)
 		return STREAM_STOP; /* not welcomed yet: client_welcome() resumes */
 	if (type == 'X') {
+		/* what was pipelined before Terminate still goes to the server,
+		 * as it would reach PostgreSQL directly */
+		if (s != NULL)
+			stream_flush(&s->st);
 		client_close(c, NULL, NULL);
 		return STREAM_CLOSED;
 	}

@@ -24,11 +24,13 @@
 #include "log.h"
 #include "proto.h"
 #include "proxy.h"
+#include "slab.h"
 #include "sysalloc.h"
 
 enum waiter_kind { W_PAUSE, W_WAIT_CLOSE };
 
 struct waiter {
+	struct list node;          /* on control->waiters, oldest first */
 	uint64_t client_id;
 	uint8_t kind;
 	bool all;                  /* every database, else <db> */
@@ -41,8 +43,8 @@ struct control {
 	struct event tick;
 	bool tick_on;
 	bool suspended;
-	int n_waiters;
-	struct waiter w[CONTROL_MAX_WAITERS];
+	struct list waiters;       /* held replies, from waiter_cache */
+	struct slab_cache *waiter_cache;
 };
 
 
@@ -58,6 +60,13 @@ struct control *control_get(struct proxy *p)
 	if (ctl == NULL)
 		return NULL;
 	ctl->p = p;
+	list_init(&ctl->waiters);
+	ctl->waiter_cache = slab_cache_create(p->arena, "console_waiter", sizeof(struct waiter), 0,
+			NULL, NULL, NULL);
+	if (ctl->waiter_cache == NULL) {
+		sys_free(ctl);
+		return NULL;
+	}
 	event_assign(&ctl->tick, p->base, -1, EV_PERSIST, tick_cb, ctl);
 	p->control = ctl;
 	return ctl;
@@ -71,6 +80,13 @@ void control_destroy(struct proxy *p)
 		return;
 	if (ctl->tick_on)
 		event_del(&ctl->tick);
+	while (!list_empty(&ctl->waiters)) {
+		struct waiter *w = list_first_entry(&ctl->waiters, struct waiter, node);
+
+		list_del(&w->node);
+		slab_free(ctl->waiter_cache, w);
+	}
+	slab_cache_destroy(ctl->waiter_cache);
 	p->control = NULL;
 	sys_free(ctl);
 }
@@ -486,41 +502,42 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct control *ctl = arg;
 	struct proxy *p = ctl->p;
-	int i = 0;
+	struct list *it, *tmp;
 
 	(void)fd;
 	(void)what;
 	enforce_pause(ctl);
-	while (i < ctl->n_waiters) {
-		struct waiter w = ctl->w[i];
-		struct client *c = console_client(p, w.client_id);
+	list_for_each_safe(it, tmp, &ctl->waiters) {
+		struct waiter *w = list_entry(it, struct waiter, node);
+		struct client *c = console_client(p, w->client_id);
+		const char *tag = w->tag;
 
-		if (c != NULL && !waiter_done(p, &w)) {
-			i++;
+		if (c != NULL && !waiter_done(p, w))
 			continue;
-		}
-		ctl->w[i] = ctl->w[--ctl->n_waiters];
+		list_del(&w->node);
+		slab_free(ctl->waiter_cache, w);
 		if (c) {
-			log_info("%s complete", w.tag);
-			finish(c, w.tag); /* may run the client's next command */
+			log_info("%s complete", tag);
+			finish(c, tag); /* may run the client's next command (and queue at the tail) */
 		}
 	}
-	if (ctl->n_waiters == 0 && !p->paused && !ctl->suspended && !any_db_paused(p)) {
+	proxy_settle(p);
+	if (list_empty(&ctl->waiters) && !p->paused && !ctl->suspended && !any_db_paused(p)) {
 		event_del(&ctl->tick);
 		ctl->tick_on = false;
 	}
 }
 
-/* Hold <c>'s reply until the tick sees <kind> done; false when no slot. */
+/* Hold <c>'s reply until the tick sees <kind> done; false when out of memory. */
 static bool defer(struct client *c, enum waiter_kind kind, const struct db *db, const char *tag)
 {
 	struct control *ctl = control_get(proxy_of(&c->st));
 	struct waiter *w;
 
-	if (ctl == NULL || ctl->n_waiters == CONTROL_MAX_WAITERS)
+	if (ctl == NULL || (w = slab_alloc(ctl->waiter_cache)) == NULL)
 		return false;
-	w = &ctl->w[ctl->n_waiters++];
 	memset(w, 0, sizeof(*w));
+	list_append(&ctl->waiters, &w->node);
 	w->client_id = c->id;
 	w->kind = (uint8_t)kind;
 	w->all = db == NULL;

@@ -201,7 +201,7 @@ static double pool_value(const struct pool *pool, enum pool_metric k, int64_t no
 		for (it = pool->active.next; it != &pool->active; it = it->next) {
 			const struct server *s = list_entry(it, struct server, node);
 
-			if (s->state == SV_RESET && s->client == NULL)
+			if ((s->state == SV_RESET || s->state == SV_DRAIN) && s->client == NULL)
 				used++;
 			else
 				active++;

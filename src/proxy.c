@@ -418,7 +418,9 @@ static void expire_autodbs(struct proxy *p)
 		if (!db->autodb)
 			continue;
 		if (!db->dead) {
-			if (db->n_clients > 0 || db->n_servers > 0) {
+			struct list *pi;
+
+			if (db->n_clients > 0) {
 				db->idle_since_us = 0;
 				continue;
 			}
@@ -426,7 +428,15 @@ static void expire_autodbs(struct proxy *p)
 				db->idle_since_us = now;
 			if (limit <= 0 || now - db->idle_since_us < limit)
 				continue;
+			/* unused: its idle servers go now, busy ones when done */
 			db->dead = true;
+			list_for_each(pi, &p->pools) {
+				struct pool *pool = list_entry(pi, struct pool, node);
+
+				while (pool->db == db && !list_empty(&pool->idle))
+					server_close(list_first_entry(&pool->idle, struct server, node),
+							"auto-database unused (autodb_idle_timeout)");
+			}
 			pool_destroy_unused(p);
 		}
 		if (db->n_clients == 0 && db->n_servers == 0 && !db_has_pools(p, db)) {

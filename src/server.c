@@ -434,8 +434,11 @@ static void track_param(struct server *s, const uint8_t *msg, uint32_t len)
 	vars_put(p, s->vars);
 	s->vars = vs;
 	if (s->client) {
+		/* only this value: the client's others (some never reported by
+		 * the server, such as search_path) stay what it asked for */
+		vs = vars_set(p, s->client->vars, idx, value);
 		vars_put(p, s->client->vars);
-		s->client->vars = vars_get(vs);
+		s->client->vars = vs;
 	}
 }
 
@@ -579,6 +582,7 @@ static enum stream_act internal_message(struct server *s, uint8_t type, const ui
 	} else if (type == 'E' && s->state == SV_RESET) {
 		const char *m = proto_error_field(msg + PROTO_HDR_LEN, len - PROTO_HDR_LEN, 'M');
 
+		s->prep |= PREP_FAILED;
 		server_logid(s, id, sizeof(id));
 		slog_warning(id, "internal query failed: %s", m ? m : "?");
 	} else if (type == 'Z' && s->state == SV_DRAIN) {
@@ -590,6 +594,13 @@ static enum stream_act internal_message(struct server *s, uint8_t type, const ui
 			return STREAM_CLOSED;
 		}
 		if (s->client) {
+			/* the parameter SET went through: the server now holds the
+			 * client's values, reported or not */
+			if ((s->prep & (PREP_SYNCED | PREP_FAILED)) == PREP_SYNCED &&
+					s->vars != s->client->vars) {
+				vars_put(proxy_of(&s->st), s->vars);
+				s->vars = vars_get(s->client->vars);
+			}
 			if (pool_prepare(s))
 				client_server_ready(s->client);
 		} else {

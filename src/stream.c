@@ -210,7 +210,7 @@ static void stream_fail_errno(struct stream *s, int err)
 	stream_fail(s, reset ? STREAM_E_EOF : STREAM_E_IO, reset ? "connection reset by peer" : NULL);
 }
 
-void stream_ctx_run_failed(struct stream_ctx *ctx)
+void stream_ctx_run_failed_slow(struct stream_ctx *ctx)
 {
 	struct stream *s;
 

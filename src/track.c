@@ -104,7 +104,7 @@ static void desync(struct track *t)
 	t->flags |= TRACK_F_DESYNC;
 }
 
-int track_req(struct track *t, struct slab_arena *a, uint8_t type)
+int track_req_slow(struct track *t, struct slab_arena *a, uint8_t type)
 {
 	if (t->flags & TRACK_F_DESYNC)
 		return 0;
@@ -208,7 +208,7 @@ static void expect(struct track *t, uint8_t want)
 		desync(t);
 }
 
-unsigned track_reply(struct track *t, uint8_t type, uint8_t status)
+unsigned track_reply_slow(struct track *t, uint8_t type, uint8_t status)
 {
 	uint8_t h;
 
