@@ -450,6 +450,9 @@ static bool stream_process(struct stream *s)
 
 			b->parse += take;
 			s->pkt_remain -= take;
+			if (s->peer == NULL)
+				b->head = b->parse; /* forwarded to nobody: gone now, never
+						     * to a peer linked later */
 			continue;
 		}
 		hdr = (s->flags & STREAM_F_STARTUP) ? 4 : PROTO_HDR_LEN;

@@ -75,10 +75,14 @@ static int push(struct track *t, struct slab_arena *a, uint8_t r)
 
 static void pop(struct track *t)
 {
-	if (owes_ready(at(t, 0)))
-		t->n_ready--;
-	t->head = (t->head + 1) & (t->cap - 1);
-	t->n--;
+	do {
+		if (owes_ready(at(t, 0)))
+			t->n_ready--;
+		t->head = (t->head + 1) & (t->cap - 1);
+		t->n--;
+		/* CopyDone/CopyFail markers behind a finished request: its COPY
+		 * never started, so the backend ignored them */
+	} while (t->n > 0 && at(t, 0) == 'c');
 }
 
 /* Remove the request at position <i> (> 0), keeping the order. */

@@ -37,7 +37,7 @@ int main(void)
 	int i, rc = 0;
 
 	A = slab_arena_create(0);
-	plan(35);
+	plan(36);
 	track_init(&t);
 	ok(track_idle(&t), "fresh tracker is idle");
 
@@ -137,6 +137,14 @@ int main(void)
 	req(&t, "Q");
 	rep(&t, "HdddcCZI");
 	ok(track_idle(&t), "copy-out: idle");
+
+	/* a COPY that fails before it starts (aborted transaction): the
+	 * pipelined CopyDone was ignored */
+	req(&t, "Qddc");
+	rep(&t, "EZE");
+	ok(t.n == 0 && t.txn == 'E', "failed COPY: its CopyDone owes nothing");
+	req(&t, "Q");
+	rep(&t, "CZI");
 
 	/* a CopyDone with no COPY in sight is ignored by the backend */
 	req(&t, "c");
