@@ -9,6 +9,9 @@
 #   make bench-alloc  slab caches vs glibc vs jemalloc vs mimalloc
 #   make bench-log    connection churn: async log writer vs -DLOG_SYNC_WRITE build
 #   make bench-budget backend-slot sharing (cold start, fairness) vs PgBouncer
+#   make docker-test  build docker/Dockerfile with podman, run it against PostgreSQL
+#   make install      binary, man pages, example config, systemd unit (PREFIX, DESTDIR)
+#   make uninstall    remove what make install put there
 #
 # Every src/*.c except main.c goes into build/<variant>/libpgslab.a; every
 # test/unit/t_*.c becomes an executable printing TAP, linked against it.
@@ -42,7 +45,7 @@ DEB_PKGS := gcc make pkg-config perl libevent-dev libssl-dev libpq-dev \
             prometheus
 
 .PHONY: all deps check unit-check prove-check asan asan-check demo bench-alloc bench-log bench-budget \
-        clean format cppcheck
+        clean format cppcheck docker-deps docker-test man install uninstall
 
 all: $(PROG)
 
@@ -142,6 +145,27 @@ bench-log: deps
 	$(MAKE) $(PROG)
 	$(MAKE) BUILD=build/synclog PROG=pgslab-synclog EXTRA_CFLAGS=-DLOG_SYNC_WRITE pgslab-synclog
 	PGSLAB=$(CURDIR)/$(PROG) PGSLAB_SYNCLOG=$(CURDIR)/pgslab-synclog perl bench/log_bench.pl
+
+# make docker-test: debootstrap a Debian 12 base (cached in PGSLAB_DOCKER_CACHE,
+# default ~/.cache/pgslab-docker), podman build docker/Dockerfile with chroot
+# isolation, run the image's pgslab with buildah against a throw-away
+# PostgreSQL, pgbench and the console through it, check the compose file, clean
+# up.  Needs root and network access to a Debian mirror; not part of make check.
+DOCKER_DEB_PKGS := podman buildah debootstrap podman-compose python3-yaml
+
+docker-deps:
+	@missing=$$(for p in $(DOCKER_DEB_PKGS); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y $$missing; \
+	fi
+
+docker-test: deps docker-deps
+	perl -I test/perl test/docker_test.pl
 
 format:
 	clang-format -i src/*.c include/*.h test/unit/*.c test/unit/*.h
