@@ -312,6 +312,17 @@ like(PgSlab::Test::Cluster::_slurp("$root/docker/docker-compose.yml"), qr/^# TLS
 	'compose has the TLS note');
 is($s->{pgbench}{restart}, 'no', 'pgbench is one-shot');
 
+my $readme = PgSlab::Test::Cluster::_slurp("$root/README.md");
+my ($deploying) = $readme =~ /^## Deploying\n(.*?)^## /ms;
+for my $cmd ('podman build --format docker -f docker/Dockerfile -t pgslab .',
+    '-v $PWD/docker/userlist.txt:/etc/pgslab/userlist.txt:ro pgslab',
+    'docker compose -f docker/docker-compose.yml up --build',
+    "psql -h localhost -p 6432 -U app app                        # password app_password",
+    "psql -h localhost -p 6432 -U admin pgslab -c 'SHOW POOLS'   # password admin_password",
+    'curl -s http://localhost:9127/metrics') {
+	ok(index($deploying // '', $cmd) >= 0, "README Deploying: $cmd");
+}
+
 cleanup();
 my $left = sh('podman', 'images', '--noheading', '--filter', "reference=$image");
 is($left, '', 'built image removed');

@@ -165,6 +165,14 @@ SKIP: {
 	File::Path::remove_tree("$dest/etc");
 }
 
+# ---- README's "Deploying" shows these same commands ------------------------
+my $readme = PgSlab::Test::Cluster::_slurp("$root/README.md");
+my ($deploying) = $readme =~ /^## Deploying\n(.*?)^## /ms;
+for my $cmd ('make install PREFIX=/usr', 'make uninstall PREFIX=/usr', 'pgslab -V',
+    'systemd-sysusers /usr/lib/sysusers.d/pgslab.conf', 'systemctl reload pgslab') {
+	ok(index($deploying // '', $cmd) >= 0, "README Deploying: $cmd");
+}
+
 # ---- make uninstall -------------------------------------------------------
 ($rc, $out, $err) = run_make('uninstall', "DESTDIR=$dest", 'PREFIX=/usr');
 is($rc, 0, 'make uninstall DESTDIR=... PREFIX=/usr') or diag("$out\n$err");
