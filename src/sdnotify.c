@@ -55,7 +55,8 @@ int sdnotify_reloading(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	snprintf(buf, sizeof(buf), "RELOADING=1\nMONOTONIC_USEC=%llu",
-			(unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
+			(unsigned long long)ts.tv_sec * 1000000ULL +
+					(unsigned long long)ts.tv_nsec / 1000);
 	return sdnotify(buf);
 }
 

@@ -25,7 +25,8 @@ static int listen_at(const char *name)
 	if (name[0] == '@')
 		sa.sun_path[0] = 0;
 	if (fd < 0 || bind(fd, (struct sockaddr *)&sa,
-				(socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
+				      (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) <
+					0)
 		return -1;
 	return fd;
 }
