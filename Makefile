@@ -9,6 +9,9 @@
 #   make bench-alloc  slab caches vs glibc vs jemalloc vs mimalloc
 #   make bench-log    connection churn: async log writer vs -DLOG_SYNC_WRITE build
 #   make bench-budget backend-slot sharing (cold start, fairness) vs PgBouncer
+#   make docker-test  build docker/Dockerfile with podman, run it against PostgreSQL
+#   make install      binary, man pages, example config, systemd unit (PREFIX, DESTDIR)
+#   make uninstall    remove what make install put there
 #
 # Every src/*.c except main.c goes into build/<variant>/libpgslab.a; every
 # test/unit/t_*.c becomes an executable printing TAP, linked against it.
@@ -39,10 +42,10 @@ UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BUILD)/test/%)
 DEB_PKGS := gcc make pkg-config perl libevent-dev libssl-dev libpq-dev \
             postgresql-15 postgresql-client-15 libdbd-pg-perl \
             pgbouncer valgrind strace procps libjemalloc-dev libmimalloc-dev gnuplot-nox \
-            prometheus
+            prometheus pandoc
 
 .PHONY: all deps check unit-check prove-check asan asan-check demo bench-alloc bench-log bench-budget \
-        clean format cppcheck
+        clean format cppcheck docker-deps docker-test man install uninstall
 
 all: $(PROG)
 
@@ -142,6 +145,70 @@ bench-log: deps
 	$(MAKE) $(PROG)
 	$(MAKE) BUILD=build/synclog PROG=pgslab-synclog EXTRA_CFLAGS=-DLOG_SYNC_WRITE pgslab-synclog
 	PGSLAB=$(CURDIR)/$(PROG) PGSLAB_SYNCLOG=$(CURDIR)/pgslab-synclog perl bench/log_bench.pl
+
+# make install / uninstall: PREFIX (default /usr/local) and DESTDIR (staging
+# root for packaging).  Man pages are built from doc/*.md with pandoc.
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+BINDIR   := $(PREFIX)/bin
+MANDIR   := $(PREFIX)/share/man
+DOCDIR   := $(PREFIX)/share/doc/pgslab
+UNITDIR  := $(PREFIX)/lib/systemd/system
+SYSUSERSDIR := $(PREFIX)/lib/sysusers.d
+MANS     := build/man/pgslab.1 build/man/pgslab.ini.5
+DOCS     := conf/pgslab.ini conf/userlist.txt README.md
+
+man: $(MANS)
+
+build/man/%: doc/%.md
+	@mkdir -p $(dir $@)
+	pandoc --standalone --from markdown-smart --to man -o $@ $<
+
+# The unit's ExecStart names the installed binary; the target is always
+# rebuilt because PREFIX may differ from the last run.
+.PHONY: build/pgslab.service
+build/pgslab.service: conf/pgslab.service.in
+	@mkdir -p $(dir $@)
+	sed 's|@BINDIR@|$(BINDIR)|g' $< > $@
+
+install: $(PROG) $(MANS) build/pgslab.service
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+		$(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR)
+	install -m 0755 $(PROG) $(DESTDIR)$(BINDIR)/pgslab
+	install -m 0644 build/man/pgslab.1 $(DESTDIR)$(MANDIR)/man1/pgslab.1
+	install -m 0644 build/man/pgslab.ini.5 $(DESTDIR)$(MANDIR)/man5/pgslab.ini.5
+	install -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)/
+	install -m 0644 build/pgslab.service $(DESTDIR)$(DOCDIR)/pgslab.service
+	install -m 0644 build/pgslab.service $(DESTDIR)$(UNITDIR)/pgslab.service
+	install -m 0644 conf/pgslab.sysusers $(DESTDIR)$(SYSUSERSDIR)/pgslab.conf
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/pgslab $(DESTDIR)$(MANDIR)/man1/pgslab.1 \
+		$(DESTDIR)$(MANDIR)/man5/pgslab.ini.5 $(DESTDIR)$(UNITDIR)/pgslab.service \
+		$(DESTDIR)$(SYSUSERSDIR)/pgslab.conf
+	rm -f $(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(DOCS)) pgslab.service)
+	-rmdir $(DESTDIR)$(DOCDIR)
+
+# make docker-test: debootstrap a Debian 12 base (cached in PGSLAB_DOCKER_CACHE,
+# default ~/.cache/pgslab-docker), podman build docker/Dockerfile with chroot
+# isolation, run the image's pgslab with buildah against a throw-away
+# PostgreSQL, pgbench and the console through it, check the compose file, clean
+# up.  Needs root and network access to a Debian mirror; not part of make check.
+DOCKER_DEB_PKGS := podman buildah debootstrap podman-compose python3-yaml
+
+docker-deps:
+	@missing=$$(for p in $(DOCKER_DEB_PKGS); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y $$missing; \
+	fi
+
+docker-test: deps docker-deps
+	perl -I test/perl test/docker_test.pl
 
 format:
 	clang-format -i src/*.c include/*.h test/unit/*.c test/unit/*.h

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "proxy.h"
+#include "sdnotify.h"
 #include "slab.h"
 #include "sysalloc.h"
 
@@ -218,7 +219,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	log_info("pgslab %s listening on port %d", PGSLAB_VERSION, proxy.cfg->s.listen_port);
+	/* systemd Type=notify: started once the listeners are open */
+	sdnotify_ready();
 	proxy_run(&proxy);
+	sdnotify_stopping();
 	log_info("shutting down");
 	if (proxy.cfg->s.pidfile[0])
 		unlink(proxy.cfg->s.pidfile);
