@@ -24,6 +24,7 @@
 #include "metrics.h"
 #include "proto.h"
 #include "pwd.h"
+#include "sdnotify.h"
 #include "slab.h"
 #include "userlist.h"
 
@@ -517,8 +518,10 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	case SIGHUP: {
 		char err[512];
 
+		sdnotify_reloading();
 		log_info("got SIGHUP, reloading config");
 		proxy_reload(p, err, sizeof(err));
+		sdnotify_ready();
 		break;
 	}
 	case SIGUSR1:
