@@ -48,12 +48,18 @@ static int grow(struct track *t, struct slab_arena *a)
 	nq = slab_buf_alloc(a, ncap, &got);
 	if (nq == NULL)
 		return -ENOMEM;
+	/* the ring takes the whole buffer (size classes are powers of two), so
+	 * <cap> is also what slab_buf_free() must be given back */
+	if (got > TRACK_MAX || (got & (got - 1)) != 0) {
+		slab_buf_free(a, nq, got);
+		return -ENOMEM;
+	}
 	for (i = 0; i < t->n; i++)
 		nq[i] = at(t, i);
 	if (t->q != t->inline_q)
 		slab_buf_free(a, t->q, t->cap);
 	t->q = nq;
-	t->cap = ncap;
+	t->cap = (uint32_t)got;
 	t->head = 0;
 	return 0;
 }

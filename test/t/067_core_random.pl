@@ -1,4 +1,4 @@
-# 066_core_random.pl -- issue 10, defects #13 (a plain secret cost PBKDF2 on every
+# 067_core_random.pl -- issue 10, defects #13 (a plain secret cost PBKDF2 on every
 # startup: a CPU lever for anyone who can reach the port) and #14 (cancel keys
 # and md5 salts came from xorshift: one BackendKeyData gave away the rest).
 
@@ -12,7 +12,7 @@ use PgSlab::Test::Cluster;
 use PgSlab::Test::Proxy;
 use PgSlab::Test::Wire;
 
-my $node = PgSlab::Test::Cluster->new(name => 'c066');
+my $node = PgSlab::Test::Cluster->new(name => 'c067');
 $node->start;
 $node->create_user('app', 'app_pw');
 $node->create_user('scr', 'scr_pw');
@@ -43,7 +43,7 @@ sub first_auth_code
 
 # --- #13: SCRAM startups of a user with a plain secret --------------------------------------
 {
-	my $proxy = PgSlab::Test::Proxy->new(cluster => $node, name => 'p066_scram',
+	my $proxy = PgSlab::Test::Proxy->new(cluster => $node, name => 'p067_scram',
 		settings => { auth_type => 'scram-sha-256' },
 		userlist => [ [ 'app', 'app_pw' ] ]);
 	$proxy->start;
@@ -70,7 +70,7 @@ sub first_auth_code
 SKIP: {
 	my ($strace) = PgSlab::Test::Cluster::run_command([ 'sh', '-c', 'command -v strace' ]);
 	skip('strace is not installed (make deps installs it)', 3) if $strace != 0;
-	my $proxy = PgSlab::Test::Proxy->new(cluster => $node, name => 'p066_md5',
+	my $proxy = PgSlab::Test::Proxy->new(cluster => $node, name => 'p067_md5',
 		settings => { auth_type => 'md5' },
 		userlist => [ [ 'app', 'app_pw' ], @{ userlist_from_cluster($node, 'scr') } ]);
 	$proxy->start;
