@@ -1,6 +1,6 @@
 # 061_core_tracker.pl -- issue 10: the protocol tracker must never hand over a dirty backend
-# (#3 Flush without Sync, #4 pipelining across ReadyForQuery, #5 release race with a slow
-# reader, #8 extended-protocol COPY FROM STDIN, #18 partial message / errored pipeline, then
+# (#3 Flush without Sync, #4 pipelining across ReadyForQuery (#5, the release race, is in
+# 066_core_release_race.pl), #8 extended-protocol COPY FROM STDIN, #18 partial message / errored pipeline, then
 # the client leaves).  Transaction mode, one server.
 
 use strict;
@@ -126,54 +126,6 @@ is(select_via_proxy(1, 5)->{types}, 'T D C Z', 'pool warmed up');
 	close $b;
 	sleep(0.3);
 	is(count_rows(3), '1', '#4: (Sync later) the INSERT is committed exactly once');
-}
-
-# --- #5: two large results pipelined, slow reader -------------------------------------------------
-{
-	my $a = login();
-	my $q = "SELECT repeat('x', 1000) FROM generate_series(1, 20000)";
-	raw_send($a, frontend_message('Q', "$q\0") . frontend_message('Q', "$q\0"));
-	my $deadline = time + 40;
-	my ($rows, $ready, $n, $last) = (0, 0, 0, '');
-	sleep(1);	# let pgslab's and the kernel's buffers fill up
-	while ($ready < 2 && time < $deadline) {
-		my ($t) = read_msg($a, 10);
-		$last = $t;
-		last if $t eq 'EOF' || $t eq 'TIMEOUT' || $t eq 'BADLEN';
-		$rows++ if $t eq 'D';
-		$ready++ if $t eq 'Z';
-		sleep(0.02) if ++$n % 500 == 0;
-	}
-	is($rows, 40000, '#5: slow reader of two pipelined large results gets all 40000 rows')
-	    or diag("last message: $last");
-	is($ready, 2, '#5: ... and two ReadyForQuery');
-	close $a;
-	is(select_via_proxy(5, 5)->{types}, 'T D C Z', '#5: the pool still serves a new client');
-
-	# The second query sent while the first result is still being delivered:
-	# pgslab may have parsed the first ReadyForQuery but not yet drained it.
-	for my $n (300, 1000, 3000, 10000) {
-		my $q = "SELECT repeat('x', 1000) FROM generate_series(1, $n)";
-		my $a2 = login();
-		raw_query($a2, $q);
-		sleep(0.5);
-		raw_query($a2, $q);
-		my ($rows2, $ready2, $k, $last2) = (0, 0, 0, '');
-		my $dl = time + 20;
-		while ($ready2 < 2 && time < $dl) {
-			my ($t) = read_msg($a2, 8);
-			$last2 = $t;
-			last if $t eq 'EOF' || $t eq 'TIMEOUT' || $t eq 'BADLEN';
-			$rows2++ if $t eq 'D';
-			$ready2++ if $t eq 'Z';
-			sleep(0.01) if ++$k % 200 == 0;
-		}
-		ok($rows2 == 2 * $n && $ready2 == 2,
-			"#5: second query sent while the first ($n rows) is unread: both results and two ReadyForQuery")
-		    or diag("rows $rows2, ready $ready2, last message $last2");
-		close $a2;
-	}
-	is(select_via_proxy(5, 5)->{types}, 'T D C Z', '#5: the pool still serves a new client (2)');
 }
 
 # --- #8: extended-protocol COPY FROM STDIN, as libpq sends it ---------------------------------
