@@ -8,6 +8,8 @@ use warnings;
 
 use Test::More;
 use Time::HiRes qw(time sleep);
+use IO::Socket::UNIX;
+use Socket qw(SOCK_STREAM);
 use PgSlab::Test::Cluster;
 use PgSlab::Test::Proxy;
 use PgSlab::Test::Wire;
@@ -95,19 +97,20 @@ is(select_via_proxy(1, 5)->{types}, 'T D C Z', 'pool warmed up');
 
 }
 
-# The same race made likely: with pkt_buf = 1 MiB pgslab holds up to 1 MiB of the server's
-# reply, so once the kernel's socket buffers towards the client are full it has parsed the
-# final ReadyForQuery long before it can write it.  The client's second query must arrive in
-# that window: the size of the first result is chosen from the measured capacity of the
-# socket buffers between pgslab and this client (/proc/net/tcp).
-sub tcp_queues
+# The same race made likely: with pkt_buf = 1 MiB pgslab reads up to 1 MiB of the server's
+# reply at once, and the client is on the Unix socket, whose kernel buffer is small (~200 KB)
+# and never grows.  The client reads the first result (5 MB) 24 KiB at a time, pausing after
+# each step: once nothing is left queued between the server and pgslab (/proc/net/tcp),
+# pgslab has read and parsed the final ReadyForQuery; if fewer bytes sit in the client's
+# socket (FIONREAD) than the client has yet to read, pgslab still holds the rest unwritten,
+# and the second query is sent right then.  A try that misses that window is repeated.
+use constant FIONREAD => 0x541B;
+
+sub server_side_queued
 {
-	# For the client's local port: (pgslab's tx_queue towards it, the client's rx_queue,
-	# the sum of all queues on connections to or from the cluster's port).
-	my ($port) = @_;
-	my ($tx, $rx, $srv) = (0, 0, 0);
 	my $cport = $node->port;
-	open(my $fh, '<', '/proc/net/tcp') or return (0, 0, 1);
+	my $sum = 0;
+	open(my $fh, '<', '/proc/net/tcp') or return 1;
 	while (<$fh>) {
 		my @x = split;
 		next unless @x > 4 && $x[1] =~ /:([0-9A-F]{4})$/;
@@ -115,30 +118,34 @@ sub tcp_queues
 		my ($rp) = $x[2] =~ /:([0-9A-F]{4})$/ or next;
 		$rp = hex $rp;
 		my ($t, $r) = map { hex } split /:/, $x[4];
-		$rx = $r if $lp == $port && $rp == $proxy->port;
-		$tx = $t if $rp == $port && $lp == $proxy->port;
-		$srv += $t + $r if $lp == $cport || $rp == $cport;
+		$sum += $t + $r if $lp == $cport || $rp == $cport;
 	}
 	close $fh;
-	return ($tx, $rx, $srv);
+	return $sum;
+}
+
+sub inq
+{
+	my ($s) = @_;
+	my $buf = pack('i', 0);
+	ioctl($s, FIONREAD, $buf) or return 0;
+	return unpack('i', $buf);
 }
 
 {
 	my $p5 = PgSlab::Test::Proxy->new(cluster => $node, name => 'p066_5',
 		settings => { pool_mode => 'transaction', default_pool_size => 1, pkt_buf => 1048576 });
 	$p5->start;
-	local $proxy = $p5;
-	# The client reads the first result (5 MB) 24 KiB at a time near its end, pausing after each step to
-	# look at the kernel queues (/proc/net/tcp).  Once nothing is left queued between the
-	# server and pgslab, pgslab has read, and parsed, the final ReadyForQuery; if R bytes are
-	# still unread by the client and only q < R of them sit in the kernel queues towards it,
-	# pgslab still holds the rest unwritten: the second query is sent right then.  A try that
-	# misses the window (the last piece already written) is repeated with another size.
-	my ($sent2, $rows2, $ready2, $last2, $n, $note) = (0, 0, 0, '', 0, '');
-	for my $try (1 .. 8) {
+	my $path = $p5->socket_dir . '/.s.PGSQL.' . $p5->port;
+	my ($sent2, $rows2, $ready2, $last2, $n, $note, $misses) = (0, 0, 0, '', 0, '', 0);
+	for my $try (1 .. 6) {
 		$n = 5000 + 97 * $try;
 		my $q = "SELECT repeat('x', 1000) FROM generate_series(1, $n)";
-		my $a2 = login();
+		my $a2 = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $path)
+		    or die "connect $path: $!";
+		binmode $a2;
+		my $o = scram_login($a2, $su, $supw);
+		die 'raw login failed: ' . describe_outcome($o) unless $o->{ready};
 		raw_query($a2, $q);
 		my ($read, $total, $next) = (0, undef, 0);
 		($rows2, $ready2, $last2) = (0, 0, '');
@@ -152,16 +159,17 @@ sub tcp_queues
 			$rows2++ if $t eq 'D';
 			$ready2++ if $t eq 'Z';
 			next if $sent2 || !defined $total || $read < $next;
+			$next = $read + 24 * 1024;
 			sleep(0.05);
-			my ($tx, $rx, $srv) = tcp_queues($a2->sockport);
+			next if server_side_queued() > 0;
 			my $r = $total - $read;
-			$next = $read + ($r - $tx - $rx > 1536 * 1024 ? 256 * 1024 : 24 * 1024);
-			next if $srv > 0;
-			if ($r - $tx - $rx > 0) {
+			my $k = inq($a2);
+			if ($r - $k > 0) {
 				raw_query($a2, $q);
 				$sent2 = 1;
-				$note = "try $try: sent with $r bytes unread, " . ($tx + $rx) . ' in the kernel';
+				$note = "try $try: sent with $r bytes unread, $k in the socket";
 			} else {
+				$misses++;
 				$next = $total + 1;	# missed: the rest is already written
 			}
 		}
