@@ -476,7 +476,6 @@ seen, in order).
 sub password_login
 {
 	my ($s, $user, $password, @kv) = @_;
-	my %kv = (database => 'postgres', @kv);
 	raw_send($s, startup_packet(user => $user, database => 'postgres', @kv));
 	my $o = read_outcome($s, 5);
 	my @methods;
