@@ -165,6 +165,10 @@ C<admin_password> -- default that user's password
 =item C<binary>, C<verbose> (number of C<-v>), C<args> (arrayref of extra
 arguments placed before the config path), C<name> (label, default C<proxy>)
 
+=item C<wrapper> -- arrayref of a command prefix pgslab is run under
+(e.g. C<['prlimit', '--nofile=40:40']>); pid is then the wrapper's, so the
+wrapper must exec pgslab (as prlimit does)
+
 =item C<run_as> -- OS user name to run pgslab as (default: the current
 user); the directory is handed to that user
 
@@ -192,6 +196,7 @@ sub new
 		binary        => $bin,
 		verbose       => $o{verbose} // 0,
 		args          => $o{args} // [],
+		wrapper       => $o{wrapper} // [],
 		users         => $o{users},
 		userlist      => $o{userlist} // [],
 		add_superuser => $o{add_superuser} // 1,
@@ -429,7 +434,7 @@ sub start
 	croak "pgslab already running (pid $self->{pid})" if $self->is_running;
 	croak "pgslab binary $self->{binary} is not executable" unless -x $self->{binary};
 	$self->write_config;
-	my @argv = ($self->{binary}, ('-v') x $self->{verbose}, @{ $self->{args} },
+	my @argv = (@{ $self->{wrapper} }, $self->{binary}, ('-v') x $self->{verbose}, @{ $self->{args} },
 		$self->ini_path);
 	$self->{exit_status} = undef;
 	$self->{pid} = PgSlab::Test::Cluster::spawn_command(\@argv,
@@ -651,6 +656,20 @@ sub admin_hash
 		my $r = $_;
 		+{ map { $hdr->[$_] => $r->[$_] } 0 .. $#$hdr };
 	} @rows;
+}
+
+=item mem_used($name)
+
+The C<used> column of C<SHOW MEM> for the slab cache C<$name> (e.g.
+C<client>, C<client_login>), or undef if there is no such row.
+
+=cut
+
+sub mem_used
+{
+	my ($self, $name) = @_;
+	my ($row) = grep { $_->{name} eq $name } $self->admin_hash('SHOW MEM');
+	return $row ? $row->{used} : undef;
 }
 
 =item connect_dbi($db, %opts)

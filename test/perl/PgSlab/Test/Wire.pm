@@ -6,6 +6,8 @@ use strict;
 use warnings;
 
 use Digest::SHA qw(hmac_sha256 sha256);
+use Digest::MD5 qw(md5_hex);
+use Socket qw(SOL_SOCKET SO_LINGER);
 use Exporter qw(import);
 use IO::Select;
 use IO::Socket::INET;
@@ -14,7 +16,9 @@ use Time::HiRes qw(time);
 
 our @EXPORT = qw(raw_connect raw_send raw_read_n read_msg parse_fields
     startup_packet frontend_message read_outcome describe_outcome
-    scram_login plain_login raw_query read_until_ready send_cancel);
+    scram_login plain_login raw_query read_until_ready send_cancel
+    raw_reset password_login md5_password ext_query msg_sync msg_flush
+    read_until_n_ready scram_abandon);
 our @EXPORT_OK = (@EXPORT, qw(pbkdf2_sha256 PROTOCOL_3 CANCEL_REQUEST_CODE
     SSL_REQUEST_CODE MAX_MESSAGE));
 
@@ -426,6 +430,179 @@ sub send_cancel
 	my ($t) = read_msg($c, 3);
 	close $c;
 	return $t;
+}
+
+
+=head2 Added for the core regression tests (issue 10)
+
+=over
+
+=item raw_reset($s)
+
+Closes C<$s> with an RST instead of a FIN (SO_LINGER on, timeout 0).
+
+=cut
+
+sub raw_reset
+{
+	my ($s) = @_;
+	setsockopt($s, SOL_SOCKET, SO_LINGER, pack('i i', 1, 0));
+	close $s;
+	return 1;
+}
+
+=item md5_password($user, $password, $salt)
+
+The answer to an MD5 password request: C<md5> . md5_hex(md5_hex(pw . user) . salt).
+
+=cut
+
+sub md5_password
+{
+	my ($user, $pw, $salt) = @_;
+	return 'md5' . md5_hex(md5_hex($pw . $user) . $salt);
+}
+
+=item password_login($s, $user, $password, @kv)
+
+Like C<scram_login> (StartupMessage for C<$user> and database C<postgres>
+followed by C<@kv>), but answers whichever request comes: cleartext (3),
+MD5 (5) or SASL (10, SCRAM-SHA-256).  Returns the C<read_outcome> of the
+last step, with C<methods> (arrayref of the authentication request codes
+seen, in order).
+
+=cut
+
+sub password_login
+{
+	my ($s, $user, $password, @kv) = @_;
+	raw_send($s, startup_packet(user => $user, database => 'postgres', @kv));
+	my $o = read_outcome($s, 5);
+	my @methods;
+	push @methods, $o->{auth} if defined $o->{auth};
+	if (!$o->{error} && defined $o->{auth} && $o->{auth} == 3) {
+		raw_send($s, frontend_message('p', "$password\0"));
+		$o = read_outcome($s, 5);
+	} elsif (!$o->{error} && defined $o->{auth} && $o->{auth} == 5) {
+		raw_send($s, frontend_message('p',
+			md5_password($user, $password, substr($o->{auth_body}, 0, 4)) . "\0"));
+		$o = read_outcome($s, 5);
+	} elsif (!$o->{error} && defined $o->{auth} && $o->{auth} == 10) {
+		my $nonce = encode_base64(join('', map { chr(int rand 256) } 1 .. 18), '');
+		my $cfb = "n=,r=$nonce";
+		my $cf = "n,,$cfb";
+		raw_send($s, frontend_message('p', "SCRAM-SHA-256\0" . pack('N', length $cf) . $cf));
+		$o = read_outcome($s, 5);
+		if (!$o->{error} && defined $o->{auth} && $o->{auth} == 11) {
+			my $sf = $o->{auth_body};
+			my ($r) = $sf =~ /r=([^,]+)/;
+			my ($salt) = $sf =~ /s=([^,]+)/;
+			my ($iter) = $sf =~ /i=(\d+)/;
+			my $salted = pbkdf2_sha256($password, decode_base64($salt // ''), $iter // 1);
+			my $ck = hmac_sha256('Client Key', $salted);
+			my $cfwp = "c=biws,r=$r";
+			my $sig = hmac_sha256("$cfb,$sf,$cfwp", sha256($ck));
+			raw_send($s, frontend_message('p', "$cfwp,p=" . encode_base64($ck ^ $sig, '')));
+			$o = read_outcome($s, 5);
+		}
+	}
+	$o->{methods} = \@methods;
+	return $o;
+}
+
+=item ext_query($sql)
+
+The bytes of an unnamed Parse, Bind (no parameters, text results) and
+Execute (no row limit) of C<$sql>, without Sync.
+
+=item msg_sync(), msg_flush()
+
+The bytes of a Sync ('S') and of a Flush ('H').
+
+=cut
+
+sub ext_query
+{
+	my ($sql) = @_;
+	return frontend_message('P', "\0$sql\0" . pack('n', 0))
+	    . frontend_message('B', "\0\0" . pack('n n n', 0, 0, 0))
+	    . frontend_message('E', "\0" . pack('N', 0));
+}
+
+sub msg_sync  { frontend_message('S', '') }
+sub msg_flush { frontend_message('H', '') }
+
+=item read_until_n_ready($s, $n, $timeout)
+
+Reads until the C<$n>th ReadyForQuery (or EOF/timeout, C<$timeout> seconds
+in all).  Returns a hashref: C<types> (arrayref of the message types),
+C<errors> (arrayref of C<parse_fields> of each ErrorResponse), C<rows>
+(count of DataRows), C<ready> (count of ReadyForQuery) and C<bytes>
+(total bytes of DataRow bodies).
+
+=back
+
+=cut
+
+sub read_until_n_ready
+{
+	my ($s, $n, $timeout) = @_;
+	my $deadline = time + $timeout;
+	my %r = (types => [], errors => [], rows => 0, ready => 0, bytes => 0);
+	while ($r{ready} < $n) {
+		my $left = $deadline - time;
+		if ($left <= 0) { push @{ $r{types} }, 'TIMEOUT'; last }
+		my ($t, $b) = read_msg($s, $left);
+		push @{ $r{types} }, $t;
+		last if $t eq 'EOF' || $t eq 'TIMEOUT' || $t eq 'BADLEN';
+		push @{ $r{errors} }, parse_fields($b) if $t eq 'E';
+		if ($t eq 'D') { $r{rows}++; $r{bytes} += length $b }
+		$r{ready}++ if $t eq 'Z';
+	}
+	return \%r;
+}
+
+
+=over
+
+=item scram_abandon($s, $user, $password, $stop, @kv)
+
+Runs a SCRAM-SHA-256 login on C<$s> only up to C<$stop> and returns
+without closing (the caller closes with C<close> or C<raw_reset>):
+C<startup> (StartupMessage sent), C<first_read> (the SASL request read),
+C<init_sent> (SASLInitialResponse sent), C<cont_read> (SASLContinue read),
+C<final_sent> (client-final message sent, answer not read).  Returns 1 if
+every step up to C<$stop> went as expected.
+
+=back
+
+=cut
+
+sub scram_abandon
+{
+	my ($s, $user, $password, $stop, @kv) = @_;
+	raw_send($s, startup_packet(user => $user, database => 'postgres', @kv));
+	return 1 if $stop eq 'startup';
+	my $o = read_outcome($s, 5);
+	return 0 unless defined $o->{auth} && $o->{auth} == 10 && !$o->{error};
+	return 1 if $stop eq 'first_read';
+	my $nonce = encode_base64(join('', map { chr(int rand 256) } 1 .. 18), '');
+	my $cfb = "n=,r=$nonce";
+	my $cf = "n,,$cfb";
+	raw_send($s, frontend_message('p', "SCRAM-SHA-256\0" . pack('N', length $cf) . $cf));
+	return 1 if $stop eq 'init_sent';
+	$o = read_outcome($s, 5);
+	return 0 unless defined $o->{auth} && $o->{auth} == 11 && !$o->{error};
+	return 1 if $stop eq 'cont_read';
+	my $sf = $o->{auth_body};
+	my ($r) = $sf =~ /r=([^,]+)/;
+	my ($salt) = $sf =~ /s=([^,]+)/;
+	my ($iter) = $sf =~ /i=(\d+)/;
+	my $salted = pbkdf2_sha256($password, decode_base64($salt), $iter);
+	my $ck = hmac_sha256('Client Key', $salted);
+	my $cfwp = "c=biws,r=$r";
+	my $sig = hmac_sha256("$cfb,$sf,$cfwp", sha256($ck));
+	return raw_send($s, frontend_message('p', "$cfwp,p=" . encode_base64($ck ^ $sig, '')));
 }
 
 1;
