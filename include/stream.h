@@ -95,7 +95,7 @@ struct iobuf {
 #define STREAM_F_STOPPED 0x04u   /* parsing stopped at a message (STREAM_STOP) */
 #define STREAM_F_CONNECTING 0x08u /* non-blocking connect in progress */
 #define STREAM_F_DRAIN_CB 0x10u  /* call on_drained once forwarding is flushed */
-#define STREAM_F_FAILED 0x20u    /* on the failed list; see stream_fail() */
+#define STREAM_F_FAILED 0x20u    /* failed (see stream_fail()) or closed */
 
 #define STREAM_OUT_MAX (64u << 20) /* bytes of injected output a stream may queue */
 
@@ -144,7 +144,7 @@ void stream_close(struct stream *s);
 void stream_fail(struct stream *s, enum stream_err kind, const char *reason);
 static inline bool stream_failed(const struct stream *s)
 {
-	return s->fd < 0 || (s->flags & STREAM_F_FAILED);
+	return s->flags & STREAM_F_FAILED; /* stream_close() sets it too */
 }
 void stream_ctx_run_failed_slow(struct stream_ctx *ctx);
 /* Deliver on_error() to every failed stream of <ctx>, including those that
@@ -181,6 +181,9 @@ size_t stream_pending(const struct stream *s);
 bool stream_has_input(const struct stream *s);
 /* Is a message of <s> on its way to the peer: parsed bytes not yet sent,
  * or a message whose body has not all arrived? */
-bool stream_in_flight(const struct stream *s);
+static inline bool stream_in_flight(const struct stream *s)
+{
+	return s->pkt_remain > 0 || (s->in != NULL && s->in->head < s->in->parse);
+}
 
 #endif

@@ -65,9 +65,17 @@ struct track {
 };
 
 void track_init(struct track *t);
+void track_reset_slow(struct track *t, struct slab_arena *a);
 /* Forget everything (the ring shrinks back inline); the backend is assumed
  * idle with status 'I'. */
-void track_reset(struct track *t, struct slab_arena *a);
+static inline void track_reset(struct track *t, struct slab_arena *a)
+{
+	if (t->q != t->inline_q)
+		track_reset_slow(t, a);
+	t->head = t->n = t->n_ready = 0;
+	t->flags = 0;
+	t->txn = 'I';
+}
 
 int track_req_slow(struct track *t, struct slab_arena *a, uint8_t type);
 unsigned track_reply_slow(struct track *t, uint8_t type, uint8_t status);
@@ -87,14 +95,24 @@ static inline int track_req(struct track *t, struct slab_arena *a, uint8_t type)
 }
 
 /* The backend sent a message of <type>; <status> is ReadyForQuery's status
- * byte (ignored otherwise).  Returns TRACK_EV_* bits.  Inline fast path:
- * rows and the replies inside a simple Query change nothing. */
+ * byte (ignored otherwise).  Returns TRACK_EV_* bits.  Inline fast paths:
+ * rows and the replies inside a simple Query change nothing, and the
+ * ReadyForQuery that ends the only request in flight (a Query or a Sync)
+ * just pops it. */
 static inline unsigned track_reply(struct track *t, uint8_t type, uint8_t status)
 {
 	if (type == 'D')
 		return 0;
-	if ((type == 'T' || type == 'C') && t->n > 0 && t->q[t->head] == 'Q')
+	if (t->n == 0)
+		return track_reply_slow(t, type, status);
+	if ((type == 'T' || type == 'C') && t->q[t->head] == 'Q')
 		return 0;
+	if (type == 'Z' && t->n == 1 && t->flags == 0 && (t->q[t->head] == 'Q' || t->q[t->head] == 'S')) {
+		t->n = t->n_ready = 0;
+		t->head = 0;
+		t->txn = status;
+		return TRACK_EV_READY;
+	}
 	return track_reply_slow(t, type, status);
 }
 

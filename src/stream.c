@@ -76,11 +76,6 @@ static void out_free_all(struct stream *s)
 	s->out_bytes = 0;
 }
 
-bool stream_in_flight(const struct stream *s)
-{
-	return s->pkt_remain > 0 || fwd_pending(s);
-}
-
 size_t stream_pending(const struct stream *s)
 {
 	size_t n = s->out_bytes;
@@ -165,7 +160,7 @@ void stream_close(struct stream *s)
 {
 	if (s->fd < 0)
 		return;
-	if (s->flags & STREAM_F_FAILED) {
+	if (s->flags & STREAM_F_FAILED) { /* still on the failed list */
 		struct stream **pp;
 
 		for (pp = &s->ctx->failed; *pp; pp = &(*pp)->fail_next) {
@@ -182,6 +177,7 @@ void stream_close(struct stream *s)
 	s->events = 0;
 	close(s->fd);
 	s->fd = -1;
+	s->flags |= STREAM_F_FAILED; /* one flag test tells failed or closed */
 	iobuf_put(s->ctx, &s->in);
 	out_free_all(s);
 }

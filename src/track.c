@@ -30,11 +30,11 @@ void track_init(struct track *t)
 	t->txn = 'I';
 }
 
-void track_reset(struct track *t, struct slab_arena *a)
+void track_reset_slow(struct track *t, struct slab_arena *a)
 {
-	if (t->q != t->inline_q)
-		slab_buf_free(a, t->q, t->cap);
-	track_init(t);
+	slab_buf_free(a, t->q, t->cap);
+	t->q = t->inline_q;
+	t->cap = TRACK_INLINE;
 }
 
 static int grow(struct track *t, struct slab_arena *a)
