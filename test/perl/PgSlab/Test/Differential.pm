@@ -234,6 +234,7 @@ sub generate_sequence
 		unread => 0,		# something written has not been waited for
 		pend_ids => [],		# written in the open (implicit or explicit) transaction
 		named => [],		# named statements usable now (same server held)
+		portals => [],		# suspended named portals of the explicit transaction
 		nstmt => 0, kinds => {},
 	}, 'PgSlab::Test::Differential::Gen';
 	my $n_items = 3 + _rand($g->{r}, 12);
@@ -276,8 +277,13 @@ sub flush_send
 {
 	my ($g) = @_;
 	return unless @{ $g->{pending} };
-	push @{ $g->{steps} }, { op => 'send', msgs => $g->{pending} };
-	$g->note('send (' . join('', map { $_->[0] } @{ $g->{pending} }) . ')');
+	my %st = (op => 'send', msgs => $g->{pending});
+	# sometimes written in pieces with pauses: message boundaries cut anywhere
+	$st{split} = [ map { (1 + _rand($g->{r}, 999)) / 1000 } 1 .. 1 + _rand($g->{r}, 3) ]
+	    if _chance($g->{r}, 15);
+	push @{ $g->{steps} }, \%st;
+	$g->note('send (' . join('', map { $_->[0] } @{ $g->{pending} }) . ')'
+		. ($st{split} ? ' in ' . (1 + @{ $st{split} }) . ' pieces' : ''));
 	$g->{pending} = [];
 }
 
@@ -286,8 +292,11 @@ sub wait
 	my ($g) = @_;
 	$g->flush_send;
 	return unless $g->{unread};
-	push @{ $g->{steps} }, { op => 'wait' };
-	$g->note('wait');
+	my %st = (op => 'wait');
+	# a slow reader: pgslab has to hold (or block on) the replies meanwhile
+	$st{pause} = (5 + _rand($g->{r}, 60)) / 1000 if _chance($g->{r}, 10);
+	push @{ $g->{steps} }, \%st;
+	$g->note($st{pause} ? "wait (after ${\ int($st{pause} * 1000)} ms)" : 'wait');
 	$g->{unread} = 0;
 }
 
@@ -307,6 +316,7 @@ sub end_tx
 	$commit ? $g->commit_pending : $g->rollback_pending;
 	$g->{tx} = 0;
 	$g->{named} = [];
+	$g->{portals} = [];
 }
 
 # Before a simple Query: close an open extended batch with a Sync.
@@ -351,6 +361,18 @@ sub item
 	my ($g) = @_;
 	my $r = $g->{r};
 	my $k = _rand($r, 100);
+	if ($g->{tx} == 2 && _chance($r, 50)) {
+		$g->{kinds}{q_end_failed_tx}++;
+		my $end = _pick($r, 'ROLLBACK', 'COMMIT', 'ROLLBACK');
+		$g->simple($end, 0);
+		$g->end_tx(0);
+		return $g->maybe_wait;
+	}
+	if ($g->{tx} == 1 && @{ $g->{portals} } && _chance($r, 40)) {
+		$g->{kinds}{e_portal_resume}++;
+		$g->e_portal_resume;
+		return $g->maybe_wait;
+	}
 	my $m = $k < 12 ? 'q_read' : $k < 22 ? 'q_write' : $k < 27 ? 'q_error' : $k < 33 ? 'q_multi'
 	    : $k < 40 ? 'q_tx' : $k < 46 ? 'q_set' : $k < 50 ? 'q_cursor' : $k < 55 ? 'q_copy_in'
 	    : $k < 58 ? 'q_copy_out' : $k < 80 ? 'e_batch' : $k < 86 ? 'e_copy_in'
@@ -495,7 +517,8 @@ sub copy_rows
 	my ($g) = @_;
 	my $r = $g->{r};
 	my @ids = map { $g->_next_id } 1 .. _rand($r, 5);
-	my @msgs = map { [ 'd', "$_\tcopy$_\\tx\t" . ($_ % 5) . "\n" ] } @ids;
+	my $wide = _chance($r, 10) ? 'w' x (1000 + _rand($r, 60000)) : '';
+	my @msgs = map { [ 'd', "$_\tcopy$_\\tx$wide\t" . ($_ % 5) . "\n" ] } @ids;
 	if (_chance($r, 30) && @msgs > 1) {
 		# rows split across CopyData messages at random byte boundaries
 		my $all = join('', map { $_->[1] } @msgs);
@@ -618,14 +641,24 @@ sub e_stmt
 	push @m, _msg_bind($portal, $stmt, \@params, $bin);
 	push @d, "B($portal)" . ($bin ? ' binary' : '');
 	if (_chance($r, 30)) { push @m, _msg_describe('P', $portal); push @d, 'D P' }
-	if ($k < 4 && _chance($r, 25)) {
+	my $keep = 0;
+	if ($k < 4 && $g->{tx} == 1 && !$g->{ext_failed} && _chance($r, 30)) {
+		# a named portal suspended after 1 row, resumed by a later batch of the
+		# same transaction (portals live until the transaction ends)
+		$portal = 'keep' . ++$g->{nportal};
+		$m[-1] = _msg_bind($portal, $stmt, \@params, $bin);
+		$d[-1] = "B($portal)";
+		push @m, _msg_execute($portal, 1);
+		push @d, 'E max 1 (kept)';
+		$keep = 1;
+	} elsif ($k < 4 && _chance($r, 25)) {
 		push @m, _msg_execute($portal, 2), _msg_execute($portal, 0);
 		push @d, 'E max 2', 'E';
 	} else {
 		push @m, _msg_execute($portal, 0);
 		push @d, 'E';
 	}
-	if ($portal ne '' && _chance($r, 50)) { push @m, _msg_close('P', $portal); push @d, 'C P' }
+	if ($portal ne '' && !$keep && _chance($r, 50)) { push @m, _msg_close('P', $portal); push @d, 'C P' }
 	if ($stmt ne '' && !$fails && _chance($r, 40) && !@ids) {
 		# the named statement again, then closed
 		push @m, _msg_bind('', $stmt, \@params, 0), _msg_execute('', 0);
@@ -634,6 +667,7 @@ sub e_stmt
 	if ($stmt ne '' && _chance($r, 60)) { push @m, _msg_close('S', $stmt); push @d, 'C S' }
 	$g->{ext_open} = 1;
 	$g->add(join(' ', @d), @m);
+	push @{ $g->{portals} }, $portal if $keep;
 	if ($g->{tx} == 2 || $g->{ext_failed} || $fails) {
 		push @{ $g->{invisible} }, @ids;
 		$g->failed_here(1);
@@ -681,6 +715,25 @@ sub e_batch
 	# else: no Sync, no Flush: the next item goes into the same batch
 }
 
+# Execute more rows of a portal suspended earlier in this transaction.
+sub e_portal_resume
+{
+	my ($g) = @_;
+	my $r = $g->{r};
+	my $p = $g->{portals}[ _rand($r, scalar @{ $g->{portals} }) ];
+	my @m = (_msg_execute($p, 1 + _rand($r, 3)));
+	my $d = "E($p) more rows";
+	if (_chance($r, 40)) {
+		push @m, _msg_close('P', $p);
+		$d .= ", C P($p)";
+		$g->{portals} = [ grep { $_ ne $p } @{ $g->{portals} } ];
+	}
+	$g->{ext_open} = 1;
+	$g->add($d, @m);
+	$g->failed_here(1) if $g->{ext_failed};
+	_chance($r, 70) ? $g->sync : $g->add('Flush', [ 'H', '' ]);
+}
+
 sub e_pipeline_syncs
 {
 	my ($g) = @_;
@@ -702,6 +755,19 @@ sub e_copy_in
 	my @m = (_msg_parse('', 'COPY %T (id, v, n) FROM STDIN'), _msg_bind('', '', [], 0));
 	push @m, _msg_describe('P', '') if _chance($r, 50);
 	push @m, _msg_execute('', 0);
+	if (_chance($r, 20)) {
+		# the data right behind Execute, without waiting for CopyInResponse
+		$g->{ext_open} = 1;
+		$g->add('P/B/E COPY FROM STDIN + data + Sync (pipelined)', @m, @$data, [ 'S', '' ]);
+		$g->copy_done($ids, $ok);
+		$g->failed_here(1) if !$ok;
+		$g->{ext_open} = 0;
+		if ($g->{tx} == 0) {
+			$g->{ext_failed} ? $g->rollback_pending : $g->commit_pending;
+		}
+		$g->{ext_failed} = 0;
+		return;
+	}
 	# libpq sends Sync right behind Execute (ignored during COPY); others Flush
 	my $after = _pick($r, 'S', 'H', 'SS');
 	push @m, map { [ $_, '' ] } split //, $after;
@@ -897,6 +963,9 @@ sub _token
 	return 'Q' if $type eq 'Q';
 	return $type if $type =~ /^[PBECS]$/;
 	return 'D' if $type eq 'D';
+	# CopyDone/CopyFail written before CopyInResponse was read: a marker,
+	# owed nothing, that tells which Syncs the COPY will swallow
+	return 'cd' if $type eq 'c' || $type eq 'f';
 	return ();
 }
 
@@ -910,6 +979,8 @@ sub _consume
 			my $x = shift @$tok;
 			last if $x eq 'S' || $x eq 'Q';
 		}
+		# copy data behind a COPY that failed: ignored by the backend
+		shift @$tok while @$tok && $tok->[0] eq 'cd';
 	} elsif ($t eq 'E') {
 		return if $head eq 'Q';
 		# extended protocol: everything up to the next Sync is skipped,
@@ -927,12 +998,18 @@ sub _consume
 	} elsif ($t eq 'C' || $t eq 's' || $t eq 'I') {
 		shift @$tok if $head eq 'E';
 	} elsif ($t eq 'G') {
-		if ($head eq 'E') {
-			# Sync and Flush already sent are ignored during COPY FROM STDIN
-			my $e = shift @$tok;
-			@$tok = grep { $_ ne 'S' } @$tok;
-			unshift @$tok, $e;
+		return unless @$tok;
+		my $e = shift @$tok;
+		my @rest;
+		my $in_copy = 1;
+		for my $x (@$tok) {
+			if ($in_copy && $x eq 'cd') { $in_copy = 0; next }
+			# Syncs sent before the copy data ends are ignored during
+			# COPY FROM STDIN through the extended protocol
+			next if $in_copy && $x eq 'S' && $e eq 'E';
+			push @rest, $x;
 		}
+		@$tok = ($e, @rest);
 	}
 }
 
@@ -990,9 +1067,23 @@ sub run_sequence
 				}
 				push @tok, _token($m->[0], $body);
 			}
+			if ($st->{split}) {
+				my $off = 0;
+				for my $f (sort { $a <=> $b } @{ $st->{split} }) {
+					my $to = int(length($bytes) * $f);
+					next if $to <= $off;
+					return $stop->('SENDFAIL') unless raw_send($s, substr($bytes, $off, $to - $off));
+					$off = $to;
+					sleep(0.003);
+				}
+				$bytes = substr($bytes, $off);
+			}
 			return $stop->('SENDFAIL') unless raw_send($s, $bytes);
 			$copy_in = 0;
+			# copy data sent after CopyInResponse was read owes no marker
+			@tok = grep { $_ ne 'cd' } @tok if $op eq 'copy_data';
 		} elsif ($op eq 'wait' || $op eq 'wait_copy') {
+			sleep($st->{pause}) if $st->{pause};
 			my $deadline = time + $timeout;
 			$copy_in = 0;
 			while (@tok) {
