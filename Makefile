@@ -4,6 +4,8 @@
 #   make check      install what is missing, build, run every test under prove
 #   make demo       build, throw-away PostgreSQL, pgslab in front, pgbench, admin view
 #   make asan       build with -fsanitize=address,undefined + slab debug, run unit tests
+#   make fuzz-protocol SECONDS=600 [SEED=n] [PGSLAB=path]
+#                   randomized differential protocol test, direct vs through pgslab
 #   make bench        pgslab vs PgBouncer vs direct PostgreSQL (report in bench/results/)
 #   make bench-quick  a short subset of make bench
 #   make bench-alloc  slab caches vs glibc vs jemalloc vs mimalloc
@@ -100,6 +102,14 @@ asan:
 asan-check: deps
 	$(MAKE) asan
 	PGSLAB=$(CURDIR)/pgslab-asan prove -I test/perl $(or $(PROVE_TESTS),test/t/*.pl)
+
+# Long runs of the differential protocol test (070_differential.pl is the
+# bounded one).  PGSLAB=$(CURDIR)/pgslab-asan after make asan runs it under
+# ASan/UBSan; without PGSLAB, ./pgslab is built and used.
+.PHONY: fuzz-protocol
+fuzz-protocol: $(if $(PGSLAB),,$(PROG))
+	PGSLAB=$(or $(PGSLAB),$(CURDIR)/$(PROG)) perl -I test/perl test/fuzz_protocol.pl \
+		--seconds $(or $(SECONDS),300) $(if $(SEED),--seed $(SEED)) $(if $(CLIENTS),--clients $(CLIENTS))
 
 demo: deps $(PROG)
 	perl -I test/perl test/demo.pl

@@ -11,6 +11,7 @@ use Digest::MD5 qw(md5);
 use Exporter qw(import);
 use POSIX ();
 use Storable qw(nstore retrieve);
+use IO::Select;
 use Time::HiRes qw(time sleep);
 
 use PgSlab::Test::Wire;
@@ -1013,6 +1014,30 @@ sub _consume
 	}
 }
 
+# One backend message from <$s>, through the buffer <$$buf> (big reads: a
+# result of thousands of rows costs a few system calls, not two a row).
+sub _read_buffered
+{
+	my ($s, $buf, $deadline) = @_;
+	my $sel;
+	while (1) {
+		if (length $$buf >= 5) {
+			my ($type, $len) = unpack('a1 N', $$buf);
+			return ('BADLEN', $len) if $len < 4 || $len > 64 * 1024 * 1024;
+			if (length $$buf >= $len + 1) {
+				my $body = substr($$buf, 5, $len - 4);
+				substr($$buf, 0, $len + 1, '');
+				return ($type, $body);
+			}
+		}
+		$sel //= IO::Select->new($s);
+		my $left = $deadline - time;
+		return ('TIMEOUT') if $left <= 0 || !$sel->can_read($left);
+		my $n = sysread($s, $$buf, 262144, length $$buf);
+		return ('EOF') unless $n;
+	}
+}
+
 =item run_sequence($seq, host => H, port => P, user => U, password => PW, table => T, timeout => 15)
 
 Runs the sequence on a new connection and returns a hashref: C<stream>
@@ -1041,6 +1066,7 @@ sub run_sequence
 		return \%res;
 	}
 	my @tok;
+	my $rbuf = '';
 	my $skip = 0;
 	my $copy_in = 0;
 	my $i = 0;
@@ -1087,7 +1113,7 @@ sub run_sequence
 			my $deadline = time + $timeout;
 			$copy_in = 0;
 			while (@tok) {
-				my ($t, $b) = read_msg($s, $deadline - time);
+				my ($t, $b) = _read_buffered($s, \$rbuf, $deadline);
 				return $stop->($t) if $t eq 'EOF' || $t eq 'TIMEOUT' || $t eq 'BADLEN';
 				push @out, normalize_message($t, $b);
 				_consume(\@tok, $t, \$skip);
@@ -1208,6 +1234,61 @@ sub _show
 	return @{ $sth->fetchall_arrayref({}) };
 }
 
+=item PgSlab::Test::Differential->start_servers(%opts)
+
+Starts what a run needs and returns C<($cluster, \@proxies)>: a cluster
+with the login role C<dif> (password C<dif_pw>), and two pgslab instances
+(binary from C<$PGSLAB>) in transaction mode in front of it: C<default_pool_size = 2>
+without a reset between clients, and C<default_pool_size = 3> with
+C<server_reset_query_always = 1> (DISCARD ALL on every release).  C<name>
+is a label prefix (default C<dif>).
+
+=cut
+
+sub start_servers
+{
+	my ($class, %o) = @_;
+	my $name = $o{name} // 'dif';
+	require PgSlab::Test::Cluster;
+	require PgSlab::Test::Proxy;
+	my $node = PgSlab::Test::Cluster->new(name => "c$name");
+	$node->start;
+	$node->create_user('dif', 'dif_pw');
+	my @proxies;
+	for my $p ([ "p${name}a", 2, 0 ], [ "p${name}b", 3, 1 ]) {
+		my $proxy = PgSlab::Test::Proxy->new(
+			cluster  => $node,
+			name     => $p->[0],
+			settings => {
+				pool_mode                 => 'transaction',
+				default_pool_size         => $p->[1],
+				server_reset_query_always => $p->[2],
+				max_client_conn           => 200,
+				query_wait_timeout        => 60,
+			},
+			userlist => PgSlab::Test::Proxy::userlist_from_cluster($node, 'dif'));
+		$proxy->start;
+		push @proxies, $proxy;
+	}
+	return ($node, \@proxies);
+}
+
+=item sanitizer_report($proxy)
+
+The first lines of an AddressSanitizer/UBSan/LeakSanitizer report in the
+proxy's log and output, or undef.
+
+=cut
+
+sub sanitizer_report
+{
+	my ($class, $proxy) = @_;
+	my $log = $proxy->log_content;
+	return undef unless $log =~ /(ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|SUMMARY: \w+Sanitizer)/;
+	my $at = index($log, $1);
+	return substr($log, $at > 200 ? $at - 200 : 0, 3000);
+}
+
 =item setup
 
 Creates the tables C<dt_I> and C<pt_I> for every client index, owned by
@@ -1305,8 +1386,20 @@ sub run_round
 		$self->{kinds}{$_} += $q->{kinds}{$_} for keys %{ $q->{kinds} };
 	}
 	my $before = @{ $self->{problems} };
+	my $t0 = time;
+	if (!$self->{warm}{$pi}++) {
+		# one login in this process first: the children inherit the SCRAM
+		# key derivation (PgSlab::Test::Wire remembers it)
+		for my $ep ([ $self->{cluster}->host, $self->{cluster}->port ], [ $proxy->host, $proxy->port ]) {
+			my $s = raw_connect(@$ep);
+			scram_login($s, $self->{user}, $self->{password});
+			raw_send($s, frontend_message('X', ''));
+			close $s;
+		}
+	}
 	my $direct = $self->_run_phase($round, \@seqs, $self->{cluster}->host, $self->{cluster}->port, 'dt');
 	my $proxied = $self->_run_phase($round, \@seqs, $proxy->host, $proxy->port, 'pt');
+	my $t1 = time;
 	$self->{sequences} += @seqs;
 	for my $c (0 .. $#seqs) {
 		my ($d, $p) = ($direct->[$c]{stream}, $proxied->[$c]{stream});
@@ -1330,6 +1423,8 @@ sub run_round
 	$self->_check_idle($pi, $round);
 	$self->_check_tables($round, \@seqs);
 	$self->_check_slabs($pi, $round);
+	$self->{time_run} += $t1 - $t0;
+	$self->{time_check} += time - $t1;
 	unless ($proxy->is_running) {
 		$self->_problem('pgslab died', "round $round");
 	}
@@ -1456,7 +1551,7 @@ sub summary
 {
 	my ($self) = @_;
 	return { map { $_ => $self->{$_} }
-		qw(sequences mismatches invariant_failures rounds seed problems kinds) };
+		qw(sequences mismatches invariant_failures rounds seed problems kinds time_run time_check) };
 }
 
 sub DESTROY

@@ -278,10 +278,23 @@ sub describe_outcome
 =item pbkdf2_sha256($password, $salt, $iterations)
 
 PBKDF2-HMAC-SHA-256 with one 32-byte block: SCRAM's SaltedPassword.
+Results are remembered per (password, salt, iterations), so repeated logins
+(and processes forked after a first login) skip the 4,096 rounds.
 
 =cut
 
+my %pbkdf2_memo;	# (password, salt, iterations) => result: logins repeat them
+
 sub pbkdf2_sha256
+{
+	my ($pw, $salt, $iter) = @_;
+	my $memo = join("\0", $pw, $salt, $iter);
+	return $pbkdf2_memo{$memo} if exists $pbkdf2_memo{$memo};
+	%pbkdf2_memo = () if keys %pbkdf2_memo > 64;
+	return $pbkdf2_memo{$memo} = _pbkdf2_sha256($pw, $salt, $iter);
+}
+
+sub _pbkdf2_sha256
 {
 	my ($pw, $salt, $iter) = @_;
 	my $u = hmac_sha256($salt . pack('N', 1), $pw);
