@@ -63,6 +63,7 @@ for my $p (@$proxies) {
 		$fail++;
 	}
 }
+print "# slabs (baseline/last round) $_\n" for @{ $s->{slabs} };
 print '# kinds: ' . join(' ', map { "$_=$s->{kinds}{$_}" } sort keys %{ $s->{kinds} }) . "\n";
 print "# problems: " . scalar(@{ $s->{problems} }) . "\n";
 print "sequences=$s->{sequences} mismatches=$s->{mismatches} seed=$seed\n";

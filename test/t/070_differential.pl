@@ -32,6 +32,7 @@ my $s = $d->run(seconds => $seconds, rounds => $max_rounds);
 
 diag(sprintf('%d sequences in %d rounds (seed %d); %.1f s running, %.1f s checking',
 	$s->{sequences}, $s->{rounds}, $seed, $s->{time_run} // 0, $s->{time_check} // 0));
+diag("slabs (baseline/last round) $_") for @{ $s->{slabs} };
 diag('kinds: ' . join(' ', map { "$_=$s->{kinds}{$_}" } sort keys %{ $s->{kinds} }));
 cmp_ok($s->{sequences}, '>=', ($max_rounds < 5 ? $max_rounds : 5) * $clients,
 	"ran $s->{sequences} sequences ($s->{rounds} rounds)");

@@ -1541,7 +1541,9 @@ sub run
 
 =item summary
 
-C<< { sequences, mismatches, invariant_failures, rounds, seed, problems, kinds } >>.
+C<< { sequences, mismatches, invariant_failures, rounds, seed, problems, kinds,
+slabs } >>; C<slabs> has a line per proxy: active objects of each slab cache
+as C<name=baseline/last>.
 
 =back
 
@@ -1550,8 +1552,15 @@ C<< { sequences, mismatches, invariant_failures, rounds, seed, problems, kinds }
 sub summary
 {
 	my ($self) = @_;
-	return { map { $_ => $self->{$_} }
-		qw(sequences mismatches invariant_failures rounds seed problems kinds time_run time_check) };
+	my @slabs;
+	for my $pi (0 .. $#{ $self->{proxies} }) {
+		my ($b, $l) = ($self->{baseline}[$pi] // {}, $self->{slab_last}[$pi] // {});
+		push @slabs, "proxy $pi: " . join(' ', map { "$_=" . ($b->{$_} // '?') . '/' . ($l->{$_} // '?') }
+			grep { ($b->{$_} // 0) || ($l->{$_} // 0) } sort keys %$b);
+	}
+	return { (map { $_ => $self->{$_} }
+		qw(sequences mismatches invariant_failures rounds seed problems kinds time_run time_check)),
+		slabs => \@slabs };
 }
 
 sub DESTROY
