@@ -1,0 +1,93 @@
+/* bench_budget.c -- make bench-budget: the cost of fair-share computation with many pools.
+ *
+ * One budget domain of BENCH_SLOTS slots with BENCH_POOLS members (default
+ * 1,000), each with random demand, weight and pool_size, every one holding
+ * a slot.  Times one budget_fair_share() (a share refresh for one pool),
+ * the shares of every pool (a full refresh of the domain),
+ * budget_pick_victim() and budget_pick_needy(), in ns per call.
+ * Environment: BENCH_POOLS, BENCH_SLOTS.
+ */
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "budget.h"
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static unsigned env_unsigned(const char *name, unsigned def)
+{
+	const char *v = getenv(name);
+
+	return v ? (unsigned)strtoul(v, NULL, 0) : def;
+}
+
+int main(void)
+{
+	unsigned n = env_unsigned("BENCH_POOLS", 1000), slots = env_unsigned("BENCH_SLOTS", 2048);
+	struct budget_member *ms = calloc(n, sizeof(*ms));
+	struct budget *b = budget_create(slots);
+	uint64_t t0, t, sink = 0, iters;
+	unsigned i, r;
+
+	if (ms == NULL || b == NULL)
+		return 1;
+	srand(1);
+	for (i = 0; i < n; i++) {
+		budget_member_init(&ms[i], rand() % 3 ? 1 + (unsigned)rand() % 40 : 0,
+				1 + (unsigned)rand() % 8);
+		ms[i].demand = (unsigned)rand() % 30;
+		if (budget_join(b, &ms[i]) < 0)
+			return 1;
+		if (i < slots && budget_grow(b, &ms[i]))
+			ms[i].used = ms[i].capacity;
+	}
+	iters = 0;
+	t0 = now_ns();
+	do {
+		sink += budget_fair_share(b, &ms[iters % n]);
+		iters++;
+	} while ((t = now_ns()) - t0 < 500000000u);
+	printf("%u pools, %u slots: budget_fair_share (one pool)  %10.0f ns\n", n, slots,
+			(double)(t - t0) / (double)iters);
+	iters = 0;
+	t0 = now_ns();
+	do {
+		for (r = 0; r < n; r++)
+			sink += budget_fair_share(b, &ms[r]);
+		iters++;
+	} while ((t = now_ns()) - t0 < 500000000u && iters < 1000);
+	printf("%u pools, %u slots: shares of every pool       %10.0f ns\n", n, slots,
+			(double)(t - t0) / (double)iters);
+	iters = 0;
+	t0 = now_ns();
+	do {
+		struct budget_member *v = budget_pick_victim(b, &ms[n - 1 - iters % n]);
+
+		if (v) { /* undo the promise so every call sees the same state */
+			v->owed--;
+			sink++;
+		}
+		iters++;
+	} while ((t = now_ns()) - t0 < 500000000u);
+	printf("%u pools, %u slots: budget_pick_victim          %10.0f ns\n", n, slots,
+			(double)(t - t0) / (double)iters);
+	iters = 0;
+	t0 = now_ns();
+	do {
+		sink += budget_pick_needy(b) != NULL;
+		iters++;
+	} while ((t = now_ns()) - t0 < 500000000u);
+	printf("%u pools, %u slots: budget_pick_needy           %10.0f ns\n", n, slots,
+			(double)(t - t0) / (double)iters);
+	fprintf(stderr, "(%" PRIu64 ")\n", sink);
+	return 0;
+}
