@@ -4,8 +4,11 @@
  * 1,000), each with random demand, weight and pool_size, every one holding
  * a slot.  Times one budget_fair_share() (a share refresh for one pool),
  * the shares of every pool (a full refresh of the domain),
- * budget_pick_victim() and budget_pick_needy(), in ns per call.
- * Environment: BENCH_POOLS, BENCH_SLOTS.
+ * budget_pick_victim() and budget_pick_needy(), in ns per call.  Then
+ * pool_get() on a bare struct proxy (no event loop, an empty config):
+ * BENCH_POOLS pools over BENCH_DBS databases, ns per pool created, per
+ * lookup of an existing pool, and per pool_budget_refresh().
+ * Environment: BENCH_POOLS, BENCH_SLOTS, BENCH_DBS (100).
  */
 #include <inttypes.h>
 #include <stdint.h>
@@ -14,6 +17,9 @@
 #include <time.h>
 
 #include "budget.h"
+#include "config.h"
+#include "proxy.h"
+#include "slab.h"
 
 static uint64_t now_ns(void)
 {
@@ -28,6 +34,65 @@ static unsigned env_unsigned(const char *name, unsigned def)
 	const char *v = getenv(name);
 
 	return v ? (unsigned)strtoul(v, NULL, 0) : def;
+}
+
+/* pool_get() with <n> pools over <ndb> databases. */
+static void bench_pool_get(unsigned n, unsigned ndb)
+{
+	struct proxy *p = calloc(1, sizeof(*p));
+	struct config *cfg = calloc(1, sizeof(*cfg));
+	struct db *dbs = calloc(ndb, sizeof(*dbs));
+	struct cred *creds = calloc(n, sizeof(*creds));
+	uint64_t t0, t, iters;
+	unsigned i;
+
+	if (!p || !cfg || !dbs || !creds)
+		exit(1);
+	cfg->s.default_pool_size = 20;
+	cfg->s.max_client_conn = 100;
+	cfg->s.pool_mode = POOL_MODE_TRANSACTION;
+	p->cfg = cfg;
+	p->arena = slab_arena_create(0);
+	p->pool_cache = slab_cache_create(p->arena, "pool", sizeof(struct pool), 0, NULL, NULL, NULL);
+	if (p->pool_cache == NULL)
+		exit(1);
+	list_init(&p->pools);
+	list_init(&p->dbs);
+	for (i = 0; i < ndb; i++) {
+		dbs[i].pool_size = dbs[i].reserve_pool_size = dbs[i].max_db_connections = -1;
+		dbs[i].min_pool_size = -1;
+		dbs[i].pool_weight = 1;
+		dbs[i].pool_mode = CONFIG_INHERIT;
+		snprintf(dbs[i].name, sizeof(dbs[i].name), "db%u", i);
+		list_append(&p->dbs, &dbs[i].node);
+	}
+	for (i = 0; i < n; i++)
+		snprintf(creds[i].name, sizeof(creds[i].name), "u%u", i);
+	t0 = now_ns();
+	for (i = 0; i < n; i++)
+		if (pool_get(p, &dbs[i % ndb], &creds[i]) == NULL)
+			exit(1);
+	t = now_ns();
+	printf("%u pools, %u dbs: pool_get creating a pool           %10.0f ns\n", n, ndb,
+			(double)(t - t0) / n);
+	iters = 0;
+	t0 = now_ns();
+	do {
+		i = (unsigned)(iters % n);
+		if (pool_get(p, &dbs[i % ndb], &creds[i]) == NULL)
+			exit(1);
+		iters++;
+	} while ((t = now_ns()) - t0 < 500000000u);
+	printf("%u pools, %u dbs: pool_get finding a pool            %10.0f ns\n", n, ndb,
+			(double)(t - t0) / (double)iters);
+	iters = 0;
+	t0 = now_ns();
+	do {
+		pool_budget_refresh(p);
+		iters++;
+	} while ((t = now_ns()) - t0 < 500000000u);
+	printf("%u pools, %u dbs: pool_budget_refresh (every db)     %10.0f ns\n", n, ndb,
+			(double)(t - t0) / (double)iters);
 }
 
 int main(void)
@@ -89,5 +154,6 @@ int main(void)
 	printf("%u pools, %u slots: budget_pick_needy           %10.0f ns\n", n, slots,
 			(double)(t - t0) / (double)iters);
 	fprintf(stderr, "(%" PRIu64 ")\n", sink);
+	bench_pool_get(n, env_unsigned("BENCH_DBS", 100));
 	return 0;
 }
