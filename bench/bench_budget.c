@@ -8,9 +8,12 @@
  * pool_get() on a bare struct proxy (no event loop, an empty config):
  * BENCH_POOLS pools over BENCH_DBS databases, ns per pool created, per
  * lookup of an existing pool, and per pool_budget_refresh().
- * Environment: BENCH_POOLS, BENCH_SLOTS, BENCH_DBS (100).
+ * Environment: BENCH_POOLS, BENCH_SLOTS, BENCH_DBS (100), BENCH_ITERS (a
+ * fixed count of rounds per loop instead of 0.5 s, for callgrind; the
+ * every-pool loop is then skipped).
  */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +37,15 @@ static unsigned env_unsigned(const char *name, unsigned def)
 	const char *v = getenv(name);
 
 	return v ? (unsigned)strtoul(v, NULL, 0) : def;
+}
+
+static unsigned fixed_iters; /* BENCH_ITERS: loops run this often (for callgrind) */
+
+/* Another round: for 0.5 s, or BENCH_ITERS rounds. */
+static bool bench_more(uint64_t t0, uint64_t *t, uint64_t iters)
+{
+	*t = now_ns();
+	return fixed_iters ? iters < fixed_iters : *t - t0 < 500000000u;
 }
 
 /* pool_get() with <n> pools over <ndb> databases. */
@@ -82,7 +94,7 @@ static void bench_pool_get(unsigned n, unsigned ndb)
 		if (pool_get(p, &dbs[i % ndb], &creds[i]) == NULL)
 			exit(1);
 		iters++;
-	} while ((t = now_ns()) - t0 < 500000000u);
+	} while (bench_more(t0, &t, iters));
 	printf("%u pools, %u dbs: pool_get finding a pool            %10.0f ns\n", n, ndb,
 			(double)(t - t0) / (double)iters);
 	iters = 0;
@@ -90,7 +102,7 @@ static void bench_pool_get(unsigned n, unsigned ndb)
 	do {
 		pool_budget_refresh(p);
 		iters++;
-	} while ((t = now_ns()) - t0 < 500000000u);
+	} while (bench_more(t0, &t, iters));
 	printf("%u pools, %u dbs: pool_budget_refresh (every db)     %10.0f ns\n", n, ndb,
 			(double)(t - t0) / (double)iters);
 }
@@ -105,6 +117,7 @@ int main(void)
 
 	if (ms == NULL || b == NULL)
 		return 1;
+	fixed_iters = env_unsigned("BENCH_ITERS", 0);
 	srand(1);
 	for (i = 0; i < n; i++) {
 		budget_member_init(&ms[i], rand() % 3 ? 1 + (unsigned)rand() % 40 : 0,
@@ -120,17 +133,18 @@ int main(void)
 	do {
 		sink += budget_fair_share(b, &ms[iters % n]);
 		iters++;
-	} while ((t = now_ns()) - t0 < 500000000u);
+	} while (bench_more(t0, &t, iters));
 	printf("%u pools, %u slots: budget_fair_share (one pool)  %10.0f ns\n", n, slots,
 			(double)(t - t0) / (double)iters);
 	iters = 0;
 	t0 = now_ns();
 	do {
-		for (r = 0; r < n; r++)
+		for (r = 0; r < n && !fixed_iters; r++)
 			sink += budget_fair_share(b, &ms[r]);
 		iters++;
-	} while ((t = now_ns()) - t0 < 500000000u && iters < 1000);
-	printf("%u pools, %u slots: shares of every pool       %10.0f ns\n", n, slots,
+	} while (bench_more(t0, &t, iters) && iters < 1000);
+	if (!fixed_iters)
+		printf("%u pools, %u slots: shares of every pool       %10.0f ns\n", n, slots,
 			(double)(t - t0) / (double)iters);
 	iters = 0;
 	t0 = now_ns();
@@ -142,7 +156,7 @@ int main(void)
 			sink++;
 		}
 		iters++;
-	} while ((t = now_ns()) - t0 < 500000000u);
+	} while (bench_more(t0, &t, iters));
 	printf("%u pools, %u slots: budget_pick_victim          %10.0f ns\n", n, slots,
 			(double)(t - t0) / (double)iters);
 	iters = 0;
@@ -150,7 +164,7 @@ int main(void)
 	do {
 		sink += budget_pick_needy(b) != NULL;
 		iters++;
-	} while ((t = now_ns()) - t0 < 500000000u);
+	} while (bench_more(t0, &t, iters));
 	printf("%u pools, %u slots: budget_pick_needy           %10.0f ns\n", n, slots,
 			(double)(t - t0) / (double)iters);
 	fprintf(stderr, "(%" PRIu64 ")\n", sink);
