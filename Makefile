@@ -11,6 +11,7 @@
 #   make bench-alloc  slab caches vs glibc vs jemalloc vs mimalloc
 #   make bench-log    connection churn: async log writer vs -DLOG_SYNC_WRITE build
 #   make bench-budget backend-slot sharing (cold start, fairness) vs PgBouncer
+#   make bench-budget-cost  fair-share cost with 1,000 pools (part of bench-budget)
 #   make docker-test  build docker/Dockerfile with podman, run it against PostgreSQL
 #   make install      binary, man pages, example config, systemd unit (PREFIX, DESTDIR)
 #   make uninstall    remove what make install put there
@@ -46,7 +47,7 @@ DEB_PKGS := gcc make pkg-config perl libevent-dev libssl-dev libpq-dev \
             pgbouncer valgrind strace procps libjemalloc-dev libmimalloc-dev gnuplot-nox \
             prometheus pandoc
 
-.PHONY: all deps check unit-check prove-check asan asan-check demo bench-alloc bench-log bench-budget \
+.PHONY: all deps check unit-check prove-check asan asan-check demo bench-alloc bench-log bench-budget bench-budget-cost \
         clean format cppcheck docker-deps docker-test man install uninstall
 
 all: $(PROG)
@@ -147,8 +148,15 @@ $(BUILD)/bench_idle: bench/bench_idle.c
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBS)
 
 # Backend-slot sharing: cold start, fairness, late pools; pgslab vs PgBouncer.
-bench-budget: deps $(PROG)
+bench-budget: deps $(PROG) bench-budget-cost
 	PGSLAB=$(CURDIR)/$(PROG) perl -I test/perl bench/budget_bench.pl
+
+# Fair-share cost with 1,000 pools in one budget (BENCH_POOLS, BENCH_SLOTS).
+bench-budget-cost: $(BUILD)/bench_budget
+	$(BUILD)/bench_budget
+
+$(BUILD)/bench_budget: bench/bench_budget.c $(LIB)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LIBS)
 
 # The baseline writes each log record synchronously in the event loop.
 bench-log: deps

@@ -104,8 +104,9 @@ int budget_check(const struct budget *b);
 
 /* Zero <m> and set its limits; it holds nothing and joins no domain. */
 void budget_member_init(struct budget_member *m, unsigned max, unsigned weight);
-/* Add <m> (initialised, holding nothing) to <b>'s members.  O(1).  0, or
- * -EBUSY when <m> is in another domain. */
+/* Add <m> (initialised, holding nothing) to <b>'s members.  O(1)
+ * amortised (the domain's share scratch doubles).  0, -EBUSY when <m> is in
+ * another domain, or -ENOMEM. */
 int budget_join(struct budget *b, struct budget_member *m);
 /* budget_release_all(), then leave the domain; returns the slots freed. */
 unsigned budget_leave(struct budget *b, struct budget_member *m);
@@ -135,7 +136,7 @@ unsigned budget_release_all(struct budget *b, struct budget_member *m);
  * members with demand > 0, each capped at min(demand, max, slots).  Shares
  * sum to at most the budget (exactly, when demand exceeds it); when
  * slots >= the number of demanding members none of them gets 0.  0 for a
- * member without demand.  O(members^2). */
+ * member without demand.  O(n log n), n members with demand. */
 unsigned budget_fair_share(const struct budget *b, const struct budget_member *m);
 
 /* <needy> waits and budget_grow() gave nothing: find the member that holds
@@ -145,7 +146,7 @@ unsigned budget_fair_share(const struct budget *b, const struct budget_member *m
  * reclaims already cover every waiting member's shortfall, or when nobody
  * is above share.  The caller then frees one of the victim's slots (a free
  * slot, an idle server, or a server at the end of its transaction),
- * decrements victim->used and calls budget_take_slot().  O(members^2). */
+ * decrements victim->used and calls budget_take_slot().  O(members + n log n). */
 struct budget_member *budget_pick_victim(struct budget *b, const struct budget_member *needy);
 
 /* Reduce <m>'s capacity by one slot that m->used does not need: the
@@ -160,7 +161,7 @@ unsigned budget_take_slot(struct budget *b, struct budget_member *m);
 /* The member most deprived relative to its share (lowest capacity/share,
  * ties: least recently grown) among those that wait (demand > capacity,
  * used >= capacity) and are below share; NULL if none.  Hand a slot freed
- * by budget_take_slot() to it with budget_grow().  O(members^2). */
+ * by budget_take_slot() to it with budget_grow().  O(members + n log n). */
 struct budget_member *budget_pick_needy(struct budget *b);
 
 /* Write <m>'s blocks as sizes, e.g. "8+2+1", or "-" when it holds none,

@@ -32,6 +32,14 @@
  * arithmetic, and fractional shares are rounded by largest remainder (ties
  * in member-list order), so integer shares sum to exactly <slots>.
  *
+ * Cost.  The sum is nondecreasing in lambda, so the segment is found by
+ * sorting the 2n breakpoints and binary-searching them with an O(n) sum
+ * each, and the remainders are ranked by one sort: one solve gives every
+ * member's share in O(n log n) for n members with demand.  budget_fair_share()
+ * is O(n log n), budget_pick_victim() and budget_pick_needy() one solve plus
+ * an O(members) walk.  The scratch arrays live in the domain and grow in
+ * budget_join(), so the solve allocates nothing.
+ *
  * Ownership: members are embedded in the caller's objects; the domain links
  * them but never frees them.  The domain owns its buddy allocator.
  */
@@ -40,9 +48,23 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sysalloc.h"
+
+/* One demanding member in share_solve(), in member-list order. */
+struct share_item {
+	struct budget_member *m;
+	uint64_t cap, w, rem;
+	unsigned share;
+	unsigned order; /* index in list order, for ties */
+};
+
+/* A breakpoint p / q of the water level. */
+struct share_point {
+	uint64_t p, q;
+};
 
 struct budget {
 	struct buddy *buddy;
@@ -54,6 +76,10 @@ struct budget {
 	uint64_t clock;	   /* grow sequence, for "least recently grown" */
 	struct list members;
 	unsigned nmembers;
+	unsigned scratch_cap;	     /* entries in items; points has twice as many */
+	struct share_item *items;    /* scratch of share_solve(): demanding members */
+	struct share_point *points;  /* scratch of share_solve(): breakpoints */
+	struct share_item **ranked;  /* scratch of share_solve(): free members */
 	uint64_t grows, grow_fail, table_full, shrinks, reclaims, victims;
 };
 
@@ -263,6 +289,9 @@ void budget_destroy(struct budget *b)
 		m->capacity = 0;
 		m->owed = 0;
 	}
+	sys_free(b->items);
+	sys_free(b->points);
+	sys_free(b->ranked);
 	buddy_destroy(b->buddy);
 	sys_free(b);
 }
@@ -432,12 +461,37 @@ void budget_member_init(struct budget_member *m, unsigned max, unsigned weight)
 	list_init(&m->node);
 }
 
+/* Room in the share scratch for one more member (doubling). */
+static int budget_scratch_grow(struct budget *b)
+{
+	unsigned cap = b->scratch_cap ? 2 * b->scratch_cap : 8;
+	struct share_item *items = sys_realloc(b->items, cap * sizeof(*items));
+	struct share_point *points;
+	struct share_item **ranked;
+
+	if (items == NULL)
+		return -ENOMEM;
+	b->items = items;
+	points = sys_realloc(b->points, 2 * (size_t)cap * sizeof(*points));
+	if (points == NULL)
+		return -ENOMEM;
+	b->points = points;
+	ranked = sys_realloc(b->ranked, cap * sizeof(*ranked));
+	if (ranked == NULL)
+		return -ENOMEM;
+	b->ranked = ranked;
+	b->scratch_cap = cap;
+	return 0;
+}
+
 int budget_join(struct budget *b, struct budget_member *m)
 {
 	if (m->budget == b)
 		return 0;
 	if (m->budget != NULL || m->nblocks != 0)
 		return -EBUSY;
+	if (b->nmembers >= b->scratch_cap && budget_scratch_grow(b) < 0)
+		return -ENOMEM;
 	m->budget = b;
 	list_append(&b->members, &m->node);
 	b->nmembers++;
@@ -677,11 +731,14 @@ unsigned budget_take_slot(struct budget *b, struct budget_member *m)
 enum share_class { SHARE_LOW, SHARE_HIGH, SHARE_FREE };
 
 /* The water level lambda of the current demand, as the segment (lo, hi) of
- * breakpoints that contains it and the exact level num / den there. */
+ * breakpoints that contains it and the exact level num / den there.  After
+ * share_solve(), b->items[0 .. n) holds every member with demand, in list
+ * order, with its integer share. */
 struct share_solution {
 	bool none;    /* no demand or no slots: every share is 0 */
 	bool all_cap; /* demand fits: every share is its cap */
 	unsigned lb;
+	unsigned n; /* members with demand */
 	uint64_t lo_p, lo_q, hi_p, hi_q;
 	uint64_t num, den;
 	uint64_t extra; /* slots left over by rounding down the free shares */
@@ -696,63 +753,84 @@ static enum share_class share_classify(const struct share_solution *s, uint64_t 
 	return SHARE_FREE;
 }
 
-/* Is sum_j clamp(p / q * w_j, lb, cap_j) <= slots? */
-static bool share_fits(const struct budget *b, unsigned lb, uint64_t p, uint64_t q)
+/* Is sum_j clamp(p / q * w_j, lb, cap_j) <= slots?  O(n). */
+static bool share_fits(const struct budget *b, const struct share_solution *s, uint64_t p,
+		uint64_t q)
 {
-	const struct list *it;
 	uint64_t sum = 0;
+	unsigned i;
 
-	list_for_each(it, &b->members) {
-		const struct budget_member *m = list_entry(it, struct budget_member, node);
-		uint64_t v;
+	for (i = 0; i < s->n; i++) {
+		const struct share_item *it = &b->items[i];
+		uint64_t v = p * it->w;
 
-		if (m->demand == 0)
-			continue;
-		v = p * member_weight(m);
-		if (v < q * lb)
-			v = q * lb;
-		if (v > q * member_cap(b, m))
-			v = q * member_cap(b, m);
+		if (v < q * s->lb)
+			v = q * s->lb;
+		if (v > q * it->cap)
+			v = q * it->cap;
 		sum += v;
 	}
 	return sum <= (uint64_t)b->slots * q;
 }
 
-/* Candidate breakpoint p / q: widen the solution segment with it. */
-static void share_consider(const struct budget *b, struct share_solution *s, uint64_t p, uint64_t q)
+/* Breakpoints by value p / q (p < 2^25, q < 2^17: the products are exact). */
+static int share_point_cmp(const void *x, const void *y)
 {
-	if (share_fits(b, s->lb, p, q)) {
-		if (s->lo_q == 0 || p * s->lo_q > s->lo_p * q) {
-			s->lo_p = p;
-			s->lo_q = q;
-		}
-	} else if (s->hi_q == 0 || p * s->hi_q < s->hi_p * q) {
-		s->hi_p = p;
-		s->hi_q = q;
-	}
+	const struct share_point *a = x, *c = y;
+	uint64_t l = a->p * c->q, r = c->p * a->q;
+
+	return l < r ? -1 : l > r;
 }
 
+/* Free members by remainder, largest first; ties in list order. */
+static int share_rem_cmp(const void *x, const void *y)
+{
+	const struct share_item *a = *(const struct share_item *const *)x;
+	const struct share_item *c = *(const struct share_item *const *)y;
+
+	if (a->rem != c->rem)
+		return a->rem > c->rem ? -1 : 1;
+	return a->order < c->order ? -1 : a->order > c->order;
+}
+
+/* Solve for the level and give every member with demand its share.
+ *
+ * The sum of clamped shares is nondecreasing in lambda, so "fits" holds for
+ * a prefix of the sorted breakpoints: lo is the last breakpoint that fits,
+ * hi the first that does not, found by binary search.  Leftover slots go by
+ * largest remainder, found by sorting the free members.  O(n log n) for the
+ * n members with demand; uses the domain's scratch (sized in budget_join()). */
 static void share_solve(const struct budget *b, struct share_solution *s)
 {
+	struct share_item **order = b->ranked;
 	const struct list *it;
 	uint64_t sumcap = 0, fixed = 0, floors = 0;
-	unsigned n = 0;
+	unsigned n = 0, np = 0, i, nfree = 0, lo, hi;
 
 	memset(s, 0, sizeof(*s));
 	list_for_each(it, &b->members) {
-		const struct budget_member *m = list_entry(it, struct budget_member, node);
+		struct budget_member *m = list_entry(it, struct budget_member, node);
+		struct share_item *x;
 
-		if (m->demand) {
-			n++;
-			sumcap += member_cap(b, m);
-		}
+		if (m->demand == 0)
+			continue;
+		x = &b->items[n];
+		x->m = m;
+		x->cap = member_cap(b, m);
+		x->w = member_weight(m);
+		x->share = 0;
+		x->order = n++;
+		sumcap += x->cap;
 	}
+	s->n = n;
 	if (n == 0 || b->slots == 0) {
 		s->none = true;
 		return;
 	}
 	if (sumcap <= b->slots) {
 		s->all_cap = true;
+		for (i = 0; i < n; i++)
+			b->items[i].share = (unsigned)b->items[i].cap;
 		return;
 	}
 	s->lb = b->slots >= n ? 1 : 0;
@@ -760,90 +838,91 @@ static void share_solve(const struct budget *b, struct share_solution *s)
 		s->lo_p = 0;
 		s->lo_q = 1;
 	}
-	list_for_each(it, &b->members) {
-		const struct budget_member *m = list_entry(it, struct budget_member, node);
-
-		if (m->demand == 0)
-			continue;
+	for (i = 0; i < n; i++) {
 		if (s->lb)
-			share_consider(b, s, s->lb, member_weight(m));
-		share_consider(b, s, member_cap(b, m), member_weight(m));
+			b->points[np++] = (struct share_point){s->lb, b->items[i].w};
+		b->points[np++] = (struct share_point){b->items[i].cap, b->items[i].w};
+	}
+	qsort(b->points, np, sizeof(b->points[0]), share_point_cmp);
+	/* points[0 .. lo) fit, points[hi ..) do not */
+	lo = 0;
+	hi = np;
+	while (lo < hi) {
+		unsigned mid = lo + (hi - lo) / 2;
+
+		if (share_fits(b, s, b->points[mid].p, b->points[mid].q))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo > 0) {
+		s->lo_p = b->points[lo - 1].p;
+		s->lo_q = b->points[lo - 1].q;
+	}
+	if (hi < np) {
+		s->hi_p = b->points[hi].p;
+		s->hi_q = b->points[hi].q;
 	}
 	/* lo exists (everyone at lb fits), hi exists (everyone at cap does not) */
-	list_for_each(it, &b->members) {
-		const struct budget_member *m = list_entry(it, struct budget_member, node);
-		uint64_t cap = member_cap(b, m), w = member_weight(m);
+	for (i = 0; i < n; i++) {
+		struct share_item *x = &b->items[i];
 
-		if (m->demand == 0)
-			continue;
-		switch (share_classify(s, cap, w)) {
+		switch (share_classify(s, x->cap, x->w)) {
 		case SHARE_LOW:
 			fixed += s->lb;
+			x->share = s->lb;
 			break;
 		case SHARE_HIGH:
-			fixed += cap;
+			fixed += x->cap;
+			x->share = (unsigned)x->cap;
 			break;
 		case SHARE_FREE:
-			s->den += w;
+			s->den += x->w;
+			order[nfree++] = x;
 			break;
 		}
 	}
 	s->num = b->slots - fixed; /* sum(lo) <= slots, so fixed <= slots */
 	if (s->den == 0)
 		return;
-	list_for_each(it, &b->members) {
-		const struct budget_member *m = list_entry(it, struct budget_member, node);
+	for (i = 0; i < nfree; i++) {
+		struct share_item *x = order[i];
 
-		if (m->demand &&
-				share_classify(s, member_cap(b, m), member_weight(m)) == SHARE_FREE)
-			floors += s->num * member_weight(m) / s->den;
+		x->share = (unsigned)(s->num * x->w / s->den);
+		x->rem = s->num * x->w % s->den;
+		floors += x->share;
 	}
 	s->extra = s->num - floors;
+	if (s->extra == 0)
+		return;
+	/* Largest remainders get the leftover slots; ties in list order. */
+	qsort(order, nfree, sizeof(order[0]), share_rem_cmp);
+	for (i = 0; i < nfree && i < s->extra && order[i]->rem; i++)
+		order[i]->share++;
 }
 
+/* <m>'s share once share_solve() ran: found by scanning items.  O(n). */
 static unsigned share_of(const struct budget *b, const struct share_solution *s,
 		const struct budget_member *m)
 {
-	const struct list *it;
-	uint64_t cap, w, rem, rank = 0;
-	bool before = true;
+	unsigned i;
 
 	if (m->demand == 0 || s->none)
 		return 0;
-	cap = member_cap(b, m);
-	if (s->all_cap)
-		return (unsigned)cap;
-	w = member_weight(m);
-	switch (share_classify(s, cap, w)) {
-	case SHARE_LOW:
-		return s->lb;
-	case SHARE_HIGH:
-		return (unsigned)cap;
-	case SHARE_FREE:
-		break;
-	}
-	if (s->den == 0)
-		return 0;
-	rem = s->num * w % s->den;
-	if (s->extra == 0 || rem == 0)
-		return (unsigned)(s->num * w / s->den);
-	/* Largest remainders get the leftover slots; ties in list order. */
-	list_for_each(it, &b->members) {
-		const struct budget_member *o = list_entry(it, struct budget_member, node);
-		uint64_t r;
+	for (i = 0; i < s->n; i++)
+		if (b->items[i].m == m)
+			return b->items[i].share;
+	return 0;
+}
 
-		if (o == m) {
-			before = false;
-			continue;
-		}
-		if (o->demand == 0 ||
-				share_classify(s, member_cap(b, o), member_weight(o)) != SHARE_FREE)
-			continue;
-		r = s->num * member_weight(o) % s->den;
-		if (r > rem || (r == rem && before))
-			rank++;
-	}
-	return (unsigned)(s->num * w / s->den + (rank < s->extra ? 1 : 0));
+/* Walk the members in list order alongside the items: the share of the
+ * member at the list position, advancing the cursor <*k>.  O(1). */
+static unsigned share_next(const struct budget *b, const struct share_solution *s,
+		const struct budget_member *m, unsigned *k)
+{
+	if (*k < s->n && b->items[*k].m == m)
+		return s->none ? 0 : b->items[(*k)++].share;
+	return 0;
 }
 
 unsigned budget_fair_share(const struct budget *b, const struct budget_member *m)
@@ -860,7 +939,7 @@ struct budget_member *budget_pick_victim(struct budget *b, const struct budget_m
 {
 	struct share_solution s;
 	struct budget_member *best = NULL;
-	unsigned best_excess = 0, share;
+	unsigned best_excess = 0, share, k = 0;
 	uint64_t shortfall = 0;
 	struct list *it;
 
@@ -872,7 +951,7 @@ struct budget_member *budget_pick_victim(struct budget *b, const struct budget_m
 		return NULL;
 	list_for_each(it, &b->members) {
 		struct budget_member *m = list_entry(it, struct budget_member, node);
-		unsigned sh = share_of(b, &s, m), avail = m->capacity - m->owed;
+		unsigned sh = share_next(b, &s, m, &k), avail = m->capacity - m->owed;
 
 		if (m != needy && m->demand > m->capacity && sh > m->capacity)
 			shortfall += sh - m->capacity;
@@ -897,17 +976,16 @@ struct budget_member *budget_pick_needy(struct budget *b)
 {
 	struct share_solution s;
 	struct budget_member *best = NULL;
-	unsigned best_share = 0;
+	unsigned best_share = 0, k = 0;
 	struct list *it;
 
 	share_solve(b, &s);
 	list_for_each(it, &b->members) {
 		struct budget_member *m = list_entry(it, struct budget_member, node);
-		unsigned sh;
+		unsigned sh = share_next(b, &s, m, &k);
 
 		if (m->demand <= m->capacity || m->used < m->capacity)
 			continue;
-		sh = share_of(b, &s, m);
 		if (m->capacity >= sh)
 			continue;
 		/* lowest capacity / share first */

@@ -23,6 +23,7 @@
 #include "slab.h"
 
 static void pool_settle(struct pool *pool);
+static void pool_budget_refresh_db(struct proxy *p, struct db *db);
 
 static int64_t setting_or(int64_t v, int64_t dflt)
 {
@@ -87,7 +88,7 @@ struct pool *pool_get(struct proxy *p, struct db *db, struct cred *cred)
 		return NULL;
 	}
 	list_append(&p->pools, &pool->node);
-	pool_budget_refresh(p);
+	pool_budget_refresh_db(p, db);
 	return pool;
 }
 
@@ -439,6 +440,24 @@ static void member_sync(struct pool *pool, int64_t now)
 	/* shares in proportion to demand: every waiting client counts the same,
 	 * whichever pool it is in; pool_weight scales that */
 	m->weight = (unsigned)pool->db->pool_weight * (m->demand > 0 ? m->demand : 1);
+}
+
+/* pool_budget_refresh() for <db> alone: only its budget and pools change
+ * when one of its pools is created.  O(pools). */
+static void pool_budget_refresh_db(struct proxy *p, struct db *db)
+{
+	int64_t now = proxy_now_us();
+	struct list *it;
+
+	budget_resize(db->budget, budget_slots_for(p, db));
+	list_for_each(it, &p->pools) {
+		struct pool *pool = list_entry(it, struct pool, node);
+
+		if (pool->db != db)
+			continue;
+		member_sync(pool, now);
+		budget_shrink(db->budget, &pool->bm);
+	}
 }
 
 void pool_budget_refresh(struct proxy *p)

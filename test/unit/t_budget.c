@@ -961,12 +961,223 @@ static void test_random(uint64_t seed)
 	budget_destroy(s.b);
 }
 
+/* ---- reference fair shares: the former O(n^2) algorithm, kept to check the
+ * O(n log n) one against (same inputs, same shares) ---- */
+
+#define REF_MAX 64
+
+struct ref_member {
+	struct budget_member *m; /* in member-list order */
+};
+
+static uint64_t ref_cap(unsigned slots, const struct budget_member *m)
+{
+	unsigned lim = m->max ? (m->max < BUDGET_MAX_SLOTS ? m->max : BUDGET_MAX_SLOTS) :
+				BUDGET_MAX_SLOTS;
+	unsigned c = m->demand < lim ? m->demand : lim;
+
+	return c < slots ? c : slots;
+}
+
+static uint64_t ref_weight(const struct budget_member *m)
+{
+	return m->weight == 0 ? 1 : m->weight < BUDGET_MAX_WEIGHT ? m->weight : BUDGET_MAX_WEIGHT;
+}
+
+struct ref_solution {
+	unsigned lb;
+	uint64_t lo_p, lo_q, hi_p, hi_q, num, den, extra;
+};
+
+/* 0 low, 1 high, 2 free */
+static int ref_classify(const struct ref_solution *s, uint64_t cap, uint64_t w)
+{
+	if (s->hi_p * w <= s->hi_q * s->lb)
+		return 0;
+	if (s->lo_p * w >= s->lo_q * cap)
+		return 1;
+	return 2;
+}
+
+static bool ref_fits(struct budget_member *const *ms, unsigned n, unsigned slots, unsigned lb,
+		uint64_t p, uint64_t q)
+{
+	uint64_t sum = 0;
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		uint64_t v;
+
+		if (ms[i]->demand == 0)
+			continue;
+		v = p * ref_weight(ms[i]);
+		if (v < q * lb)
+			v = q * lb;
+		if (v > q * ref_cap(slots, ms[i]))
+			v = q * ref_cap(slots, ms[i]);
+		sum += v;
+	}
+	return sum <= (uint64_t)slots * q;
+}
+
+static void ref_consider(struct budget_member *const *ms, unsigned n, unsigned slots,
+		struct ref_solution *s, uint64_t p, uint64_t q)
+{
+	if (ref_fits(ms, n, slots, s->lb, p, q)) {
+		if (s->lo_q == 0 || p * s->lo_q > s->lo_p * q) {
+			s->lo_p = p;
+			s->lo_q = q;
+		}
+	} else if (s->hi_q == 0 || p * s->hi_q < s->hi_p * q) {
+		s->hi_p = p;
+		s->hi_q = q;
+	}
+}
+
+/* Every member's share, into <out> (list order), the old way. */
+static void ref_shares(struct budget_member *const *ms, unsigned n, unsigned slots, unsigned *out)
+{
+	struct ref_solution s;
+	uint64_t sumcap = 0, fixed = 0, floors = 0;
+	unsigned i, j, nd = 0;
+
+	memset(&s, 0, sizeof(s));
+	for (i = 0; i < n; i++) {
+		out[i] = 0;
+		if (ms[i]->demand) {
+			nd++;
+			sumcap += ref_cap(slots, ms[i]);
+		}
+	}
+	if (nd == 0 || slots == 0)
+		return;
+	if (sumcap <= slots) {
+		for (i = 0; i < n; i++)
+			out[i] = ms[i]->demand ? (unsigned)ref_cap(slots, ms[i]) : 0;
+		return;
+	}
+	s.lb = slots >= nd ? 1 : 0;
+	if (s.lb == 0)
+		s.lo_q = 1;
+	for (i = 0; i < n; i++) {
+		if (ms[i]->demand == 0)
+			continue;
+		if (s.lb)
+			ref_consider(ms, n, slots, &s, s.lb, ref_weight(ms[i]));
+		ref_consider(ms, n, slots, &s, ref_cap(slots, ms[i]), ref_weight(ms[i]));
+	}
+	for (i = 0; i < n; i++) {
+		uint64_t cap = ref_cap(slots, ms[i]), w = ref_weight(ms[i]);
+		int c;
+
+		if (ms[i]->demand == 0)
+			continue;
+		c = ref_classify(&s, cap, w);
+		fixed += c == 0 ? s.lb : c == 1 ? cap : 0;
+		if (c == 2)
+			s.den += w;
+	}
+	s.num = slots - fixed;
+	for (i = 0; i < n; i++)
+		if (ms[i]->demand && ref_classify(&s, ref_cap(slots, ms[i]), ref_weight(ms[i])) == 2)
+			floors += s.num * ref_weight(ms[i]) / s.den;
+	s.extra = s.num - floors;
+	for (i = 0; i < n; i++) {
+		uint64_t cap = ref_cap(slots, ms[i]), w = ref_weight(ms[i]), rem, rank = 0;
+		int c;
+
+		if (ms[i]->demand == 0)
+			continue;
+		c = ref_classify(&s, cap, w);
+		if (c != 2) {
+			out[i] = c == 0 ? s.lb : (unsigned)cap;
+			continue;
+		}
+		rem = s.num * w % s.den;
+		out[i] = (unsigned)(s.num * w / s.den);
+		if (s.extra == 0 || rem == 0)
+			continue;
+		for (j = 0; j < n; j++) {
+			uint64_t r;
+
+			if (j == i || ms[j]->demand == 0 ||
+					ref_classify(&s, ref_cap(slots, ms[j]), ref_weight(ms[j])) != 2)
+				continue;
+			r = s.num * ref_weight(ms[j]) % s.den;
+			if (r > rem || (r == rem && j < i))
+				rank++;
+		}
+		out[i] += rank < s.extra ? 1 : 0;
+	}
+}
+
+/* Randomized joins, leaves, touches, demand / weight / pool_size changes and
+ * resizes: after each, every member's budget_fair_share() must equal the
+ * reference.  Member-list order is mirrored in <ord>. */
+static void test_shares_vs_reference(uint64_t seed)
+{
+	static struct budget_member pool[REF_MAX];
+	struct budget_member *ord[REF_MAX];
+	unsigned want[REF_MAX], n = 0, i, k, step, checks = 0;
+	uint64_t rng = seed ? seed : 1;
+	struct budget *b = budget_create(16);
+	const char *fail = NULL;
+
+	for (i = 0; i < REF_MAX; i++)
+		budget_member_init(&pool[i], 0, 1);
+	for (step = 0; step < 20000 && !fail; step++) {
+		unsigned op = (unsigned)(xorshift64star(&rng) % 100), slots;
+		struct budget_member *m = &pool[xorshift64star(&rng) % REF_MAX];
+
+		if (op < 15 && m->budget == NULL) {
+			m->demand = (unsigned)(xorshift64star(&rng) % 12);
+			budget_join(b, m);
+			ord[n++] = m;
+		} else if (op < 25 && m->budget == b) {
+			budget_leave(b, m);
+			for (i = 0; ord[i] != m; i++)
+				;
+			memmove(&ord[i], &ord[i + 1], (n - i - 1) * sizeof(ord[0]));
+			n--;
+		} else if (op < 40 && m->budget == b) {
+			budget_touch(b, m);
+			for (i = 0; ord[i] != m; i++)
+				;
+			memmove(&ord[i], &ord[i + 1], (n - i - 1) * sizeof(ord[0]));
+			ord[n - 1] = m;
+		} else if (op < 75) {
+			m->demand = (unsigned)(xorshift64star(&rng) % (op < 60 ? 12 : 200));
+		} else if (op < 85) {
+			m->weight = (unsigned)(xorshift64star(&rng) % 5 ? xorshift64star(&rng) % 9 :
+									  xorshift64star(&rng) % 100000);
+		} else if (op < 93) {
+			m->max = (unsigned)(xorshift64star(&rng) % 3 ? xorshift64star(&rng) % 30 : 0);
+		} else {
+			slots = (unsigned)(xorshift64star(&rng) % (op < 97 ? 40 : 600));
+			budget_resize(b, slots);
+		}
+		slots = budget_slots(b);
+		ref_shares(ord, n, slots, want);
+		for (k = 0; k < n && !fail; k++) {
+			checks++;
+			if (budget_fair_share(b, ord[k]) != want[k]) {
+				diag("step %u: member %u of %u: share %u, reference %u (slots %u)",
+						step, k, n, budget_fair_share(b, ord[k]), want[k], slots);
+				fail = "share differs";
+			}
+		}
+	}
+	ok(fail == NULL, "randomized membership: O(n log n) shares equal the O(n^2) reference (%u checks)",
+			checks);
+	budget_destroy(b);
+}
+
 int main(void)
 {
 	const char *env = getenv("BUDGET_SEED");
 	uint64_t seed = env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL);
 
-	plan(141);
+	plan(142);
 	test_basics();
 	test_doubling();
 	test_odd_budgets();
@@ -979,5 +1190,6 @@ int main(void)
 	test_blocks_str();
 	diag("random seed %" PRIu64 " (BUDGET_SEED=%" PRIu64 " to repeat)", seed, seed);
 	test_random(seed);
+	test_shares_vs_reference(seed);
 	return tap_exit_status();
 }
