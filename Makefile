@@ -22,9 +22,13 @@
 ifeq ($(origin CC),default)
 CC       := gcc
 endif
-PKGS     := libevent openssl libpq
+PKGS     := libevent openssl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# libpq only for tests and benchmarks (t_pwd compares with PQencryptPassword,
+# bench_idle holds connections); pgslab itself does not link it.
+TEST_CFLAGS := $(shell pkg-config --cflags libpq 2>/dev/null)
+TEST_LIBS   := $(shell pkg-config --libs libpq 2>/dev/null)
 
 BUILD    ?= build/rel
 OPT      ?= -O2
@@ -65,7 +69,7 @@ $(BUILD)/%.o: src/%.c
 
 $(BUILD)/test/%: test/unit/%.c test/unit/tap.h test/unit/testutil.h $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itest/unit $(LDFLAGS) -o $@ $< $(LIB) $(LIBS)
+	$(CC) $(CFLAGS) $(TEST_CFLAGS) -Itest/unit $(LDFLAGS) -o $@ $< $(LIB) $(LIBS) $(TEST_LIBS)
 
 -include $(OBJS:.o=.d) $(BUILD)/main.d
 
@@ -145,7 +149,7 @@ endif
 
 $(BUILD)/bench_idle: bench/bench_idle.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBS)
+	$(CC) $(CFLAGS) $(TEST_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBS) $(TEST_LIBS)
 
 # Backend-slot sharing: cold start, fairness, late pools; pgslab vs PgBouncer.
 bench-budget: deps $(PROG) bench-budget-cost

@@ -35,7 +35,8 @@
 #include "config.h"
 #include "hist.h"
 #include "list.h"
-#include "scram.h"
+#include "scram_client.h"
+#include "scram_server.h"
 #include "stream.h"
 #include "track.h"
 

@@ -1,12 +1,12 @@
-/* scram.h -- SCRAM-SHA-256 (RFC 5802, RFC 7677) as PostgreSQL speaks it.
+/* scram.h -- SCRAM-SHA-256 (RFC 5802, RFC 7677) as PostgreSQL speaks it: errors, base64, verifiers.
  *
  * Pure functions over caller-owned buffers: no sockets, no logging, and no
- * allocation of our own (OpenSSL may allocate internally).  Three parts:
+ * allocation of our own.  Three parts, one file and header each:
  *
- *   verifiers  struct scram_secret <-> "SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>"
- *   server     pgslab authenticating a client:   begin(client-first) -> server-first,
+ *   verifiers  (scram.h)  struct scram_secret <-> "SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>"
+ *   server     (scram_server.h) pgslab authenticating a client:   begin(client-first) -> server-first,
  *                                                 finish(client-final) -> server-final + ClientKey
- *   client     pgslab logging in to PostgreSQL:  begin -> client-first,
+ *   client     (scram_client.h) pgslab logging in to PostgreSQL:  begin -> client-first,
  *                                                 continue(server-first) -> client-final,
  *                                                 finish(server-final) -> verified
  *
@@ -36,17 +36,8 @@
  * stored plain password the caller builds a verifier at login with
  * scram_secret_generate() (random salt, SCRAM_DEFAULT_ITERATIONS).
  *
- * SASLprep (RFC 4013), applied to passwords as PostgreSQL does: exact for
- * ASCII (identity) and for every string of code points <= U+00FF (Latin-1:
- * NBSP -> space, soft hyphen dropped, NFKC of the 13 compatibility characters
- * such as U+00B2 -> "2", prohibited C0/C1 controls or an empty result -> the
- * raw bytes, as PostgreSQL falls back to).  Invalid UTF-8 -> raw bytes, as
- * PostgreSQL does.  KNOWN LIMITATION: a valid UTF-8 password with a code
- * point above U+00FF is used as raw bytes without NFKC; PostgreSQL would
- * normalize it, so the verifiers differ when normalization changes the
- * string (e.g. U+FB01 "fi" ligature) -- scram_saslprep() reports
- * SCRAM_PREP_UNSUPPORTED so the caller can warn.  Already-normalized
- * passwords (the common case) match.
+ * Passwords are SASLprep'd (saslprep.h) before PBKDF2, as PostgreSQL does;
+ * the hashing is crypto.h's.
  *
  * Threads: no global mutable state; a struct belongs to one thread at a time.
  */
@@ -69,7 +60,6 @@
 #define SCRAM_MSG_MAX 1024	   /* longest SCRAM message accepted or produced */
 #define SCRAM_AUTH_MAX (3 * SCRAM_MSG_MAX + 2)
 #define SCRAM_SECRET_STR_MAX 256 /* formatted verifier, NUL included */
-#define SCRAM_PASSWORD_MAX 1024	 /* PostgreSQL's limit for SASLprep */
 #define SCRAM_USER_MAX 192	 /* escaped n= value a client may send */
 #define SCRAM_SERVER_ERROR_MAX 64
 
@@ -105,20 +95,6 @@ int scram_b64_encode(const uint8_t *src, size_t len, char *dst, size_t cap);
  * written to <dst>, SCRAM_E_MALFORMED or SCRAM_E_NOSPACE. */
 int scram_b64_decode(const char *src, size_t len, uint8_t *dst, size_t cap);
 
-/* ---- SASLprep ----------------------------------------------------------- */
-
-enum scram_prep {
-	SCRAM_PREP_OK = 0,	    /* SASLprep applied, same result as PostgreSQL */
-	SCRAM_PREP_RAW = 1,	    /* SASLprep refuses (invalid UTF-8, prohibited, empty):
-				     * raw bytes, same as PostgreSQL */
-	SCRAM_PREP_UNSUPPORTED = 2, /* code point > U+00FF: raw bytes, may differ */
-};
-
-/* Prepare <password> into <out> (NUL-terminated; <cap> of 5/2 * strlen + 1
- * always suffices).  Returns an enum scram_prep (>= 0), SCRAM_E_TOOLONG
- * beyond SCRAM_PASSWORD_MAX bytes, or SCRAM_E_NOSPACE. */
-int scram_saslprep(const char *password, char *out, size_t cap, size_t *out_len);
-
 /* ---- verifiers ---------------------------------------------------------- */
 
 struct scram_secret {
@@ -147,99 +123,5 @@ int scram_secret_mock(const char *user, const uint8_t key[SCRAM_KEY_LEN], struct
 /* Write the verifier string; returns its length (>= 0) or SCRAM_E_NOSPACE
  * (SCRAM_SECRET_STR_MAX always suffices) or SCRAM_E_INVALID. */
 int scram_secret_format(const struct scram_secret *sec, char *out, size_t cap);
-
-/* ---- server side: pgslab authenticating a client ----------------------- */
-
-struct scram_server {
-	uint32_t state;		    /* private: enum in scram.c */
-	char cbind_flag;	    /* 'n' or 'y' from the gs2 header; a caller that ever
-				     * advertises SCRAM-SHA-256-PLUS must refuse 'y' */
-	struct scram_secret secret; /* copy of the verifier in use */
-	size_t nonce_len;
-	char nonce[SCRAM_NONCE_MAX + 1]; /* client nonce || server nonce */
-	size_t fixed_nonce_len;
-	char fixed_nonce[SCRAM_NONCE_MAX + 1]; /* test hook, see set_nonce */
-	size_t auth_len;
-	char auth[SCRAM_AUTH_MAX]; /* AuthMessage built so far */
-};
-
-/* Make <st> ready for begin (required: begin refuses an uninitialized
- * state).  Cheap; reusing a struct means calling init again. */
-void scram_server_init(struct scram_server *st);
-/* FOR TESTS ONLY: use <server_nonce> (printable ASCII, no ',') instead of
- * 18 random bytes as the server's part of the nonce.  Call after init. */
-int scram_server_set_nonce(struct scram_server *st, const char *server_nonce);
-/* Parse client-first-message (<client_first>, <len>), copy <secret>, and
- * write server-first-message "r=<nonce>,s=<salt>,i=<iter>" to <out>.
- * Errors: MALFORMED, TOOLONG, CHANNEL_BINDING ("p=" flag), UNSUPPORTED
- * (authzid, m=), NOSPACE, STATE, INVALID (bad <secret>), CRYPTO. */
-int scram_server_begin(struct scram_server *st, const struct scram_secret *secret,
-		const char *client_first, size_t len, char *out, size_t cap, size_t *out_len);
-/* Parse client-final-message, check c= against the gs2 header, the nonce,
- * and the proof (constant time).  On success writes server-final "v=..."
- * to <out> and the client's ClientKey to <client_key_out> (may be NULL).
- * Errors: MALFORMED, TOOLONG, CHANNEL_BINDING, NONCE, BAD_PROOF (wrong
- * password), NOSPACE, STATE, CRYPTO. */
-int scram_server_finish(struct scram_server *st, const char *client_final, size_t len, char *out,
-		size_t cap, size_t *out_len, uint8_t client_key_out[SCRAM_KEY_LEN]);
-/* Wipe <st> (keys, nonces).  Call when the exchange is over. */
-void scram_server_clear(struct scram_server *st);
-
-/* ---- client side: pgslab logging in to PostgreSQL ---------------------- */
-
-/* What the client proves with: either <password> (non-NULL; SASLprep'd and
- * PBKDF2'd with the server's salt and iterations), or, when <password> is
- * NULL, pass-through keys: <secret> is the verifier pgslab holds and
- * <client_key> the ClientKey recovered by scram_server_finish() (or saved by
- * scram_client_derived_keys()).  Pass-through works only if the server's
- * salt and iteration count equal <secret>'s; otherwise SCRAM_E_KEYS_MISMATCH. */
-struct scram_client_keys {
-	const char *password;
-	const struct scram_secret *secret;
-	uint8_t client_key[SCRAM_KEY_LEN];
-};
-
-struct scram_client {
-	uint32_t state; /* private: enum in scram.c */
-	size_t client_nonce_len;
-	char client_nonce[SCRAM_NONCE_MAX + 1];
-	size_t user_len;
-	char user[SCRAM_USER_MAX + 1]; /* escaped n= value, empty by default */
-	struct scram_secret derived;   /* salt/iterations/keys used (after continue) */
-	uint8_t client_key[SCRAM_KEY_LEN];
-	uint8_t server_signature[SCRAM_KEY_LEN];   /* the v= we expect */
-	char server_error[SCRAM_SERVER_ERROR_MAX]; /* e= text after SCRAM_E_SERVER_ERROR */
-	size_t auth_len;
-	char auth[SCRAM_AUTH_MAX];
-};
-
-/* Make <st> ready for begin (required). */
-void scram_client_init(struct scram_client *st);
-/* FOR TESTS ONLY: use <nonce> (printable ASCII, no ',') as our nonce. */
-int scram_client_set_nonce(struct scram_client *st, const char *nonce);
-/* Send <user> in n= (SASL-escaped) instead of the empty name libpq sends.
- * PostgreSQL ignores it; useful for tests against RFC vectors. */
-int scram_client_set_user(struct scram_client *st, const char *user);
-/* Write client-first-message "n,,n=,r=<nonce>". */
-int scram_client_begin(struct scram_client *st, char *out, size_t cap, size_t *out_len);
-/* Parse server-first-message, derive or take the keys, write
- * client-final-message "c=biws,r=<nonce>,p=<proof>".  Errors: MALFORMED,
- * TOOLONG, UNSUPPORTED (m=), NONCE, SALT, ITERATIONS, KEYS_MISMATCH,
- * INVALID (no keys, or client_key does not match secret), NOSPACE, STATE,
- * CRYPTO. */
-int scram_client_continue(struct scram_client *st, const char *server_first, size_t len,
-		const struct scram_client_keys *keys, char *out, size_t cap, size_t *out_len);
-/* Check server-final-message: 0 when v= proves the server holds the
- * verifier (constant-time compare); SERVER_SIGNATURE otherwise;
- * SERVER_ERROR for "e=..." (text in st->server_error); MALFORMED, STATE. */
-int scram_client_finish(struct scram_client *st, const char *server_final, size_t len);
-/* After a successful continue: the verifier-equivalent of the keys used
- * (server's salt and iterations) and the ClientKey, so a caller holding a
- * plaintext password can cache them and skip PBKDF2 next time by using
- * pass-through keys.  SCRAM_E_STATE before continue. */
-int scram_client_derived_keys(const struct scram_client *st, struct scram_secret *secret_out,
-		uint8_t client_key_out[SCRAM_KEY_LEN]);
-/* Wipe <st>. */
-void scram_client_clear(struct scram_client *st);
 
 #endif

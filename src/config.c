@@ -31,6 +31,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "connstr.h"
 #include "sysalloc.h"
 #include "textfile.h"
 
@@ -268,18 +269,6 @@ static void msgf(char *buf, size_t len, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, len, fmt, ap);
 	va_end(ap);
-}
-
-static bool is_blank(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
-static char *skip_blanks(char *p)
-{
-	while (is_blank(*p))
-		p++;
-	return p;
 }
 
 static void rtrim(char *s)
@@ -916,72 +905,6 @@ static int entry_set(
 	return -EINVAL;
 }
 
-/* Tokenizes a libpq-style connection string in place.  Returns 1 with
- * <key>/<val> pointing into the string, 0 at the end, -EINVAL on a syntax
- * error (message in <em>). */
-static int cstr_next(char **pp, char **key, char **val, char *em, size_t emlen)
-{
-	char *p = skip_blanks(*pp), *k, *kend, *v, *w;
-
-	if (*p == '\0')
-		return 0;
-	k = p;
-	while (*p && *p != '=' && !is_blank(*p))
-		p++;
-	kend = p;
-	if (kend == k) {
-		msgf(em, emlen, "missing parameter name before \"=\"");
-		return -EINVAL;
-	}
-	p = skip_blanks(p);
-	if (*p != '=') {
-		msgf(em, emlen, "missing \"=\" after \"%.*s\"", (int)(kend - k), k);
-		return -EINVAL;
-	}
-	*kend = '\0';
-	p = skip_blanks(p + 1);
-	if (*p == '\'') {
-		v = w = ++p;
-		for (;;) {
-			if (*p == '\0') {
-				msgf(em, emlen, "unterminated quoted value for \"%s\"", k);
-				return -EINVAL;
-			}
-			if (*p == '\\' && (p[1] == '\'' || p[1] == '\\')) {
-				*w++ = p[1];
-				p += 2;
-			} else if (*p == '\'' && p[1] == '\'') {
-				*w++ = '\'';
-				p += 2;
-			} else if (*p == '\'') {
-				p++;
-				break;
-			} else {
-				*w++ = *p++;
-			}
-		}
-		if (*p != '\0' && !is_blank(*p)) {
-			msgf(em, emlen, "unexpected text after quoted value for \"%s\"", k);
-			return -EINVAL;
-		}
-		*w = '\0';
-	} else {
-		v = p;
-		while (*p && !is_blank(*p))
-			p++;
-		if (p == v) {
-			msgf(em, emlen, "missing value for \"%s\"", k);
-			return -EINVAL;
-		}
-		if (*p)
-			*p++ = '\0';
-	}
-	*key = k;
-	*val = v;
-	*pp = p;
-	return 1;
-}
-
 /* Applies every pair of <connstr> to <entry> via <keys>.  <what> names the
  * entry kind for messages ("database", "user"). */
 static int entry_parse(void *entry, const struct entry_key *keys, size_t nkeys, const char *connstr,
@@ -997,7 +920,7 @@ static int entry_parse(void *entry, const struct entry_key *keys, size_t nkeys, 
 		return -ENOMEM;
 	}
 	p = copy;
-	while ((rc = cstr_next(&p, &key, &val, em, emlen)) > 0) {
+	while ((rc = connstr_next(&p, &key, &val, em, emlen)) > 0) {
 		k = bsearch(key, keys, nkeys, sizeof(*keys), entry_key_cmp);
 		if (k == NULL) {
 			msgf(em, emlen, "unknown parameter \"%s\"", key);
@@ -1281,10 +1204,10 @@ static int parse_section(struct loader *ld, char *p)
 
 	if (end == NULL)
 		return lerr(ld, -EINVAL, "missing \"]\" in section header");
-	if (*skip_blanks(end + 1) != '\0')
+	if (*connstr_skip_blanks(end + 1) != '\0')
 		return lerr(ld, -EINVAL, "unexpected text after section header");
 	*end = '\0';
-	name = skip_blanks(p + 1);
+	name = connstr_skip_blanks(p + 1);
 	rtrim(name);
 	for (i = 0; i < NELEM(sects); i++) {
 		if (strcasecmp(name, sects[i].name) == 0) {
@@ -1305,7 +1228,7 @@ static int parse_include(struct loader *ld, char *p)
 	int saved_line = ld->line, rc;
 	char *target;
 
-	p = skip_blanks(p);
+	p = connstr_skip_blanks(p);
 	rtrim(p);
 	if (*p == '\0')
 		return lerr(ld, -EINVAL, "%%include needs a file name");
@@ -1347,7 +1270,7 @@ static int parse_keyval(struct loader *ld, char *p)
 		*w = '\0'; /* w < p: the closing quote was consumed */
 	} else {
 		key = p;
-		while (*p && *p != '=' && !is_blank(*p))
+		while (*p && *p != '=' && !connstr_is_blank(*p))
 			p++;
 		if (*p == '=') {
 			*p = '\0';
@@ -1357,12 +1280,12 @@ static int parse_keyval(struct loader *ld, char *p)
 		if (*p)
 			*p++ = '\0';
 	}
-	p = skip_blanks(p);
+	p = connstr_skip_blanks(p);
 	if (*p != '=')
 		return lerr(ld, -EINVAL, "expected \"key = value\"");
 	val = p + 1;
 have_val:
-	val = skip_blanks(val);
+	val = connstr_skip_blanks(val);
 	rtrim(val);
 	if (*key == '\0')
 		return lerr(ld, -EINVAL, "empty name before \"=\"");
@@ -1429,7 +1352,7 @@ static int parse_file(struct loader *ld, const char *path)
 			continue;
 		if (*p == '[')
 			rc = parse_section(ld, p);
-		else if (strncmp(p, "%include", 8) == 0 && (p[8] == '\0' || is_blank(p[8])))
+		else if (strncmp(p, "%include", 8) == 0 && (p[8] == '\0' || connstr_is_blank(p[8])))
 			rc = parse_include(ld, p + 8);
 		else if (*p == '%')
 			rc = lerr(ld, -EINVAL, "unknown directive \"%s\"", p);

@@ -465,6 +465,17 @@ static void stats_cb(evutil_socket_t fd, short what, void *arg)
 	proxy_settle(arg);
 }
 
+/* A setting that differs in the reloaded file: one needing a restart is not
+ * applied (the running value stays in effect), so say so. */
+static void reload_report(const char *key, const char *old_value, const char *new_value,
+		bool changeable, void *arg)
+{
+	(void)arg;
+	if (!changeable)
+		log_warning("reload: %s changed from '%s' to '%s', which needs a restart to "
+			    "take effect", key, old_value, new_value);
+}
+
 int proxy_reload(struct proxy *p, char *err, size_t errlen)
 {
 	struct config *cfg = config_load(p->config_path, err, errlen);
@@ -474,6 +485,8 @@ int proxy_reload(struct proxy *p, char *err, size_t errlen)
 		log_error("reload failed: %s", err);
 		return -EINVAL;
 	}
+	if (p->cfg)
+		config_foreach_changed(p->cfg, cfg, reload_report, NULL);
 	if (proxy_apply_config(p, cfg, err, errlen) < 0) {
 		log_error("reload failed: %s", err);
 		config_free(cfg);

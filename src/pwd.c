@@ -5,24 +5,18 @@
 #include <stdbool.h>
 #include <string.h>
 
-/* MD5_CTX is deprecated in OpenSSL 3 in favour of EVP, which allocates. */
-#define OPENSSL_SUPPRESS_DEPRECATED
-#include <openssl/crypto.h>
-#include <openssl/md5.h>
-
+#include "crypto.h"
 #include "scram.h"
 
 static const char hex_digits[] = "0123456789abcdef";
 
-/* out = "md5" + hex(md5(a || b)); MD5_CTX lives on the stack (no heap). */
+/* out = "md5" + hex(md5(a || b)). */
 static int md5_hex(const void *a, size_t alen, const void *b, size_t blen, char out[PWD_MD5_BUF])
 {
-	unsigned char d[MD5_DIGEST_LENGTH];
-	MD5_CTX ctx;
+	uint8_t d[CRYPTO_MD5_LEN];
 	unsigned int i;
 
-	if (MD5_Init(&ctx) != 1 || MD5_Update(&ctx, a, alen) != 1 || MD5_Update(&ctx, b, blen) != 1 ||
-			MD5_Final(d, &ctx) != 1)
+	if (crypto_md5_pair(a, alen, b, blen, d))
 		return -EIO;
 	memcpy(out, "md5", 3);
 	for (i = 0; i < 16; i++) {
@@ -30,8 +24,7 @@ static int md5_hex(const void *a, size_t alen, const void *b, size_t blen, char 
 		out[4 + 2 * i] = hex_digits[d[i] & 15];
 	}
 	out[PWD_MD5_LEN] = '\0';
-	OPENSSL_cleanse(d, sizeof(d));
-	OPENSSL_cleanse(&ctx, sizeof(ctx));
+	crypto_wipe(d, sizeof(d));
 	return 0;
 }
 
@@ -115,10 +108,10 @@ int pwd_md5_check(const char *stored, const char *user, const uint8_t salt[PWD_M
 		/* The length is public (always 35 when right); the bytes are compared in
 		 * constant time. */
 		if (strnlen(response, PWD_MD5_BUF) != PWD_MD5_LEN ||
-				CRYPTO_memcmp(expect, response, PWD_MD5_LEN) != 0)
+				!crypto_equal(expect, response, PWD_MD5_LEN))
 			rc = -EACCES;
 	}
-	OPENSSL_cleanse(secret, sizeof(secret));
-	OPENSSL_cleanse(expect, sizeof(expect));
+	crypto_wipe(secret, sizeof(secret));
+	crypto_wipe(expect, sizeof(expect));
 	return rc;
 }
