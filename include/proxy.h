@@ -276,6 +276,7 @@ struct proxy {
 	struct list dead_clients, dead_servers, dead_cancels;
 	struct vartab vars;
 
+	unsigned worker;             /* index in cancel pids (cancel.h); 0 today */
 	struct client **keytab;      /* cancel key -> client */
 	uint32_t keytab_size, n_keyed;
 	size_t keytab_cap;
@@ -391,6 +392,7 @@ void pool_janitor(struct proxy *p);
 void pool_stats_period(struct proxy *p);
 void pool_client_gone(struct client *c, enum client_state prev);
 void pool_destroy_unused(struct proxy *p);
+int pool_size_for(const struct proxy *p, const struct db *db, const char *user);
 int pool_effective_size(const struct pool *pool);
 void pool_refresh_mode(struct pool *pool);
 /* Recompute every db's budget and pool shares after a config change. */
@@ -410,11 +412,6 @@ struct varset *vars_get(struct varset *vs);
 size_t vars_sync_sql(const struct vartab *t, const struct varset *from, const struct varset *to,
 		char *buf, size_t cap);
 
-/* cancel.c */
-void cancel_register(struct proxy *p, struct client *c);
-void cancel_unregister(struct proxy *p, struct client *c);
-void cancel_forward(struct proxy *p, uint32_t pid, uint32_t key);
-void cancel_destroy(struct proxy *p);
 
 /* admin.c */
 /* Execute the console query <sql> for <c>, writing the results.  False when

@@ -31,6 +31,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "cancel.h"
 #include "log.h"
 #include "proto.h"
 #include "pwd.h"

@@ -19,6 +19,7 @@
 #include <sys/un.h>
 #include <time.h>
 
+#include "cancel.h"
 #include "control.h"
 #include "log.h"
 #include "metrics.h"
