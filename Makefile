@@ -14,7 +14,8 @@
 #   make uninstall    remove what make install put there
 #
 # Every src/*.c except main.c goes into build/<variant>/libpgslab.a; every
-# test/unit/t_*.c becomes an executable printing TAP, linked against it.
+# test/unit/t_*.c becomes an executable printing TAP, linked against the
+# objects of its module and the layers below (UNIT_DEPS_* below).
 
 ifeq ($(origin CC),default)
 CC       := gcc
@@ -60,9 +61,27 @@ $(BUILD)/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-$(BUILD)/test/%: test/unit/%.c test/unit/tap.h test/unit/testutil.h $(LIB)
+# Each unit test links its module and the layers below it, nothing else
+# (no stubs): UNIT_DEPS_<test> names the src/*.c modules, lowest last.
+UNIT_DEPS_t_buddy     := buddy sysalloc
+UNIT_DEPS_t_budget    := budget buddy sysalloc
+UNIT_DEPS_t_config    := config textfile sysalloc
+UNIT_DEPS_t_hist      := hist
+UNIT_DEPS_t_log       := log slab buddy sysalloc
+UNIT_DEPS_t_pwd       := pwd scram
+UNIT_DEPS_t_scram     := scram
+UNIT_DEPS_t_sdnotify  := sdnotify
+UNIT_DEPS_t_slab      := slab buddy sysalloc
+UNIT_DEPS_t_slab_rss  := slab buddy sysalloc
+UNIT_DEPS_t_track     := track slab buddy sysalloc
+UNIT_DEPS_t_userlist  := userlist pwd scram textfile sysalloc
+
+unit_objs = $(if $(UNIT_DEPS_$(1)),$(patsubst %,$(BUILD)/%.o,$(UNIT_DEPS_$(1))),$(error no UNIT_DEPS_$(1) in the Makefile))
+
+.SECONDEXPANSION:
+$(BUILD)/test/%: test/unit/%.c test/unit/tap.h test/unit/testutil.h $$(call unit_objs,$$*)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itest/unit $(LDFLAGS) -o $@ $< $(LIB) $(LIBS)
+	$(CC) $(CFLAGS) -Itest/unit $(LDFLAGS) -o $@ $< $(call unit_objs,$*) $(LIBS)
 
 -include $(OBJS:.o=.d) $(BUILD)/main.d
 
