@@ -32,11 +32,13 @@
 #include <time.h>
 
 #include "control.h"
+#include "cred.h"
 #include "log.h"
 #include "metrics.h"
 #include "proto.h"
 #include "slab.h"
 #include "sysalloc.h"
+#include "vars.h"
 
 #define OID_NUMERIC 1700u
 #define RS_BUF 8192

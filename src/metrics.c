@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "cred.h"
 #include "log.h"
 #include "proxy.h"
 #include "slab.h"

@@ -18,9 +18,11 @@
 
 #include <string.h>
 
+#include "cred.h"
 #include "log.h"
 #include "proto.h"
 #include "slab.h"
+#include "vars.h"
 
 static void pool_settle(struct pool *pool);
 
