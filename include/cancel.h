@@ -15,8 +15,18 @@
 
 #include <stdint.h>
 
+#include "list.h"
+#include "stream.h"
+
 struct proxy;
 struct client;
+
+/* A cancel request being forwarded to a server on a fresh connection. */
+struct cancel_req {
+	struct stream st;
+	struct list node;
+	uint32_t pid, key;
+};
 
 #define CANCEL_WORKER_BITS 4
 #define CANCEL_WORKER_SHIFT (31 - CANCEL_WORKER_BITS)

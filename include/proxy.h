@@ -185,13 +185,6 @@ struct server {
 #define PREP_SYNCED 0x2
 #define PREP_FAILED 0x4   /* an internal step's query failed */
 
-/* A cancel request being forwarded to a server on a fresh connection. */
-struct cancel_req {
-	struct stream st;
-	struct list node;
-	uint32_t pid, key;
-};
-
 /* ---- the instance ---- */
 
 enum shutdown_mode {
@@ -199,16 +192,6 @@ enum shutdown_mode {
 	SHUTDOWN_WAIT_SERVERS,   /* SIGINT: when no server is in use */
 	SHUTDOWN_WAIT_CLIENTS,   /* SIGTERM: when no client is left */
 	SHUTDOWN_NOW,
-};
-
-struct listener {
-	struct list node;
-	struct proxy *proxy;
-	size_t cap;             /* slab_buf capacity */
-	struct event ev;
-	int fd;
-	int family;
-	char path[108];          /* unix socket path, to unlink at exit */
 };
 
 struct proxy {
@@ -279,11 +262,6 @@ void proxy_settle(struct proxy *p);
 uint32_t proxy_random(struct proxy *p);
 int proxy_resolve_db(struct db *db);
 
-/* listener.c */
-int listener_open_all(struct proxy *p, char *err, size_t errlen);
-void listener_close_all(struct proxy *p);
-void listener_pause(struct proxy *p, bool pause);
-
 /* client.c */
 void client_accept(struct proxy *p, int fd, const struct sockaddr *sa, socklen_t salen);
 /* Close <c>: send the ErrorResponse (when <sqlstate>), log, and mark its
@@ -343,11 +321,5 @@ void pool_refresh_mode(struct pool *pool);
 /* Recompute every db's budget and pool shares after a config change. */
 void pool_budget_refresh(struct proxy *p);
 
-/* admin.c */
-/* Execute the console query <sql> for <c>, writing the results.  False when
- * the reply is held (PAUSE, WAIT_CLOSE): admin has stopped <c>'s stream and
- * sends CommandComplete + ReadyForQuery itself. */
-bool admin_query(struct client *c, const char *sql);
-bool admin_is_console(const char *dbname);
 
 #endif

@@ -31,6 +31,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "admin.h"
 #include "control.h"
 #include "cred.h"
 #include "log.h"

@@ -31,6 +31,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "cancel.h"
 #include "cred.h"
 #include "log.h"

@@ -20,8 +20,10 @@
 #include <time.h>
 
 #include "cancel.h"
+#include "admin.h"
 #include "control.h"
 #include "cred.h"
+#include "listener.h"
 #include "log.h"
 #include "metrics.h"
 #include "proto.h"
