@@ -17,7 +17,8 @@
 #   make uninstall    remove what make install put there
 #
 # Every src/*.c except main.c goes into build/<variant>/libpgslab.a; every
-# test/unit/t_*.c becomes an executable printing TAP, linked against it.
+# test/unit/t_*.c becomes an executable printing TAP, linked against the
+# objects of its module and the layers below (UNIT_DEPS_* below).
 
 ifeq ($(origin CC),default)
 CC       := gcc
@@ -67,9 +68,30 @@ $(BUILD)/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-$(BUILD)/test/%: test/unit/%.c test/unit/tap.h test/unit/testutil.h $(LIB)
+# Each unit test links its module and the layers below it, nothing else
+# (no stubs): UNIT_DEPS_<test> names the src/*.c modules, lowest last.
+UNIT_DEPS_t_buddy     := buddy sysalloc
+UNIT_DEPS_t_budget    := budget buddy sysalloc
+UNIT_DEPS_t_config    := config connstr textfile sysalloc
+UNIT_DEPS_t_connstr   := connstr
+UNIT_DEPS_t_crypto    := crypto
+UNIT_DEPS_t_hist      := hist
+UNIT_DEPS_t_log       := log slab buddy sysalloc
+UNIT_DEPS_t_pwd       := pwd scram saslprep crypto
+UNIT_DEPS_t_saslprep  := saslprep
+UNIT_DEPS_t_scram     := scram scram_server scram_client saslprep crypto
+UNIT_DEPS_t_sdnotify  := sdnotify
+UNIT_DEPS_t_slab      := slab buddy sysalloc
+UNIT_DEPS_t_slab_rss  := slab buddy sysalloc
+UNIT_DEPS_t_track     := track slab buddy sysalloc
+UNIT_DEPS_t_userlist  := userlist pwd scram saslprep crypto textfile sysalloc
+
+unit_objs = $(if $(UNIT_DEPS_$(1)),$(patsubst %,$(BUILD)/%.o,$(UNIT_DEPS_$(1))),$(error no UNIT_DEPS_$(1) in the Makefile))
+
+.SECONDEXPANSION:
+$(BUILD)/test/%: test/unit/%.c test/unit/tap.h test/unit/testutil.h $$(call unit_objs,$$*)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(TEST_CFLAGS) -Itest/unit $(LDFLAGS) -o $@ $< $(LIB) $(LIBS) $(TEST_LIBS)
+	$(CC) $(CFLAGS) $(TEST_CFLAGS) -Itest/unit $(LDFLAGS) -o $@ $< $(call unit_objs,$*) $(LIBS) $(TEST_LIBS)
 
 -include $(OBJS:.o=.d) $(BUILD)/main.d
 

@@ -22,6 +22,7 @@
 #include "budget.h"
 #include "config.h"
 #include "proxy.h"
+#include "cred.h"
 #include "slab.h"
 
 static uint64_t now_ns(void)

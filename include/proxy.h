@@ -3,7 +3,7 @@
  * Theory.  One struct proxy per event loop owns everything below it: the
  * slab arena every object comes from, the pools, the listening sockets and
  * the cancel-key table.  Nothing is global, so a future worker thread owns
- * its proxy outright.
+ * its proxy outright (workers.h has the design).
  *
  * Lists (every object is on exactly one list of its owner):
  *   proxy->login_clients   clients still in startup/authentication
@@ -39,10 +39,9 @@
 #include "scram_server.h"
 #include "stream.h"
 #include "track.h"
+#include "vars.h"
 
 #define PGSLAB_VERSION "0.1.0"
-#define NAME_MAX_LEN 64          /* NAMEDATALEN */
-#define VAR_MAX 8                /* tracked parameters per connection */
 #define PROXY_MAX_PACKET 0x3fffffffu /* PostgreSQL's largest message (1 GiB) */
 
 struct slab_cache;
@@ -51,56 +50,9 @@ struct userlist;
 struct logger;
 struct control;
 struct metrics;
-
-/* ---- tracked parameters: interned strings and hash-consed sets ---- */
-
-struct istr {
-	struct istr *hnext;
-	uint32_t refcnt, len, hash, cap;
-	char s[];
-};
-
-/* An immutable set of parameter values, shared by every connection with the
- * same values, so "does this server match this client" is one compare. */
-struct varset {
-	struct varset *hnext;
-	uint32_t refcnt, hash;
-	struct istr *v[VAR_MAX];
-};
-
-#define VAR_HASH_SIZE 256
-
-struct vartab {
-	int n;                           /* names in use */
-	char names[VAR_MAX][NAME_MAX_LEN];
-	struct istr *strs[VAR_HASH_SIZE];
-	struct varset *sets[VAR_HASH_SIZE];
-	struct varset *empty;
-};
+struct cred;
 
 /* ---- credentials, databases, pools ---- */
-
-/* A user name pgslab knows.  Two roles, kept apart:
- *   - client authentication: only a cred that is <listed> in the current
- *     auth_file authenticates clients, and never with an empty secret;
- *   - server login identity: a pool logs in to PostgreSQL as a cred (the
- *     client's, or a database's forced user, which need not be listed).
- * <kind> is pwd_classify(<secret>), the one classifier.  <scram> is the
- * verifier clients are checked against with SCRAM: parsed from a SCRAM
- * secret, or derived once from a plain one (so PBKDF2 runs once per secret,
- * not once per login). */
-struct cred {
-	struct list node;
-	char name[NAME_MAX_LEN];
-	char secret[SCRAM_SECRET_STR_MAX];   /* from auth_file; "" when not listed */
-	bool listed;                          /* in the current auth_file */
-	uint8_t kind;                         /* enum pwd_kind of <secret> */
-	bool has_scram;                       /* <secret> is a SCRAM verifier */
-	bool has_derived;                     /* <scram> derived from a plain secret */
-	bool has_client_key;                  /* learnt from a client's SCRAM proof */
-	struct scram_secret scram;
-	uint8_t client_key[SCRAM_KEY_LEN];
-};
 
 struct db {
 	struct list node;
@@ -234,13 +186,6 @@ struct server {
 #define PREP_SYNCED 0x2
 #define PREP_FAILED 0x4   /* an internal step's query failed */
 
-/* A cancel request being forwarded to a server on a fresh connection. */
-struct cancel_req {
-	struct stream st;
-	struct list node;
-	uint32_t pid, key;
-};
-
 /* ---- the instance ---- */
 
 enum shutdown_mode {
@@ -248,16 +193,6 @@ enum shutdown_mode {
 	SHUTDOWN_WAIT_SERVERS,   /* SIGINT: when no server is in use */
 	SHUTDOWN_WAIT_CLIENTS,   /* SIGTERM: when no client is left */
 	SHUTDOWN_NOW,
-};
-
-struct listener {
-	struct list node;
-	struct proxy *proxy;
-	size_t cap;             /* slab_buf capacity */
-	struct event ev;
-	int fd;
-	int family;
-	char path[108];          /* unix socket path, to unlink at exit */
 };
 
 struct proxy {
@@ -277,6 +212,7 @@ struct proxy {
 	struct list dead_clients, dead_servers, dead_cancels;
 	struct vartab vars;
 
+	unsigned worker;             /* index in cancel pids (cancel.h); 0 today */
 	struct client **keytab;      /* cancel key -> client */
 	uint32_t keytab_size, n_keyed;
 	size_t keytab_cap;
@@ -322,22 +258,10 @@ void proxy_shutdown(struct proxy *p, enum shutdown_mode mode);
 /* A database by name; with <create>, an auto-database from the "*" entry
  * when there is one (call only after authentication). */
 struct db *proxy_find_db(struct proxy *p, const char *name, bool create);
-/* The cred a pool logs in to servers with; created (unlisted) if needed. */
-struct cred *proxy_find_cred(struct proxy *p, const char *name, bool create);
-/* The cred a client authenticates against: listed in the auth_file, else NULL. */
-struct cred *proxy_auth_cred(struct proxy *p, const char *name);
-/* The SCRAM verifier for <cr> (derived once from a plain secret); NULL when
- * it has no usable secret. */
-const struct scram_secret *proxy_cred_scram(struct proxy *p, struct cred *cr);
 /* Run every deferred close (stream failures); call after each callback. */
 void proxy_settle(struct proxy *p);
 uint32_t proxy_random(struct proxy *p);
 int proxy_resolve_db(struct db *db);
-
-/* listener.c */
-int listener_open_all(struct proxy *p, char *err, size_t errlen);
-void listener_close_all(struct proxy *p);
-void listener_pause(struct proxy *p, bool pause);
 
 /* client.c */
 void client_accept(struct proxy *p, int fd, const struct sockaddr *sa, socklen_t salen);
@@ -392,36 +316,11 @@ void pool_janitor(struct proxy *p);
 void pool_stats_period(struct proxy *p);
 void pool_client_gone(struct client *c, enum client_state prev);
 void pool_destroy_unused(struct proxy *p);
+int pool_size_for(const struct proxy *p, const struct db *db, const char *user);
 int pool_effective_size(const struct pool *pool);
 void pool_refresh_mode(struct pool *pool);
 /* Recompute every db's budget and pool shares after a config change. */
 void pool_budget_refresh(struct proxy *p);
 
-/* vars.c */
-void vars_init(struct proxy *p);
-void vars_destroy(struct proxy *p);
-int vars_index(const struct vartab *t, const char *name);
-struct varset *vars_set(struct proxy *p, struct varset *vs, int idx, const char *value);
-void vars_put(struct proxy *p, struct varset *vs);
-struct varset *vars_get(struct varset *vs);
-/* Build "SET a = E'x'; ..." turning <from> into <to> into <buf> (values as
- * escape-string literals, safe under any standard_conforming_strings).
- * Returns the length the whole text needs (0 when the sets are equal); it
- * was written only if that is below <cap> (as snprintf). */
-size_t vars_sync_sql(const struct vartab *t, const struct varset *from, const struct varset *to,
-		char *buf, size_t cap);
-
-/* cancel.c */
-void cancel_register(struct proxy *p, struct client *c);
-void cancel_unregister(struct proxy *p, struct client *c);
-void cancel_forward(struct proxy *p, uint32_t pid, uint32_t key);
-void cancel_destroy(struct proxy *p);
-
-/* admin.c */
-/* Execute the console query <sql> for <c>, writing the results.  False when
- * the reply is held (PAUSE, WAIT_CLOSE): admin has stopped <c>'s stream and
- * sends CommandComplete + ReadyForQuery itself. */
-bool admin_query(struct client *c, const char *sql);
-bool admin_is_console(const char *dbname);
 
 #endif

@@ -31,12 +31,15 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "admin.h"
 #include "control.h"
+#include "cred.h"
 #include "log.h"
 #include "metrics.h"
 #include "proto.h"
 #include "slab.h"
 #include "sysalloc.h"
+#include "vars.h"
 
 #define OID_NUMERIC 1700u
 #define RS_BUF 8192
@@ -437,7 +440,7 @@ static void show_databases(struct client *c)
 		v[2] = fi(&f, db->port);
 		v[3] = db->dbname;
 		v[4] = db->force_user[0] ? db->force_user : NULL;
-		v[5] = fi(&f, db->pool_size >= 0 ? db->pool_size : s->default_pool_size);
+		v[5] = fi(&f, pool_size_for(p, db, NULL));
 		v[6] = fi(&f, db->min_pool_size >= 0 ? db->min_pool_size : s->min_pool_size);
 		v[7] = fi(&f, db->reserve_pool_size >= 0 ? db->reserve_pool_size :
 							    s->reserve_pool_size);

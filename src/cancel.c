@@ -6,8 +6,11 @@
  * cancel is found in O(1) rather than PgBouncer's scan of every client.  A
  * cancel for a client that is running a query on a server goes to that
  * server, with the server's own key, over a fresh connection; any other
- * cancel is dropped, as PostgreSQL does for unknown keys.
+ * cancel is dropped, as PostgreSQL does for unknown keys.  The pid names
+ * the owning worker (cancel.h).
  */
+#include "cancel.h"
+
 #include "proxy.h"
 
 #include <string.h>
@@ -70,7 +73,7 @@ void cancel_register(struct proxy *p, struct client *c)
 	if (p->n_keyed >= p->keytab_size && !grow(p) && p->keytab == NULL)
 		return;
 	do {
-		c->cancel_pid = proxy_random(p) & 0x7fffffffu;
+		c->cancel_pid = cancel_pid_make(proxy_random(p), p->worker);
 		c->cancel_key = proxy_random(p);
 	} while (c->cancel_pid == 0 || lookup(p, c->cancel_pid, c->cancel_key));
 	b = key_hash(c->cancel_pid, c->cancel_key) & (p->keytab_size - 1);
@@ -159,10 +162,14 @@ static const struct stream_ops req_ops = {
 
 void cancel_forward(struct proxy *p, uint32_t pid, uint32_t key)
 {
-	struct client *c = lookup(p, pid, key);
+	struct client *c;
 	struct server *s;
 	struct cancel_req *r;
 	struct db *db;
+
+	if (cancel_pid_worker(pid) != p->worker)
+		return; /* another worker's client: none today */
+	c = lookup(p, pid, key);
 
 	if (c == NULL || (s = c->server) == NULL || s->state != SV_ACTIVE || !track_busy(&s->tr))
 		return; /* nothing running: nothing to cancel */

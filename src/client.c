@@ -31,10 +31,14 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "admin.h"
+#include "cancel.h"
+#include "cred.h"
 #include "log.h"
 #include "proto.h"
 #include "pwd.h"
 #include "slab.h"
+#include "vars.h"
 
 /* Where the authentication exchange stands. */
 enum login_step {
@@ -308,7 +312,7 @@ static void start_auth(struct client *c)
 		return;
 	case AUTH_TYPE_SCRAM_SHA_256: {
 		static const char mech[] = SCRAM_MECHANISM "\0"; /* list ends in an empty string */
-		const struct scram_secret *sec = c->cred ? proxy_cred_scram(p, c->cred) : NULL;
+		const struct scram_secret *sec = c->cred ? cred_scram(p, c->cred) : NULL;
 		int rc = 0;
 
 		/* a plain secret's verifier is derived once and cached in the cred;
@@ -415,8 +419,8 @@ static enum stream_act handle_startup(struct client *c, const uint8_t *msg, uint
 	snprintf(c->login->user, sizeof(c->login->user), "%s", user);
 	snprintf(c->login->dbname, sizeof(c->login->dbname), "%s", dbname);
 	/* only the auth_file's users authenticate; "any" takes every name */
-	c->cred = p->cfg->s.auth_type == AUTH_TYPE_ANY ? proxy_find_cred(p, user, true) :
-							proxy_auth_cred(p, user);
+	c->cred = p->cfg->s.auth_type == AUTH_TYPE_ANY ? cred_find(p, user, true) :
+							cred_auth(p, user);
 	/* an auto-database is made only once the client has authenticated */
 	c->login->db = proxy_find_db(p, dbname, false);
 	if (c->login->db && c->login->db->autodb)
@@ -676,7 +680,7 @@ void client_finish_login(struct client *c)
 		c->admin = adm ? 2 : 1;
 	} else {
 		if (db->force_user[0])
-			cred = proxy_find_cred(p, db->force_user, true);
+			cred = cred_find(p, db->force_user, true);
 		if (cred == NULL) {
 			client_close(c, SQLSTATE_INVALID_AUTH_SPEC, "no credentials for server login");
 			return;

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "listener.h"
 #include "log.h"
 #include "proto.h"
 #include "proxy.h"

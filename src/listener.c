@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "listener.h"
 #include "log.h"
 #include "slab.h"
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "listener.h"
 #include "log.h"
 #include "metrics.h"
 #include "proxy.h"

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "cred.h"
 #include "log.h"
 #include "proxy.h"
 #include "slab.h"
@@ -291,7 +292,7 @@ static double db_value(struct proxy *p, const struct db *db, enum db_metric k)
 	if (k == DM_CLIENTS)
 		return db->n_clients;
 	if (k == DM_POOL_SIZE)
-		return db->pool_size >= 0 ? db->pool_size : p->cfg->s.default_pool_size;
+		return pool_size_for(p, db, NULL);
 	if (k == DM_PAUSED)
 		return db->paused;
 	if (k == DM_DISABLED)

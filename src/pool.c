@@ -18,9 +18,11 @@
 
 #include <string.h>
 
+#include "cred.h"
 #include "log.h"
 #include "proto.h"
 #include "slab.h"
+#include "vars.h"
 
 static void pool_settle(struct pool *pool);
 static void pool_budget_refresh_db(struct proxy *p, struct db *db);
@@ -30,16 +32,30 @@ static int64_t setting_or(int64_t v, int64_t dflt)
 	return v >= 0 ? v : dflt;
 }
 
-int pool_effective_size(const struct pool *pool)
+/* The one source of truth for a pool's size: the database's pool_size,
+ * else the login user's [users] pool_size, else default_pool_size.  A
+ * database with force_user logs in as that user only, so that user's entry
+ * is the one that counts; <user> NULL means no user is known (a database
+ * without force_user seen as a whole).  The assignment logic, SHOW
+ * DATABASES and /metrics all ask here. */
+int pool_size_for(const struct proxy *p, const struct db *db, const char *user)
 {
-	const struct config *cfg = pool->proxy->cfg;
-	const struct config_user *u = config_find_user(cfg, pool->cred->name);
+	const struct config *cfg = p->cfg;
+	const struct config_user *u;
 
-	if (pool->db->pool_size >= 0)
-		return pool->db->pool_size;
+	if (db->pool_size >= 0)
+		return db->pool_size;
+	if (db->force_user[0])
+		user = db->force_user;
+	u = user ? config_find_user(cfg, user) : NULL;
 	if (u && u->pool_size >= 0)
 		return u->pool_size;
 	return cfg->s.default_pool_size;
+}
+
+int pool_effective_size(const struct pool *pool)
+{
+	return pool_size_for(pool->proxy, pool->db, pool->cred->name);
 }
 
 /* pool_mode from [users], else [databases], else [pgbouncer]. */

@@ -19,14 +19,18 @@
 #include <sys/un.h>
 #include <time.h>
 
+#include "cancel.h"
+#include "admin.h"
 #include "control.h"
+#include "cred.h"
+#include "listener.h"
 #include "log.h"
 #include "metrics.h"
 #include "proto.h"
-#include "pwd.h"
 #include "sdnotify.h"
 #include "slab.h"
 #include "userlist.h"
+#include "vars.h"
 
 int64_t proxy_now_us(void)
 {
@@ -74,79 +78,6 @@ uint32_t proxy_random(struct proxy *p)
 void proxy_settle(struct proxy *p)
 {
 	stream_ctx_run_failed(&p->sctx);
-}
-
-/* ---- credentials ---- */
-
-/* <cr> as the auth_file says now: listed with <e>'s secret, or unlisted. */
-static void cred_sync(struct cred *cr, const struct userlist_entry *e)
-{
-	const char *secret = e ? e->secret : "";
-
-	cr->listed = e != NULL;
-	if (strcmp(cr->secret, secret) == 0 && cr->kind == (uint8_t)pwd_classify(secret))
-		return;
-	snprintf(cr->secret, sizeof(cr->secret), "%s", secret);
-	cr->kind = (uint8_t)pwd_classify(cr->secret);
-	cr->has_scram = cr->kind == PWD_SCRAM && scram_secret_parse(cr->secret, &cr->scram) == 0;
-	if (!cr->has_scram)
-		memset(&cr->scram, 0, sizeof(cr->scram));
-	cr->has_derived = false;
-	cr->has_client_key = false;
-	memset(cr->client_key, 0, sizeof(cr->client_key));
-}
-
-static const struct userlist_entry *listed(struct proxy *p, const char *name)
-{
-	return p->userlist ? userlist_find(p->userlist, name) : NULL;
-}
-
-struct cred *proxy_find_cred(struct proxy *p, const char *name, bool create)
-{
-	const struct userlist_entry *e = listed(p, name);
-	struct list *it;
-	struct cred *cr;
-
-	list_for_each(it, &p->creds) {
-		cr = list_entry(it, struct cred, node);
-		if (strcmp(cr->name, name) == 0)
-			return cr;
-	}
-	if ((e == NULL && !create) || strlen(name) >= NAME_MAX_LEN)
-		return NULL;
-	cr = slab_alloc(p->cred_cache);
-	if (cr == NULL)
-		return NULL;
-	memset(cr, 0, sizeof(*cr));
-	strcpy(cr->name, name);
-	cr->kind = 0xff; /* force cred_sync to classify */
-	cred_sync(cr, e);
-	list_append(&p->creds, &cr->node);
-	return cr;
-}
-
-struct cred *proxy_auth_cred(struct proxy *p, const char *name)
-{
-	struct cred *cr = proxy_find_cred(p, name, false);
-
-	return cr && cr->listed ? cr : NULL;
-}
-
-const struct scram_secret *proxy_cred_scram(struct proxy *p, struct cred *cr)
-{
-	if (cr->has_scram)
-		return &cr->scram;
-	if (cr->kind != PWD_PLAIN)
-		return NULL;
-	if (!cr->has_derived) {
-		int iter = p->cfg->s.scram_iterations > 0 ? p->cfg->s.scram_iterations :
-							    SCRAM_DEFAULT_ITERATIONS;
-
-		if (scram_secret_generate(cr->secret, iter, &cr->scram) != 0)
-			return NULL;
-		cr->has_derived = true;
-	}
-	return &cr->scram;
 }
 
 /* ---- databases ---- */
@@ -345,16 +276,6 @@ static void apply_dbs(struct proxy *p)
 		pool_refresh_mode(list_entry(it, struct pool, node));
 }
 
-static void apply_creds(struct proxy *p)
-{
-	struct list *it;
-
-	list_for_each(it, &p->creds) {
-		struct cred *cr = list_entry(it, struct cred, node);
-		cred_sync(cr, listed(p, cr->name));
-	}
-}
-
 static struct userlist *load_userlist(struct config *cfg, char *err, size_t errlen)
 {
 	if (cfg->s.auth_file[0] == 0)
@@ -389,7 +310,7 @@ int proxy_apply_config(struct proxy *p, struct config *cfg, char *err, size_t er
 			(uint32_t)cfg->s.max_packet_size : PROXY_MAX_PACKET;
 	p->sctx.max_whole = 1u << 20;
 	apply_dbs(p);
-	apply_creds(p);
+	cred_sync_all(p);
 	pool_budget_refresh(p);
 	return 0;
 }
@@ -735,13 +656,7 @@ void proxy_destroy(struct proxy *p)
 		budget_destroy(db->budget);
 		slab_free(p->db_cache, db);
 	}
-	list_for_each_safe(it, tmp, &p->creds) {
-		struct cred *cr = list_entry(it, struct cred, node);
-
-		list_del(it);
-		memset(cr, 0, sizeof(*cr));
-		slab_free(p->cred_cache, cr);
-	}
+	cred_destroy_all(p);
 	metrics_stop(p);
 	control_destroy(p);
 	cancel_destroy(p);

@@ -35,10 +35,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cred.h"
 #include "log.h"
 #include "proto.h"
 #include "pwd.h"
 #include "slab.h"
+#include "vars.h"
 
 #define SERVER_LOGIN_PARAMS 4096
 #define SERVER_DRAIN_US (5 * 1000000)

@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "slab.h"
+#include "vars.h"
 
 static const char *const always_tracked[] = {
 	"client_encoding", "DateStyle", "TimeZone", "standard_conforming_strings",

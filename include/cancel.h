@@ -1,0 +1,54 @@
+/* cancel.h -- cancel keys and CancelRequest forwarding (cancel.c).
+ *
+ * Worker bits.  The (pid, key) pair pgslab hands a client in BackendKeyData
+ * carries the index of the worker (event loop, struct proxy) that owns the
+ * client in CANCEL_WORKER_BITS bits of the pid just below its sign bit.  A
+ * CancelRequest arrives on a fresh connection that any worker may accept;
+ * with the owner named in the pid, that worker can pass the request to the
+ * owner without a shared table or a lock.  Today there is one worker, whose
+ * index is 0, and a cancel naming another worker is dropped like an unknown
+ * key.  The bits come out of the random part of the pid, so a pid still has
+ * 31 - CANCEL_WORKER_BITS random bits next to the 32 of the key.
+ */
+#ifndef PGSLAB_CANCEL_H
+#define PGSLAB_CANCEL_H
+
+#include <stdint.h>
+
+#include "list.h"
+#include "stream.h"
+
+struct proxy;
+struct client;
+
+/* A cancel request being forwarded to a server on a fresh connection. */
+struct cancel_req {
+	struct stream st;
+	struct list node;
+	uint32_t pid, key;
+};
+
+#define CANCEL_WORKER_BITS 4
+#define CANCEL_WORKER_SHIFT (31 - CANCEL_WORKER_BITS)
+#define CANCEL_WORKER_MAX ((1u << CANCEL_WORKER_BITS) - 1)
+#define CANCEL_WORKER_MASK (CANCEL_WORKER_MAX << CANCEL_WORKER_SHIFT)
+
+/* The worker index a cancel pid names. */
+static inline unsigned cancel_pid_worker(uint32_t pid)
+{
+	return (pid & CANCEL_WORKER_MASK) >> CANCEL_WORKER_SHIFT;
+}
+
+/* <random> with the worker bits replaced by <worker>; always < 2^31. */
+static inline uint32_t cancel_pid_make(uint32_t random, unsigned worker)
+{
+	return (random & 0x7fffffffu & ~CANCEL_WORKER_MASK) |
+	       ((uint32_t)(worker & CANCEL_WORKER_MAX) << CANCEL_WORKER_SHIFT);
+}
+
+void cancel_register(struct proxy *p, struct client *c);
+void cancel_unregister(struct proxy *p, struct client *c);
+void cancel_forward(struct proxy *p, uint32_t pid, uint32_t key);
+void cancel_destroy(struct proxy *p);
+
+#endif

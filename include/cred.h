@@ -1,0 +1,48 @@
+/* cred.h -- credentials (cred.c).
+ */
+#ifndef PGSLAB_CRED_H
+#define PGSLAB_CRED_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "list.h"
+#include "scram.h"
+#include "vars.h"
+
+struct proxy;
+
+/* A user name pgslab knows.  Two roles, kept apart:
+ *   - client authentication: only a cred that is <listed> in the current
+ *     auth_file authenticates clients, and never with an empty secret;
+ *   - server login identity: a pool logs in to PostgreSQL as a cred (the
+ *     client's, or a database's forced user, which need not be listed).
+ * <kind> is pwd_classify(<secret>), the one classifier.  <scram> is the
+ * verifier clients are checked against with SCRAM: parsed from a SCRAM
+ * secret, or derived once from a plain one (so PBKDF2 runs once per secret,
+ * not once per login). */
+struct cred {
+	struct list node;
+	char name[NAME_MAX_LEN];
+	char secret[SCRAM_SECRET_STR_MAX];   /* from auth_file; "" when not listed */
+	bool listed;                          /* in the current auth_file */
+	uint8_t kind;                         /* enum pwd_kind of <secret> */
+	bool has_scram;                       /* <secret> is a SCRAM verifier */
+	bool has_derived;                     /* <scram> derived from a plain secret */
+	bool has_client_key;                  /* learnt from a client's SCRAM proof */
+	struct scram_secret scram;
+	uint8_t client_key[SCRAM_KEY_LEN];
+};
+
+/* The cred a pool logs in to servers with; created (unlisted) if needed. */
+struct cred *cred_find(struct proxy *p, const char *name, bool create);
+/* The cred a client authenticates against: listed in the auth_file, else NULL. */
+struct cred *cred_auth(struct proxy *p, const char *name);
+/* The SCRAM verifier for <cr> (derived once from a plain secret); NULL when
+ * it has no usable secret. */
+const struct scram_secret *cred_scram(struct proxy *p, struct cred *cr);
+/* Re-sync every cred with the current auth_file (after a reload). */
+void cred_sync_all(struct proxy *p);
+void cred_destroy_all(struct proxy *p);
+
+#endif
