@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "list.h"
+#include "nametab.h"
 #include "scram.h"
 #include "vars.h"
 
@@ -23,6 +24,7 @@ struct proxy;
  * not once per login). */
 struct cred {
 	struct list node;
+	struct nametab_node hnode;            /* in proxy.cred_index, by <name> */
 	char name[NAME_MAX_LEN];
 	char secret[SCRAM_SECRET_STR_MAX];   /* from auth_file; "" when not listed */
 	bool listed;                          /* in the current auth_file */

@@ -35,6 +35,7 @@
 #include "config.h"
 #include "hist.h"
 #include "list.h"
+#include "nametab.h"
 #include "scram_client.h"
 #include "scram_server.h"
 #include "stream.h"
@@ -56,6 +57,7 @@ struct cred;
 
 struct db {
 	struct list node;
+	struct nametab_node hnode;   /* in proxy.db_index, by <name> */
 	char name[NAME_MAX_LEN];
 	char dbname[NAME_MAX_LEN];
 	char host[256];
@@ -209,6 +211,7 @@ struct proxy {
 			*varset_cache;
 
 	struct list dbs, creds, pools, login_clients, listeners, cancels;
+	struct nametab db_index, cred_index;  /* dbs and creds by name */
 	struct list dead_clients, dead_servers, dead_cancels;
 	struct vartab vars;
 

@@ -40,15 +40,13 @@ static const struct userlist_entry *listed(struct proxy *p, const char *name)
 
 struct cred *cred_find(struct proxy *p, const char *name, bool create)
 {
-	const struct userlist_entry *e = listed(p, name);
-	struct list *it;
+	const struct userlist_entry *e;
+	struct nametab_node *n = nametab_find(&p->cred_index, name);
 	struct cred *cr;
 
-	list_for_each(it, &p->creds) {
-		cr = list_entry(it, struct cred, node);
-		if (strcmp(cr->name, name) == 0)
-			return cr;
-	}
+	if (n)
+		return list_entry(n, struct cred, hnode);
+	e = listed(p, name);
 	if ((e == NULL && !create) || strlen(name) >= NAME_MAX_LEN)
 		return NULL;
 	cr = slab_alloc(p->cred_cache);
@@ -57,6 +55,10 @@ struct cred *cred_find(struct proxy *p, const char *name, bool create)
 	memset(cr, 0, sizeof(*cr));
 	strcpy(cr->name, name);
 	cr->kind = 0xff; /* force cred_sync to classify */
+	if (nametab_add(&p->cred_index, &cr->hnode) < 0) {
+		slab_free(p->cred_cache, cr);
+		return NULL;
+	}
 	cred_sync(cr, e);
 	list_append(&p->creds, &cr->node);
 	return cr;
@@ -107,4 +109,5 @@ void cred_destroy_all(struct proxy *p)
 		memset(cr, 0, sizeof(*cr));
 		slab_free(p->cred_cache, cr);
 	}
+	nametab_destroy(&p->cred_index);
 }

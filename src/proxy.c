@@ -135,6 +135,10 @@ static struct db *db_new(struct proxy *p, const char *name)
 	db->pool_mode = CONFIG_INHERIT;
 	db->pool_weight = 1;
 	db->server_lifetime_us = -1;
+	if (nametab_add(&p->db_index, &db->hnode) < 0) {
+		slab_free(p->db_cache, db);
+		return NULL;
+	}
 	list_append(&p->dbs, &db->node);
 	return db;
 }
@@ -200,16 +204,19 @@ static void db_apply(struct proxy *p, struct db *db, const struct config_db *e, 
 	db->dead = false;
 }
 
+static struct db *db_lookup(struct proxy *p, const char *name)
+{
+	struct nametab_node *n = nametab_find(&p->db_index, name);
+
+	return n ? list_entry(n, struct db, hnode) : NULL;
+}
+
 struct db *proxy_find_db(struct proxy *p, const char *name, bool create)
 {
-	struct list *it;
-	struct db *db;
+	struct db *db = db_lookup(p, name);
 
-	list_for_each(it, &p->dbs) {
-		db = list_entry(it, struct db, node);
-		if (strcmp(db->name, name) == 0)
-			return db->dead && !db->admin ? NULL : db;
-	}
+	if (db)
+		return db->dead && !db->admin ? NULL : db;
 	if (!create || p->cfg->fallback_db == NULL || strlen(name) >= NAME_MAX_LEN)
 		return NULL;
 	db = db_new(p, name);
@@ -240,18 +247,11 @@ static void apply_dbs(struct proxy *p)
 	}
 	for (i = 0; i < p->cfg->n_dbs; i++) {
 		const struct config_db *e = &p->cfg->dbs[i];
-		struct db *db = NULL;
+		struct db *db;
 
 		if (admin_is_console(e->name))
 			continue;
-		list_for_each(it, &p->dbs) {
-			struct db *d = list_entry(it, struct db, node);
-
-			if (strcmp(d->name, e->name) == 0) {
-				db = d;
-				break;
-			}
-		}
+		db = db_lookup(p, e->name);
 		if (db == NULL)
 			db = db_new(p, e->name);
 		if (db)
@@ -363,6 +363,7 @@ static void expire_autodbs(struct proxy *p)
 		}
 		if (db->n_clients == 0 && db->n_servers == 0 && !db_has_pools(p, db)) {
 			list_del(&db->node);
+			nametab_del(&p->db_index, &db->hnode);
 			budget_destroy(db->budget);
 			slab_free(p->db_cache, db);
 		}
@@ -494,6 +495,8 @@ int proxy_init(struct proxy *p, const char *config_path, struct config *cfg, cha
 	list_init(&p->login_clients);
 	list_init(&p->listeners);
 	list_init(&p->cancels);
+	NAMETAB_INIT(&p->db_index, struct db, hnode, name);
+	NAMETAB_INIT(&p->cred_index, struct cred, hnode, name);
 	list_init(&p->dead_clients);
 	list_init(&p->dead_servers);
 	list_init(&p->dead_cancels);
@@ -656,6 +659,7 @@ void proxy_destroy(struct proxy *p)
 		budget_destroy(db->budget);
 		slab_free(p->db_cache, db);
 	}
+	nametab_destroy(&p->db_index);
 	cred_destroy_all(p);
 	metrics_stop(p);
 	control_destroy(p);
