@@ -44,6 +44,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
@@ -177,6 +178,9 @@ void stream_end_startup(struct stream *s);
 bool stream_flush(struct stream *s);
 /* Bytes queued for this socket (out + peer's forward range). */
 size_t stream_pending(const struct stream *s);
+/* The OS user id of the process at the other end of a Unix socket
+ * (SO_PEERCRED); -1 when it is not a Unix socket or the kernel will not say. */
+int stream_peer_uid(const struct stream *s, uid_t *uid);
 /* Does <s> hold received bytes not yet forwarded or parsed? */
 bool stream_has_input(const struct stream *s);
 /* Is a message of <s> on its way to the peer: parsed bytes not yet sent,

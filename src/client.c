@@ -53,6 +53,7 @@ enum login_step {
 struct client_login {
 	uint8_t step;
 	bool known_user;        /* false: a mock exchange that must fail */
+	bool own_user;          /* console login by pgslab's own OS user (peer) */
 	uint8_t md5_salt[4];
 	struct db *db;             /* NULL while an auto-database waits for auth */
 	char user[NAME_MAX_LEN];   /* as the client asked, known or not */
@@ -337,6 +338,16 @@ static void start_auth(struct client *c)
 	}
 }
 
+/* Is this a console login by name "pgbouncer" or "pgslab" over the Unix
+ * socket from a process running as pgslab's own OS user (SO_PEERCRED)? */
+static bool own_user(const struct client *c, const char *user)
+{
+	uid_t uid;
+
+	return c->family == AF_UNIX && admin_is_console(user) &&
+		stream_peer_uid(&c->st, &uid) == 0 && uid == geteuid();
+}
+
 static enum stream_act handle_startup(struct client *c, const uint8_t *msg, uint32_t len)
 {
 	struct proxy *p = proxy_of(&c->st);
@@ -439,7 +450,19 @@ static enum stream_act handle_startup(struct client *c, const uint8_t *msg, uint
 		return STREAM_CLOSED;
 	}
 	stream_end_startup(&c->st);
-	start_auth(c);
+	if (c->login->db && c->login->db->admin && own_user(c, user)) {
+		/* as PgBouncer: the console's own name over the Unix socket from
+		 * pgslab's own OS user needs no password and has admin rights */
+		c->login->own_user = true;
+		c->cred = cred_find(p, user, true);
+		if (p->cfg->s.log_connections) {
+			client_logid(c, buf, sizeof(buf));
+			slog_info(buf, "console access from unix socket by pgslab's own OS user");
+		}
+		client_finish_login(c);
+	} else {
+		start_auth(c);
+	}
 	return c->closing ? STREAM_CLOSED : STREAM_DROP;
 }
 
@@ -669,7 +692,8 @@ void client_finish_login(struct client *c)
 		/* rights are checked once the user has proven who it is, so the
 		 * console says nothing about which names exist */
 		const char *u = c->login->user;
-		bool adm = c->cred && config_list_contains(p->cfg->s.admin_users.str, u);
+		bool adm = c->login->own_user ||
+			(c->cred && config_list_contains(p->cfg->s.admin_users.str, u));
 		bool stats = c->cred && config_list_contains(p->cfg->s.stats_users.str, u);
 
 		if (!adm && !stats) {

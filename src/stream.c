@@ -85,6 +85,18 @@ size_t stream_pending(const struct stream *s)
 	return n;
 }
 
+int stream_peer_uid(const struct stream *s, uid_t *uid)
+{
+	struct ucred uc;
+	socklen_t len = sizeof(uc);
+
+	if (s->fd < 0 || getsockopt(s->fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) != 0 ||
+			len != sizeof(uc))
+		return -1;
+	*uid = uc.uid;
+	return 0;
+}
+
 bool stream_has_input(const struct stream *s)
 {
 	return s->in != NULL && s->in->tail > s->in->head;

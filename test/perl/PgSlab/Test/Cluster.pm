@@ -892,7 +892,7 @@ sub _psql_common
 	my %env = (PGCONNECT_TIMEOUT => 10, PGPASSWORD => $pw,
 		LC_ALL => 'C', LANG => 'C');
 	return run_command(\@args, stdin => $o{sql}, env => \%env,
-		timeout => $o{timeout});
+		timeout => $o{timeout}, as_user => $o{as_user});
 }
 
 =item safe_psql($db, $sql, %opts)

@@ -585,7 +585,8 @@ sub _client_defaults
 Runs psql against pgslab and returns C<(exit_code, stdout, stderr)>; same
 options as L<PgSlab::Test::Cluster/psql> (C<user>, C<password>, C<host>
 -- e.g. C<< host => $proxy->socket_dir >> for the Unix socket --,
-C<port>, C<params>, C<extra_args>, C<on_error_stop>, C<timeout>).  The
+C<port>, C<params>, C<extra_args>, C<on_error_stop>, C<timeout>, C<as_user>
+-- C<[uid, gid]> to run psql as --).  The
 default identity is the cluster superuser.
 
 =item safe_psql($db, $sql, %opts)
