@@ -263,6 +263,20 @@ BEGIN {
 
 sub note { my ($g, $d) = @_; push @{ $g->{desc} }, $d }
 
+# The sequence ends in the middle of this COPY: send only its data messages
+# (no CopyDone/CopyFail/Sync), then leave; its replies are never seen.
+sub leave_mid_copy
+{
+	my ($g, $data, $ids) = @_;
+	$g->{mid_copy} = 1;
+	pop @$data while @$data && $data->[-1][0] ne 'd';
+	push @{ $g->{steps} }, { op => 'copy_data', msgs => $data };
+	$g->note('  copy data (' . scalar(@$data) . ' messages), then leave');
+	push @{ $g->{invisible} }, @$ids;
+	@$g{qw(unread answerable)} = (0, 0);
+	return;
+}
+
 sub add
 {
 	my ($g, $desc, @msgs) = @_;
@@ -578,15 +592,7 @@ sub q_copy_in
 		$g->{unread} = 0;
 		return;
 	}
-	if (!$g->{leaving} && _chance($r, 6)) {
-		$g->{mid_copy} = 1;	# the ending leaves in the middle of this COPY
-		pop @$data while @$data && $data->[-1][0] ne 'd';
-		push @{ $g->{steps} }, { op => 'copy_data', msgs => $data };
-		$g->note('  copy data (' . scalar(@$data) . ' messages), then leave');
-		push @{ $g->{invisible} }, @$ids;
-		@$g{qw(unread answerable)} = (0, 0);
-		return;
-	}
+	return $g->leave_mid_copy($data, $ids) if !$g->{leaving} && _chance($r, 6);
 	push @{ $g->{steps} }, { op => 'copy_data', msgs => $data };
 	$g->note('  copy data: ' . join('', map { $_->[0] } @$data));
 	$g->{answerable} = 1;
@@ -777,15 +783,7 @@ sub e_copy_in
 	push @{ $g->{steps} }, { op => 'wait_copy' };
 	$g->note('wait_copy');
 	$g->{ext_open} = 1;
-	if (!$g->{leaving} && _chance($r, 6)) {
-		$g->{mid_copy} = 1;
-		pop @$data while @$data && $data->[-1][0] ne 'd';
-		push @{ $g->{steps} }, { op => 'copy_data', msgs => $data };
-		$g->note('  copy data (' . scalar(@$data) . ' messages), then leave');
-		push @{ $g->{invisible} }, @$ids;
-		@$g{qw(unread answerable)} = (0, 0);
-		return;
-	}
+	return $g->leave_mid_copy($data, $ids) if !$g->{leaving} && _chance($r, 6);
 	push @$data, [ 'S', '' ];
 	push @{ $g->{steps} }, { op => 'copy_data', msgs => $data };
 	$g->note('  copy data: ' . join('', map { $_->[0] } @$data));
