@@ -34,6 +34,14 @@ for my $c ($l->check) {
 	$fail++;
 	print "#   $_\n" for split /\n/, $c->{detail};
 }
+# After the load pgslab's RSS comes back to within 10% of the baseline's (not
+# under ASan, whose quarantine holds freed memory on purpose).
+my ($b, $f) = ($l->{base}{rss_kb}, $l->{final}{rss_kb});
+if (($ENV{PGSLAB} // '') !~ /asan/ && defined $b && defined $f && $b > 0) {
+	my $ok = $f <= $b * 1.10;
+	print(($ok ? 'ok' : 'not ok') . " - pgslab's RSS back within 10% of the baseline ($b kB -> $f kB)\n");
+	$fail++ unless $ok;
+}
 print "# $_\n" for $l->report;
 print 'soak: ' . ($fail ? "FAILED ($fail checks)" : 'passed') . ' seed=' . $l->seed . "\n";
 exit($fail ? 1 : 0);

@@ -877,6 +877,11 @@ sub check
 	$self->_check('pgslab is still running', $p->is_running, 'exit status ' . ($p->exit_status // '?'));
 	$self->_check('PostgreSQL is running', $node->is_running);
 
+	my $po = $self->{pause_outcomes} // {};
+	my @unanswered = grep { !/^(ok|error:57014)$/ } sort keys %$po;
+	$self->_check('every PAUSE was answered: PAUSE, or 57014 when RESUME came first', !@unanswered,
+		join(' ', map { "$_=$po->{$_}" } @unanswered));
+
 	# the ledger
 	my ($state, $count) = $self->_journals;
 	$self->{counts} = $count;
@@ -954,11 +959,17 @@ sub check
 		. "($last{servers} servers), SHOW LISTS consistent", !defined $why, $why);
 
 	# slabs and fds against the baseline, every server closed
-	my $now = $self->_canonical;
-	$self->{final} = $now;
+	# (a few tries: a leak stays, a connection still closing does not)
 	my $base = $self->{base};
-	my @grew = grep { ($now->{slabs}{$_} // 0) != ($base->{slabs}{$_} // 0) }
-	    grep { my $c = $_; $c =~ /^buf-/ || grep { $_ eq $c } @LEAK_CACHES } sort keys %{ $now->{slabs} };
+	my ($now, @grew);
+	for (1 .. 5) {
+		$now = $self->_canonical;
+		@grew = grep { ($now->{slabs}{$_} // 0) != ($base->{slabs}{$_} // 0) }
+		    grep { my $c = $_; $c =~ /^buf-/ || grep { $_ eq $c } @LEAK_CACHES } sort keys %{ $now->{slabs} };
+		last if !@grew && $now->{fds} == $base->{fds};
+		sleep(1);
+	}
+	$self->{final} = $now;
 	$self->_check('slab caches back at the baseline (' . join(' ', map { "$_=$base->{slabs}{$_}" }
 		grep { $base->{slabs}{$_} } sort keys %{ $base->{slabs} }) . ')', !@grew,
 		join(', ', map { "$_: " . ($base->{slabs}{$_} // 0) . " -> $now->{slabs}{$_}" } @grew));
