@@ -6,6 +6,8 @@
 #   make asan       build with -fsanitize=address,undefined + slab debug, run unit tests
 #   make fuzz-protocol SECONDS=600 [SEED=n] [PGSLAB=path]
 #                   randomized differential protocol test, direct vs through pgslab
+#   make soak SECONDS=600 [SEED=n] [PGSLAB=path] [WRITERS=n]
+#                   fault-injection ledger test, long run (075_ledger.pl is the short one)
 #   make bench        pgslab vs PgBouncer vs direct PostgreSQL (report in bench/results/)
 #   make bench-quick  a short subset of make bench
 #   make bench-alloc  slab caches vs glibc vs jemalloc vs mimalloc
@@ -141,6 +143,14 @@ asan-check: deps
 fuzz-protocol: $(if $(PGSLAB),,$(PROG))
 	PGSLAB=$(or $(PGSLAB),$(CURDIR)/$(PROG)) perl -I test/perl test/fuzz_protocol.pl \
 		--seconds $(or $(SECONDS),300) $(if $(SEED),--seed $(SEED)) $(if $(CLIENTS),--clients $(CLIENTS))
+
+# Long runs of the fault-injection ledger test (075_ledger.pl is the bounded
+# one): writers and pgbench through pgslab under a chaos schedule, then the
+# ledger, counters, slabs and fds are checked.  PGSLAB as for fuzz-protocol.
+.PHONY: soak
+soak: $(if $(PGSLAB),,$(PROG))
+	PGSLAB=$(or $(PGSLAB),$(CURDIR)/$(PROG)) perl -I test/perl test/soak.pl \
+		--seconds $(or $(SECONDS),600) $(if $(SEED),--seed $(SEED)) $(if $(WRITERS),--writers $(WRITERS))
 
 demo: deps $(PROG)
 	perl -I test/perl test/demo.pl

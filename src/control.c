@@ -485,6 +485,34 @@ static void finish(struct client *c, const char *tag)
 	stream_resume(&c->st);
 }
 
+/* The held PAUSE was lifted (RESUME) before it completed: an error, then
+ * the client's pipelined input. */
+static void finish_lifted(struct client *c, const char *tag)
+{
+	uint8_t buf[8];
+	struct pkt k;
+
+	client_error(c, SQLSTATE_QUERY_CANCELED, "%s canceled: RESUME was issued before it completed",
+			tag);
+	pkt_init(&k, buf, sizeof(buf));
+	proto_write_ready(&k, 'I');
+	stream_write(&c->st, buf, k.len);
+	stream_resume(&c->st);
+}
+
+/* Is the pause a held PAUSE waits for no longer asked for? */
+static bool waiter_lifted(struct proxy *p, const struct waiter *w)
+{
+	struct db *db;
+
+	if (w->kind != W_PAUSE)
+		return false;
+	if (w->all)
+		return !p->paused;
+	db = control_find_db(p, w->db);
+	return db != NULL && !db->paused;
+}
+
 static bool waiter_done(struct proxy *p, const struct waiter *w)
 {
 	struct db *db = NULL;
@@ -512,12 +540,16 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		struct waiter *w = list_entry(it, struct waiter, node);
 		struct client *c = console_client(p, w->client_id);
 		const char *tag = w->tag;
+		bool lifted = c != NULL && waiter_lifted(p, w);
 
-		if (c != NULL && !waiter_done(p, w))
+		if (c != NULL && !lifted && !waiter_done(p, w))
 			continue;
 		list_del(&w->node);
 		slab_free(ctl->waiter_cache, w);
-		if (c) {
+		if (c && lifted) {
+			log_info("%s canceled by RESUME", tag);
+			finish_lifted(c, tag);
+		} else if (c) {
 			log_info("%s complete", tag);
 			finish(c, tag); /* may run the client's next command (and queue at the tail) */
 		}
@@ -545,10 +577,11 @@ static bool defer(struct client *c, enum waiter_kind kind, const struct db *db, 
 	if (db)
 		snprintf(w->db, sizeof(w->db), "%s", db->name);
 	w->tag = tag;
-	/* parse nothing more (the current message is still dropped) and read
-	 * nothing more until finish() */
+	/* parse nothing more until finish() (the current message is still
+	 * dropped), but keep reading: a client that leaves meanwhile must be
+	 * seen to leave, or it, its buffer, its fd and this waiter stay for as
+	 * long as the wait lasts */
 	c->st.flags |= STREAM_F_STOPPED;
-	stream_pause_read(&c->st, true);
 	tick_start(ctl);
 	return true;
 }

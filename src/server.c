@@ -295,16 +295,20 @@ static void login_failed(struct server *s, const char *sqlstate, const char *msg
 {
 	struct proxy *p = proxy_of(&s->st);
 	struct pool *pool = s->pool;
-	char id[200];
+	char id[200], state[8], why[400];
 
+	/* <sqlstate> and <msg> may point into the server's input buffer (its
+	 * ErrorResponse), which server_close() frees: copy them first. */
+	snprintf(state, sizeof(state), "%s", sqlstate);
+	snprintf(why, sizeof(why), "%s", msg);
 	server_logid(s, id, sizeof(id));
-	slog_warning(id, "login failed: %s", msg);
+	slog_warning(id, "login failed: %s", why);
 	pool->st.server_login_fail++;
 	pool->retry_at_us = proxy_now_us() + p->cfg->s.server_login_retry_us;
 	pool->login_failing = true;
-	snprintf(pool->login_error, sizeof(pool->login_error), "%s", msg);
+	snprintf(pool->login_error, sizeof(pool->login_error), "%s", why);
 	server_close(s, "login failed");
-	pool_fail_waiting(pool, sqlstate, msg);
+	pool_fail_waiting(pool, state, why);
 }
 
 static bool handle_auth(struct server *s, const uint8_t *msg, uint32_t len)

@@ -18,7 +18,7 @@ our @EXPORT = qw(raw_connect raw_send raw_read_n read_msg parse_fields
     startup_packet frontend_message read_outcome describe_outcome
     scram_login plain_login raw_query read_until_ready send_cancel
     raw_reset password_login md5_password ext_query msg_sync msg_flush
-    read_until_n_ready scram_abandon);
+    read_until_n_ready scram_abandon parse_datarow);
 our @EXPORT_OK = (@EXPORT, qw(pbkdf2_sha256 PROTOCOL_3 CANCEL_REQUEST_CODE
     SSL_REQUEST_CODE MAX_MESSAGE));
 
@@ -409,20 +409,30 @@ sub read_until_ready
 		last if $t eq 'EOF' || $t eq 'TIMEOUT' || $t eq 'BADLEN' || $t eq 'Z';
 		$r{error} = parse_fields($b) if $t eq 'E';
 		@r{qw(pid key)} = unpack('N N', $b) if $t eq 'K';
-		if ($t eq 'D') {
-			my ($n, $rest) = unpack('n a*', $b);
-			my @cols;
-			for (1 .. $n) {
-				my $l = unpack('l>', $rest);
-				$rest = substr($rest, 4);
-				push @cols, $l < 0 ? undef : substr($rest, 0, $l);
-				$rest = substr($rest, $l) if $l > 0;
-			}
-			push @{ $r{rows} }, \@cols;
-		}
+		push @{ $r{rows} }, parse_datarow($b) if $t eq 'D';
 	}
 	$r{types} = join(' ', @{ $r{types} });
 	return \%r;
+}
+
+=item parse_datarow($body)
+
+The column values of a DataRow body as an arrayref (NULL as undef).
+
+=cut
+
+sub parse_datarow
+{
+	my ($b) = @_;
+	my ($n, $rest) = unpack('n a*', $b);
+	my @cols;
+	for (1 .. $n) {
+		my $l = unpack('l>', $rest);
+		$rest = substr($rest, 4);
+		push @cols, $l < 0 ? undef : substr($rest, 0, $l);
+		$rest = substr($rest, $l) if $l > 0;
+	}
+	return \@cols;
 }
 
 =item send_cancel($host, $port, $pid, $key)
