@@ -184,12 +184,14 @@ static size_t model(const uint8_t *in, size_t len, bool client, uint8_t *out, bo
 		}
 		want = startup || (client ? (type == 'Q' || type == 'p') : (type == 'Z' || type == 'S'));
 		if (want) {
-			if (total > ctx.max_whole) {
-				*complete = false; /* fails, or fits if it all came in one read */
-				return n;
-			}
 			if (len - pos < total)
 				return n; /* EOF while waiting for the rest */
+			/* over the limit, the stream fails -- unless the whole
+			 * message came in one read (make_room() is asked only for
+			 * what has not arrived): go on as if it were taken, what
+			 * arrives is a prefix either way */
+			if (total > ctx.max_whole)
+				*complete = false;
 			if (startup) {
 				uint32_t code = proto_peek_u32(in + pos + 4);
 
