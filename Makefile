@@ -151,8 +151,9 @@ fuzz-protocol: $(if $(PGSLAB),,$(PROG))
 # dictionaries: test/fuzz/<target>.dict; past crashes: test/fuzz/crashes/
 # <target>/ (replayed first, every run).  New corpus entries go to
 # build/fuzz/corpus/<target>/, kept between runs.
-#   make fuzz-smoke   FUZZ_SMOKE_SECONDS (12) per target: 11 targets, about
-#                     2.5 min with the build; part of make check
+#   make fuzz-smoke   FUZZ_SMOKE_SECONDS (12) per target: 11 targets, 2m42s
+#                     measured (loaded 2-core machine) + ~1 min first build;
+#                     part of make check
 #   make fuzz         FUZZ_SECONDS (600) per target
 # Either fails when a target crashes, leaks, times out or trips a sanitizer,
 # and prints each target's executions, coverage and corpus size.
