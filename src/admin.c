@@ -1,7 +1,8 @@
 /* admin.c -- the admin console: command parsing, access control and the SHOW commands.
  *
  * Theory.  A console client (c->admin: 2 for admin_users, 1 for stats_users)
- * sends simple Query messages; admin_query() parses one command per message:
+ * sends simple Query messages; admin_query() parses one command per message
+ * (admin_cmd_parse() in admincmd.c):
  *
  *	[ws] WORD [ws WORD] [ws] [;] [ws]
  *	[ws] SET ws WORD ws (= | TO) ws ('string' | "word" | word) [ws] [;] [ws]
@@ -32,6 +33,7 @@
 #include <time.h>
 
 #include "admin.h"
+#include "admincmd.h"
 #include "control.h"
 #include "cred.h"
 #include "log.h"
@@ -1315,125 +1317,6 @@ static int fake_param(const char *name)
 	return -1;
 }
 
-/* ---- parsing ---- */
-
-#define VERB_MAX 32
-#define ARG_MAX 128
-#define VALUE_MAX 1024
-
-struct cmd {
-	char verb[VERB_MAX];
-	char arg[ARG_MAX];   /* SET: the key */
-	char value[VALUE_MAX];
-	bool is_set;
-};
-
-static const char *skip_ws(const char *s)
-{
-	while (*s && isspace((unsigned char)*s))
-		s++;
-	return s;
-}
-
-static bool word_char(char ch)
-{
-	return isalnum((unsigned char)ch) || ch == '_' || ch == '.' || ch == '$' || ch == '-';
-}
-
-/* A WORD or a <quote>-quoted string (doubled quote = one) at <s>, copied to
- * <dst>; returns the position after it, or NULL. */
-static const char *get_token(const char *s, char *dst, size_t cap, bool allow_single)
-{
-	size_t n = 0;
-
-	if (*s == '"' || (allow_single && *s == '\'')) {
-		char q = *s++;
-
-		for (;;) {
-			if (*s == 0)
-				return NULL;
-			if (*s == q) {
-				if (s[1] != q)
-					break;
-				s++;
-			}
-			if (n + 1 >= cap)
-				return NULL;
-			dst[n++] = *s++;
-		}
-		dst[n] = 0;
-		return s + 1;
-	}
-	while (word_char(*s)) {
-		if (n + 1 >= cap)
-			return NULL;
-		dst[n++] = *s++;
-	}
-	dst[n] = 0;
-	return n ? s : NULL;
-}
-
-/* Only blanks and one optional ';' left? */
-static bool at_end(const char *s)
-{
-	s = skip_ws(s);
-	if (*s == ';')
-		s = skip_ws(s + 1);
-	return *s == 0;
-}
-
-static int parse_cmd(const char *sql, struct cmd *cmd)
-{
-	const char *s = skip_ws(sql);
-	size_t i;
-
-	memset(cmd, 0, sizeof(*cmd));
-	s = get_token(s, cmd->verb, sizeof(cmd->verb), false);
-	if (s == NULL)
-		return -EINVAL;
-	for (i = 0; cmd->verb[i]; i++)
-		cmd->verb[i] = (char)tolower((unsigned char)cmd->verb[i]);
-	if (at_end(s))
-		return 0;
-	if (!isspace((unsigned char)*s))
-		return -EINVAL;
-	s = get_token(skip_ws(s), cmd->arg, sizeof(cmd->arg), false);
-	if (s == NULL)
-		return -EINVAL;
-	if (at_end(s))
-		return 0;
-	if (strcmp(cmd->verb, "set") != 0)
-		return -EINVAL;
-	/* SET key (= | TO) value */
-	s = skip_ws(s);
-	if (*s == '=') {
-		s++;
-	} else if (strncasecmp(s, "to", 2) == 0 && isspace((unsigned char)s[2])) {
-		s += 2;
-	} else {
-		return -EINVAL;
-	}
-	s = skip_ws(s);
-	if (*s == '\'' || *s == '"') {
-		s = get_token(s, cmd->value, sizeof(cmd->value), true);
-	} else {
-		size_t n = 0;
-
-		while (*s && !isspace((unsigned char)*s) && *s != ';') {
-			if (n + 1 >= sizeof(cmd->value))
-				return -EINVAL;
-			cmd->value[n++] = *s++;
-		}
-		cmd->value[n] = 0;
-		if (n == 0)
-			return -EINVAL;
-	}
-	if (s == NULL || !at_end(s))
-		return -EINVAL;
-	cmd->is_set = true;
-	return 0;
-}
-
 /* ---- dispatch ---- */
 
 static void syntax_error(struct client *c, const char *sql)
@@ -1453,7 +1336,7 @@ static bool admin_only(struct client *c, const char *what)
 
 static bool run_show(struct client *c, const char *what, const char *sql)
 {
-	char w[ARG_MAX];
+	char w[ADMINCMD_ARG_MAX];
 	size_t i;
 	int fp;
 
@@ -1523,7 +1406,7 @@ static bool run_show(struct client *c, const char *what, const char *sql)
 	return true;
 }
 
-static void run_set(struct client *c, const struct cmd *cmd)
+static void run_set(struct client *c, const struct admin_cmd *cmd)
 {
 	struct proxy *p = proxy_of(&c->st);
 	char err[300];
@@ -1563,9 +1446,9 @@ static void run_reload(struct client *c)
 /* Returns true when the reply is deferred (only if <can_defer>). */
 static bool admin_exec(struct client *c, const char *sql, bool can_defer)
 {
-	struct cmd cmd;
+	struct admin_cmd cmd;
 
-	if (parse_cmd(sql, &cmd) < 0) {
+	if (admin_cmd_parse(sql, &cmd) < 0) {
 		syntax_error(c, sql);
 		return false;
 	}
@@ -1588,7 +1471,7 @@ static bool admin_exec(struct client *c, const char *sql, bool can_defer)
 		return false;
 	}
 	if (control_is_verb(cmd.verb)) {
-		char what[VERB_MAX];
+		char what[ADMINCMD_VERB_MAX];
 		size_t i;
 
 		for (i = 0; cmd.verb[i]; i++)

@@ -37,7 +37,7 @@ int main(void)
 	int i, rc = 0;
 
 	A = slab_arena_create(0);
-	plan(36);
+	plan(41);
 	track_init(&t);
 	ok(track_idle(&t), "fresh tracker is idle");
 
@@ -168,6 +168,32 @@ int main(void)
 	for (i = 0, rc = 0; i < (int)TRACK_MAX + 1 && rc == 0; i++)
 		rc = track_req(&t, A, 'P');
 	ok(rc == -E2BIG && t.n == TRACK_MAX, "past TRACK_MAX the pipeline is refused");
+	track_reset(&t, A);
+
+	/* found by fuzz_track: a COPY with the deepest pipeline of Syncs behind
+	 * it (taken off in one pass since; it was quadratic, 3 s of one core);
+	 * then the same with a pipelined CopyDone and with a Query behind them */
+	req(&t, "Q");
+	for (i = 0, rc = 0; i < (int)TRACK_MAX - 1; i++)
+		rc |= track_req(&t, A, 'S');
+	rep(&t, "G");
+	ok(rc == 0 && t.n == 1 && t.n_ready == 1 && t.flags == TRACK_F_COPY_IN,
+			"65,535 pipelined Syncs dropped at CopyInResponse");
+	req(&t, "c");
+	rep(&t, "CZI");
+	ok(track_idle(&t), "deep COPY pipeline: idle");
+	req(&t, "Q");
+	for (i = 0; i < 1000; i++)
+		track_req(&t, A, 'S');
+	req(&t, "cQ");
+	rep(&t, "G");
+	ok(t.n == 2 && t.n_ready == 2 && t.flags == 0, "Syncs and the CopyDone dropped, Query kept");
+	rep(&t, "CZICZI");
+	ok(track_idle(&t), "then idle");
+	req(&t, "ESSSQ");
+	rep(&t, "G");
+	ok((t.flags & TRACK_F_DESYNC) && t.n == 2 && t.n_ready == 1,
+			"a Query behind the Syncs in copy-in: Syncs dropped, desynchronised");
 	track_reset(&t, A);
 	slab_arena_destroy(A);
 	return tap_exit_status();
