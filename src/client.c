@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "authq.h"
 #include "cancel.h"
 #include "cred.h"
 #include "log.h"
@@ -48,6 +49,7 @@ enum login_step {
 	LOGIN_SASL_INIT,  /* sent AuthenticationSASL */
 	LOGIN_SASL_CONT,  /* sent AuthenticationSASLContinue */
 	LOGIN_WELCOME,    /* authenticated, waiting for the pool's parameters */
+	LOGIN_LOOKUP,     /* waiting for auth_query's answer (authq.h) */
 };
 
 struct client_login {
@@ -58,6 +60,7 @@ struct client_login {
 	struct db *db;             /* NULL while an auto-database waits for auth */
 	char user[NAME_MAX_LEN];   /* as the client asked, known or not */
 	char dbname[NAME_MAX_LEN]; /* as the client asked */
+	struct authq_wait wait;    /* LOGIN_LOOKUP */
 	struct scram_server scram;
 	struct scram_secret secret;
 };
@@ -151,6 +154,7 @@ static void login_free(struct client *c)
 
 	if (c->login == NULL)
 		return;
+	authq_cancel(p, &c->login->wait);
 	scram_server_clear(&c->login->scram);
 	memset(&c->login->secret, 0, sizeof(c->login->secret));
 	slab_free(p->client_login_cache, c->login);
@@ -338,6 +342,19 @@ static void start_auth(struct client *c)
 	}
 }
 
+/* Does this login look its user up with auth_query?  Users of the
+ * auth_file never do; the console only through a global auth_dbname. */
+static bool wants_lookup(struct proxy *p, const struct client *c)
+{
+	const struct db *db = c->login->db;
+
+	if (c->cred != NULL || p->cfg->s.auth_type == AUTH_TYPE_ANY)
+		return false;
+	if (db && db->admin && p->cfg->s.auth_dbname[0] == 0)
+		return false;
+	return authq_user_for(p, db, c->login->dbname)[0] != 0;
+}
+
 /* Is this a console login by name "pgbouncer" or "pgslab" over the Unix
  * socket from a process running as pgslab's own OS user (SO_PEERCRED)? */
 static bool own_user(const struct client *c, const char *user)
@@ -460,10 +477,33 @@ static enum stream_act handle_startup(struct client *c, const uint8_t *msg, uint
 			slog_info(buf, "console access from unix socket by pgslab's own OS user");
 		}
 		client_finish_login(c);
+	} else if (wants_lookup(p, c)) {
+		/* not in the auth_file: ask PostgreSQL (auth_query); the login
+		 * waits, the loop does not */
+		c->login->step = LOGIN_LOOKUP;
+		if (authq_start(c, &c->login->wait, c->login->db, c->login->dbname, user, buf,
+				    sizeof(buf)) < 0)
+			client_close(c, SQLSTATE_INVALID_AUTH_SPEC, buf);
 	} else {
 		start_auth(c);
 	}
 	return c->closing ? STREAM_CLOSED : STREAM_DROP;
+}
+
+void client_lookup_done(struct client *c, struct cred *cr, const char *sqlstate,
+		const char *error)
+{
+	if (c->closing || c->state != CL_LOGIN || c->login == NULL ||
+			c->login->step != LOGIN_LOOKUP)
+		return;
+	if (error) {
+		client_close(c, sqlstate, error);
+		return;
+	}
+	/* NULL (no such user, expired, no login, no secret): the exchange
+	 * still runs and fails as a wrong password would */
+	c->cred = cr;
+	start_auth(c);
 }
 
 /* The same words for an unknown user, an empty secret and a wrong password. */

@@ -19,6 +19,7 @@
 #include <sys/un.h>
 #include <time.h>
 
+#include "authq.h"
 #include "cancel.h"
 #include "admin.h"
 #include "control.h"
@@ -497,6 +498,8 @@ int proxy_init(struct proxy *p, const char *config_path, struct config *cfg, cha
 	list_init(&p->cancels);
 	NAMETAB_INIT(&p->db_index, struct db, hnode, name);
 	NAMETAB_INIT(&p->cred_index, struct cred, hnode, name);
+	NAMETAB_INIT(&p->dyn_index, struct cred, hnode, dkey);
+	NAMETAB_INIT(&p->authq_index, struct authq_req, hnode, key);
 	list_init(&p->dead_clients);
 	list_init(&p->dead_servers);
 	list_init(&p->dead_cancels);
@@ -523,9 +526,11 @@ int proxy_init(struct proxy *p, const char *config_path, struct config *cfg, cha
 	p->cancel_cache = slab_cache_create(p->arena, "cancel_req", sizeof(struct cancel_req), 0, NULL,
 			NULL, NULL);
 	p->varset_cache = slab_cache_create(p->arena, "varset", sizeof(struct varset), 0, NULL, NULL, NULL);
+	p->authq_cache = slab_cache_create(p->arena, "auth_query", sizeof(struct authq_req), 0, NULL,
+			NULL, NULL);
 	if (!p->client_cache || !p->server_cache || !p->client_login_cache || !p->server_login_cache ||
 			!p->pool_cache || !p->db_cache || !p->cred_cache || !p->cancel_cache ||
-			!p->varset_cache) {
+			!p->varset_cache || !p->authq_cache) {
 		snprintf(err, errlen, "could not create slab caches");
 		return -ENOMEM;
 	}
@@ -661,6 +666,7 @@ void proxy_destroy(struct proxy *p)
 	}
 	nametab_destroy(&p->db_index);
 	cred_destroy_all(p);
+	authq_destroy_all(p);
 	metrics_stop(p);
 	control_destroy(p);
 	cancel_destroy(p);
