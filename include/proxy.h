@@ -48,6 +48,7 @@
 struct slab_cache;
 struct slab_arena;
 struct userlist;
+struct hba;
 struct logger;
 struct control;
 struct metrics;
@@ -207,6 +208,7 @@ struct proxy {
 	struct stream_ctx sctx;
 	struct config *cfg;
 	struct userlist *userlist;
+	struct hba *hba;             /* auth_hba_file's rules (with auth_ident_file), or NULL */
 	struct logger *log;
 	const char *config_path;
 

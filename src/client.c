@@ -24,6 +24,7 @@
 #include <errno.h>
 
 #include <openssl/crypto.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -35,6 +36,8 @@
 #include "authq.h"
 #include "cancel.h"
 #include "cred.h"
+#include "hba.h"
+#include "ident.h"
 #include "log.h"
 #include "proto.h"
 #include "pwd.h"
@@ -278,11 +281,9 @@ static bool ignored_param(struct proxy *p, const char *name)
 	return config_list_contains_nocase(p->cfg->s.ignore_startup_parameters.str, name);
 }
 
-/* The auth_type that applies to this login. */
-static enum auth_type login_method(struct proxy *p, struct client *c)
+/* The method <t> becomes for this login's secret. */
+static enum auth_type login_method(struct client *c, enum auth_type t)
 {
-	enum auth_type t = p->cfg->s.auth_type;
-
 	if (t == AUTH_TYPE_MD5 && c->cred && c->cred->kind == PWD_SCRAM)
 		t = AUTH_TYPE_SCRAM_SHA_256; /* as PgBouncer: md5 + SCRAM secret = SCRAM */
 	if (t == AUTH_TYPE_SCRAM_SHA_256 && c->cred && c->cred->kind == PWD_MD5)
@@ -290,16 +291,84 @@ static enum auth_type login_method(struct proxy *p, struct client *c)
 	return t;
 }
 
+/* Is the Unix-socket peer's OS user <user>, or mapped to it by <map>? */
+static bool peer_ok(struct client *c, const char *map)
+{
+	struct proxy *p = proxy_of(&c->st);
+	struct passwd pw, *res = NULL;
+	char buf[2048];
+	uid_t uid;
+
+	if (c->family != AF_UNIX || stream_peer_uid(&c->st, &uid) != 0 ||
+			getpwuid_r(uid, &pw, buf, sizeof(buf), &res) != 0 || res == NULL)
+		return false;
+	return map ? ident_check(p->hba->ident, map, pw.pw_name, c->login->user) :
+		     strcmp(pw.pw_name, c->login->user) == 0;
+}
+
+/* auth_type = hba: the first rule matching this connection names the
+ * method; AUTH_TYPE_ANY means "decided here" (closed or logged in). */
+static enum auth_type hba_method(struct client *c)
+{
+	struct proxy *p = proxy_of(&c->st);
+	struct hba_conn hc;
+	const struct hba_rule *r;
+	char id[200];
+
+	memset(&hc, 0, sizeof(hc));
+	hc.local = c->family == AF_UNIX;
+	hc.family = c->family;
+	hc.addr = c->addr;
+	hc.is_tls = false; /* no client TLS yet: hostssl lines never match */
+	hc.db = c->login->dbname;
+	hc.user = c->login->user;
+	r = hba_match(p->hba, &hc);
+	if (r && p->cfg->s.verbose >= 2) {
+		client_logid(c, id, sizeof(id));
+		slog_debug(id, "HBA line %d matched: %s", r->line, hba_method_name(r->method));
+	}
+	switch (r ? r->method : HBA_REJECT) {
+	case HBA_TRUST:
+		return AUTH_TYPE_TRUST;
+	case HBA_MD5:
+		return AUTH_TYPE_MD5;
+	case HBA_PASSWORD:
+		return AUTH_TYPE_PLAIN;
+	case HBA_SCRAM:
+		return AUTH_TYPE_SCRAM_SHA_256;
+	case HBA_PEER:
+		if (c->cred == NULL || !peer_ok(c, r->map))
+			client_close(c, SQLSTATE_INVALID_AUTH_SPEC, "unix socket login rejected");
+		else
+			client_finish_login(c);
+		return AUTH_TYPE_ANY;
+	case HBA_CERT:
+		client_close(c, SQLSTATE_INVALID_AUTH_SPEC, "TLS connection required");
+		return AUTH_TYPE_ANY;
+	case HBA_REJECT:
+	default:
+		client_close(c, SQLSTATE_INVALID_AUTH_SPEC,
+				r ? "login rejected" : "no authentication method is found");
+		return AUTH_TYPE_ANY;
+	}
+}
+
 static void start_auth(struct client *c)
 {
 	struct proxy *p = proxy_of(&c->st);
 	struct client_login *l = c->login;
+	enum auth_type t = p->cfg->s.auth_type;
 	uint32_t r;
 
-	switch (login_method(p, c)) {
+	if (t == AUTH_TYPE_HBA) {
+		t = hba_method(c);
+		if (t == AUTH_TYPE_ANY)
+			return; /* decided by the rule */
+	}
+	switch (login_method(c, t)) {
 	case AUTH_TYPE_ANY:
 	case AUTH_TYPE_TRUST:
-		if (c->cred == NULL && p->cfg->s.auth_type == AUTH_TYPE_TRUST) {
+		if (c->cred == NULL && t == AUTH_TYPE_TRUST) {
 			client_close(c, SQLSTATE_INVALID_PASSWORD, "no such user");
 			return;
 		}

@@ -128,8 +128,8 @@ static const struct config_key setting_table[] = {
 	K_BOOL(application_name_add_host, U, "0"),
 	K_STR(auth_dbname, 0, ""),
 	K_STR(auth_file, 0, ""),
-	K_STR(auth_hba_file, U, ""),
-	K_STR(auth_ident_file, U, ""),
+	K_STR(auth_hba_file, 0, ""),
+	K_STR(auth_ident_file, 0, ""),
 	K_STR(auth_ldap_options, U, ""),
 	K_STR(auth_query, 0, AUTH_QUERY_DEFAULT),
 	K_ENUM(auth_type, 0, "md5", auth_type_names),
@@ -735,10 +735,16 @@ static int check_unimplemented(const struct config_settings *s, char *em, size_t
 				config_sslmode_name(s->server_tls_sslmode));
 		return -ENOTSUP;
 	}
-	if (s->auth_type == AUTH_TYPE_CERT || s->auth_type == AUTH_TYPE_HBA ||
-			s->auth_type == AUTH_TYPE_PAM || s->auth_type == AUTH_TYPE_LDAP) {
-		msgf(em, emlen, "auth_type = %s is not implemented yet",
-				config_auth_type_name(s->auth_type));
+	if (s->auth_type == AUTH_TYPE_CERT) {
+		msgf(em, emlen, "auth_type = cert needs client TLS certificates, which this build "
+				"does not have (client TLS is not implemented)");
+		return -ENOTSUP;
+	}
+	if (s->auth_type == AUTH_TYPE_PAM || s->auth_type == AUTH_TYPE_LDAP) {
+		msgf(em, emlen, "auth_type = %s is not supported by pgslab (it would need a "
+				"blocking %s conversation moved off the event loop into a worker thread)",
+				config_auth_type_name(s->auth_type),
+				s->auth_type == AUTH_TYPE_PAM ? "PAM" : "LDAP");
 		return -ENOTSUP;
 	}
 	return 0;

@@ -439,9 +439,9 @@ static void test_types(void)
 	ok(cfg && cfg->s.pool_mode == POOL_MODE_STATEMENT, "pool_mode statement");
 	config_free(cfg);
 	/* security settings that are not implemented refuse to load */
-	cfg = load_setting("auth_type", "hba");
-	ok(cfg == NULL && strstr(errbuf, "auth_type = hba is not implemented"),
-			"auth_type hba refused until implemented");
+	cfg = load_setting("auth_type", "pam");
+	ok(cfg == NULL && strstr(errbuf, "auth_type = pam is not supported"),
+			"auth_type pam refused (not supported)");
 	config_free(cfg);
 	cfg = load_setting("client_tls_sslmode", "require");
 	ok(cfg == NULL && strstr(errbuf, "client_tls_sslmode = require"),
