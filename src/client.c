@@ -306,6 +306,16 @@ static bool peer_ok(struct client *c, const char *map)
 		     strcmp(pw.pw_name, c->login->user) == 0;
 }
 
+/* Peer authentication (a known user, over the Unix socket, whose peer's
+ * OS user is that user or maps to it): log in or close. */
+static void peer_login(struct client *c, const char *map)
+{
+	if (c->cred == NULL || !peer_ok(c, map))
+		client_close(c, SQLSTATE_INVALID_AUTH_SPEC, "unix socket login rejected");
+	else
+		client_finish_login(c);
+}
+
 /* auth_type = hba: the first rule matching this connection names the
  * method; AUTH_TYPE_ANY means "decided here" (closed or logged in). */
 static enum auth_type hba_method(struct client *c)
@@ -337,10 +347,7 @@ static enum auth_type hba_method(struct client *c)
 	case HBA_SCRAM:
 		return AUTH_TYPE_SCRAM_SHA_256;
 	case HBA_PEER:
-		if (c->cred == NULL || !peer_ok(c, r->map))
-			client_close(c, SQLSTATE_INVALID_AUTH_SPEC, "unix socket login rejected");
-		else
-			client_finish_login(c);
+		peer_login(c, r->map);
 		return AUTH_TYPE_ANY;
 	case HBA_CERT:
 		client_close(c, SQLSTATE_INVALID_AUTH_SPEC, "TLS connection required");
@@ -366,6 +373,9 @@ static void start_auth(struct client *c)
 			return; /* decided by the rule */
 	}
 	switch (login_method(c, t)) {
+	case AUTH_TYPE_PEER:
+		peer_login(c, NULL);
+		return;
 	case AUTH_TYPE_ANY:
 	case AUTH_TYPE_TRUST:
 		if (c->cred == NULL && t == AUTH_TYPE_TRUST) {

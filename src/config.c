@@ -46,7 +46,7 @@ _Static_assert(sizeof(enum load_balance_hosts) == sizeof(int), "enum fields are 
 /* clang-format off */
 static const char *const pool_mode_names[] = { "session", "transaction", "statement", NULL };
 static const char *const auth_type_names[] = { "any", "trust", "plain", "md5", "scram-sha-256",
-	"cert", "hba", "pam", "ldap", NULL };
+	"cert", "hba", "pam", "ldap", "peer", NULL };
 static const char *const sslmode_names[] = { "disable", "allow", "prefer", "require", "verify-ca",
 	"verify-full", NULL };
 static const char *const lb_names[] = { "disable", "round-robin", NULL };

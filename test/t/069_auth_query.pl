@@ -227,6 +227,32 @@ is($proxy->mem_used('auth_query'), 0, 'no lookup request leaked (SHOW MEM auth_q
 is($rc, 0, 'a slow lookup still serves a client that waits') or diag($err);
 is($proxy->safe_psql('postgres', 'SELECT 69'), '69', 'pgslab still serves');
 
+# --- a reload while lookups run; a password pipelined before the request ----------------------
+{
+	my @socks;
+	for my $i (1 .. 4) {
+		my $s = raw_connect($proxy->host, $proxy->port);
+		raw_send($s, startup_packet(user => 'q_md5', database => 'slowdb'));
+		push @socks, $s;
+	}
+	$proxy->reload;
+	my $all = 1;
+	for my $s (@socks) {
+		my $o2 = read_outcome($s, 10);
+		$all = 0 unless defined $o2->{auth} && $o2->{auth} == 5;
+		close $s;
+	}
+	ok($all, 'lookups in flight across a RELOAD still answer (md5 request to each client)');
+	my $s = raw_connect($proxy->host, $proxy->port);
+	raw_send($s, startup_packet(user => 'q_scram', database => 'slowdb')
+		. frontend_message('p', "scram_pw2\0"));
+	my $o3 = read_outcome($s, 10);
+	close $s;
+	ok($o3->{error} && !$o3->{ready}, 'a password pipelined while the lookup runs: refused, not a crash')
+		or diag(describe_outcome($o3));
+	is($proxy->safe_psql('postgres', 'SELECT 1'), '1', '... pgslab serves on');
+}
+
 # --- auth_type md5 with a SCRAM-stored user: SCRAM is used, as PgBouncer ---------------------
 $proxy->set(auth_type => 'md5');
 $proxy->reload;

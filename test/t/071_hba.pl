@@ -202,4 +202,21 @@ for my $t ([ 'cert', qr/auth_type = cert needs client TLS certificates/ ],
 	like($p4->log_content, $t->[1], '... with a clear message');
 	$p4->teardown;
 }
+# --- auth_type = peer (pgslab's own value): the Unix socket peer's OS user is the user name ---
+$node->create_user($me, 'me_pw') unless $me eq $su;
+my $pp = PgSlab::Test::Proxy->new(cluster => $node, name => 'p071peer',
+	settings => { auth_type => 'peer' },
+	userlist => [ [ $me, 'me_pw' ], [ 'peeruser', 'peer_pw' ] ]);
+$pp->start;
+($rc, $out, $err) = $pp->psql('postgres', 'SELECT current_user', user => $me, password => undef,
+	extra_args => ['-w'], host => $pp->socket_dir, timeout => 20);
+is($rc, 0, "auth_type = peer: OS user $me logs in as $me over the Unix socket, no password") or diag($err);
+($rc, $out, $err) = $pp->psql('postgres', 'SELECT 1', user => 'peeruser', password => 'peer_pw',
+	extra_args => ['-w'], host => $pp->socket_dir, timeout => 20);
+isnt($rc, 0, 'auth_type = peer: another user name is refused');
+like($err, qr/unix socket login rejected/, '... "unix socket login rejected"') or diag($err);
+($rc, $out, $err) = $pp->psql('postgres', 'SELECT 1', user => $me, password => 'me_pw',
+	extra_args => ['-w'], timeout => 20);
+isnt($rc, 0, 'auth_type = peer: TCP is refused, even with the right password');
+$pp->stop;
 done_testing();

@@ -541,7 +541,7 @@ static void test_errors(void)
 	expect_error("[pgbouncer]\nauth_type = kerberos\n", 2,
 			"invalid value \"kerberos\" for auth_type: expected one of: any, trust, "
 			"plain, "
-			"md5, scram-sha-256, cert, hba, pam, ldap",
+			"md5, scram-sha-256, cert, hba, pam, ldap, peer",
 			"bad auth_type");
 	expect_error("[pgbouncer]\nquery_timeout = 1s\n", 2,
 			"invalid value \"1s\" for query_timeout: expected a number of seconds",
