@@ -1,7 +1,7 @@
 /* hbatok.h -- the pg_hba.conf / pg_ident.conf line tokenizer (hbatok.c).
  *
  * A line is fields separated by whitespace; a field is a comma-separated
- * list of items (whitespace may follow a comma); an item is a run of
+ * list of items (whitespace may surround a comma); an item is a run of
  * characters other than whitespace, ',', '#' and '"', or a double-quoted
  * string in which "" stands for one quote.  '#' outside quotes starts a
  * comment.  Quoting matters: "all" quoted is a name, all unquoted is the

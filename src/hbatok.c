@@ -138,6 +138,17 @@ int hbatok_split(char *line, struct hbatok_line *out, const char **why)
 			}
 			out->n_items++;
 			f->n++;
+			if (delim != ',' && delim != 0 && delim != '#') {
+				/* "a , b": whitespace before a comma continues the list */
+				char *q = p;
+
+				while (is_space(*q))
+					q++;
+				if (*q == ',') {
+					delim = ',';
+					p = q + 1;
+				}
+			}
 			if (delim != ',')
 				break;
 			while (is_space(*p))

@@ -92,7 +92,7 @@ int main(void)
 	struct ident *id;
 	char *txt;
 
-	plan(65);
+	plan(68);
 	if (mkdtemp(dir) == NULL)
 		return 1;
 	write_file("admins.txt", "# admins\nroot, \"Mixed Case\"\n  ops\n");
@@ -153,6 +153,16 @@ int main(void)
 	is_int(match(h, "fe80::1", false, "x", "u"), 10, "IPv6 fe80::/10");
 	is_int(match(h, "::ffff:10.1.2.3", false, "db1", "bob"), 11, "IPv4-mapped IPv6 is not IPv4 (as PostgreSQL)");
 
+	hba_free(h);
+
+	/* whitespace around commas continues a list; quotes keep commas and spaces */
+	h = parse("host  tmp1,all  user1,user2 , user3  16.0.0.0/8  md5\n"
+		  "host  \"q1\"\"q2\"  \"a , b\"  19.0.0.0/8  trust\n", NULL, err, sizeof(err));
+	ok(h && h->rules[0].user.n == 3 && strcmp(h->rules[0].user.names[2], "user3") == 0,
+			"\"user2 , user3\": one list of three users") || (diag("%s", err), 0);
+	is_int(h ? match(h, "16.0.0.1", false, "x", "user3") : -1, 1, "user3 matches line 1");
+	is_int(h ? match(h, "19.0.0.2", false, "q1\"q2", "a , b") : -1, 2,
+			"quoted names with a doubled quote, a comma and spaces");
 	hba_free(h);
 
 	h = parse("host replication all 10.0.0.0/8 trust\nhost all all 10.0.0.0/8 md5\n", NULL, err,
