@@ -119,7 +119,12 @@ int authq_start(struct client *c, struct authq_wait *w, struct db *db, const cha
 	if (adb[0] == 0)
 		adb = db ? db->name : dbname;
 	authdb = proxy_find_db(p, adb, true);
-	if (authdb == NULL || authdb->admin) {
+	if (authdb && authdb->admin) {
+		log_warning("cannot use the reserved \"%s\" database as an auth_dbname", adb);
+		snprintf(err, errlen, "bouncer config error");
+		return -EINVAL;
+	}
+	if (authdb == NULL) {
 		log_warning("authentication database \"%s\" is not configured", adb);
 		snprintf(err, errlen, "bouncer config error");
 		return -ENOENT;

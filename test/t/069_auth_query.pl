@@ -61,6 +61,9 @@ my $proxy = PgSlab::Test::Proxy->new(
 		pathdb   => "$base auth_query='SELECT * FROM auth_check_search_path(\$1)'",
 		# its own auth_user (per-database key) and a database without auth_user
 		ownuser  => "$base auth_user=authu",
+		# auth_dbname naming the console, or nothing configured
+		rsvdb    => "$base auth_dbname=pgbouncer",
+		unconfdb => "$base auth_dbname=nosuchauthdb",
 	},
 	users    => { authu => { pool_size => 2 } },
 	settings => {
@@ -179,6 +182,12 @@ isnt($rc, 0, 'auth_query failing in PostgreSQL: refused');
 like($err, qr/bouncer config error/, '... with "bouncer config error" (as PgBouncer)') or diag($err);
 ok($proxy->wait_for_log(qr/error in auth_query.*"not_pg_shadow" does not exist/),
 	'... and the server\'s error is in the log');
+($rc, $out, $err) = login('q_scram', 'scram_pw2', 'rsvdb');
+like($err, qr/bouncer config error/, 'auth_dbname = pgbouncer (the console): "bouncer config error"') or diag($err);
+ok($proxy->wait_for_log(qr/cannot use the reserved "pgbouncer" database as an auth_dbname/), '... logged as PgBouncer does');
+($rc, $out, $err) = login('q_scram', 'scram_pw2', 'unconfdb');
+like($err, qr/bouncer config error/, 'auth_dbname not configured: "bouncer config error"') or diag($err);
+ok($proxy->wait_for_log(qr/authentication database "nosuchauthdb" is not configured/), '... logged');
 ($rc, $out, $err) = login('q_scram', 'scram_pw2', 'downdb');
 isnt($rc, 0, 'auth database down: refused');
 like($err, qr/authentication lookup failed/, '... with a clear error, not a hang') or diag($err);
