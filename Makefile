@@ -39,7 +39,7 @@ BUILD    ?= build/rel
 OPT      ?= -O2
 CFLAGS   := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-format-truncation \
             -Wstrict-prototypes -Wmissing-prototypes -fno-strict-aliasing \
-            -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+            -D_GNU_SOURCE -iquote include $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS  += $(EXTRA_LDFLAGS)
 LIBS     := $(PKG_LIBS) -lpthread -lm
 PROG     ?= pgslab
@@ -79,6 +79,7 @@ UNIT_DEPS_t_budget    := budget buddy sysalloc
 UNIT_DEPS_t_config    := config connstr textfile sysalloc
 UNIT_DEPS_t_connstr   := connstr
 UNIT_DEPS_t_crypto    := crypto
+UNIT_DEPS_t_hba       := hba ident hbatok textfile sysalloc
 UNIT_DEPS_t_hist      := hist
 UNIT_DEPS_t_log       := log slab buddy sysalloc
 UNIT_DEPS_t_nametab   := nametab sysalloc

@@ -62,6 +62,7 @@ enum auth_type {
 	AUTH_TYPE_HBA,
 	AUTH_TYPE_PAM,
 	AUTH_TYPE_LDAP,
+	AUTH_TYPE_PEER,  /* pgslab: every login as by an HBA "local ... peer" line */
 };
 
 enum sslmode {

@@ -34,6 +34,13 @@ struct cred {
 	bool has_client_key;                  /* learnt from a client's SCRAM proof */
 	struct scram_secret scram;
 	uint8_t client_key[SCRAM_KEY_LEN];
+	/* found by auth_query (authq.c), not in the auth_file: in
+	 * proxy.dyn_index by <dkey> ("authdb\x01user": one per auth database,
+	 * since two clusters may hold different secrets for one name), never in
+	 * proxy.cred_index; <secret> is the last lookup's answer */
+	bool dynamic;
+	char dkey[2 * NAME_MAX_LEN + 2];
+	int64_t looked_up_us;                 /* when <secret> was last confirmed */
 };
 
 /* The cred a pool logs in to servers with; created (unlisted) if needed. */
@@ -43,6 +50,12 @@ struct cred *cred_auth(struct proxy *p, const char *name);
 /* The SCRAM verifier for <cr> (derived once from a plain secret); NULL when
  * it has no usable secret. */
 const struct scram_secret *cred_scram(struct proxy *p, struct cred *cr);
+/* The auth_query cred of <user> looked up in auth database <authdb>;
+ * created (with no secret) when <create>. */
+struct cred *cred_dynamic(struct proxy *p, const char *authdb, const char *user, bool create);
+/* Set dynamic <cr>'s secret to what a lookup returned ("" when the user is
+ * gone, expired or cannot log in: then it authenticates nobody). */
+void cred_set_secret(struct cred *cr, const char *secret);
 /* Re-sync every cred with the current auth_file (after a reload). */
 void cred_sync_all(struct proxy *p);
 void cred_destroy_all(struct proxy *p);

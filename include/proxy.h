@@ -48,6 +48,7 @@
 struct slab_cache;
 struct slab_arena;
 struct userlist;
+struct hba;
 struct logger;
 struct control;
 struct metrics;
@@ -102,7 +103,8 @@ struct pool {
 	struct cred *cred;           /* whose credentials servers log in with */
 	struct list idle, active, login, waiting, clients;
 	struct list welcome_wait;    /* authenticated clients waiting for <welcome> (read stopped) */
-	int n_idle, n_active, n_login, n_waiting, n_clients, n_welcome;
+	struct list lookups;         /* auth_query requests waiting for a server (authq.h) */
+	int n_idle, n_active, n_login, n_waiting, n_clients, n_welcome, n_lookups;
 	int n_servers;
 	enum pool_mode mode;
 	uint8_t *welcome;            /* ParameterStatus messages from a server login */
@@ -136,10 +138,12 @@ enum server_state {
 	SV_RESET,     /* pool->active, running server_reset_query / SET sync */
 	SV_DRAIN,     /* pool->active, unlinked: its client left with work in
 		       * flight; answers are discarded until the backend is idle */
+	SV_AUTHQ,     /* pool->active, unlinked: running an auth_query <lookup> */
 	SV_CLOSED,
 };
 
 struct client_login;
+struct authq_req;
 struct server_login;
 
 struct client {
@@ -171,6 +175,7 @@ struct server {
 	struct pool *pool;
 	struct client *client;
 	struct server_login *login;
+	struct authq_req *lookup;    /* SV_AUTHQ: the lookup it runs */
 	struct varset *vars;
 	uint64_t id;
 	int64_t connect_us, used_us, query_start_us;
@@ -203,15 +208,18 @@ struct proxy {
 	struct stream_ctx sctx;
 	struct config *cfg;
 	struct userlist *userlist;
+	struct hba *hba;             /* auth_hba_file's rules (with auth_ident_file), or NULL */
 	struct logger *log;
 	const char *config_path;
 
 	struct slab_cache *client_cache, *server_cache, *client_login_cache,
 			*server_login_cache, *pool_cache, *db_cache, *cred_cache, *cancel_cache,
-			*varset_cache;
+			*varset_cache, *authq_cache;
 
 	struct list dbs, creds, pools, login_clients, listeners, cancels;
 	struct nametab db_index, cred_index;  /* dbs and creds by name */
+	struct nametab dyn_index;    /* auth_query creds by "authdb\x01user" (cred.h) */
+	struct nametab authq_index;  /* lookups under way, by the same key (authq.h) */
 	struct list dead_clients, dead_servers, dead_cancels;
 	struct vartab vars;
 
@@ -298,6 +306,8 @@ size_t server_login_size(void);
 
 /* pool.c */
 struct pool *pool_get(struct proxy *p, struct db *db, struct cred *cred);
+/* Run auth_query request <r> on a server of <pool> now, or queue it. */
+void pool_lookup(struct pool *pool, struct authq_req *r);
 /* Give <c> a server now (true) or queue it (false). */
 bool pool_assign(struct client *c);
 /* The client is done with <s> at a transaction boundary (its tracker idle,

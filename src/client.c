@@ -24,6 +24,7 @@
 #include <errno.h>
 
 #include <openssl/crypto.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -32,8 +33,11 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "authq.h"
 #include "cancel.h"
 #include "cred.h"
+#include "hba.h"
+#include "ident.h"
 #include "log.h"
 #include "proto.h"
 #include "pwd.h"
@@ -48,6 +52,7 @@ enum login_step {
 	LOGIN_SASL_INIT,  /* sent AuthenticationSASL */
 	LOGIN_SASL_CONT,  /* sent AuthenticationSASLContinue */
 	LOGIN_WELCOME,    /* authenticated, waiting for the pool's parameters */
+	LOGIN_LOOKUP,     /* waiting for auth_query's answer (authq.h) */
 };
 
 struct client_login {
@@ -58,6 +63,7 @@ struct client_login {
 	struct db *db;             /* NULL while an auto-database waits for auth */
 	char user[NAME_MAX_LEN];   /* as the client asked, known or not */
 	char dbname[NAME_MAX_LEN]; /* as the client asked */
+	struct authq_wait wait;    /* LOGIN_LOOKUP */
 	struct scram_server scram;
 	struct scram_secret secret;
 };
@@ -151,6 +157,7 @@ static void login_free(struct client *c)
 
 	if (c->login == NULL)
 		return;
+	authq_cancel(p, &c->login->wait);
 	scram_server_clear(&c->login->scram);
 	memset(&c->login->secret, 0, sizeof(c->login->secret));
 	slab_free(p->client_login_cache, c->login);
@@ -274,11 +281,9 @@ static bool ignored_param(struct proxy *p, const char *name)
 	return config_list_contains_nocase(p->cfg->s.ignore_startup_parameters.str, name);
 }
 
-/* The auth_type that applies to this login. */
-static enum auth_type login_method(struct proxy *p, struct client *c)
+/* The method <t> becomes for this login's secret. */
+static enum auth_type login_method(struct client *c, enum auth_type t)
 {
-	enum auth_type t = p->cfg->s.auth_type;
-
 	if (t == AUTH_TYPE_MD5 && c->cred && c->cred->kind == PWD_SCRAM)
 		t = AUTH_TYPE_SCRAM_SHA_256; /* as PgBouncer: md5 + SCRAM secret = SCRAM */
 	if (t == AUTH_TYPE_SCRAM_SHA_256 && c->cred && c->cred->kind == PWD_MD5)
@@ -286,16 +291,94 @@ static enum auth_type login_method(struct proxy *p, struct client *c)
 	return t;
 }
 
+/* Is the Unix-socket peer's OS user <user>, or mapped to it by <map>? */
+static bool peer_ok(struct client *c, const char *map)
+{
+	struct proxy *p = proxy_of(&c->st);
+	struct passwd pw, *res = NULL;
+	char buf[2048];
+	uid_t uid;
+
+	if (c->family != AF_UNIX || stream_peer_uid(&c->st, &uid) != 0 ||
+			getpwuid_r(uid, &pw, buf, sizeof(buf), &res) != 0 || res == NULL)
+		return false;
+	return map ? ident_check(p->hba->ident, map, pw.pw_name, c->login->user) :
+		     strcmp(pw.pw_name, c->login->user) == 0;
+}
+
+/* Peer authentication (a known user, over the Unix socket, whose peer's
+ * OS user is that user or maps to it): log in or close. */
+static void peer_login(struct client *c, const char *map)
+{
+	if (c->cred == NULL || !peer_ok(c, map))
+		client_close(c, SQLSTATE_INVALID_AUTH_SPEC, "unix socket login rejected");
+	else
+		client_finish_login(c);
+}
+
+/* auth_type = hba: the first rule matching this connection names the
+ * method; AUTH_TYPE_ANY means "decided here" (closed or logged in). */
+static enum auth_type hba_method(struct client *c)
+{
+	struct proxy *p = proxy_of(&c->st);
+	struct hba_conn hc;
+	const struct hba_rule *r;
+	char id[200];
+
+	memset(&hc, 0, sizeof(hc));
+	hc.local = c->family == AF_UNIX;
+	hc.family = c->family;
+	hc.addr = c->addr;
+	hc.is_tls = false; /* no client TLS yet: hostssl lines never match */
+	hc.db = c->login->dbname;
+	hc.user = c->login->user;
+	r = hba_match(p->hba, &hc);
+	if (r && p->cfg->s.verbose >= 2) {
+		client_logid(c, id, sizeof(id));
+		slog_debug(id, "HBA line %d matched: %s", r->line, hba_method_name(r->method));
+	}
+	switch (r ? r->method : HBA_REJECT) {
+	case HBA_TRUST:
+		return AUTH_TYPE_TRUST;
+	case HBA_MD5:
+		return AUTH_TYPE_MD5;
+	case HBA_PASSWORD:
+		return AUTH_TYPE_PLAIN;
+	case HBA_SCRAM:
+		return AUTH_TYPE_SCRAM_SHA_256;
+	case HBA_PEER:
+		peer_login(c, r->map);
+		return AUTH_TYPE_ANY;
+	case HBA_CERT:
+		client_close(c, SQLSTATE_INVALID_AUTH_SPEC, "TLS connection required");
+		return AUTH_TYPE_ANY;
+	case HBA_REJECT:
+	default:
+		client_close(c, SQLSTATE_INVALID_AUTH_SPEC,
+				r ? "login rejected" : "no authentication method is found");
+		return AUTH_TYPE_ANY;
+	}
+}
+
 static void start_auth(struct client *c)
 {
 	struct proxy *p = proxy_of(&c->st);
 	struct client_login *l = c->login;
+	enum auth_type t = p->cfg->s.auth_type;
 	uint32_t r;
 
-	switch (login_method(p, c)) {
+	if (t == AUTH_TYPE_HBA) {
+		t = hba_method(c);
+		if (t == AUTH_TYPE_ANY)
+			return; /* decided by the rule */
+	}
+	switch (login_method(c, t)) {
+	case AUTH_TYPE_PEER:
+		peer_login(c, NULL);
+		return;
 	case AUTH_TYPE_ANY:
 	case AUTH_TYPE_TRUST:
-		if (c->cred == NULL && p->cfg->s.auth_type == AUTH_TYPE_TRUST) {
+		if (c->cred == NULL && t == AUTH_TYPE_TRUST) {
 			client_close(c, SQLSTATE_INVALID_PASSWORD, "no such user");
 			return;
 		}
@@ -336,6 +419,19 @@ static void start_auth(struct client *c)
 		client_close(c, SQLSTATE_INVALID_AUTH_SPEC, "auth_type not supported by pgslab yet");
 		return;
 	}
+}
+
+/* Does this login look its user up with auth_query?  Users of the
+ * auth_file never do; the console only through a global auth_dbname. */
+static bool wants_lookup(struct proxy *p, const struct client *c)
+{
+	const struct db *db = c->login->db;
+
+	if (c->cred != NULL || p->cfg->s.auth_type == AUTH_TYPE_ANY)
+		return false;
+	if (db && db->admin && p->cfg->s.auth_dbname[0] == 0)
+		return false;
+	return authq_user_for(p, db, c->login->dbname)[0] != 0;
 }
 
 /* Is this a console login by name "pgbouncer" or "pgslab" over the Unix
@@ -460,10 +556,33 @@ static enum stream_act handle_startup(struct client *c, const uint8_t *msg, uint
 			slog_info(buf, "console access from unix socket by pgslab's own OS user");
 		}
 		client_finish_login(c);
+	} else if (wants_lookup(p, c)) {
+		/* not in the auth_file: ask PostgreSQL (auth_query); the login
+		 * waits, the loop does not */
+		c->login->step = LOGIN_LOOKUP;
+		if (authq_start(c, &c->login->wait, c->login->db, c->login->dbname, user, buf,
+				    sizeof(buf)) < 0)
+			client_close(c, SQLSTATE_INVALID_AUTH_SPEC, buf);
 	} else {
 		start_auth(c);
 	}
 	return c->closing ? STREAM_CLOSED : STREAM_DROP;
+}
+
+void client_lookup_done(struct client *c, struct cred *cr, const char *sqlstate,
+		const char *error)
+{
+	if (c->closing || c->state != CL_LOGIN || c->login == NULL ||
+			c->login->step != LOGIN_LOOKUP)
+		return;
+	if (error) {
+		client_close(c, sqlstate, error);
+		return;
+	}
+	/* NULL (no such user, expired, no login, no secret): the exchange
+	 * still runs and fails as a wrong password would */
+	c->cred = cr;
+	start_auth(c);
 }
 
 /* The same words for an unknown user, an empty secret and a wrong password. */

@@ -46,7 +46,7 @@ _Static_assert(sizeof(enum load_balance_hosts) == sizeof(int), "enum fields are 
 /* clang-format off */
 static const char *const pool_mode_names[] = { "session", "transaction", "statement", NULL };
 static const char *const auth_type_names[] = { "any", "trust", "plain", "md5", "scram-sha-256",
-	"cert", "hba", "pam", "ldap", NULL };
+	"cert", "hba", "pam", "ldap", "peer", NULL };
 static const char *const sslmode_names[] = { "disable", "allow", "prefer", "require", "verify-ca",
 	"verify-full", NULL };
 static const char *const lb_names[] = { "disable", "round-robin", NULL };
@@ -126,14 +126,14 @@ struct config_key {
 static const struct config_key setting_table[] = {
 	K_LIST(admin_users, 0, ""),
 	K_BOOL(application_name_add_host, U, "0"),
-	K_STR(auth_dbname, U, ""),
+	K_STR(auth_dbname, 0, ""),
 	K_STR(auth_file, 0, ""),
-	K_STR(auth_hba_file, U, ""),
-	K_STR(auth_ident_file, U, ""),
+	K_STR(auth_hba_file, 0, ""),
+	K_STR(auth_ident_file, 0, ""),
 	K_STR(auth_ldap_options, U, ""),
-	K_STR(auth_query, U, AUTH_QUERY_DEFAULT),
+	K_STR(auth_query, 0, AUTH_QUERY_DEFAULT),
 	K_ENUM(auth_type, 0, "md5", auth_type_names),
-	K_STR(auth_user, U, ""),
+	K_STR(auth_user, 0, ""),
 	K_DUR(autodb_idle_timeout, 0, "3600"),
 	K_DUR(cancel_wait_timeout, 0, "10"),
 	K_DUR(client_idle_timeout, 0, "0"),
@@ -735,10 +735,16 @@ static int check_unimplemented(const struct config_settings *s, char *em, size_t
 				config_sslmode_name(s->server_tls_sslmode));
 		return -ENOTSUP;
 	}
-	if (s->auth_type == AUTH_TYPE_CERT || s->auth_type == AUTH_TYPE_HBA ||
-			s->auth_type == AUTH_TYPE_PAM || s->auth_type == AUTH_TYPE_LDAP) {
-		msgf(em, emlen, "auth_type = %s is not implemented yet",
-				config_auth_type_name(s->auth_type));
+	if (s->auth_type == AUTH_TYPE_CERT) {
+		msgf(em, emlen, "auth_type = cert needs client TLS certificates, which this build "
+				"does not have (client TLS is not implemented)");
+		return -ENOTSUP;
+	}
+	if (s->auth_type == AUTH_TYPE_PAM || s->auth_type == AUTH_TYPE_LDAP) {
+		msgf(em, emlen, "auth_type = %s is not supported by pgslab (it would need a "
+				"blocking %s conversation moved off the event loop into a worker thread)",
+				config_auth_type_name(s->auth_type),
+				s->auth_type == AUTH_TYPE_PAM ? "PAM" : "LDAP");
 		return -ENOTSUP;
 	}
 	return 0;

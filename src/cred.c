@@ -15,12 +15,8 @@
 #include "slab.h"
 #include "userlist.h"
 
-/* <cr> as the auth_file says now: listed with <e>'s secret, or unlisted. */
-static void cred_sync(struct cred *cr, const struct userlist_entry *e)
+static void set_secret(struct cred *cr, const char *secret)
 {
-	const char *secret = e ? e->secret : "";
-
-	cr->listed = e != NULL;
 	if (strcmp(cr->secret, secret) == 0 && cr->kind == (uint8_t)pwd_classify(secret))
 		return;
 	snprintf(cr->secret, sizeof(cr->secret), "%s", secret);
@@ -31,6 +27,59 @@ static void cred_sync(struct cred *cr, const struct userlist_entry *e)
 	cr->has_derived = false;
 	cr->has_client_key = false;
 	memset(cr->client_key, 0, sizeof(cr->client_key));
+}
+
+/* <cr> as the auth_file says now: listed with <e>'s secret, or unlisted. */
+static void cred_sync(struct cred *cr, const struct userlist_entry *e)
+{
+	cr->listed = e != NULL;
+	set_secret(cr, e ? e->secret : "");
+}
+
+void cred_set_secret(struct cred *cr, const char *secret)
+{
+	set_secret(cr, secret);
+}
+
+/* A new cred named <name> (<dkey>: dynamic, by that key) in <idx>; NULL
+ * when out of memory. */
+static struct cred *cred_new(struct proxy *p, struct nametab *idx, const char *name,
+		const char *dkey)
+{
+	struct cred *cr = slab_alloc(p->cred_cache);
+
+	if (cr == NULL)
+		return NULL;
+	memset(cr, 0, sizeof(*cr));
+	strcpy(cr->name, name);
+	if (dkey) {
+		strcpy(cr->dkey, dkey);
+		cr->dynamic = true;
+	} else {
+		cr->kind = 0xff; /* force cred_sync to classify */
+	}
+	if (nametab_add(idx, &cr->hnode) < 0) {
+		slab_free(p->cred_cache, cr);
+		return NULL;
+	}
+	list_append(&p->creds, &cr->node);
+	return cr;
+}
+
+struct cred *cred_dynamic(struct proxy *p, const char *authdb, const char *user, bool create)
+{
+	char key[sizeof(((struct cred *)0)->dkey)];
+	struct nametab_node *n;
+
+	if (strlen(authdb) >= NAME_MAX_LEN || strlen(user) >= NAME_MAX_LEN)
+		return NULL;
+	/* the auth database first: its name comes from the config, so the
+	 * first \x01 splits the key even when a client's name holds one */
+	snprintf(key, sizeof(key), "%s\x01%s", authdb, user);
+	n = nametab_find(&p->dyn_index, key);
+	if (n)
+		return list_entry(n, struct cred, hnode);
+	return create ? cred_new(p, &p->dyn_index, user, key) : NULL;
 }
 
 static const struct userlist_entry *listed(struct proxy *p, const char *name)
@@ -49,18 +98,9 @@ struct cred *cred_find(struct proxy *p, const char *name, bool create)
 	e = listed(p, name);
 	if ((e == NULL && !create) || strlen(name) >= NAME_MAX_LEN)
 		return NULL;
-	cr = slab_alloc(p->cred_cache);
-	if (cr == NULL)
-		return NULL;
-	memset(cr, 0, sizeof(*cr));
-	strcpy(cr->name, name);
-	cr->kind = 0xff; /* force cred_sync to classify */
-	if (nametab_add(&p->cred_index, &cr->hnode) < 0) {
-		slab_free(p->cred_cache, cr);
-		return NULL;
-	}
-	cred_sync(cr, e);
-	list_append(&p->creds, &cr->node);
+	cr = cred_new(p, &p->cred_index, name, NULL);
+	if (cr)
+		cred_sync(cr, e);
 	return cr;
 }
 
@@ -94,7 +134,9 @@ void cred_sync_all(struct proxy *p)
 
 	list_for_each(it, &p->creds) {
 		struct cred *cr = list_entry(it, struct cred, node);
-		cred_sync(cr, listed(p, cr->name));
+
+		if (!cr->dynamic) /* auth_query's answers are not the auth_file's */
+			cred_sync(cr, listed(p, cr->name));
 	}
 }
 
@@ -110,4 +152,5 @@ void cred_destroy_all(struct proxy *p)
 		slab_free(p->cred_cache, cr);
 	}
 	nametab_destroy(&p->cred_index);
+	nametab_destroy(&p->dyn_index);
 }

@@ -18,6 +18,7 @@
 
 #include <string.h>
 
+#include "authq.h"
 #include "cred.h"
 #include "log.h"
 #include "proto.h"
@@ -95,6 +96,7 @@ struct pool *pool_get(struct proxy *p, struct db *db, struct cred *cred)
 	list_init(&pool->waiting);
 	list_init(&pool->clients);
 	list_init(&pool->welcome_wait);
+	list_init(&pool->lookups);
 	pool_refresh_mode(pool);
 	if (db->budget == NULL)
 		db->budget = budget_create(1);
@@ -124,6 +126,7 @@ static void server_unlist(struct server *s)
 		break;
 	case SV_ACTIVE:
 	case SV_RESET:
+	case SV_AUTHQ:
 		pool->n_active--;
 		break;
 	default:
@@ -213,21 +216,49 @@ bool pool_prepare(struct server *s)
 	return true;
 }
 
+/* Move idle-or-new <s> to pool->active in <state>. */
+static void server_activate(struct server *s, enum server_state state)
+{
+	struct pool *pool = s->pool;
+
+	server_unlist(s);
+	s->state = (uint8_t)state;
+	list_append(&pool->active, &s->node);
+	pool->n_active++;
+	pool->st.server_assignment_count++;
+}
+
 /* Link <c> and idle-or-new server <s>; see pool_prepare() for the result. */
 static bool link_pair(struct client *c, struct server *s)
 {
-	struct pool *pool = c->pool;
-
-	server_unlist(s);
-	s->state = SV_ACTIVE;
-	list_append(&pool->active, &s->node);
-	pool->n_active++;
+	server_activate(s, SV_ACTIVE);
 	s->client = c;
 	c->server = s;
 	s->prep = 0;
 	stream_link(&c->st, &s->st);
-	pool->st.server_assignment_count++;
 	return pool_prepare(s);
+}
+
+/* Hand idle <s> to lookup <r> (an auth_query: no client, no SET sync). */
+static void run_lookup(struct server *s, struct authq_req *r)
+{
+	server_activate(s, SV_AUTHQ);
+	authq_run(s, r);
+}
+
+void pool_lookup(struct pool *pool, struct authq_req *r)
+{
+	struct proxy *p = pool->proxy;
+
+	if (!p->paused && !pool->db->paused && !list_empty(&pool->idle)) {
+		pool->st.hits++;
+		run_lookup(list_first_entry(&pool->idle, struct server, node), r);
+		return;
+	}
+	pool->st.misses++;
+	list_append(&pool->lookups, &r->node);
+	pool->n_lookups++;
+	pool_launch(pool);
 }
 
 bool pool_assign(struct client *c)
@@ -284,6 +315,16 @@ static bool give_to_waiter(struct server *s)
 
 	if (p->paused || pool->db->paused)
 		return false;
+	if (!list_empty(&pool->lookups)) {
+		/* logins wait on lookups: they go first */
+		struct authq_req *r = list_first_entry(&pool->lookups, struct authq_req, node);
+
+		list_del(&r->node);
+		list_init(&r->node);
+		pool->n_lookups--;
+		run_lookup(s, r);
+		return true;
+	}
 	c = NULL;
 	{
 		struct list *it;
@@ -452,7 +493,8 @@ static void member_sync(struct pool *pool, int64_t now)
 		size += reserve_size(pool);
 	m->max = size > 0 ? (unsigned)size : 0;
 	m->used = (unsigned)pool->n_servers;
-	m->demand = (unsigned)(pool->n_waiting + pool->n_active + (pool->n_welcome > 0));
+	m->demand = (unsigned)(pool->n_waiting + pool->n_lookups + pool->n_active +
+			       (pool->n_welcome > 0));
 	/* shares in proportion to demand: every waiting client counts the same,
 	 * whichever pool it is in; pool_weight scales that */
 	m->weight = (unsigned)pool->db->pool_weight * (m->demand > 0 ? m->demand : 1);
@@ -515,7 +557,8 @@ static int pool_room(struct pool *pool, int want, int64_t now)
 		budget_touch(b, &pool->bm);
 		room += (int)got;
 	}
-	if (room < want && room <= 0 && (pool->n_waiting > 0 || pool->n_welcome > 0)) {
+	if (room < want && room <= 0 &&
+			(pool->n_waiting > 0 || pool->n_welcome > 0 || pool->n_lookups > 0)) {
 		struct budget_member *vm = budget_pick_victim(b, &pool->bm);
 		struct pool *victim = vm ? (struct pool *)(void *)((char *)vm -
 							offsetof(struct pool, bm)) : NULL;
@@ -574,8 +617,8 @@ void pool_launch(struct pool *pool)
 		return;
 	pool->launching = true;
 	for (;;) {
-		int want = pool->n_waiting + (pool->n_welcome > 0 && pool->n_servers == 0) -
-			   pool->n_login;
+		int want = pool->n_waiting + pool->n_lookups +
+			   (pool->n_welcome > 0 && pool->n_servers == 0) - pool->n_login;
 
 		if (pool->n_servers + (want > 0 ? want : 0) < min)
 			want = min - pool->n_servers;
@@ -583,6 +626,7 @@ void pool_launch(struct pool *pool)
 			break;
 		if (server_launch(pool) == NULL) {
 			pool->retry_at_us = now + 1000000;
+			authq_pool_failed(pool, "could not connect");
 			break;
 		}
 	}
@@ -608,6 +652,7 @@ void pool_fail_waiting(struct pool *pool, const char *sqlstate, const char *msg)
 {
 	pool_close_clients(&pool->welcome_wait, sqlstate, msg);
 	pool_close_clients(&pool->waiting, sqlstate, msg);
+	authq_pool_failed(pool, msg);
 }
 
 /* client_close() the clients of <l> that have waited <timeout> or more. */
@@ -699,7 +744,8 @@ static void janitor_pool(struct pool *pool, int64_t now)
 		}
 	}
 	/* also retries a cold pool whose first connect failed */
-	if (pool->n_waiting > 0 || pool->n_welcome > 0 || pool->n_servers < min)
+	if (pool->n_waiting > 0 || pool->n_welcome > 0 || pool->n_lookups > 0 ||
+			pool->n_servers < min)
 		pool_launch(pool);
 }
 
@@ -711,6 +757,8 @@ void pool_janitor(struct proxy *p)
 
 	list_for_each_safe(it, tmp, &p->pools)
 		janitor_pool(list_entry(it, struct pool, node), now);
+	/* a lookup never outlives the logins it serves */
+	authq_expire(p, now, login_to > 0 ? login_to : 60 * 1000000);
 	/* give memory back after bursts: empty slabs, then free 4 MiB blocks */
 	if (now - p->last_reap_us > 10 * 1000000) {
 		p->last_reap_us = now;
@@ -735,7 +783,7 @@ void pool_destroy_unused(struct proxy *p)
 		struct pool *pool = list_entry(it, struct pool, node);
 
 		if (!pool->db->dead || pool->n_servers || pool->n_clients || pool->n_waiting ||
-				pool->n_welcome)
+				pool->n_welcome || pool->n_lookups)
 			continue;
 		list_del(&pool->node);
 		budget_leave(pool->db->budget, &pool->bm);

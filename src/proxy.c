@@ -19,9 +19,12 @@
 #include <sys/un.h>
 #include <time.h>
 
+#include "authq.h"
 #include "cancel.h"
 #include "admin.h"
 #include "control.h"
+#include "hba.h"
+#include "ident.h"
 #include "cred.h"
 #include "listener.h"
 #include "log.h"
@@ -283,16 +286,47 @@ static struct userlist *load_userlist(struct config *cfg, char *err, size_t errl
 	return userlist_load(cfg->s.auth_file, err, errlen);
 }
 
+/* auth_hba_file with its auth_ident_file; NULL (and *<rc> 0) when none is
+ * set, NULL with *<rc> < 0 and <err> when one does not load. */
+static struct hba *load_hba(const struct config *cfg, int *rc, char *err, size_t errlen)
+{
+	struct ident *id;
+
+	*rc = 0;
+	if (cfg->s.auth_hba_file[0] == 0) {
+		if (cfg->s.auth_type == AUTH_TYPE_HBA) {
+			snprintf(err, errlen, "auth_type = hba needs auth_hba_file");
+			*rc = -EINVAL;
+		}
+		return NULL;
+	}
+	id = cfg->s.auth_ident_file[0] ? ident_load(cfg->s.auth_ident_file, err, errlen) :
+					 ident_empty();
+	if (id == NULL) {
+		*rc = -EINVAL;
+		return NULL;
+	}
+	return hba_load(cfg->s.auth_hba_file, id, err, errlen); /* frees <id> on failure */
+}
+
 int proxy_apply_config(struct proxy *p, struct config *cfg, char *err, size_t errlen)
 {
 	struct userlist *ul = NULL;
-	int i;
+	struct hba *hba;
+	int i, rc;
 
+	hba = load_hba(cfg, &rc, err, errlen);
+	if (hba == NULL && (rc < 0 || cfg->s.auth_hba_file[0]))
+		return -EINVAL;
 	if (cfg->s.auth_file[0]) {
 		ul = load_userlist(cfg, err, errlen);
-		if (ul == NULL)
+		if (ul == NULL) {
+			hba_free(hba);
 			return -EINVAL;
+		}
 	}
+	hba_free(p->hba);
+	p->hba = hba;
 	for (i = 0; i < cfg->n_warnings; i++)
 		if (!cfg->warnings[i].is_default)
 			log_warning("%s", cfg->warnings[i].msg);
@@ -404,13 +438,13 @@ int proxy_reload(struct proxy *p, char *err, size_t errlen)
 	struct list *it;
 
 	if (cfg == NULL) {
-		log_error("reload failed: %s", err);
+		log_error("reload failed, the running configuration stays in force: %s", err);
 		return -EINVAL;
 	}
 	if (p->cfg)
 		config_foreach_changed(p->cfg, cfg, reload_report, NULL);
 	if (proxy_apply_config(p, cfg, err, errlen) < 0) {
-		log_error("reload failed: %s", err);
+		log_error("reload failed, the running configuration stays in force: %s", err);
 		config_free(cfg);
 		return -EINVAL;
 	}
@@ -497,6 +531,8 @@ int proxy_init(struct proxy *p, const char *config_path, struct config *cfg, cha
 	list_init(&p->cancels);
 	NAMETAB_INIT(&p->db_index, struct db, hnode, name);
 	NAMETAB_INIT(&p->cred_index, struct cred, hnode, name);
+	NAMETAB_INIT(&p->dyn_index, struct cred, hnode, dkey);
+	NAMETAB_INIT(&p->authq_index, struct authq_req, hnode, key);
 	list_init(&p->dead_clients);
 	list_init(&p->dead_servers);
 	list_init(&p->dead_cancels);
@@ -523,9 +559,11 @@ int proxy_init(struct proxy *p, const char *config_path, struct config *cfg, cha
 	p->cancel_cache = slab_cache_create(p->arena, "cancel_req", sizeof(struct cancel_req), 0, NULL,
 			NULL, NULL);
 	p->varset_cache = slab_cache_create(p->arena, "varset", sizeof(struct varset), 0, NULL, NULL, NULL);
+	p->authq_cache = slab_cache_create(p->arena, "auth_query", sizeof(struct authq_req), 0, NULL,
+			NULL, NULL);
 	if (!p->client_cache || !p->server_cache || !p->client_login_cache || !p->server_login_cache ||
 			!p->pool_cache || !p->db_cache || !p->cred_cache || !p->cancel_cache ||
-			!p->varset_cache) {
+			!p->varset_cache || !p->authq_cache) {
 		snprintf(err, errlen, "could not create slab caches");
 		return -ENOMEM;
 	}
@@ -661,6 +699,7 @@ void proxy_destroy(struct proxy *p)
 	}
 	nametab_destroy(&p->db_index);
 	cred_destroy_all(p);
+	authq_destroy_all(p);
 	metrics_stop(p);
 	control_destroy(p);
 	cancel_destroy(p);
@@ -672,6 +711,8 @@ void proxy_destroy(struct proxy *p)
 			event_del(&p->sig_ev[i]);
 	if (p->userlist)
 		userlist_free(p->userlist);
+	hba_free(p->hba);
+	p->hba = NULL;
 	if (p->cfg)
 		config_free(p->cfg);
 	if (p->base)

@@ -35,6 +35,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "authq.h"
 #include "cred.h"
 #include "log.h"
 #include "proto.h"
@@ -147,6 +148,7 @@ void server_close(struct server *s, const char *reason)
 	}
 	login_free(s);
 	pool_server_gone(s);
+	authq_server_gone(s);
 	vars_put(p, s->vars);
 	s->vars = NULL;
 	s->state = SV_CLOSED;
@@ -649,6 +651,8 @@ static enum stream_act server_on_message(struct stream *st, uint8_t type, const 
 	case SV_RESET:
 	case SV_DRAIN:
 		return internal_message(s, type, msg, len);
+	case SV_AUTHQ:
+		return authq_server_message(s, type, msg, len);
 	default: /* idle: nobody is listening */
 		if (type == 'E') {
 			const char *m = proto_error_field(msg + PROTO_HDR_LEN, len - PROTO_HDR_LEN, 'M');
@@ -691,6 +695,10 @@ static void server_on_error(struct stream *st, enum stream_err kind, const char 
 		pool->retry_at_us = proxy_now_us() + (p->cfg->s.server_login_retry_us < 1000000 ?
 				p->cfg->s.server_login_retry_us : 1000000);
 		pool->st.server_login_fail++;
+		server_close(s, reason);
+		/* logins waiting on a lookup get an answer now, not at client_login_timeout */
+		authq_pool_failed(pool, reason ? reason : "connection failed");
+		return;
 	}
 	server_close(s, reason);
 }

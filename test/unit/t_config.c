@@ -439,9 +439,9 @@ static void test_types(void)
 	ok(cfg && cfg->s.pool_mode == POOL_MODE_STATEMENT, "pool_mode statement");
 	config_free(cfg);
 	/* security settings that are not implemented refuse to load */
-	cfg = load_setting("auth_type", "hba");
-	ok(cfg == NULL && strstr(errbuf, "auth_type = hba is not implemented"),
-			"auth_type hba refused until implemented");
+	cfg = load_setting("auth_type", "pam");
+	ok(cfg == NULL && strstr(errbuf, "auth_type = pam is not supported"),
+			"auth_type pam refused (not supported)");
 	config_free(cfg);
 	cfg = load_setting("client_tls_sslmode", "require");
 	ok(cfg == NULL && strstr(errbuf, "client_tls_sslmode = require"),
@@ -541,7 +541,7 @@ static void test_errors(void)
 	expect_error("[pgbouncer]\nauth_type = kerberos\n", 2,
 			"invalid value \"kerberos\" for auth_type: expected one of: any, trust, "
 			"plain, "
-			"md5, scram-sha-256, cert, hba, pam, ldap",
+			"md5, scram-sha-256, cert, hba, pam, ldap, peer",
 			"bad auth_type");
 	expect_error("[pgbouncer]\nquery_timeout = 1s\n", 2,
 			"invalid value \"1s\" for query_timeout: expected a number of seconds",
