@@ -48,7 +48,7 @@ UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BUILD)/test/%)
 
 # Debian packages the build, the tests, the demo and the benchmarks need.
 DEB_PKGS := gcc make pkg-config perl libevent-dev libssl-dev libpq-dev \
-            postgresql-15 postgresql-client-15 libdbd-pg-perl \
+            postgresql-15 postgresql-client-15 libdbd-pg-perl libio-socket-ssl-perl python3-psycopg2 \
             pgbouncer valgrind strace procps libjemalloc-dev libmimalloc-dev gnuplot-nox \
             prometheus pandoc
 

@@ -724,17 +724,6 @@ const char *config_setting_get(const struct config *cfg, const char *key, char *
  * 0, or -ENOTSUP with the reason in <em>. */
 static int check_unimplemented(const struct config_settings *s, char *em, size_t emlen)
 {
-	if (s->client_tls_sslmode != SSLMODE_DISABLE) {
-		msgf(em, emlen, "client_tls_sslmode = %s: TLS is not implemented yet (only disable)",
-				config_sslmode_name(s->client_tls_sslmode));
-		return -ENOTSUP;
-	}
-	if (s->server_tls_sslmode >= SSLMODE_REQUIRE) {
-		msgf(em, emlen,
-				"server_tls_sslmode = %s: TLS is not implemented yet (disable, allow or prefer)",
-				config_sslmode_name(s->server_tls_sslmode));
-		return -ENOTSUP;
-	}
 	if (s->auth_type == AUTH_TYPE_CERT || s->auth_type == AUTH_TYPE_HBA ||
 			s->auth_type == AUTH_TYPE_PAM || s->auth_type == AUTH_TYPE_LDAP) {
 		msgf(em, emlen, "auth_type = %s is not implemented yet",

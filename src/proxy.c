@@ -27,6 +27,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "proto.h"
+#include "tls.h"
 #include "sdnotify.h"
 #include "slab.h"
 #include "userlist.h"
@@ -143,22 +144,27 @@ static struct db *db_new(struct proxy *p, const char *name)
 	return db;
 }
 
+static void pool_close_servers(struct pool *pool)
+{
+	struct list *s;
+
+	list_for_each(s, &pool->idle)
+		list_entry(s, struct server, node)->close_needed = true;
+	list_for_each(s, &pool->active)
+		list_entry(s, struct server, node)->close_needed = true;
+	list_for_each(s, &pool->login)
+		list_entry(s, struct server, node)->close_needed = true;
+}
+
 static void db_close_servers(struct proxy *p, struct db *db)
 {
 	struct list *it;
 
 	list_for_each(it, &p->pools) {
 		struct pool *pool = list_entry(it, struct pool, node);
-		struct list *s;
 
-		if (pool->db != db)
-			continue;
-		list_for_each(s, &pool->idle)
-			list_entry(s, struct server, node)->close_needed = true;
-		list_for_each(s, &pool->active)
-			list_entry(s, struct server, node)->close_needed = true;
-		list_for_each(s, &pool->login)
-			list_entry(s, struct server, node)->close_needed = true;
+		if (pool->db == db)
+			pool_close_servers(pool);
 	}
 }
 
@@ -283,6 +289,64 @@ static struct userlist *load_userlist(struct config *cfg, char *err, size_t errl
 	return userlist_load(cfg->s.auth_file, err, errlen);
 }
 
+static void tls_settings_of(const struct config_settings *s, bool clients,
+		struct tls_settings *ts)
+{
+	memset(ts, 0, sizeof(*ts));
+	if (clients) {
+		ts->mode = (enum tls_mode)s->client_tls_sslmode;
+		ts->key_file = s->client_tls_key_file;
+		ts->cert_file = s->client_tls_cert_file;
+		ts->ca_file = s->client_tls_ca_file;
+		ts->protocols = s->client_tls_protocols;
+		ts->ciphers = s->client_tls_ciphers;
+		ts->tls13_ciphers = s->client_tls13_ciphers;
+		ts->ecdhcurve = s->client_tls_ecdhcurve;
+		ts->dheparams = s->client_tls_dheparams;
+	} else {
+		ts->mode = (enum tls_mode)s->server_tls_sslmode;
+		ts->key_file = s->server_tls_key_file;
+		ts->cert_file = s->server_tls_cert_file;
+		ts->ca_file = s->server_tls_ca_file;
+		ts->protocols = s->server_tls_protocols;
+		ts->ciphers = s->server_tls_ciphers;
+		ts->tls13_ciphers = s->server_tls13_ciphers;
+	}
+}
+
+/* Build both TLS contexts from <cfg> (certificate files are read again on
+ * every reload) and swap them in only if both succeed.  Live connections
+ * keep the context they started with.  Servers are recycled (close_needed)
+ * only when a server_tls_* setting changed, as PgBouncer 1.24. */
+static int apply_tls(struct proxy *p, const struct config *cfg, char *err, size_t errlen)
+{
+	struct tls_settings cs, ss, old;
+	struct tls_ctx *acc = NULL, *con = NULL;
+	struct list *it;
+
+	tls_settings_of(&cfg->s, true, &cs);
+	tls_settings_of(&cfg->s, false, &ss);
+	if (cs.mode != TLS_MODE_DISABLE && (acc = tls_ctx_new(&cs, true, err, errlen)) == NULL)
+		return -EINVAL;
+	if (ss.mode != TLS_MODE_DISABLE && (con = tls_ctx_new(&ss, false, err, errlen)) == NULL) {
+		tls_ctx_free(acc);
+		return -EINVAL;
+	}
+	if (p->cfg) {
+		tls_settings_of(&p->cfg->s, false, &old);
+		if (!tls_settings_equal(&old, &ss)) {
+			log_info("server TLS settings changed: reconnecting servers");
+			list_for_each(it, &p->pools)
+				pool_close_servers(list_entry(it, struct pool, node));
+		}
+	}
+	tls_ctx_free(p->sctx.tls_accept);
+	p->sctx.tls_accept = acc;
+	tls_ctx_free(p->tls_connect);
+	p->tls_connect = con;
+	return 0;
+}
+
 int proxy_apply_config(struct proxy *p, struct config *cfg, char *err, size_t errlen)
 {
 	struct userlist *ul = NULL;
@@ -292,6 +356,11 @@ int proxy_apply_config(struct proxy *p, struct config *cfg, char *err, size_t er
 		ul = load_userlist(cfg, err, errlen);
 		if (ul == NULL)
 			return -EINVAL;
+	}
+	if (apply_tls(p, cfg, err, errlen) < 0) {
+		if (ul)
+			userlist_free(ul);
+		return -EINVAL;
 	}
 	for (i = 0; i < cfg->n_warnings; i++)
 		if (!cfg->warnings[i].is_default)
@@ -672,6 +741,10 @@ void proxy_destroy(struct proxy *p)
 			event_del(&p->sig_ev[i]);
 	if (p->userlist)
 		userlist_free(p->userlist);
+	tls_ctx_free(p->sctx.tls_accept);
+	p->sctx.tls_accept = NULL;
+	tls_ctx_free(p->tls_connect);
+	p->tls_connect = NULL;
 	if (p->cfg)
 		config_free(p->cfg);
 	if (p->base)
