@@ -1091,6 +1091,21 @@ static void show_mem(struct client *c)
 	v[3] = fu(&f, ss.free_calls);
 	v[4] = "0";
 	rs_row(&r, v);
+	{
+		/* OpenSSL record buffers kept for reuse: used = reuses, free =
+		 * buffers waiting, memtotal = their bytes */
+		uint64_t reuses;
+		unsigned cached;
+		size_t bytes;
+
+		sysalloc_ossl_stats(&reuses, &cached, &bytes);
+		v[0] = "openssl_buffers";
+		v[1] = "0";
+		v[2] = fu(&f, reuses);
+		v[3] = fu(&f, cached);
+		v[4] = fu(&f, bytes);
+		rs_row(&r, v);
+	}
 	v[0] = "arena";
 	v[1] = fu(&f, SLAB_PAGE_SIZE);
 	v[2] = fu(&f, as.used_bytes);

@@ -30,6 +30,7 @@
 #include "tls.h"
 #include "sdnotify.h"
 #include "slab.h"
+#include "sysalloc.h"
 #include "userlist.h"
 #include "vars.h"
 
@@ -144,27 +145,22 @@ static struct db *db_new(struct proxy *p, const char *name)
 	return db;
 }
 
-static void pool_close_servers(struct pool *pool)
-{
-	struct list *s;
-
-	list_for_each(s, &pool->idle)
-		list_entry(s, struct server, node)->close_needed = true;
-	list_for_each(s, &pool->active)
-		list_entry(s, struct server, node)->close_needed = true;
-	list_for_each(s, &pool->login)
-		list_entry(s, struct server, node)->close_needed = true;
-}
-
 static void db_close_servers(struct proxy *p, struct db *db)
 {
 	struct list *it;
 
 	list_for_each(it, &p->pools) {
 		struct pool *pool = list_entry(it, struct pool, node);
+		struct list *s;
 
-		if (pool->db == db)
-			pool_close_servers(pool);
+		if (pool->db != db)
+			continue;
+		list_for_each(s, &pool->idle)
+			list_entry(s, struct server, node)->close_needed = true;
+		list_for_each(s, &pool->active)
+			list_entry(s, struct server, node)->close_needed = true;
+		list_for_each(s, &pool->login)
+			list_entry(s, struct server, node)->close_needed = true;
 	}
 }
 
@@ -316,13 +312,14 @@ static void tls_settings_of(const struct config_settings *s, bool clients,
 
 /* Build both TLS contexts from <cfg> (certificate files are read again on
  * every reload) and swap them in only if both succeed.  Live connections
- * keep the context they started with.  Servers are recycled (close_needed)
- * only when a server_tls_* setting changed, as PgBouncer 1.24. */
+ * keep the context they started with.  Returns 1 when a server_tls_*
+ * setting changed (the servers are then recycled, as PgBouncer 1.24 does),
+ * 0, or -EINVAL with <err>. */
 static int apply_tls(struct proxy *p, const struct config *cfg, char *err, size_t errlen)
 {
 	struct tls_settings cs, ss, old;
 	struct tls_ctx *acc = NULL, *con = NULL;
-	struct list *it;
+	int changed = 0;
 
 	tls_settings_of(&cfg->s, true, &cs);
 	tls_settings_of(&cfg->s, false, &ss);
@@ -334,30 +331,26 @@ static int apply_tls(struct proxy *p, const struct config *cfg, char *err, size_
 	}
 	if (p->cfg) {
 		tls_settings_of(&p->cfg->s, false, &old);
-		if (!tls_settings_equal(&old, &ss)) {
-			log_info("server TLS settings changed: reconnecting servers");
-			list_for_each(it, &p->pools)
-				pool_close_servers(list_entry(it, struct pool, node));
-		}
+		changed = !tls_settings_equal(&old, &ss);
 	}
 	tls_ctx_free(p->sctx.tls_accept);
 	p->sctx.tls_accept = acc;
 	tls_ctx_free(p->tls_connect);
 	p->tls_connect = con;
-	return 0;
+	return changed;
 }
 
 int proxy_apply_config(struct proxy *p, struct config *cfg, char *err, size_t errlen)
 {
 	struct userlist *ul = NULL;
-	int i;
+	int i, tls_changed;
 
 	if (cfg->s.auth_file[0]) {
 		ul = load_userlist(cfg, err, errlen);
 		if (ul == NULL)
 			return -EINVAL;
 	}
-	if (apply_tls(p, cfg, err, errlen) < 0) {
+	if ((tls_changed = apply_tls(p, cfg, err, errlen)) < 0) {
 		if (ul)
 			userlist_free(ul);
 		return -EINVAL;
@@ -381,6 +374,10 @@ int proxy_apply_config(struct proxy *p, struct config *cfg, char *err, size_t er
 	apply_dbs(p);
 	cred_sync_all(p);
 	pool_budget_refresh(p);
+	if (tls_changed) {
+		log_info("server TLS settings changed: reconnecting servers");
+		control_reconnect(p, NULL);
+	}
 	return 0;
 }
 
@@ -745,6 +742,7 @@ void proxy_destroy(struct proxy *p)
 	p->sctx.tls_accept = NULL;
 	tls_ctx_free(p->tls_connect);
 	p->tls_connect = NULL;
+	sysalloc_trim();
 	if (p->cfg)
 		config_free(p->cfg);
 	if (p->base)

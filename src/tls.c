@@ -183,7 +183,8 @@ static int setup_accept(SSL_CTX *c, const struct tls_settings *ts, char *err, si
 	if (!unset(ts->ca_file)) {
 		STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(ts->ca_file);
 
-		if (names == NULL) {
+		if (names == NULL || SSL_CTX_load_verify_locations(c, ts->ca_file, NULL) != 1) {
+			sk_X509_NAME_pop_free(names, X509_NAME_free);
 			snprintf(err, errlen, "%s", err_take(ts->ca_file));
 			return -1;
 		}

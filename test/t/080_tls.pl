@@ -19,7 +19,7 @@ my $c = make_certs($certdir);
 # The cluster: ssl=on with the test server certificate (its own copies, owned by the
 # server's OS user as PostgreSQL demands); user "tlsonly" may log in over TLS only.
 my $node = PgSlab::Test::Cluster->new(name => 'c080',
-	hba => [ 'hostnossl all tlsonly 127.0.0.1/32 reject' ]);
+	hba => [ 'hostnossl all tlsonly 127.0.0.1/32 reject', 'hostssl all app 127.0.0.1/32 cert' ]);
 {
 	my $dd = $node->data_dir;
 	copy($c->{server_crt}, "$dd/server.crt") or die $!;
@@ -145,6 +145,26 @@ if ($dbh) {
 	is($v, 1000000, 'DBD::Pg over TLS: a query answered');
 	my ($big) = $dbh->selectrow_array(q{SELECT repeat('abcdefgh', 8 * 1024 * 1024)});
 	is(length($big // ''), 64 * 1024 * 1024, 'a 64 MiB value through TLS on both sides');
+}
+
+{
+	my $py = <<'PY';
+import sys, psycopg2
+conn = psycopg2.connect(host=sys.argv[1], port=int(sys.argv[2]), user=sys.argv[3],
+                        password=sys.argv[4], dbname='postgres', sslmode='verify-full',
+                        sslrootcert=sys.argv[5])
+cur = conn.cursor()
+cur.execute("SELECT %s::int + 1", (41,))
+print("answer", cur.fetchone()[0])
+cur.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+print("server_ssl", cur.fetchone()[0])
+conn.close()
+PY
+	my ($prc, $pout, $perr) = PgSlab::Test::Cluster::run_command(
+		[ '/usr/bin/python3', '-c', $py, $proxy->host, $proxy->port, $node->superuser,
+		  $node->superuser_password, $c->{ca} ], timeout => 60);
+	ok($prc == 0 && $pout =~ /^answer 42$/m && $pout =~ /^server_ssl True$/m,
+		'python3 psycopg2 sslmode=verify-full through pgslab') or diag("$perr\n$pout");
 }
 
 # --- hostile clients (pgslab keeps serving) ------------------------------------------------------------
@@ -275,6 +295,118 @@ alive_ok($proxy, 'after direct TLS');
 	$keep->disconnect;
 }
 
+# --- allocator calls per transaction over TLS (plain: 0, see 019) ---------------------------------------
+sub sysalloc_calls
+{
+	my ($p) = @_;
+	my ($row) = grep { $_->{name} eq 'sysalloc_calls' } $p->admin_hash('SHOW MEM',
+		params => { sslmode => 'require' });
+	return $row ? $row->{used} : undef;
+}
+{
+	my @b = ('-n', '-S', '-c', '4', '-j', '2');
+	my %o = (env => { PGSSLMODE => 'require' }, timeout => 120);
+	$proxy->pgbench(@b, '-t', '300', {%o});
+	my $a0 = sysalloc_calls($proxy);
+	my ($r1, $o1) = $proxy->pgbench(@b, '-t', '200', {%o});
+	my $a1 = sysalloc_calls($proxy);
+	my ($r2, $o2) = $proxy->pgbench(@b, '-t', '2200', {%o});
+	my $a2 = sysalloc_calls($proxy);
+	ok($r1 == 0 && $r2 == 0, 'pgbench -S over TLS for the allocator count');
+	my $per_txn = (($a2 - $a1) - ($a1 - $a0)) / (4 * 2000);
+	my $per_login = (($a1 - $a0) - 800 * $per_txn) / 5;
+	diag(sprintf('TLS: %.2f system-allocator calls per transaction (both legs), about %.0f per TLS '
+		. 'client login (handshake + console login)', $per_txn, $per_login));
+	# OpenSSL's per-record blocks come back from sysalloc's magazines (SHOW MEM openssl_buffers)
+	ok($per_txn < 0.05, "TLS: no system-allocator call per transaction ($per_txn)");
+	my ($ob) = grep { $_->{name} eq 'openssl_buffers' } $proxy->admin_hash('SHOW MEM',
+		params => { sslmode => 'require' });
+	ok($ob && $ob->{used} > 8000, "SHOW MEM openssl_buffers: blocks reused ($ob->{used}), "
+		. "$ob->{free} waiting, $ob->{memtotal} bytes");
+}
+
+# --- client certificates: verify-ca / verify-full set by RELOAD ----------------------------------------
+{
+	$proxy->set(client_tls_sslmode => 'verify-full');
+	$proxy->reload;
+	my %cert = (sslcert => $c->{client_crt}, sslkey => $c->{client_key});
+	my $ok = 0;
+	for (1 .. 50) {
+		my ($r, $o, $e) = $proxy->psql('postgres', 'SELECT 1', params => { sslmode => 'require' });
+		if ($r != 0) { $ok = 1; last }
+		sleep 0.1;
+	}
+	ok($ok, 'client_tls_sslmode=verify-full after RELOAD: a client without certificate is refused');
+	my ($r, $o, $e) = $proxy->psql('postgres', 'SELECT 7', params => { sslmode => 'require', %cert });
+	ok($r == 0 && $o =~ /^7$/m, 'a client with a certificate from client_tls_ca_file logs in') or diag($e);
+	my ($r3) = grep { defined } ($proxy->psql('postgres', 'SELECT 1', params => { sslmode => 'require',
+		sslcert => $c->{server_crt}, sslkey => $c->{server_key} }))[0];
+	is($r3, 0, 'any certificate the CA signed will do (name checks are for auth_type=cert)');
+	$proxy->set(client_tls_sslmode => 'require');
+	$proxy->reload;
+}
+
 is($proxy->stop, 0, 'pgslab exits cleanly');
+
+# --- server side: client certificate to the server, verify-ca, a changed setting recycles servers -------
+{
+	my $p2 = PgSlab::Test::Proxy->new(cluster => $node, name => 'p080_srv',
+		databases => { certdb => "host=127.0.0.1 port=$cport dbname=postgres user=app" },
+		settings => { server_tls_sslmode => 'verify-ca', server_tls_ca_file => $c->{ca},
+			server_tls_cert_file => $c->{client_crt}, server_tls_key_file => $c->{client_key},
+			pool_mode => 'session' });
+	$p2->start;
+	my $s = raw_connect($p2->host, $p2->port);
+	raw_send($s, ssl_request());
+	is(raw_read_n($s, 1, time + 5), 'N', "client_tls_sslmode=disable: SSLRequest answered 'N'");
+	close $s;
+	my ($r, $o, $e) = $p2->psql('certdb',
+		'SELECT current_user, s.ssl FROM pg_stat_ssl s WHERE s.pid = pg_backend_pid()');
+	ok($r == 0 && $o =~ /^app\|t$/m,
+		'server_tls_cert_file/key_file: pgslab logs in to the server with a client certificate (hostssl cert)')
+	    or diag($e);
+	my @sv0 = map { $_->{id} } $p2->admin_hash('SHOW SERVERS');
+	ok(@sv0 >= 1, 'a server connection is pooled');
+	$p2->reload;                                   # nothing changed
+	sleep 0.3;
+	my @sv1 = map { $_->{id} } $p2->admin_hash('SHOW SERVERS');
+	is_deeply(\@sv1, \@sv0, 'RELOAD with unchanged TLS settings keeps the server connections');
+	$p2->set(server_tls_ca_file => $c->{other_ca});
+	$p2->reload;
+	my $gone = 0;
+	for (1 .. 50) {
+		my @sv = map { $_->{id} } $p2->admin_hash('SHOW SERVERS');
+		if (!grep { $_ eq $sv0[0] } @sv) { $gone = 1; last }
+		sleep 0.1;
+	}
+	ok($gone, 'a changed server_tls_ca_file recycles the idle server connections');
+	($r, $o, $e) = $p2->psql('certdb', 'SELECT 1');
+	isnt($r, 0, 'server_tls_sslmode=verify-ca with an untrusted CA: the server login fails');
+	ok($p2->wait_for_log(qr/certificate verify failed/), '... and the log says why');
+	is($p2->stop, 0, 'pgslab (server TLS) exits cleanly');
+}
+
+# --- server side against a server without TLS: require refuses, prefer falls back -----------------------
+{
+	my $plain = PgSlab::Test::Cluster->new(name => 'c080_plain');
+	$plain->start;
+	my $pport = $plain->port;
+	my $p3 = PgSlab::Test::Proxy->new(cluster => $plain, name => 'p080_plain',
+		settings => { server_tls_sslmode => 'require' });
+	$p3->start;
+	my ($r, $o, $e) = $p3->psql('postgres', 'SELECT 1');
+	isnt($r, 0, 'server_tls_sslmode=require against a server without TLS: refused');
+	ok($p3->wait_for_log(qr/server refused SSL/), "... with PgBouncer's words: server refused SSL");
+	$p3->set(server_tls_sslmode => 'prefer');
+	$p3->reload;
+	my $ok = 0;
+	for (1 .. 50) {
+		($r, $o, $e) = $p3->psql('postgres', 'SELECT s.ssl FROM pg_stat_ssl s WHERE s.pid = pg_backend_pid()');
+		if ($r == 0) { $ok = 1; last }
+		sleep 0.2;
+	}
+	ok($ok && $o =~ /^f$/m, 'server_tls_sslmode=prefer (the default) falls back to plain') or diag($e);
+	is($p3->stop, 0, 'pgslab (plain server) exits cleanly');
+}
 
 done_testing();
