@@ -5,7 +5,9 @@ use strict;
 use warnings;
 
 use File::Copy qw(copy);
+use IO::Socket::INET;
 use IO::Socket::SSL;
+use POSIX ();
 use Test::More;
 use Time::HiRes qw(time sleep);
 use PgSlab::Test::Cluster;
@@ -75,6 +77,8 @@ sub read_to_eof
 
 sub ssl_request { pack('NN', 8, 80877103) }
 
+my $mport = PgSlab::Test::Cluster::get_free_port();
+
 # --- client side: psql, pgbench, DBD::Pg over TLS; server side verify-full -----------------------------
 my $proxy = PgSlab::Test::Proxy->new(cluster => $node, name => 'p080',
 	databases => {
@@ -82,7 +86,7 @@ my $proxy = PgSlab::Test::Proxy->new(cluster => $node, name => 'p080',
 		tlsonly  => "host=127.0.0.1 port=$cport dbname=postgres user=tlsonly password=tlsonly_pw",
 	},
 	settings => { %client_tls, %server_tls, pool_mode => 'transaction',
-		client_login_timeout => 4 });
+		client_login_timeout => 4, metrics_listen => "127.0.0.1:$mport" });
 $proxy->start;
 
 ($rc, $out, $err) = $proxy->psql('postgres', 'SELECT 1', params => { sslmode => 'require' });
@@ -295,6 +299,20 @@ alive_ok($proxy, 'after direct TLS');
 	$keep->disconnect;
 }
 
+{
+	my $m = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $mport, Timeout => 5);
+	my $body = '';
+	if ($m) {
+		print $m "GET /metrics HTTP/1.0\r\n\r\n";
+		local $/;
+		$body = <$m> // '';
+	}
+	my ($hs) = $body =~ /^pgslab_tls_handshakes_total (\d+)$/m;
+	my ($hf) = $body =~ /^pgslab_tls_handshake_failures_total (\d+)$/m;
+	ok(($hs // 0) > 10 && ($hf // 0) >= 30,
+		"Prometheus: TLS handshakes (${\($hs // 'none')}) and failures (${\($hf // 'none')}) counted");
+}
+
 # --- allocator calls per transaction over TLS (plain: 0, see 019) ---------------------------------------
 sub sysalloc_calls
 {
@@ -384,6 +402,50 @@ is($proxy->stop, 0, 'pgslab exits cleanly');
 	isnt($r, 0, 'server_tls_sslmode=verify-ca with an untrusted CA: the server login fails');
 	ok($p2->wait_for_log(qr/certificate verify failed/), '... and the log says why');
 	is($p2->stop, 0, 'pgslab (server TLS) exits cleanly');
+}
+
+# --- hostile servers: garbage after 'S', an invalid answer, EOF after 'S' ------------------------------
+{
+	my @kids;
+	my %port;
+	for my $kind ('garbage', 'invalid', 'eof') {
+		my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 5,
+			ReuseAddr => 1) or die "listen: $!";
+		$port{$kind} = $l->sockport;
+		my $pid = fork();
+		die "fork: $!" unless defined $pid;
+		if (!$pid) {
+			my $t0 = time;
+			while (time - $t0 < 60) {
+				my $c = $l->accept or last;
+				sysread($c, my $buf, 8);
+				syswrite($c, $kind eq 'garbage' ? "S\x15\x03\x03\x00\x02\x02\x28HTTP/1.1 400 Bad\r\n\r\n"
+					: $kind eq 'invalid' ? 'E' : 'S');
+				sleep 0.2;
+				close $c;
+			}
+			POSIX::_exit(0);
+		}
+		close $l;
+		push @kids, $pid;
+	}
+	my $p4 = PgSlab::Test::Proxy->new(cluster => $node, name => 'p080_fake',
+		databases => { map { ($_ => "host=127.0.0.1 port=$port{$_} dbname=x user=x password=x") }
+			keys %port },
+		settings => { server_tls_sslmode => 'require', query_wait_timeout => 5,
+			server_login_retry => 1 });
+	$p4->start;
+	for my $kind (sort keys %port) {
+		my ($r, $o, $e) = $p4->psql($kind, 'SELECT 1', timeout => 30);
+		isnt($r, 0, "a server answering the SSLRequest with $kind: the client gets an error");
+		my @v = $p4->admin('SHOW VERSION');
+		ok(@v, "... and pgslab keeps serving");
+	}
+	ok($p4->wait_for_log(qr/TLS handshake failed/), 'the log names the failed server handshake');
+	ok($p4->wait_for_log(qr/invalid answer to SSLRequest/), 'the log names the invalid answer');
+	is($p4->stop, 0, 'pgslab (hostile servers) exits cleanly');
+	kill 'TERM', @kids;
+	waitpid($_, 0) for @kids;
 }
 
 # --- server side against a server without TLS: require refuses, prefer falls back -----------------------
