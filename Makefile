@@ -85,6 +85,7 @@ UNIT_DEPS_t_sdnotify  := sdnotify
 UNIT_DEPS_t_slab      := slab buddy sysalloc
 UNIT_DEPS_t_slab_rss  := slab buddy sysalloc
 UNIT_DEPS_t_track     := track slab buddy sysalloc
+UNIT_DEPS_t_tls       := tls
 UNIT_DEPS_t_userlist  := userlist pwd scram saslprep crypto textfile sysalloc
 
 unit_objs = $(if $(UNIT_DEPS_$(1)),$(patsubst %,$(BUILD)/%.o,$(UNIT_DEPS_$(1))),$(error no UNIT_DEPS_$(1) in the Makefile))
