@@ -122,7 +122,7 @@ struct iobuf {
 				  * retried before any injected byte */
 #define STREAM_F_SNIFF 0x1000u   /* first read: a TLS ClientHello starts direct TLS */
 #define STREAM_F_DIRECT 0x2000u  /* direct TLS: the handshake must select ALPN */
-#define STREAM_F_TLS_RDRY 0x4000u /* the last TLS read drained OpenSSL and the socket */
+#define STREAM_F_TLS_RDRY 0x4000u /* the last TLS read left nothing inside OpenSSL */
 
 #define STREAM_OUT_MAX (64u << 20) /* bytes of injected output a stream may queue */
 

@@ -93,7 +93,12 @@ static ssize_t tlsio_recv(struct stream *s, void *buf, size_t len)
 
 		if (n > 0) {
 			got += (size_t)n;
-			continue;
+			if (tls_pending(s->tls))
+				continue;
+			/* OpenSSL is empty: another SSL_read would only meet
+			 * EAGAIN on the socket (one wasted recv per event) */
+			s->flags |= STREAM_F_TLS_RDRY;
+			break;
 		}
 		if (n == TLS_WANT_READ)
 			s->flags |= STREAM_F_TLS_RDRY; /* OpenSSL and the socket are empty */
