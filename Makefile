@@ -52,7 +52,7 @@ UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BUILD)/test/%)
 
 # Debian packages the build, the tests, the demo and the benchmarks need.
 DEB_PKGS := gcc make pkg-config perl libevent-dev libssl-dev libpq-dev \
-            postgresql-15 postgresql-client-15 libdbd-pg-perl \
+            postgresql-15 postgresql-client-15 libdbd-pg-perl libio-socket-ssl-perl python3-psycopg2 \
             pgbouncer valgrind strace procps libjemalloc-dev libmimalloc-dev gnuplot-nox \
             prometheus pandoc clang libclang-rt-dev
 
@@ -90,6 +90,7 @@ UNIT_DEPS_t_sdnotify  := sdnotify
 UNIT_DEPS_t_slab      := slab buddy sysalloc
 UNIT_DEPS_t_slab_rss  := slab buddy sysalloc
 UNIT_DEPS_t_track     := track slab buddy sysalloc
+UNIT_DEPS_t_tls       := tls
 UNIT_DEPS_t_userlist  := userlist pwd scram saslprep crypto textfile sysalloc
 
 unit_objs = $(if $(UNIT_DEPS_$(1)),$(patsubst %,$(BUILD)/%.o,$(UNIT_DEPS_$(1))),$(error no UNIT_DEPS_$(1) in the Makefile))

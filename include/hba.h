@@ -16,8 +16,8 @@
  *
  * The first rule matching (connection type, address, TLS, database, user)
  * decides; none matching refuses.  This module knows nothing of sockets:
- * the caller describes the connection in struct hba_conn (is_tls included,
- * so hostssl never matches until connections can be TLS).  Any bad line
+ * the caller describes the connection in struct hba_conn (is_tls: whether
+ * the client speaks TLS, for hostssl and hostnossl).  Any bad line
  * makes the whole file fail to load with "FILE:LINE: why" (a reload then
  * keeps the rules in force).
  */

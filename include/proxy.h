@@ -243,6 +243,8 @@ struct proxy {
 	int64_t last_reap_us;
 	struct control *control;     /* console control state (control.c) */
 	struct metrics *metrics;     /* Prometheus endpoint (metrics.c) */
+	struct tls_ctx *tls_connect; /* towards servers (server_tls_*); accepting
+				      * clients: sctx.tls_accept */
 	uint8_t rnd[256];            /* OS CSPRNG bytes for cancel keys and salts */
 	uint32_t rnd_pos;
 	uint8_t mock_key[SCRAM_KEY_LEN]; /* SCRAM mock secrets for unknown users */

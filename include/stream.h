@@ -49,8 +49,11 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+struct iovec;
 struct slab_arena;
 struct stream;
+struct tls_conn;
+struct tls_ctx;
 
 /* Why a stream failed (see on_error). */
 enum stream_err {
@@ -83,6 +86,19 @@ struct stream_ops {
 	 * inside another stream operation.  The owner must stream_close() it.
 	 * <reason> is a static string. */
 	void (*on_error)(struct stream *s, enum stream_err kind, const char *reason);
+	/* Optional.  TLS negotiation ended: the handshake completed
+	 * (<encrypted>), or the server answered an SSLRequest with 'N'. */
+	void (*on_tls)(struct stream *s, bool encrypted);
+};
+
+/* How a stream moves bytes: the plain socket or TLS (tls.h).  Both return a
+ * byte count, 0 at EOF (recv), -EAGAIN when the socket is not ready (the
+ * interest needed is already set), -ECANCELED when the operation failed the
+ * stream itself, or -errno.  <fwd_idx> is the index in <iov> of the peer's
+ * forward range, or -1. */
+struct stream_io {
+	ssize_t (*recv)(struct stream *s, void *buf, size_t len);
+	ssize_t (*sendv)(struct stream *s, const struct iovec *iov, int cnt, int fwd_idx);
 };
 
 struct iobuf {
@@ -97,6 +113,16 @@ struct iobuf {
 #define STREAM_F_CONNECTING 0x08u /* non-blocking connect in progress */
 #define STREAM_F_DRAIN_CB 0x10u  /* call on_drained once forwarding is flushed */
 #define STREAM_F_FAILED 0x20u    /* failed (see stream_fail()) or closed */
+#define STREAM_F_HANDSHAKE 0x40u /* TLS handshake in progress: no parsing, no writes */
+#define STREAM_F_HS_WRITE 0x80u  /* ... and it waits for the socket to be writable */
+#define STREAM_F_SSLRESP 0x100u  /* waiting for the one-byte answer to an SSLRequest */
+#define STREAM_F_TLS_RWW 0x200u  /* a TLS read waits for the socket to be writable */
+#define STREAM_F_TLS_WWR 0x400u  /* a TLS write waits for the socket to be readable */
+#define STREAM_F_TLS_WFWD 0x800u /* a TLS write of the peer's forward range must be
+				  * retried before any injected byte */
+#define STREAM_F_SNIFF 0x1000u   /* first read: a TLS ClientHello starts direct TLS */
+#define STREAM_F_DIRECT 0x2000u  /* direct TLS: the handshake must select ALPN */
+#define STREAM_F_TLS_RDRY 0x4000u /* the last TLS read left nothing inside OpenSSL */
 
 #define STREAM_OUT_MAX (64u << 20) /* bytes of injected output a stream may queue */
 
@@ -107,12 +133,16 @@ struct stream_ctx {
 	uint32_t max_packet;     /* max_packet_size */
 	uint32_t max_whole;      /* largest message kept whole (STREAM_WANT) */
 	uint64_t bytes_in, bytes_out, reads, writes;
+	uint64_t tls_handshakes, tls_handshake_fail;
+	struct tls_ctx *tls_accept; /* for direct TLS (stream_tls_sniff); owner's */
 	struct stream *failed;   /* failed streams awaiting on_error, LIFO */
 };
 
 struct stream {
 	struct event ev;
 	const struct stream_ops *ops;
+	const struct stream_io *io; /* plain socket or TLS */
+	struct tls_conn *tls;    /* NULL for a plain stream */
 	struct stream_ctx *ctx;
 	struct stream *peer;     /* where forwarded bytes go; NULL when unlinked */
 	struct iobuf *in;        /* NULL while idle */
@@ -189,5 +219,34 @@ static inline bool stream_in_flight(const struct stream *s)
 {
 	return s->pkt_remain > 0 || (s->in != NULL && s->in->head < s->in->parse);
 }
+
+/* ---- TLS (the stream's I/O switches to tls.h) ---- */
+
+/* Bytes received and not yet parsed, the message being handled included:
+ * an owner handling an SSLRequest checks that nothing follows it. */
+static inline size_t stream_unparsed(const struct stream *s)
+{
+	return s->in ? s->in->tail - s->in->parse : 0;
+}
+/* Accept TLS on <s> after an 'S' was sent (and flushed): the handshake runs
+ * from the event loop, reading and parsing resume once it completes
+ * (on_tls), a failure fails the stream.  0, -EAGAIN if the 'S' is still
+ * queued, or -ENOMEM. */
+int stream_tls_accept(struct stream *s, struct tls_ctx *ctx);
+/* Expect a one-byte answer to the SSLRequest the owner just wrote: 'S'
+ * starts a handshake with <ctx> (certificate checked against <host> when
+ * <verify_host>), 'N' continues in plain; on_tls says which.  Anything else
+ * fails the stream.  0 or -ENOMEM. */
+int stream_tls_request(struct stream *s, struct tls_ctx *ctx, const char *host,
+		bool verify_host);
+/* Watch the first bytes of <s>: a TLS handshake record there starts direct
+ * TLS with the context's <tls_accept> (PostgreSQL 17's
+ * sslnegotiation=direct); the handshake must then select ALPN
+ * "postgresql". */
+void stream_tls_sniff(struct stream *s);
+/* Is <s> encrypted (handshake complete)? */
+bool stream_is_tls(const struct stream *s);
+/* PgBouncer's tls column ("" for plain). */
+void stream_tls_info(const struct stream *s, char *buf, size_t len);
 
 #endif

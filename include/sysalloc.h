@@ -44,5 +44,10 @@ uint64_t sysalloc_calls(void);
 /* Route libevent's and OpenSSL's allocations through the counting wrappers.
  * Call once, before any libevent or OpenSSL object is created. */
 void sysalloc_hook_libraries(void);
+/* OpenSSL's record buffers (see sysalloc.c): allocations served again from
+ * the magazine of freed ones, buffers waiting there and their bytes. */
+void sysalloc_ossl_stats(uint64_t *reuses, unsigned *cached, size_t *bytes);
+/* Free every buffer waiting in the magazine. */
+void sysalloc_trim(void);
 
 #endif

@@ -231,6 +231,15 @@ static const char *fu(struct fmt *f, unsigned long long v)
 	return b;
 }
 
+/* PgBouncer's tls column: protocol/cipher/bits, or "" for plain. */
+static const char *ftls(struct fmt *f, const struct stream *st)
+{
+	char *b = fbuf(f);
+
+	stream_tls_info(st, b, 64);
+	return b;
+}
+
 static const char *fi(struct fmt *f, long long v)
 {
 	char *b = fbuf(f);
@@ -709,7 +718,7 @@ static void client_row(struct rs *r, struct client *cl, const char *state, bool 
 	v[14] = fptr(&f, cl);
 	v[15] = cl->server ? fptr(&f, cl->server) : "";
 	v[16] = "0";
-	v[17] = "";
+	v[17] = ftls(&f, &cl->st);
 	v[18] = var_value(p, cl->vars, "application_name");
 	v[19] = "0";
 	v[20] = fu(&f, cl->id);
@@ -745,7 +754,7 @@ static void server_row(struct rs *r, struct server *s, const char *state, bool d
 	v[14] = fptr(&f, s);
 	v[15] = s->client ? fptr(&f, s->client) : "";
 	v[16] = fu(&f, s->backend_pid);
-	v[17] = "";
+	v[17] = ftls(&f, &s->st);
 	v[18] = var_value(p, s->vars, "application_name");
 	v[19] = "0";
 	v[20] = fu(&f, s->id);
@@ -1084,6 +1093,21 @@ static void show_mem(struct client *c)
 	v[3] = fu(&f, ss.free_calls);
 	v[4] = "0";
 	rs_row(&r, v);
+	{
+		/* OpenSSL record buffers kept for reuse: used = reuses, free =
+		 * buffers waiting, memtotal = their bytes */
+		uint64_t reuses;
+		unsigned cached;
+		size_t bytes;
+
+		sysalloc_ossl_stats(&reuses, &cached, &bytes);
+		v[0] = "openssl_buffers";
+		v[1] = "0";
+		v[2] = fu(&f, reuses);
+		v[3] = fu(&f, cached);
+		v[4] = fu(&f, bytes);
+		rs_row(&r, v);
+	}
 	v[0] = "arena";
 	v[1] = fu(&f, SLAB_PAGE_SIZE);
 	v[2] = fu(&f, as.used_bytes);

@@ -1,7 +1,8 @@
 /* client.c -- client connections: startup, authentication, query forwarding.
  *
  * A client starts in startup mode (messages without a type byte), answers
- * SSLRequest/GSSENCRequest with 'N', hands CancelRequests to cancel.c, and
+ * SSLRequest with 'S' and a TLS handshake when client_tls_sslmode is set
+ * (else 'N'), GSSENCRequest with 'N', hands CancelRequests to cancel.c, and
  * authenticates against the auth_file with the configured method.  Once
  * logged in, each message either goes straight to the linked server (the
  * hot path: on_header returns STREAM_FWD and the body is streamed) or, when
@@ -274,6 +275,8 @@ void client_accept(struct proxy *p, int fd, const struct sockaddr *sa, socklen_t
 	list_append(&p->login_clients, &c->node);
 	p->n_clients++;
 	stream_init(&c->st, &p->sctx, fd, &client_ops, STREAM_F_STARTUP);
+	if (sa->sa_family != AF_UNIX)
+		stream_tls_sniff(&c->st); /* direct TLS (sslnegotiation=direct) */
 }
 
 static bool ignored_param(struct proxy *p, const char *name)
@@ -329,7 +332,7 @@ static enum auth_type hba_method(struct client *c)
 	hc.local = c->family == AF_UNIX;
 	hc.family = c->family;
 	hc.addr = c->addr;
-	hc.is_tls = false; /* no client TLS yet: hostssl lines never match */
+	hc.is_tls = stream_is_tls(&c->st);
 	hc.db = c->login->dbname;
 	hc.user = c->login->user;
 	r = hba_match(p->hba, &hc);
@@ -444,6 +447,34 @@ static bool own_user(const struct client *c, const char *user)
 		stream_peer_uid(&c->st, &uid) == 0 && uid == geteuid();
 }
 
+/* SSLRequest: 'S' and a handshake driven by the loop (stream.c), or 'N'.
+ * Bytes the client sent after it, before any answer, are plaintext that
+ * would pass for encrypted (CVE-2021-23222): the connection is refused. */
+static enum stream_act handle_sslrequest(struct client *c, uint32_t len)
+{
+	struct tls_ctx *ctx = proxy_of(&c->st)->sctx.tls_accept;
+
+	if (c->st.tls) {
+		client_close(c, NULL, "SSL req inside SSL");
+		return STREAM_CLOSED;
+	}
+	if (stream_unparsed(&c->st) != len) {
+		client_close(c, SQLSTATE_PROTOCOL_VIOLATION,
+				"received unencrypted data after SSL request");
+		return STREAM_CLOSED;
+	}
+	if (ctx == NULL || c->family == AF_UNIX) {
+		if (stream_write(&c->st, "N", 1) < 0)
+			return STREAM_CLOSED;
+		return STREAM_DROP;
+	}
+	if (stream_write(&c->st, "S", 1) < 0 || stream_tls_accept(&c->st, ctx) < 0) {
+		client_close(c, NULL, "failed to accept SSL");
+		return STREAM_CLOSED;
+	}
+	return STREAM_DROP;
+}
+
 static enum stream_act handle_startup(struct client *c, const uint8_t *msg, uint32_t len)
 {
 	struct proxy *p = proxy_of(&c->st);
@@ -458,7 +489,9 @@ static enum stream_act handle_startup(struct client *c, const uint8_t *msg, uint
 		client_close(c, SQLSTATE_PROTOCOL_VIOLATION, why);
 		return STREAM_CLOSED;
 	}
-	if (st.code == PROTO_SSL_CODE || st.code == PROTO_GSSENC_CODE) {
+	if (st.code == PROTO_SSL_CODE)
+		return handle_sslrequest(c, len);
+	if (st.code == PROTO_GSSENC_CODE) {
 		if (stream_write(&c->st, "N", 1) < 0)
 			return STREAM_CLOSED;
 		return STREAM_DROP;
@@ -470,6 +503,12 @@ static enum stream_act handle_startup(struct client *c, const uint8_t *msg, uint
 	}
 	if (p->shutdown != SHUTDOWN_NONE) {
 		client_close(c, SQLSTATE_CANNOT_CONNECT_NOW, "pgslab is shutting down");
+		return STREAM_CLOSED;
+	}
+	/* as PgBouncer: require and above, except on the Unix socket */
+	if (p->cfg->s.client_tls_sslmode >= SSLMODE_REQUIRE && !stream_is_tls(&c->st) &&
+			c->family != AF_UNIX) {
+		client_close(c, SQLSTATE_PROTOCOL_VIOLATION, "SSL required");
 		return STREAM_CLOSED;
 	}
 	while (proto_startup_next(&st, &pos, &name, &value)) {

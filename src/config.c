@@ -138,14 +138,14 @@ static const struct config_key setting_table[] = {
 	K_DUR(cancel_wait_timeout, 0, "10"),
 	K_DUR(client_idle_timeout, 0, "0"),
 	K_DUR(client_login_timeout, 0, "60"),
-	K_STR(client_tls13_ciphers, U, ""),
-	K_STR(client_tls_ca_file, U, ""),
-	K_STR(client_tls_cert_file, U, ""),
-	K_STR(client_tls_ciphers, U, "default"),
-	K_STR(client_tls_dheparams, U, "auto"),
-	K_STR(client_tls_ecdhcurve, U, "auto"),
-	K_STR(client_tls_key_file, U, ""),
-	K_STR(client_tls_protocols, U, "secure"),
+	K_STR(client_tls13_ciphers, 0, ""),
+	K_STR(client_tls_ca_file, 0, ""),
+	K_STR(client_tls_cert_file, 0, ""),
+	K_STR(client_tls_ciphers, 0, "default"),
+	K_STR(client_tls_dheparams, 0, "auto"),
+	K_STR(client_tls_ecdhcurve, 0, "auto"),
+	K_STR(client_tls_key_file, 0, ""),
+	K_STR(client_tls_protocols, 0, "secure"),
 	K_ENUM(client_tls_sslmode, 0, "disable", sslmode_names),
 	K_STR(conffile, 0, ""),
 	K_INT(default_pool_size, 0, "20", 0, INT_MAX),
@@ -196,12 +196,12 @@ static const struct config_key setting_table[] = {
 	K_STR(server_reset_query, 0, "DISCARD ALL"),
 	K_BOOL(server_reset_query_always, 0, "0"),
 	K_BOOL(server_round_robin, 0, "0"),
-	K_STR(server_tls13_ciphers, U, ""),
-	K_STR(server_tls_ca_file, U, ""),
-	K_STR(server_tls_cert_file, U, ""),
-	K_STR(server_tls_ciphers, U, "default"),
-	K_STR(server_tls_key_file, U, ""),
-	K_STR(server_tls_protocols, U, "secure"),
+	K_STR(server_tls13_ciphers, 0, ""),
+	K_STR(server_tls_ca_file, 0, ""),
+	K_STR(server_tls_cert_file, 0, ""),
+	K_STR(server_tls_ciphers, 0, "default"),
+	K_STR(server_tls_key_file, 0, ""),
+	K_STR(server_tls_protocols, 0, "secure"),
 	K_ENUM(server_tls_sslmode, 0, "prefer", sslmode_names),
 	K_BOOL(so_reuseport, N | U, "0"),
 	K_DUR(stats_period, 0, "60"),
@@ -724,20 +724,9 @@ const char *config_setting_get(const struct config *cfg, const char *key, char *
  * 0, or -ENOTSUP with the reason in <em>. */
 static int check_unimplemented(const struct config_settings *s, char *em, size_t emlen)
 {
-	if (s->client_tls_sslmode != SSLMODE_DISABLE) {
-		msgf(em, emlen, "client_tls_sslmode = %s: TLS is not implemented yet (only disable)",
-				config_sslmode_name(s->client_tls_sslmode));
-		return -ENOTSUP;
-	}
-	if (s->server_tls_sslmode >= SSLMODE_REQUIRE) {
-		msgf(em, emlen,
-				"server_tls_sslmode = %s: TLS is not implemented yet (disable, allow or prefer)",
-				config_sslmode_name(s->server_tls_sslmode));
-		return -ENOTSUP;
-	}
 	if (s->auth_type == AUTH_TYPE_CERT) {
-		msgf(em, emlen, "auth_type = cert needs client TLS certificates, which this build "
-				"does not have (client TLS is not implemented)");
+		msgf(em, emlen, "auth_type = cert is not implemented yet (client certificates are "
+				"verified against client_tls_ca_file, but not yet mapped to users)");
 		return -ENOTSUP;
 	}
 	if (s->auth_type == AUTH_TYPE_PAM || s->auth_type == AUTH_TYPE_LDAP) {

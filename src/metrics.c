@@ -459,6 +459,12 @@ static void render_process(struct mbuf *b, struct proxy *p)
 	sample_u(b, "pgslab_network_reads_total", p->sctx.reads);
 	family(b, "pgslab_network_writes_total", "counter", "sendmsg() calls.");
 	sample_u(b, "pgslab_network_writes_total", p->sctx.writes);
+	family(b, "pgslab_tls_handshakes_total", "counter",
+			"TLS handshakes completed, with clients and with servers.");
+	sample_u(b, "pgslab_tls_handshakes_total", p->sctx.tls_handshakes);
+	family(b, "pgslab_tls_handshake_failures_total", "counter",
+			"TLS handshakes that failed (bad record, certificate, EOF).");
+	sample_u(b, "pgslab_tls_handshake_failures_total", p->sctx.tls_handshake_fail);
 
 	sysalloc_stats_get(&ss);
 	family(b, "pgslab_sysalloc_calls_total", "counter",

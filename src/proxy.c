@@ -30,8 +30,10 @@
 #include "log.h"
 #include "metrics.h"
 #include "proto.h"
+#include "tls.h"
 #include "sdnotify.h"
 #include "slab.h"
+#include "sysalloc.h"
 #include "userlist.h"
 #include "vars.h"
 
@@ -309,11 +311,66 @@ static struct hba *load_hba(const struct config *cfg, int *rc, char *err, size_t
 	return hba_load(cfg->s.auth_hba_file, id, err, errlen); /* frees <id> on failure */
 }
 
+static void tls_settings_of(const struct config_settings *s, bool clients,
+		struct tls_settings *ts)
+{
+	memset(ts, 0, sizeof(*ts));
+	if (clients) {
+		ts->mode = (enum tls_mode)s->client_tls_sslmode;
+		ts->key_file = s->client_tls_key_file;
+		ts->cert_file = s->client_tls_cert_file;
+		ts->ca_file = s->client_tls_ca_file;
+		ts->protocols = s->client_tls_protocols;
+		ts->ciphers = s->client_tls_ciphers;
+		ts->tls13_ciphers = s->client_tls13_ciphers;
+		ts->ecdhcurve = s->client_tls_ecdhcurve;
+		ts->dheparams = s->client_tls_dheparams;
+	} else {
+		ts->mode = (enum tls_mode)s->server_tls_sslmode;
+		ts->key_file = s->server_tls_key_file;
+		ts->cert_file = s->server_tls_cert_file;
+		ts->ca_file = s->server_tls_ca_file;
+		ts->protocols = s->server_tls_protocols;
+		ts->ciphers = s->server_tls_ciphers;
+		ts->tls13_ciphers = s->server_tls13_ciphers;
+	}
+}
+
+/* Build both TLS contexts from <cfg> (certificate files are read again on
+ * every reload) and swap them in only if both succeed.  Live connections
+ * keep the context they started with.  Returns 1 when a server_tls_*
+ * setting changed (the servers are then recycled, as PgBouncer 1.24 does),
+ * 0, or -EINVAL with <err>. */
+static int apply_tls(struct proxy *p, const struct config *cfg, char *err, size_t errlen)
+{
+	struct tls_settings cs, ss, old;
+	struct tls_ctx *acc = NULL, *con = NULL;
+	int changed = 0;
+
+	tls_settings_of(&cfg->s, true, &cs);
+	tls_settings_of(&cfg->s, false, &ss);
+	if (cs.mode != TLS_MODE_DISABLE && (acc = tls_ctx_new(&cs, true, err, errlen)) == NULL)
+		return -EINVAL;
+	if (ss.mode != TLS_MODE_DISABLE && (con = tls_ctx_new(&ss, false, err, errlen)) == NULL) {
+		tls_ctx_free(acc);
+		return -EINVAL;
+	}
+	if (p->cfg) {
+		tls_settings_of(&p->cfg->s, false, &old);
+		changed = !tls_settings_equal(&old, &ss);
+	}
+	tls_ctx_free(p->sctx.tls_accept);
+	p->sctx.tls_accept = acc;
+	tls_ctx_free(p->tls_connect);
+	p->tls_connect = con;
+	return changed;
+}
+
 int proxy_apply_config(struct proxy *p, struct config *cfg, char *err, size_t errlen)
 {
 	struct userlist *ul = NULL;
 	struct hba *hba;
-	int i, rc;
+	int i, rc, tls_changed;
 
 	hba = load_hba(cfg, &rc, err, errlen);
 	if (hba == NULL && (rc < 0 || cfg->s.auth_hba_file[0]))
@@ -324,6 +381,12 @@ int proxy_apply_config(struct proxy *p, struct config *cfg, char *err, size_t er
 			hba_free(hba);
 			return -EINVAL;
 		}
+	}
+	if ((tls_changed = apply_tls(p, cfg, err, errlen)) < 0) {
+		if (ul)
+			userlist_free(ul);
+		hba_free(hba);
+		return -EINVAL;
 	}
 	hba_free(p->hba);
 	p->hba = hba;
@@ -346,6 +409,10 @@ int proxy_apply_config(struct proxy *p, struct config *cfg, char *err, size_t er
 	apply_dbs(p);
 	cred_sync_all(p);
 	pool_budget_refresh(p);
+	if (tls_changed) {
+		log_info("server TLS settings changed: reconnecting servers");
+		control_reconnect(p, NULL);
+	}
 	return 0;
 }
 
@@ -713,6 +780,11 @@ void proxy_destroy(struct proxy *p)
 		userlist_free(p->userlist);
 	hba_free(p->hba);
 	p->hba = NULL;
+	tls_ctx_free(p->sctx.tls_accept);
+	p->sctx.tls_accept = NULL;
+	tls_ctx_free(p->tls_connect);
+	p->tls_connect = NULL;
+	sysalloc_trim();
 	if (p->cfg)
 		config_free(p->cfg);
 	if (p->base)

@@ -49,6 +49,7 @@
 
 struct server_login {
 	bool started;
+	bool tls_asked;         /* SSLRequest sent */
 	uint32_t params_len;
 	struct scram_client scram;
 	uint8_t params[SERVER_LOGIN_PARAMS]; /* ParameterStatus messages seen */
@@ -102,6 +103,7 @@ struct server *server_launch(struct pool *pool)
 		return NULL;
 	}
 	s->login->started = false;
+	s->login->tls_asked = false;
 	s->login->params_len = 0;
 	scram_client_init(&s->login->scram);
 	s->id = ++p->next_id;
@@ -665,12 +667,49 @@ static enum stream_act server_on_message(struct stream *st, uint8_t type, const 
 	}
 }
 
+/* server_tls_sslmode above disable, over TCP: SSLRequest first (as
+ * PgBouncer, allow asks too).  False when plain it is. */
+static bool ask_tls(struct server *s)
+{
+	struct proxy *p = proxy_of(&s->st);
+	const struct db *db = s->pool->db;
+	uint8_t buf[8];
+	struct pkt k;
+
+	s->login->tls_asked = true;
+	if (p->tls_connect == NULL || db->addr.ss_family == AF_UNIX)
+		return false;
+	pkt_init(&k, buf, sizeof(buf));
+	pkt_begin(&k, 0);
+	pkt_u32(&k, PROTO_SSL_CODE);
+	pkt_end(&k);
+	if (stream_write(&s->st, buf, k.len) < 0 ||
+			stream_tls_request(&s->st, p->tls_connect, db->host,
+					p->cfg->s.server_tls_sslmode == SSLMODE_VERIFY_FULL) < 0)
+		stream_fail(&s->st, STREAM_E_NOMEM, "out of memory for TLS");
+	return true;
+}
+
+/* The SSLRequest was answered: TLS is up, or the server said 'N'. */
+static void server_on_tls(struct stream *st, bool encrypted)
+{
+	struct server *s = server_of(st);
+
+	if (!encrypted && proxy_of(st)->cfg->s.server_tls_sslmode >= SSLMODE_REQUIRE) {
+		stream_fail(st, STREAM_E_OWNER, "server refused SSL");
+		return;
+	}
+	send_startup(s);
+}
+
 static void server_on_drained(struct stream *st)
 {
 	struct server *s = server_of(st);
 
 	if (s->state == SV_LOGIN && !s->login->started) {
-		send_startup(s); /* connect finished */
+		if (!s->login->tls_asked && ask_tls(s)) /* connect finished */
+			return;
+		send_startup(s);
 		return;
 	}
 	if (s->release_on_drain) {
@@ -708,4 +747,5 @@ static const struct stream_ops server_ops = {
 	.on_message = server_on_message,
 	.on_drained = server_on_drained,
 	.on_error = server_on_error,
+	.on_tls = server_on_tls,
 };

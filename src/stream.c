@@ -19,9 +19,11 @@
 
 #include "proto.h"
 #include "slab.h"
+#include "tls.h"
 
 static void stream_event(evutil_socket_t fd, short what, void *arg);
 static bool stream_process(struct stream *s);
+static void update_events(struct stream *s);
 
 #define alive(s) (!stream_failed(s))
 
@@ -33,6 +35,123 @@ static inline bool writable(const struct stream *s)
 	return s->fd >= 0 && (!(s->flags & STREAM_F_FAILED) || s->fail_kind == STREAM_E_PROTO ||
 				     s->fail_kind == STREAM_E_OWNER);
 }
+
+/* ---- I/O: the plain socket ---- */
+
+static ssize_t plain_recv(struct stream *s, void *buf, size_t len)
+{
+	ssize_t n = recv(s->fd, buf, len, 0);
+
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? -EAGAIN : -errno;
+	return n;
+}
+
+static ssize_t plain_sendv(struct stream *s, const struct iovec *iov, int cnt, int fwd_idx)
+{
+	struct msghdr mh;
+	ssize_t n;
+
+	(void)fwd_idx;
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = (struct iovec *)(uintptr_t)iov;
+	mh.msg_iovlen = (size_t)cnt;
+	n = sendmsg(s->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? -EAGAIN : -errno;
+	return n;
+}
+
+static const struct stream_io io_plain = { .recv = plain_recv, .sendv = plain_sendv };
+
+/* ---- I/O: TLS (tls.h) ----
+ *
+ * Records are decrypted straight into the stream's buffer and encrypted
+ * straight from it.  A WANT_WRITE from a read, or a WANT_READ from a write,
+ * is remembered in a flag that adds the interest (update_events).  After a
+ * write met WANT_*, OpenSSL holds a sealed record of the bytes offered and
+ * the next write must offer the same bytes first: the out chain's head only
+ * grows, and a retry inside the peer's forward range is marked
+ * (STREAM_F_TLS_WFWD) so that it goes before any newly injected byte. */
+
+static ssize_t tlsio_error(struct stream *s, ssize_t rc)
+{
+	if (rc == -EPROTO) {
+		stream_fail(s, STREAM_E_IO, tls_conn_error(s->tls));
+		return -ECANCELED;
+	}
+	return rc;
+}
+
+static ssize_t tlsio_recv(struct stream *s, void *buf, size_t len)
+{
+	size_t got = 0;
+
+	s->flags &= (uint16_t)~(STREAM_F_TLS_RWW | STREAM_F_TLS_RDRY);
+	while (got < len) {
+		ssize_t n = tls_read(s->tls, (uint8_t *)buf + got, len - got);
+
+		if (n > 0) {
+			got += (size_t)n;
+			if (tls_pending(s->tls))
+				continue;
+			/* OpenSSL is empty: another SSL_read would only meet
+			 * EAGAIN on the socket (one wasted recv per event) */
+			s->flags |= STREAM_F_TLS_RDRY;
+			break;
+		}
+		if (n == TLS_WANT_READ)
+			s->flags |= STREAM_F_TLS_RDRY; /* OpenSSL and the socket are empty */
+		if (got > 0)
+			break; /* any other condition comes back on the next call */
+		if (n == TLS_EOF)
+			return 0;
+		if (n == TLS_WANT_READ)
+			return -EAGAIN;
+		if (n == TLS_WANT_WRITE) {
+			s->flags |= STREAM_F_TLS_RWW;
+			update_events(s);
+			return -EAGAIN;
+		}
+		return tlsio_error(s, n);
+	}
+	return (ssize_t)got;
+}
+
+static ssize_t tlsio_sendv(struct stream *s, const struct iovec *iov, int cnt, int fwd_idx)
+{
+	size_t done = 0;
+	int i;
+
+	s->flags &= (uint16_t)~(STREAM_F_TLS_WWR | STREAM_F_TLS_WFWD);
+	for (i = 0; i < cnt; i++) {
+		const uint8_t *base = iov[i].iov_base;
+		size_t off = 0;
+
+		while (off < iov[i].iov_len) {
+			ssize_t n = tls_write(s->tls, base + off, iov[i].iov_len - off);
+
+			if (n > 0) {
+				off += (size_t)n;
+				done += (size_t)n;
+				continue;
+			}
+			if (n == TLS_WANT_READ || n == TLS_WANT_WRITE) {
+				if (n == TLS_WANT_READ)
+					s->flags |= STREAM_F_TLS_WWR;
+				if (i == fwd_idx)
+					s->flags |= STREAM_F_TLS_WFWD;
+				return done ? (ssize_t)done : -EAGAIN;
+			}
+			return tlsio_error(s, n);
+		}
+	}
+	return (ssize_t)done;
+}
+
+static const struct stream_io io_tls = { .recv = tlsio_recv, .sendv = tlsio_sendv };
+
+/* ---- buffers ---- */
 
 static struct iobuf *iobuf_get(struct stream_ctx *ctx, size_t want)
 {
@@ -102,6 +221,15 @@ bool stream_has_input(const struct stream *s)
 	return s->in != NULL && s->in->tail > s->in->head;
 }
 
+static inline bool read_wanted(const struct stream *s)
+{
+	bool full = s->in && s->in->tail == s->in->cap && s->in->head == 0;
+
+	return !(s->flags & STREAM_F_NOREAD) && !fwd_pending(s) && !full;
+}
+
+#define TLS_WAIT (STREAM_F_HANDSHAKE | STREAM_F_SSLRESP)
+
 static void update_events(struct stream *s)
 {
 	short want = 0;
@@ -110,29 +238,37 @@ static void update_events(struct stream *s)
 		return;
 	if (s->flags & STREAM_F_CONNECTING) {
 		want = EV_WRITE;
+	} else if (s->flags & STREAM_F_HANDSHAKE) {
+		want = (s->flags & STREAM_F_HS_WRITE) ? EV_WRITE : EV_READ;
+	} else if (s->flags & STREAM_F_SSLRESP) {
+		want = (short)(EV_READ | (s->out_bytes ? EV_WRITE : 0));
 	} else {
-		bool full = s->in && s->in->tail == s->in->cap && s->in->head == 0;
-
-		if (!(s->flags & STREAM_F_NOREAD) && !fwd_pending(s) && !full)
+		if (read_wanted(s) || (s->flags & STREAM_F_TLS_WWR))
 			want |= EV_READ;
-		if (stream_pending(s))
+		if (stream_pending(s) || (s->flags & STREAM_F_TLS_RWW))
 			want |= EV_WRITE;
 	}
-	if (want == s->events)
-		return;
-	if (s->events)
-		event_del(&s->ev);
-	s->events = want;
-	if (want) {
-		event_assign(&s->ev, s->ctx->base, s->fd, want | EV_PERSIST, stream_event, s);
-		event_add(&s->ev, NULL);
+	if (want != s->events) {
+		if (s->events)
+			event_del(&s->ev);
+		s->events = want;
+		if (want) {
+			event_assign(&s->ev, s->ctx->base, s->fd, want | EV_PERSIST, stream_event, s);
+			event_add(&s->ev, NULL);
+		}
 	}
+	/* decrypted bytes inside OpenSSL raise no socket event */
+	if (s->tls && (want & EV_READ) && !(s->flags & (TLS_WAIT | STREAM_F_TLS_RDRY)) &&
+			read_wanted(s) && tls_pending(s->tls))
+		event_active(&s->ev, EV_READ, 1);
 }
 
 void stream_init(struct stream *s, struct stream_ctx *ctx, int fd, const struct stream_ops *ops,
 		uint16_t flags)
 {
 	s->ops = ops;
+	s->io = &io_plain;
+	s->tls = NULL;
 	s->ctx = ctx;
 	s->peer = NULL;
 	s->in = s->out = s->out_tail = NULL;
@@ -187,6 +323,13 @@ void stream_close(struct stream *s)
 	if (s->events)
 		event_del(&s->ev);
 	s->events = 0;
+	if (s->tls) {
+		/* close_notify only on a session that is fine and ends by choice */
+		tls_conn_free(s->tls, stream_is_tls(s) && (s->fail_kind == STREAM_E_OWNER ||
+							    s->fail_kind == STREAM_E_PROTO));
+		s->tls = NULL;
+		s->io = &io_plain;
+	}
 	close(s->fd);
 	s->fd = -1;
 	s->flags |= STREAM_F_FAILED; /* one flag test tells failed or closed */
@@ -254,10 +397,15 @@ static void src_drained(struct stream *src)
 	}
 }
 
-/* Bytes parsed for a peer that is going away are dropped with the link. */
-static void drop_forward(struct stream *s)
+/* Bytes parsed for a peer that is going away are dropped with the link.
+ * If the peer's TLS already sealed some of them into a record it could not
+ * send yet, that record would go out with nothing to account for it: the
+ * peer fails instead. */
+static void drop_forward(struct stream *s, struct stream *writer)
 {
 	if (fwd_pending(s)) {
+		if (writer->flags & STREAM_F_TLS_WFWD)
+			stream_fail(writer, STREAM_E_IO, "TLS record interrupted by unlink");
 		s->in->head = s->in->parse;
 		s->flags &= (uint16_t)~STREAM_F_DRAIN_CB;
 		src_drained(s);
@@ -272,8 +420,8 @@ void stream_unlink(struct stream *s)
 		return;
 	s->peer = NULL;
 	p->peer = NULL;
-	drop_forward(s);
-	drop_forward(p);
+	drop_forward(s, p);
+	drop_forward(p, s);
 	update_events(s);
 	update_events(p);
 }
@@ -297,43 +445,47 @@ void stream_end_startup(struct stream *s)
 bool stream_flush(struct stream *s)
 {
 	struct iovec iov[FLUSH_IOV + 1];
-	struct msghdr mh;
 	struct stream *src = s->peer;
-	struct iobuf *b;
+	struct iobuf *b = NULL;
 	size_t n1 = 0;
 	ssize_t n;
-	int cnt = 0;
+	int cnt = 0, fwd_idx = -1;
+	bool fwd_only;
 
-	if (!writable(s) || (s->flags & STREAM_F_CONNECTING))
+	if (!writable(s) || (s->flags & (STREAM_F_CONNECTING | STREAM_F_HANDSHAKE)))
 		return false;
-	for (b = s->out; b && cnt < FLUSH_IOV; b = b->next) {
-		if (b->tail > b->head) {
-			iov[cnt].iov_base = b->data + b->head;
-			iov[cnt++].iov_len = b->tail - b->head;
+	/* a TLS record sealed from the forward range goes first (see io_tls) */
+	fwd_only = (s->flags & STREAM_F_TLS_WFWD) && src && fwd_pending(src);
+	if (!fwd_only) {
+		for (b = s->out; b && cnt < FLUSH_IOV; b = b->next) {
+			if (b->tail > b->head) {
+				iov[cnt].iov_base = b->data + b->head;
+				iov[cnt++].iov_len = b->tail - b->head;
+			}
 		}
 	}
 	/* forwarded bytes only once every injected byte ahead of them is in */
-	if (b == NULL && src && fwd_pending(src)) {
+	if (b == NULL && src && fwd_pending(src) && !(s->flags & STREAM_F_SSLRESP)) {
 		n1 = src->in->parse - src->in->head;
+		fwd_idx = cnt;
 		iov[cnt].iov_base = src->in->data + src->in->head;
 		iov[cnt++].iov_len = n1;
 	}
 	if (cnt == 0)
 		return true;
-	memset(&mh, 0, sizeof(mh));
-	mh.msg_iov = iov;
-	mh.msg_iovlen = (size_t)cnt;
-	n = sendmsg(s->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	n = s->io->sendv(s, iov, cnt, fwd_idx);
 	s->ctx->writes++;
 	if (n < 0) {
-		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-			stream_fail_errno(s, errno);
+		if (n == -ECANCELED)
+			return false;
+		if (n != -EAGAIN) {
+			stream_fail_errno(s, (int)-n);
 			return false;
 		}
 		n = 0;
 	}
 	s->ctx->bytes_out += (uint64_t)n;
-	while (s->out && n > 0) {
+	while (!fwd_only && s->out && n > 0) {
 		size_t t = s->out->tail - s->out->head;
 
 		if ((size_t)n < t)
@@ -447,7 +599,8 @@ static bool stream_process(struct stream *s)
 {
 	struct iobuf *b;
 
-	while (alive(s) && !(s->flags & STREAM_F_STOPPED) && (b = s->in) && b->parse < b->tail) {
+	while (alive(s) && !(s->flags & (STREAM_F_STOPPED | TLS_WAIT)) && (b = s->in) &&
+			b->parse < b->tail) {
 		uint32_t avail = b->tail - b->parse, hdr, len;
 		uint8_t type;
 		uint64_t total;
@@ -560,22 +713,158 @@ static void stream_read(struct stream *s)
 		update_events(s);
 		return;
 	}
-	n = recv(s->fd, b->data + b->tail, b->cap - b->tail, 0);
+	n = s->io->recv(s, b->data + b->tail, b->cap - b->tail);
 	s->ctx->reads++;
 	if (n <= 0) {
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		if (n == -EAGAIN || n == -ECANCELED)
 			return;
 		if (b->head == b->tail)
 			iobuf_put(s->ctx, &s->in);
 		if (n == 0)
 			stream_fail(s, STREAM_E_EOF, "closed connection");
 		else
-			stream_fail_errno(s, errno);
+			stream_fail_errno(s, (int)-n);
 		return;
 	}
 	s->ctx->bytes_in += (uint64_t)n;
 	b->tail += (uint32_t)n;
 	stream_process(s);
+}
+
+/* ---- TLS negotiation ---- */
+
+bool stream_is_tls(const struct stream *s)
+{
+	return s->tls != NULL && !(s->flags & TLS_WAIT);
+}
+
+void stream_tls_info(const struct stream *s, char *buf, size_t len)
+{
+	if (stream_is_tls(s))
+		tls_conn_info(s->tls, buf, len);
+	else if (len)
+		buf[0] = 0;
+}
+
+/* Drive the handshake one step; on completion resume the stream. */
+static void stream_handshake(struct stream *s)
+{
+	int rc = tls_handshake(s->tls);
+
+	if (rc == TLS_WANT_READ || rc == TLS_WANT_WRITE) {
+		if (rc == TLS_WANT_WRITE)
+			s->flags |= STREAM_F_HS_WRITE;
+		else
+			s->flags &= (uint16_t)~STREAM_F_HS_WRITE;
+		update_events(s);
+		return;
+	}
+	if (rc < 0) {
+		s->ctx->tls_handshake_fail++;
+		stream_fail(s, STREAM_E_IO, tls_conn_error(s->tls));
+		return;
+	}
+	s->flags &= (uint16_t)~(STREAM_F_HANDSHAKE | STREAM_F_HS_WRITE);
+	s->ctx->tls_handshakes++;
+	if ((s->flags & STREAM_F_DIRECT) && !tls_conn_alpn_postgresql(s->tls)) {
+		stream_fail(s, STREAM_E_IO, "direct TLS connection without ALPN \"postgresql\"");
+		return;
+	}
+	update_events(s);
+	if (s->ops->on_tls)
+		s->ops->on_tls(s, true);
+	/* a client's first message may already sit decrypted inside OpenSSL */
+	if (alive(s) && read_wanted(s) && tls_pending(s->tls))
+		stream_read(s);
+}
+
+static int start_handshake(struct stream *s, struct tls_ctx *ctx, uint16_t extra)
+{
+	if (s->out_bytes)
+		return -EAGAIN; /* the 'S' must be on the wire before the handshake */
+	s->tls = tls_conn_new(ctx, s->fd, NULL, NULL);
+	if (s->tls == NULL)
+		return -ENOMEM;
+	s->io = &io_tls;
+	s->flags |= (uint16_t)(STREAM_F_HANDSHAKE | extra);
+	s->flags &= (uint16_t)~STREAM_F_HS_WRITE;
+	update_events(s);
+	return 0;
+}
+
+int stream_tls_accept(struct stream *s, struct tls_ctx *ctx)
+{
+	return start_handshake(s, ctx, 0);
+}
+
+int stream_tls_request(struct stream *s, struct tls_ctx *ctx, const char *host,
+		bool verify_host)
+{
+	s->tls = tls_conn_new(ctx, s->fd, verify_host ? host : NULL, host);
+	if (s->tls == NULL)
+		return -ENOMEM;
+	s->flags |= STREAM_F_SSLRESP;
+	update_events(s);
+	return 0;
+}
+
+/* The server's one-byte answer to our SSLRequest; nothing more is read in
+ * plain (bytes after an 'S' are TLS or garbage: CVE-2021-23214). */
+static void read_sslresp(struct stream *s)
+{
+	uint8_t c;
+	ssize_t n = recv(s->fd, &c, 1, 0);
+
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			stream_fail_errno(s, errno);
+		return;
+	}
+	s->ctx->reads++;
+	if (n == 0) {
+		stream_fail(s, STREAM_E_EOF, "server closed the connection after SSLRequest");
+		return;
+	}
+	s->flags &= (uint16_t)~STREAM_F_SSLRESP;
+	if (c == 'S') {
+		s->io = &io_tls;
+		s->flags |= STREAM_F_HANDSHAKE;
+		stream_handshake(s);
+		return;
+	}
+	tls_conn_free(s->tls, false);
+	s->tls = NULL;
+	if (c != 'N') {
+		stream_fail(s, STREAM_E_IO, "server sent an invalid answer to SSLRequest");
+		return;
+	}
+	update_events(s);
+	if (s->ops->on_tls)
+		s->ops->on_tls(s, false);
+}
+
+void stream_tls_sniff(struct stream *s)
+{
+	if (s->ctx->tls_accept)
+		s->flags |= STREAM_F_SNIFF;
+}
+
+/* The first readable bytes of a client: a TLS handshake record (0x16)
+ * where a startup packet's length would be means direct TLS. */
+static void sniff(struct stream *s)
+{
+	uint8_t c;
+	ssize_t n = recv(s->fd, &c, 1, MSG_PEEK);
+
+	s->flags &= (uint16_t)~STREAM_F_SNIFF;
+	if (n == 1 && c == 0x16 && s->ctx->tls_accept) {
+		if (start_handshake(s, s->ctx->tls_accept, STREAM_F_DIRECT) < 0)
+			stream_fail(s, STREAM_E_NOMEM, "out of memory for TLS");
+		else
+			stream_handshake(s);
+		return;
+	}
+	stream_read(s);
 }
 
 static void stream_event(evutil_socket_t fd, short what, void *arg)
@@ -597,10 +886,23 @@ static void stream_event(evutil_socket_t fd, short what, void *arg)
 			update_events(s);
 			s->ops->on_drained(s);
 		}
-	} else {
+	} else if (s->flags & STREAM_F_HANDSHAKE) {
+		stream_handshake(s);
+	} else if (s->flags & STREAM_F_SSLRESP) {
 		if (what & EV_WRITE)
 			stream_flush(s);
 		if ((what & EV_READ) && alive(s))
+			read_sslresp(s);
+	} else {
+		if ((what & EV_WRITE) && (s->flags & STREAM_F_TLS_RWW) && read_wanted(s))
+			stream_read(s);
+		if ((what & EV_WRITE) && alive(s))
+			stream_flush(s);
+		if ((what & EV_READ) && alive(s) && (s->flags & STREAM_F_TLS_WWR))
+			stream_flush(s);
+		if ((what & EV_READ) && alive(s) && (s->flags & STREAM_F_SNIFF))
+			sniff(s);
+		else if ((what & EV_READ) && alive(s) && read_wanted(s))
 			stream_read(s);
 	}
 	stream_ctx_run_failed(ctx);

@@ -131,6 +131,14 @@ timeout.
 
 =cut
 
+# Bytes a TLS socket (IO::Socket::SSL) has decrypted already: no select()
+# would announce them.
+sub _pending
+{
+	my ($s) = @_;
+	return ref($s) && $s->isa('IO::Socket::SSL') && $s->pending;
+}
+
 sub raw_read_n
 {
 	my ($s, $n, $deadline) = @_;
@@ -138,7 +146,7 @@ sub raw_read_n
 	my $sel = IO::Select->new($s);
 	while (length $buf < $n) {
 		my $left = $deadline - time;
-		return undef if $left <= 0 || !$sel->can_read($left);
+		return undef if $left <= 0 || !(_pending($s) || $sel->can_read($left));
 		my $r = sysread($s, $buf, $n - length $buf, length $buf);
 		return undef unless $r;		# EOF or ECONNRESET
 	}
@@ -156,7 +164,7 @@ sub read_msg
 {
 	my ($s, $timeout) = @_;
 	my $deadline = time + ($timeout // 5);
-	return ('TIMEOUT') unless IO::Select->new($s)->can_read($deadline - time);
+	return ('TIMEOUT') unless _pending($s) || IO::Select->new($s)->can_read($deadline - time);
 	my $hdr = raw_read_n($s, 5, $deadline);
 	return ('EOF') unless defined $hdr;
 	my ($type, $len) = unpack('a1 N', $hdr);
