@@ -181,6 +181,14 @@ size_t stream_pending(const struct stream *s);
 /* The OS user id of the process at the other end of a Unix socket
  * (SO_PEERCRED); -1 when it is not a Unix socket or the kernel will not say. */
 int stream_peer_uid(const struct stream *s, uid_t *uid);
+/* Inside on_header: the first <*avail> bytes (type byte included) of the
+ * message at the parse point; the owner may rewrite them in place, length
+ * unchanged, before it returns STREAM_FWD. */
+static inline uint8_t *stream_peek(const struct stream *s, uint32_t *avail)
+{
+	*avail = s->in->tail - s->in->parse;
+	return s->in->data + s->in->parse;
+}
 /* Does <s> hold received bytes not yet forwarded or parsed? */
 bool stream_has_input(const struct stream *s);
 /* Is a message of <s> on its way to the peer: parsed bytes not yet sent,
