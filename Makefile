@@ -78,6 +78,7 @@ UNIT_DEPS_t_crypto    := crypto
 UNIT_DEPS_t_hist      := hist
 UNIT_DEPS_t_log       := log slab buddy sysalloc
 UNIT_DEPS_t_nametab   := nametab sysalloc
+UNIT_DEPS_t_prep      := prep slab buddy sysalloc
 UNIT_DEPS_t_pwd       := pwd scram saslprep crypto
 UNIT_DEPS_t_saslprep  := saslprep
 UNIT_DEPS_t_scram     := scram scram_server scram_client saslprep crypto
