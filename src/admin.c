@@ -709,7 +709,7 @@ static void client_row(struct rs *r, struct client *cl, const char *state, bool 
 	v[16] = "0";
 	v[17] = "";
 	v[18] = var_value(p, cl->vars, "application_name");
-	v[19] = "0";
+	v[19] = fu(&f, cl->pst.n);
 	v[20] = fu(&f, cl->id);
 	if (debug)
 		sock_debug(&f, &cl->st, v + 21);
@@ -745,7 +745,7 @@ static void server_row(struct rs *r, struct server *s, const char *state, bool d
 	v[16] = fu(&f, s->backend_pid);
 	v[17] = "";
 	v[18] = var_value(p, s->vars, "application_name");
-	v[19] = "0";
+	v[19] = fu(&f, s->pst.n);
 	v[20] = fu(&f, s->id);
 	if (debug)
 		sock_debug(&f, &s->st, v + 21);
@@ -886,6 +886,9 @@ static void sum_stats(struct proxy *p, const struct db *db, struct pool_stats *t
 		t->query_time_us += s->query_time_us;
 		t->wait_time_us += s->wait_time_us;
 		t->client_login_count += s->client_login_count;
+		t->client_parse_count += s->client_parse_count;
+		t->server_parse_count += s->server_parse_count;
+		t->bind_count += s->bind_count;
 		t->hits += s->hits;
 		t->misses += s->misses;
 		a->server_assignment_count += v->server_assignment_count;
@@ -894,6 +897,9 @@ static void sum_stats(struct proxy *p, const struct db *db, struct pool_stats *t
 		a->bytes_recv += v->bytes_recv;
 		a->bytes_sent += v->bytes_sent;
 		a->client_login_count += v->client_login_count;
+		a->client_parse_count += v->client_parse_count;
+		a->server_parse_count += v->server_parse_count;
+		a->bind_count += v->bind_count;
 		/* per-transaction means: weight by each pool's rate */
 		a->xact_time_us += v->xact_time_us * v->xact_count;
 		a->query_time_us += v->query_time_us * v->query_count;
@@ -920,7 +926,9 @@ static void stats_values(struct fmt *f, const struct pool_stats *s, const char *
 	v[5] = fu(f, s->xact_time_us);
 	v[6] = fu(f, s->query_time_us);
 	v[7] = fu(f, s->wait_time_us);
-	v[8] = v[9] = v[10] = "0"; /* no prepared-statement tracking yet */
+	v[8] = fu(f, s->client_parse_count);
+	v[9] = fu(f, s->server_parse_count);
+	v[10] = fu(f, s->bind_count);
 	v[11] = fu(f, s->client_login_count);
 }
 
