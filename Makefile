@@ -50,7 +50,7 @@ UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BUILD)/test/%)
 DEB_PKGS := gcc make pkg-config perl libevent-dev libssl-dev libpq-dev \
             postgresql-15 postgresql-client-15 libdbd-pg-perl \
             pgbouncer valgrind strace procps libjemalloc-dev libmimalloc-dev gnuplot-nox \
-            prometheus pandoc
+            prometheus pandoc python3-psycopg python3-asyncpg
 
 .PHONY: all deps check unit-check prove-check asan asan-check demo bench-alloc bench-log bench-budget bench-budget-cost \
         clean format cppcheck docker-deps docker-test man install uninstall
