@@ -52,6 +52,7 @@ struct prep_reg;
 #define PREP_SERVER_NAME_MAX 32 /* "PGSLAB_" + a decimal uint64 + NUL */
 #define PREP_NAME_PREFIX "PGSLAB_"
 #define PREP_KEY_MAX (4u << 20) /* largest query text + types kept */
+#define PREP_KEY_SMALL 192u     /* texts up to this size come from the prep_text cache */
 
 /* A hash-table link; first member of each record below. */
 struct prep_hnode {
@@ -201,8 +202,12 @@ static inline void prep_server_sync(struct prep_server *ps)
  * records are already on <ps>'s FIFO, in the plan's order, and each op's
  * <track> says what the tracker must queue for it (0: the client message's
  * own type). */
+/* <sure>: the backend is known not to be in a failed transaction (nothing
+ * in flight, last status not 'E'); only then may a Parse of a statement it
+ * holds be answered by a stand-in Close. */
 int prep_plan_parse(struct prep_reg *r, struct prep_client *pc, struct prep_server *ps, int max,
-		const char *name, const uint8_t *key, uint32_t key_len, struct prep_plan *pl);
+		const char *name, const uint8_t *key, uint32_t key_len, bool sure,
+		struct prep_plan *pl);
 /* Bind or Describe of statement <name>: PASS when the client has no such name. */
 int prep_plan_use(struct prep_reg *r, struct prep_client *pc, struct prep_server *ps, int max,
 		const char *name, struct prep_plan *pl);

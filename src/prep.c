@@ -24,7 +24,7 @@ struct htab {
 
 struct prep_reg {
 	struct slab_arena *a;
-	struct slab_cache *stmt_cache, *cmap_cache, *smap_cache, *pend_cache;
+	struct slab_cache *stmt_cache, *cmap_cache, *smap_cache, *pend_cache, *key_cache;
 	struct htab stmts, cmaps, smaps;
 	uint64_t next_id;
 	struct prep_stats st;
@@ -132,7 +132,8 @@ struct prep_reg *prep_reg_create(struct slab_arena *a)
 			NULL, NULL);
 	r->pend_cache = slab_cache_create(a, "prep_pending", sizeof(struct prep_pend), 0, NULL,
 			NULL, NULL);
-	if (!r->stmt_cache || !r->cmap_cache || !r->smap_cache || !r->pend_cache)
+	r->key_cache = slab_cache_create(a, "prep_text", PREP_KEY_SMALL, 0, NULL, NULL, NULL);
+	if (!r->stmt_cache || !r->cmap_cache || !r->smap_cache || !r->pend_cache || !r->key_cache)
 		return NULL; /* the arena is unusable: the caller gives up */
 	return r;
 }
@@ -168,6 +169,25 @@ void prep_reg_foreach(const struct prep_reg *r, void (*fn)(const struct prep_stm
 	}
 }
 
+/* Query texts: short ones from their own cache (so statements kept by
+ * backends show as prep_text, not in the message-buffer classes). */
+static uint8_t *key_alloc(struct prep_reg *r, uint32_t len, size_t *cap)
+{
+	if (len <= PREP_KEY_SMALL) {
+		*cap = PREP_KEY_SMALL;
+		return slab_alloc(r->key_cache);
+	}
+	return slab_buf_alloc(r->a, len, cap);
+}
+
+static void key_free(struct prep_reg *r, uint8_t *key, size_t cap)
+{
+	if (cap == PREP_KEY_SMALL)
+		slab_free(r->key_cache, key);
+	else
+		slab_buf_free(r->a, key, cap);
+}
+
 static struct prep_stmt *stmt_get(struct prep_reg *r, const uint8_t *key, uint32_t len)
 {
 	uint32_t h = hash_bytes(key, len, 2166136261u);
@@ -188,7 +208,7 @@ static struct prep_stmt *stmt_get(struct prep_reg *r, const uint8_t *key, uint32
 	if (st == NULL)
 		return NULL;
 	memset(st, 0, sizeof(*st));
-	st->key = slab_buf_alloc(r->a, len, &cap);
+	st->key = key_alloc(r, len, &cap);
 	if (st->key == NULL) {
 		slab_free(r->stmt_cache, st);
 		return NULL;
@@ -200,7 +220,7 @@ static struct prep_stmt *stmt_get(struct prep_reg *r, const uint8_t *key, uint32
 	st->id = ++r->next_id;
 	st->refs = 1;
 	if (!htab_add(r->a, &r->stmts, &st->h)) {
-		slab_buf_free(r->a, st->key, cap);
+		key_free(r, st->key, cap);
 		slab_free(r->stmt_cache, st);
 		return NULL;
 	}
@@ -214,7 +234,7 @@ static void stmt_put(struct prep_reg *r, struct prep_stmt *st)
 		return;
 	htab_del(&r->stmts, &st->h);
 	r->st.key_bytes -= st->key_cap;
-	slab_buf_free(r->a, st->key, st->key_cap);
+	key_free(r, st->key, st->key_cap);
 	slab_free(r->stmt_cache, st);
 }
 
@@ -542,7 +562,8 @@ static int ensure(struct prep_reg *r, struct prep_server *ps, int max, struct pr
 }
 
 int prep_plan_parse(struct prep_reg *r, struct prep_client *pc, struct prep_server *ps, int max,
-		const char *name, const uint8_t *key, uint32_t key_len, struct prep_plan *pl)
+		const char *name, const uint8_t *key, uint32_t key_len, bool sure,
+		struct prep_plan *pl)
 {
 	struct prep_cmap *m;
 	struct prep_stmt *st;
@@ -575,7 +596,7 @@ int prep_plan_parse(struct prep_reg *r, struct prep_client *pc, struct prep_serv
 	if (m == NULL)
 		return -ENOMEM;
 	sm = smap_find(r, ps, st);
-	if (sm) {
+	if (sm && sure) {
 		list_del(&sm->lru);
 		list_prepend(&ps->lru, &sm->lru);
 		if (pend_push(r, ps, PREP_P_HAVE, st, m) == NULL)
@@ -583,7 +604,14 @@ int prep_plan_parse(struct prep_reg *r, struct prep_client *pc, struct prep_serv
 		op(pl, PREP_OP_PARSE_HAVE, 'k', st);
 		return 0;
 	}
-	if (ps->n >= (uint32_t)max && !list_empty(&ps->lru)) {
+	if (sm) {
+		/* the backend may be in a failed transaction, where a Parse
+		 * fails (25P02) but a Close does not: close and parse for real */
+		if (pend_push(r, ps, PREP_P_EVICT, st, NULL) == NULL)
+			goto nomem;
+		op(pl, PREP_OP_CLOSE_EVICT, 'x', st);
+		smap_del(r, ps, sm);
+	} else if (ps->n >= (uint32_t)max && !list_empty(&ps->lru)) {
 		struct prep_smap *old = list_last_entry(&ps->lru, struct prep_smap, lru);
 
 		if (pend_push(r, ps, PREP_P_EVICT, old->stmt, NULL) == NULL)

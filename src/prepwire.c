@@ -290,7 +290,7 @@ enum stream_act prepwire_client_message(struct client *c, struct server *s, uint
 		if (!in_order(c, s))
 			return STREAM_STOP;
 		rc = prep_plan_parse(p->prep, &c->pst, &s->pst, max_stmts(p, &s->pst), name, key,
-				key_len, &pl);
+				key_len, s->tr.n == 0 && s->tr.txn != 'E', &pl);
 		if (rc < 0)
 			return plan_failed(c, s, rc);
 		c->pool->st.client_parse_count++;
