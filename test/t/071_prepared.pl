@@ -278,6 +278,20 @@ PY
 	is(rows_of($b, frontend_message('Q', "SELECT count(*) FROM pg_prepared_statements\0")),
 		join(',', @{ server_prepared($p) }),
 		'the backend holds exactly the statements pgslab thinks it holds');
+	# a named Parse cut in the middle: that client's backend cannot be reused
+	my $f = wconn($p);
+	my $half = P('cut', 'SELECT 12345');
+	raw_send($f, substr($half, 0, 12));
+	close $f;
+	ok(wait_idle($p), 'a client that left inside a Parse: pool idle again');
+
+	# a long pipeline: 3000 named Bind/Execute pairs in one write (~100 KB,
+	# many buffers)
+	is(rows_of($a, P('l1', 'SELECT 1') . P('l2', 'SELECT 2') . S()), '', 'parse l1, l2');
+	my $pipe = join '', map { B('l' . (1 + $_ % 2)) . E() } 1 .. 3000;
+	my $want = join ',', map { 1 + $_ % 2 } 1 .. 3000;
+	is(rows_of($a, $pipe . S()), $want, 'a 3000-message named pipeline streams through in order');
+
 	($t, $c) = xchg($a, frontend_message('Q', "SELECT 1\0"));
 	is($c, '', 'still working');
 	close $a;
@@ -300,6 +314,9 @@ PY
 	my @order = (1, 2, 3, 4, 5, 3, 1, 5, 2, 4, 4, 1);
 	my $seq = join '', map { B("e$_") . E() } @order;
 	is(rows_of($a, $seq . S()), join(',', @order), 'all usable in one pipeline: evicted ones re-prepared');
+	my @many = map { 1 + ($_ * 7) % 5 } 1 .. 2000;
+	is(rows_of($a, join('', map { B("e$_") . E() } @many) . S()), join(',', @many),
+		'2000 pipelined Binds cycling through 5 statements on a backend that keeps 2');
 	is(rows_of($b, frontend_message('Q', "SELECT count(*) FROM pg_prepared_statements\0")), '2',
 		'the backend holds only 2');
 	is(join(',', @{ server_prepared($p) }), '2', 'SHOW SERVERS says 2');
