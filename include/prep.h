@@ -229,7 +229,8 @@ size_t prep_write_parse(const struct prep_stmt *st, uint8_t *buf);
 size_t prep_close_len(const struct prep_stmt *st);
 size_t prep_write_close(const struct prep_stmt *st, uint8_t *buf);
 /* A Bind (<type> 'B', <portal> and <rest> from the client's) or Describe
- * ('D', <portal> ignored, <rest> empty) naming <st>. */
+ * ('D', <portal> ignored, <rest> empty) naming <st>.  With <rest> NULL only
+ * the head is written (its length word counting <rest_len> more bytes). */
 size_t prep_rewrite_len(uint8_t type, const char *portal, const struct prep_stmt *st,
 		uint32_t rest_len);
 size_t prep_write_rewrite(uint8_t type, const char *portal, const struct prep_stmt *st,

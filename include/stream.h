@@ -124,6 +124,7 @@ struct stream {
 	uint32_t out_bytes;      /* queued in the out chain */
 	uint8_t fail_kind;       /* enum stream_err */
 	uint64_t pkt_remain;     /* body bytes of the current message still to parse */
+	uint32_t fwd_cut;        /* bytes stream_cut() took off the message being headed */
 	int fd;
 	uint16_t flags;
 	short events;            /* interest currently registered */
@@ -189,6 +190,11 @@ static inline uint8_t *stream_peek(const struct stream *s, uint32_t *avail)
 	*avail = s->in->tail - s->in->parse;
 	return s->in->data + s->in->parse;
 }
+/* Inside on_header, before returning STREAM_FWD: drop the first <n> bytes
+ * of the message at the parse point (all present: <n> <= stream_peek's
+ * avail); the rest of it is forwarded.  The owner has queued what replaces
+ * them (stream_write to the peer, which goes out first). */
+void stream_cut(struct stream *s, uint32_t n);
 /* Does <s> hold received bytes not yet forwarded or parsed? */
 bool stream_has_input(const struct stream *s);
 /* Is a message of <s> on its way to the peer: parsed bytes not yet sent,

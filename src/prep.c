@@ -814,7 +814,7 @@ size_t prep_write_rewrite(uint8_t type, const char *portal, const struct prep_st
 	n = strlen(nm) + 1;
 	memcpy(p, nm, n);
 	p += n;
-	if (type != 'D')
+	if (type != 'D' && rest)
 		memcpy(p, rest, rest_len);
 	return len;
 }

@@ -29,6 +29,10 @@
 	"transaction pooling mode', HINT = 'Use protocol-level prepared statements " \
 	"(max_prepared_statements), or session pooling.'; END$pgslab$"
 
+static enum stream_act bind_stream(struct client *c, struct server *s, const uint8_t *body,
+		uint32_t len, uint32_t e1, uint32_t e2);
+static enum stream_act plan_failed(struct client *c, struct server *s, int rc);
+
 static inline struct server *server_of_track(struct track *t)
 {
 	return (struct server *)(void *)((char *)t - offsetof(struct server, tr));
@@ -127,9 +131,11 @@ enum stream_act prepwire_client_header(struct client *c, struct server *s, uint8
 	}
 	if (st == 1)
 		return STREAM_FWD; /* the unnamed statement: untouched */
+	if (type == 'B' && st == 0 && len > p->sctx.max_whole)
+		return bind_stream(c, s, m, len, e1, e2);
 	if (len > p->sctx.max_whole) {
 		client_close(c, SQLSTATE_PROGRAM_LIMIT,
-				"named prepared-statement message larger than 1 MiB");
+				"named Parse message larger than 1 MiB");
 		return STREAM_CLOSED;
 	}
 	return STREAM_WANT;
@@ -187,11 +193,15 @@ static enum stream_act lost(struct server *s, const char *why)
 	return STREAM_CLOSED;
 }
 
-/* Send plan <pl> in place of the client's message. */
+/* Send plan <pl> in place of the client's message.  <rest> NULL (a Bind
+ * too large to hold, from on_header): only the head of the rewritten Bind
+ * is written; the caller forwards the client's own rest after it and
+ * tracks the Bind (STREAM_FWD). */
 static enum stream_act send_plan(struct client *c, struct server *s, const struct prep_plan *pl,
 		uint8_t type, const char *portal, const uint8_t *rest, uint32_t rest_len)
 {
 	struct proxy *p = proxy_of(&c->st);
+	bool streamed = type == 'B' && rest == NULL;
 	size_t total = 0, off = 0;
 	uint8_t *buf;
 	unsigned i;
@@ -200,6 +210,8 @@ static enum stream_act send_plan(struct client *c, struct server *s, const struc
 		return STREAM_FWD;
 	for (i = 0; i < pl->n; i++)
 		total += op_len(&pl->op[i], type, portal, rest_len);
+	if (streamed)
+		total -= rest_len;
 	buf = stream_write_reserve(&s->st, total);
 	if (buf == NULL)
 		return lost(s, "out of memory for a prepared-statement message");
@@ -210,11 +222,41 @@ static enum stream_act send_plan(struct client *c, struct server *s, const struc
 		off += op_write(o, type, portal, rest, rest_len, buf + off);
 		if (o->kind == PREP_OP_PARSE_INJECT || o->kind == PREP_OP_PARSE)
 			c->pool->st.server_parse_count++;
+		if (streamed && o->kind == PREP_OP_REWRITE) {
+			off -= rest_len; /* the client's bytes follow */
+			break;
+		}
 		if (track_req(&s->tr, p->arena, o->track ? o->track : type) < 0)
 			return lost(s, "too many pipelined requests");
 	}
 	stream_write_commit(&s->st, off);
-	return stream_failed(&c->st) ? STREAM_CLOSED : STREAM_DROP;
+	if (stream_failed(&c->st))
+		return STREAM_CLOSED;
+	return streamed ? STREAM_FWD : STREAM_DROP;
+}
+
+/* A named Bind too large to hold whole (over 1 MiB of parameters): its
+ * head is rewritten here, from the bytes at hand, and the rest streams. */
+static enum stream_act bind_stream(struct client *c, struct server *s, const uint8_t *body,
+		uint32_t len, uint32_t e1, uint32_t e2)
+{
+	struct proxy *p = proxy_of(&c->st);
+	const char *portal = (const char *)body, *name = (const char *)body + e1;
+	struct prep_plan pl;
+	enum stream_act a;
+	int rc;
+
+	if (!in_order(c, s))
+		return STREAM_STOP;
+	rc = prep_plan_use(p->prep, &c->pst, &s->pst, max_stmts(p, &s->pst), name, &pl);
+	if (rc < 0)
+		return plan_failed(c, s, rc);
+	if (pl.op[pl.n - 1].kind == PREP_OP_REWRITE)
+		c->pool->st.bind_count++;
+	a = send_plan(c, s, &pl, 'B', portal, NULL, len - 4 - e1 - e2);
+	if (a == STREAM_FWD && pl.op[pl.n - 1].kind == PREP_OP_REWRITE)
+		stream_cut(&c->st, PROTO_HDR_LEN + e1 + e2);
+	return a;
 }
 
 static enum stream_act plan_failed(struct client *c, struct server *s, int rc)

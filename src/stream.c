@@ -142,6 +142,7 @@ void stream_init(struct stream *s, struct stream_ctx *ctx, int fd, const struct 
 	s->out_bytes = 0;
 	s->fail_kind = 0;
 	s->pkt_remain = 0;
+	s->fwd_cut = 0;
 	s->fd = fd;
 	s->flags = flags;
 	s->events = 0;
@@ -489,7 +490,8 @@ static bool stream_process(struct stream *s)
 		}
 		switch (act) {
 		case STREAM_FWD:
-			s->pkt_remain = total;
+			s->pkt_remain = total - s->fwd_cut; /* see stream_cut() */
+			s->fwd_cut = 0;
 			break;
 		case STREAM_DROP:
 			if (avail >= total) {
@@ -529,6 +531,15 @@ static bool stream_process(struct stream *s)
 	}
 	update_events(s);
 	return true;
+}
+
+void stream_cut(struct stream *s, uint32_t n)
+{
+	struct iobuf *b = s->in;
+
+	memmove(b->data + b->parse, b->data + b->parse + n, b->tail - b->parse - n);
+	b->tail -= n;
+	s->fwd_cut = n;
 }
 
 void stream_resume(struct stream *s)

@@ -265,6 +265,17 @@ PY
 	is(rows_of($a, P('big', $big) . B('big') . E() . S()), '7', '1 MB query text');
 	is(rows_of($b, P('big', $big) . S() . B('big') . E() . S(), 2), '7', 'shared by another client');
 
+	# a named Bind larger than pgslab holds whole (3 MB parameter): its head
+	# is rewritten from the first bytes and the rest streams through
+	my $bigp = 'y' x 3_000_000;
+	my $bind = frontend_message('B', "\0lb\0" . pack('n n N', 0, 1, length $bigp) . $bigp . pack('n', 0));
+	is(rows_of($a, P('lb', 'SELECT length($1::text)') . S() . $bind . E() . S(), 2), '3000000',
+		'3 MB named Bind streamed (backend holds the statement)');
+	($t, $c) = xchg($b, frontend_message('Q', "DEALLOCATE ALL\0"));
+	is(rows_of($a, $bind . E() . S()), '3000000', '3 MB named Bind after an injected Parse');
+	is(rows_of($a, $bind . E() . $bind . E() . S() . $bind . E() . S(), 2), '3000000,3000000,3000000',
+		'three of them pipelined');
+
 	# a client that leaves right after Parse, before Sync
 	my $d = wconn($p);
 	raw_send($d, P('gone', 'SELECT 8'));
