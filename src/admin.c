@@ -282,7 +282,7 @@ static const char help_text[] =
 		"\tSHOW SOCKETS|ACTIVE_SOCKETS|LISTS|MEM|STATE\n"
 		"\tSHOW DNS_HOSTS|DNS_ZONES\n"
 		"\tSHOW STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS\n"
-		"\tSHOW SLABS|LOG|BUDDY|WAITS|LATENCY (pgslab)\n"
+		"\tSHOW SLABS|LOG|BUDDY|WAITS|LATENCY|PREPARED_STATEMENTS (pgslab)\n"
 		"\tSET key = arg\n"
 		"\tRELOAD\n"
 		"\tPAUSE [<db>]\n"
@@ -1134,6 +1134,39 @@ static void show_slabs(struct client *c)
 	rs_end(&r, "SHOW");
 }
 
+static void prep_row(const struct prep_stmt *st, void *arg)
+{
+	struct fmt f = { .n = 0 };
+	char name[PREP_SERVER_NAME_MAX], q[201];
+	const char *v[6];
+	size_t i;
+
+	prep_server_name(st, name);
+	/* the text as sent, cut at 200 bytes, control characters blanked */
+	for (i = 0; i + 1 < sizeof(q) && i < st->key_len && st->key[i]; i++)
+		q[i] = st->key[i] < 0x20 || st->key[i] == 0x7f ? ' ' : (char)st->key[i];
+	q[i] = 0;
+	v[0] = name;
+	v[1] = fu(&f, st->refs);
+	v[2] = fu(&f, st->n_clients);
+	v[3] = fu(&f, st->n_servers);
+	v[4] = fu(&f, (unsigned long long)st->key_cap + sizeof(*st));
+	v[5] = q;
+	rs_row(arg, v);
+}
+
+/* The prepared-statement registry: one row per distinct statement. */
+static void show_prepared(struct client *c)
+{
+	static const char *const names[] = { "name", "refcount", "client_names", "servers",
+		"bytes", "statement" };
+	struct rs r;
+
+	rs_begin(&r, c, "sqqqqs", names);
+	prep_reg_foreach(proxy_of(&c->st)->prep, prep_row, &r);
+	rs_end(&r, "SHOW");
+}
+
 /* One row per budget domain (a database's backend slots), then one per pool:
  * the buddy blocks it holds, capacity, use, fair share and reclaim counts. */
 static void show_buddy(struct client *c)
@@ -1516,6 +1549,8 @@ static bool run_show(struct client *c, const char *what, const char *sql)
 		show_waits(c);
 	else if (strcmp(w, "latency") == 0)
 		show_latency(c);
+	else if (strcmp(w, "prepared_statements") == 0)
+		show_prepared(c);
 	else if ((fp = fake_param(w)) >= 0) {
 		const char *names[1] = { fake_params[fp][0] };
 		const char *v[1] = { fake_params[fp][1] };

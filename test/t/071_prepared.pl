@@ -122,6 +122,11 @@ sub wait_idle
 		    && $st->{total_server_parse_count} < $st->{total_bind_count} / 10,
 		"SHOW STATS: $st->{total_bind_count} binds, $st->{total_client_parse_count} client parses, "
 		    . "$st->{total_server_parse_count} server parses");
+	my @ps = $p->admin_hash('SHOW PREPARED_STATEMENTS');
+	ok(@ps == 7 && !grep({ $_->{servers} < 1 || $_->{servers} > 3 || $_->{name} !~ /^PGSLAB_\d+$/ } @ps)
+		    && grep({ $_->{statement} =~ /^UPDATE pgbench_accounts/ } @ps),
+		'SHOW PREPARED_STATEMENTS: the 7 distinct statements of -S and TPC-B')
+	    or diag(join "\n", map { "$_->{name} $_->{servers} $_->{statement}" } @ps);
 	my $sp = server_prepared($p);
 	ok(@$sp && !grep({ $_ < 1 || $_ > 8 } @$sp),
 		'SHOW SERVERS prepared_statements: ' . join(',', @$sp));
