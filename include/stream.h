@@ -169,6 +169,10 @@ int stream_write(struct stream *s, const void *data, size_t len);
  * stream_write_commit(). */
 uint8_t *stream_write_reserve(struct stream *s, size_t len);
 void stream_write_commit(struct stream *s, size_t len);
+/* Commit without sending: for bytes that precede a message the peer is
+ * about to forward to <s> in the same pass (its flush, one sendmsg, takes
+ * both). */
+void stream_write_queue(struct stream *s, size_t len);
 
 /* Resume parsing after STREAM_STOP (and reading after pause). */
 void stream_resume(struct stream *s);

@@ -229,7 +229,14 @@ static enum stream_act send_plan(struct client *c, struct server *s, const struc
 		if (track_req(&s->tr, p->arena, o->track ? o->track : type) < 0)
 			return lost(s, "too many pipelined requests");
 	}
-	stream_write_commit(&s->st, off);
+	if (streamed) {
+		stream_write_commit(&s->st, off);
+	} else {
+		/* a Sync or Flush always follows a named Parse/Bind/Describe/
+		 * Close before the client waits; forwarding it flushes these too,
+		 * in the same sendmsg */
+		stream_write_queue(&s->st, off);
+	}
 	if (stream_failed(&c->st))
 		return STREAM_CLOSED;
 	return streamed ? STREAM_FWD : STREAM_DROP;

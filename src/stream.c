@@ -390,10 +390,15 @@ uint8_t *stream_write_reserve(struct stream *s, size_t len)
 	return b->data;
 }
 
-void stream_write_commit(struct stream *s, size_t len)
+void stream_write_queue(struct stream *s, size_t len)
 {
 	s->out_tail->tail += (uint32_t)len;
 	s->out_bytes += (uint32_t)len;
+}
+
+void stream_write_commit(struct stream *s, size_t len)
+{
+	stream_write_queue(s, len);
 	stream_flush(s);
 }
 
