@@ -67,6 +67,7 @@ enum stream_act {
 	STREAM_DROP,   /* on_message only: consume without forwarding */
 	STREAM_STOP,   /* leave this message unparsed; owner calls stream_resume() */
 	STREAM_CLOSED, /* the owner closed the stream: do not touch it */
+	STREAM_MORE,   /* on_header only: ask again once more of the message has arrived */
 };
 
 struct stream_ops {

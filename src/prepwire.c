@@ -131,8 +131,12 @@ enum stream_act prepwire_client_header(struct client *c, struct server *s, uint8
 	}
 	if (st == 1)
 		return STREAM_FWD; /* the unnamed statement: untouched */
-	if (type == 'B' && st == 0 && len > p->sctx.max_whole)
+	if (type == 'B' && len > p->sctx.max_whole) {
+		/* too large to hold: its names must be read from the bytes at hand */
+		if (st < 0)
+			return STREAM_MORE;
 		return bind_stream(c, s, m, len, e1, e2);
+	}
 	if (len > p->sctx.max_whole) {
 		client_close(c, SQLSTATE_PROGRAM_LIMIT,
 				"named Parse message larger than 1 MiB");

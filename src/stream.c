@@ -482,6 +482,12 @@ static bool stream_process(struct stream *s)
 		act = s->ops->on_header(s, type, len);
 		if (!alive(s))
 			return false;
+		if (act == STREAM_MORE) {
+			if (avail < total && avail < b->cap)
+				break; /* on_header again after the next read */
+			stream_fail(s, STREAM_E_PROTO, "message header fields too long");
+			return false;
+		}
 		if (act == STREAM_WANT) {
 			if (avail < total) {
 				if (!make_room(s, total))

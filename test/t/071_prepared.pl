@@ -281,6 +281,15 @@ PY
 	is(rows_of($a, $bind . E() . $bind . E() . S() . $bind . E() . S(), 2), '3000000,3000000,3000000',
 		'three of them pipelined');
 
+	# ... and with only its 5-byte header in the first read (names arrive later)
+	raw_send($a, substr($bind, 0, 5));
+	select(undef, undef, undef, 0.3);
+	is(rows_of($a, substr($bind, 5) . E() . S()), '3000000', '3 MB named Bind whose names come in a later read');
+	my $ubind = frontend_message('B', "\0\0" . pack('n n N', 0, 1, length $bigp) . $bigp . pack('n', 0));
+	raw_send($a, P('', 'SELECT length($1::text)') . substr($ubind, 0, 6));
+	select(undef, undef, undef, 0.3);
+	is(rows_of($a, substr($ubind, 6) . E() . S()), '3000000', '3 MB unnamed Bind, header first: untouched');
+
 	# a client that leaves right after Parse, before Sync
 	my $d = wconn($p);
 	raw_send($d, P('gone', 'SELECT 8'));
