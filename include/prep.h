@@ -69,6 +69,7 @@ struct prep_stmt {
 	uint32_t key_cap;        /* slab_buf capacity of <key> */
 	uint32_t n_servers;      /* servers that hold it */
 	uint32_t n_clients;      /* client names that map to it */
+	uint8_t ctx;             /* parse context: standard_conforming_strings off (1) or on (0) */
 };
 
 struct prep_client;
@@ -206,7 +207,7 @@ static inline void prep_server_sync(struct prep_server *ps)
  * in flight, last status not 'E'); only then may a Parse of a statement it
  * holds be answered by a stand-in Close. */
 int prep_plan_parse(struct prep_reg *r, struct prep_client *pc, struct prep_server *ps, int max,
-		const char *name, const uint8_t *key, uint32_t key_len, bool sure,
+		const char *name, const uint8_t *key, uint32_t key_len, uint8_t ctx, bool sure,
 		struct prep_plan *pl);
 /* Bind or Describe of statement <name>: PASS when the client has no such name. */
 int prep_plan_use(struct prep_reg *r, struct prep_client *pc, struct prep_server *ps, int max,

@@ -188,16 +188,18 @@ static void key_free(struct prep_reg *r, uint8_t *key, size_t cap)
 		slab_buf_free(r->a, key, cap);
 }
 
-static struct prep_stmt *stmt_get(struct prep_reg *r, const uint8_t *key, uint32_t len)
+static struct prep_stmt *stmt_get(struct prep_reg *r, const uint8_t *key, uint32_t len,
+		uint8_t ctx)
 {
-	uint32_t h = hash_bytes(key, len, 2166136261u);
+	uint32_t h = hash_bytes(key, len, 2166136261u ^ ctx);
 	struct prep_hnode *e;
 	struct prep_stmt *st;
 	size_t cap;
 
 	for (e = htab_chain(&r->stmts, h); e; e = e->next) {
 		st = (struct prep_stmt *)(void *)e;
-		if (e->hash == h && st->key_len == len && memcmp(st->key, key, len) == 0) {
+		if (e->hash == h && st->key_len == len && st->ctx == ctx &&
+				memcmp(st->key, key, len) == 0) {
 			r->st.hits++;
 			st->refs++;
 			return st;
@@ -216,6 +218,7 @@ static struct prep_stmt *stmt_get(struct prep_reg *r, const uint8_t *key, uint32
 	memcpy(st->key, key, len);
 	st->key_len = len;
 	st->key_cap = (uint32_t)cap;
+	st->ctx = ctx;
 	st->h.hash = h;
 	st->id = ++r->next_id;
 	st->refs = 1;
@@ -562,7 +565,7 @@ static int ensure(struct prep_reg *r, struct prep_server *ps, int max, struct pr
 }
 
 int prep_plan_parse(struct prep_reg *r, struct prep_client *pc, struct prep_server *ps, int max,
-		const char *name, const uint8_t *key, uint32_t key_len, bool sure,
+		const char *name, const uint8_t *key, uint32_t key_len, uint8_t ctx, bool sure,
 		struct prep_plan *pl)
 {
 	struct prep_cmap *m;
@@ -588,7 +591,7 @@ int prep_plan_parse(struct prep_reg *r, struct prep_client *pc, struct prep_serv
 		op(pl, PREP_OP_PARSE, 'n', m->stmt);
 		return 0;
 	}
-	st = stmt_get(r, key, key_len);
+	st = stmt_get(r, key, key_len, ctx);
 	if (st == NULL)
 		return -ENOMEM;
 	m = cmap_add(r, pc, name, st);

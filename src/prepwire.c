@@ -19,9 +19,11 @@
 
 #include <errno.h>
 #include <string.h>
+#include <strings.h>
 
 #include "prep.h"
 #include "proto.h"
+#include "vars.h"
 
 #define REFUSE_SQL \
 	"DO $pgslab$BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', " \
@@ -44,6 +46,16 @@ static int max_stmts(const struct proxy *p, const struct prep_server *ps)
 
 	(void)ps;
 	return m > 0 ? m : 1; /* names kept after a reload to 0 still work */
+}
+
+/* The backend reads string literals with standard_conforming_strings off:
+ * the same text then means something else, so it is another statement. */
+static uint8_t scs_off(struct proxy *p, const struct server *s)
+{
+	int i = vars_index(&p->vars, "standard_conforming_strings");
+	const struct istr *v = i >= 0 && s->vars ? s->vars->v[i] : NULL;
+
+	return v != NULL && strcasecmp(v->s, "off") == 0;
 }
 
 bool prepwire_on(const struct client *c)
@@ -343,7 +355,7 @@ enum stream_act prepwire_client_message(struct client *c, struct server *s, uint
 		if (!in_order(c, s))
 			return STREAM_STOP;
 		rc = prep_plan_parse(p->prep, &c->pst, &s->pst, max_stmts(p, &s->pst), name, key,
-				key_len, s->tr.n == 0 && s->tr.txn != 'E', &pl);
+				key_len, scs_off(p, s), s->tr.n == 0 && s->tr.txn != 'E', &pl);
 		if (rc < 0)
 			return plan_failed(c, s, rc);
 		c->pool->st.client_parse_count++;

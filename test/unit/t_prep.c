@@ -26,7 +26,7 @@ static int parse(struct prep_client *pc, struct prep_server *ps, int max, const 
 	uint8_t key[256];
 	uint32_t kl = key_of(q, key);
 
-	return prep_plan_parse(R, pc, ps, max, name, key, kl, true, pl);
+	return prep_plan_parse(R, pc, ps, max, name, key, kl, 0, true, pl);
 }
 
 static const char *kinds(const struct prep_plan *pl)
