@@ -54,7 +54,7 @@ UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BUILD)/test/%)
 DEB_PKGS := gcc make pkg-config perl libevent-dev libssl-dev libpq-dev \
             postgresql-15 postgresql-client-15 libdbd-pg-perl libio-socket-ssl-perl python3-psycopg2 \
             pgbouncer valgrind strace procps libjemalloc-dev libmimalloc-dev gnuplot-nox \
-            prometheus pandoc clang libclang-rt-dev
+            prometheus pandoc clang libclang-rt-dev python3-psycopg python3-asyncpg
 
 .PHONY: all deps check unit-check prove-check asan asan-check demo bench-alloc bench-log bench-budget bench-budget-cost \
         clean format cppcheck docker-deps docker-test man install uninstall
@@ -83,6 +83,7 @@ UNIT_DEPS_t_hba       := hba ident hbatok textfile sysalloc
 UNIT_DEPS_t_hist      := hist
 UNIT_DEPS_t_log       := log slab buddy sysalloc
 UNIT_DEPS_t_nametab   := nametab sysalloc
+UNIT_DEPS_t_prep      := prep slab buddy sysalloc
 UNIT_DEPS_t_pwd       := pwd scram saslprep crypto
 UNIT_DEPS_t_saslprep  := saslprep
 UNIT_DEPS_t_scram     := scram scram_server scram_client saslprep crypto
@@ -184,7 +185,7 @@ FUZZ_SECONDS  ?= 600
 FUZZ_DEPS_fuzz_startup       := proto
 FUZZ_DEPS_fuzz_proto         := proto
 FUZZ_DEPS_fuzz_track         := track slab buddy sysalloc
-FUZZ_DEPS_fuzz_stream        := stream track proto slab buddy sysalloc
+FUZZ_DEPS_fuzz_stream        := stream tls track proto slab buddy sysalloc
 FUZZ_DEPS_fuzz_scram_server  := scram scram_server scram_client saslprep crypto
 FUZZ_DEPS_fuzz_scram_client  := scram scram_server scram_client saslprep crypto
 FUZZ_DEPS_fuzz_pwd           := pwd scram saslprep crypto

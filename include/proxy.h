@@ -36,6 +36,7 @@
 #include "hist.h"
 #include "list.h"
 #include "nametab.h"
+#include "prep.h"
 #include "scram_client.h"
 #include "scram_server.h"
 #include "stream.h"
@@ -94,6 +95,7 @@ struct pool_stats {
 	uint64_t client_login_count;
 	uint64_t hits, misses;       /* assignment served by an idle server at once, or not */
 	uint64_t server_logins, server_login_fail;
+	uint64_t client_parse_count, server_parse_count, bind_count; /* prepared statements */
 };
 
 struct pool {
@@ -165,8 +167,10 @@ struct client {
 	uint8_t admin;               /* 0, or 1 stats-only / 2 admin console user */
 	uint8_t txn;                 /* last ReadyForQuery status seen */
 	bool closing;                /* client_close() ran; torn down from the loop */
+	bool prep_wait;              /* stopped until owed answers settle (prep.h) */
 	uint8_t addr[16];
 	struct cred *cred;           /* the user it logged in as */
+	struct prep_client pst;      /* its prepared-statement names */
 };
 
 struct server {
@@ -187,6 +191,7 @@ struct server {
 	bool close_needed;
 	bool release_on_drain;
 	uint8_t prep;                /* PREP_* steps done since linked */
+	struct prep_server pst;      /* statements prepared on the backend */
 };
 
 #define PREP_CHECKED 0x1
@@ -245,6 +250,7 @@ struct proxy {
 	struct metrics *metrics;     /* Prometheus endpoint (metrics.c) */
 	struct tls_ctx *tls_connect; /* towards servers (server_tls_*); accepting
 				      * clients: sctx.tls_accept */
+	struct prep_reg *prep;       /* prepared-statement registry (prep.h) */
 	uint8_t rnd[256];            /* OS CSPRNG bytes for cancel keys and salts */
 	uint32_t rnd_pos;
 	uint8_t mock_key[SCRAM_KEY_LEN]; /* SCRAM mock secrets for unknown users */
@@ -292,6 +298,25 @@ void client_logid(const struct client *c, char *buf, size_t len);
 void client_addr_str(const struct client *c, char *buf, size_t len);
 void client_finish_login(struct client *c);
 size_t client_login_size(void);
+/* <c> sends a request to linked <s>: timing and byte counts, and the
+ * tracker unless <type> is 0.  False when the pipeline is too deep to
+ * track (<c> is closed). */
+bool client_note_request(struct client *c, struct server *s, uint8_t type, uint32_t len);
+
+/* prepwire.c: prepared statements on linked pairs (transaction/statement mode) */
+bool prepwire_on(const struct client *c);
+enum stream_act prepwire_client_header(struct client *c, struct server *s, uint8_t type,
+		uint32_t len);
+enum stream_act prepwire_client_message(struct client *c, struct server *s, uint8_t type,
+		const uint8_t *msg, uint32_t len);
+/* A '1', '3' or 'C' from linked <s>: true when it must be seen whole
+ * (prepwire_server_message); else its bookkeeping is done but the tracker's. */
+bool prepwire_server_header(struct server *s, uint8_t type, uint32_t len);
+enum stream_act prepwire_server_message(struct server *s, uint8_t type, const uint8_t *msg,
+		uint32_t len);
+/* A ReadyForQuery from <s> was tracked. */
+void prepwire_ready(struct server *s);
+void prepwire_settle(struct track *t, bool answered);
 
 /* server.c */
 struct server *server_launch(struct pool *pool);

@@ -70,6 +70,7 @@ enum stream_act {
 	STREAM_DROP,   /* on_message only: consume without forwarding */
 	STREAM_STOP,   /* leave this message unparsed; owner calls stream_resume() */
 	STREAM_CLOSED, /* the owner closed the stream: do not touch it */
+	STREAM_MORE,   /* on_header only: ask again once more of the message has arrived */
 };
 
 struct stream_ops {
@@ -154,6 +155,7 @@ struct stream {
 	uint32_t out_bytes;      /* queued in the out chain */
 	uint8_t fail_kind;       /* enum stream_err */
 	uint64_t pkt_remain;     /* body bytes of the current message still to parse */
+	uint32_t fwd_cut;        /* bytes stream_cut() took off the message being headed */
 	int fd;
 	uint16_t flags;
 	short events;            /* interest currently registered */
@@ -198,6 +200,10 @@ int stream_write(struct stream *s, const void *data, size_t len);
  * stream_write_commit(). */
 uint8_t *stream_write_reserve(struct stream *s, size_t len);
 void stream_write_commit(struct stream *s, size_t len);
+/* Commit without sending: for bytes that precede a message the peer is
+ * about to forward to <s> in the same pass (its flush, one sendmsg, takes
+ * both). */
+void stream_write_queue(struct stream *s, size_t len);
 
 /* Resume parsing after STREAM_STOP (and reading after pause). */
 void stream_resume(struct stream *s);
@@ -211,6 +217,19 @@ size_t stream_pending(const struct stream *s);
 /* The OS user id of the process at the other end of a Unix socket
  * (SO_PEERCRED); -1 when it is not a Unix socket or the kernel will not say. */
 int stream_peer_uid(const struct stream *s, uid_t *uid);
+/* Inside on_header: the first <*avail> bytes (type byte included) of the
+ * message at the parse point; the owner may rewrite them in place, length
+ * unchanged, before it returns STREAM_FWD. */
+static inline uint8_t *stream_peek(const struct stream *s, uint32_t *avail)
+{
+	*avail = s->in->tail - s->in->parse;
+	return s->in->data + s->in->parse;
+}
+/* Inside on_header, before returning STREAM_FWD: drop the first <n> bytes
+ * of the message at the parse point (all present: <n> <= stream_peek's
+ * avail); the rest of it is forwarded.  The owner has queued what replaces
+ * them (stream_write to the peer, which goes out first). */
+void stream_cut(struct stream *s, uint32_t n);
 /* Does <s> hold received bytes not yet forwarded or parsed? */
 bool stream_has_input(const struct stream *s);
 /* Is a message of <s> on its way to the peer: parsed bytes not yet sent,

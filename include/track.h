@@ -12,8 +12,16 @@
  *   P Parse, B Bind, D Describe, E Execute, C Close
  *                                            each owes its own reply
  *   c   a CopyDone/CopyFail sent while a Q or E might still start a COPY
+ *   prepared statements (prep.h), each with a pending record settled by
+ *   the <settle> hook as it is popped, answered or not:
+ *   p   an injected Parse (its ParseComplete is swallowed)
+ *   n   a client's named Parse (ParseComplete forwarded)
+ *   k   a client's Parse sent as a Close (its CloseComplete goes out as
+ *       ParseComplete)
+ *   x   an injected Close (CloseComplete swallowed)
+ *   y   a client's Close of a named statement (CloseComplete forwarded)
  * Replies (backend -> client) pop them:
- *   1 -> P, 2 -> B, 3 -> C, n / T -> D, C / I / s -> E (not within a Q),
+ *   1 -> P p n, 2 -> B, 3 -> C k x y, n / T -> D, C / I / s -> E (not within a Q),
  *   Z -> the oldest S, Q or F; ErrorResponse on an extended request drops
  *   every request up to the next Sync, which the backend skips; with no
  *   Sync queued the backend skips until one arrives (TRACK_F_SKIP).
@@ -62,6 +70,9 @@ struct track {
 	uint8_t flags;
 	uint8_t txn;           /* status of the last ReadyForQuery: 'I', 'T' or 'E' */
 	uint8_t inline_q[TRACK_INLINE];
+	/* Called as each p/n/k/x/y request leaves the queue; <answered> is
+	 * false when it failed or the backend skipped it after an error. */
+	void (*settle)(struct track *t, bool answered);
 };
 
 void track_init(struct track *t);
@@ -114,6 +125,20 @@ static inline unsigned track_reply(struct track *t, uint8_t type, uint8_t status
 		return TRACK_EV_READY;
 	}
 	return track_reply_slow(t, type, status);
+}
+
+/* The oldest request still owed an answer (0: none). */
+static inline uint8_t track_head(const struct track *t)
+{
+	uint32_t i;
+
+	for (i = 0; i < t->n; i++) {
+		uint8_t r = t->q[(t->head + i) & (t->cap - 1)];
+
+		if (r != 'c')
+			return r;
+	}
+	return 0;
 }
 
 static inline bool track_idle(const struct track *t)

@@ -293,7 +293,7 @@ static const char help_text[] =
 		"\tSHOW SOCKETS|ACTIVE_SOCKETS|LISTS|MEM|STATE\n"
 		"\tSHOW DNS_HOSTS|DNS_ZONES\n"
 		"\tSHOW STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS\n"
-		"\tSHOW SLABS|LOG|BUDDY|WAITS|LATENCY (pgslab)\n"
+		"\tSHOW SLABS|LOG|BUDDY|WAITS|LATENCY|PREPARED_STATEMENTS (pgslab)\n"
 		"\tSET key = arg\n"
 		"\tRELOAD\n"
 		"\tPAUSE [<db>]\n"
@@ -720,7 +720,7 @@ static void client_row(struct rs *r, struct client *cl, const char *state, bool 
 	v[16] = "0";
 	v[17] = ftls(&f, &cl->st);
 	v[18] = var_value(p, cl->vars, "application_name");
-	v[19] = "0";
+	v[19] = fu(&f, cl->pst.n);
 	v[20] = fu(&f, cl->id);
 	if (debug)
 		sock_debug(&f, &cl->st, v + 21);
@@ -756,7 +756,7 @@ static void server_row(struct rs *r, struct server *s, const char *state, bool d
 	v[16] = fu(&f, s->backend_pid);
 	v[17] = ftls(&f, &s->st);
 	v[18] = var_value(p, s->vars, "application_name");
-	v[19] = "0";
+	v[19] = fu(&f, s->pst.n);
 	v[20] = fu(&f, s->id);
 	if (debug)
 		sock_debug(&f, &s->st, v + 21);
@@ -897,6 +897,9 @@ static void sum_stats(struct proxy *p, const struct db *db, struct pool_stats *t
 		t->query_time_us += s->query_time_us;
 		t->wait_time_us += s->wait_time_us;
 		t->client_login_count += s->client_login_count;
+		t->client_parse_count += s->client_parse_count;
+		t->server_parse_count += s->server_parse_count;
+		t->bind_count += s->bind_count;
 		t->hits += s->hits;
 		t->misses += s->misses;
 		a->server_assignment_count += v->server_assignment_count;
@@ -905,6 +908,9 @@ static void sum_stats(struct proxy *p, const struct db *db, struct pool_stats *t
 		a->bytes_recv += v->bytes_recv;
 		a->bytes_sent += v->bytes_sent;
 		a->client_login_count += v->client_login_count;
+		a->client_parse_count += v->client_parse_count;
+		a->server_parse_count += v->server_parse_count;
+		a->bind_count += v->bind_count;
 		/* per-transaction means: weight by each pool's rate */
 		a->xact_time_us += v->xact_time_us * v->xact_count;
 		a->query_time_us += v->query_time_us * v->query_count;
@@ -931,7 +937,9 @@ static void stats_values(struct fmt *f, const struct pool_stats *s, const char *
 	v[5] = fu(f, s->xact_time_us);
 	v[6] = fu(f, s->query_time_us);
 	v[7] = fu(f, s->wait_time_us);
-	v[8] = v[9] = v[10] = "0"; /* no prepared-statement tracking yet */
+	v[8] = fu(f, s->client_parse_count);
+	v[9] = fu(f, s->server_parse_count);
+	v[10] = fu(f, s->bind_count);
 	v[11] = fu(f, s->client_login_count);
 }
 
@@ -1149,6 +1157,39 @@ static void show_slabs(struct client *c)
 
 	rs_begin(&r, c, "sqqqqqqqqqfqqqq", names);
 	slab_arena_foreach(proxy_of(&c->st)->arena, slab_row, &r);
+	rs_end(&r, "SHOW");
+}
+
+static void prep_row(const struct prep_stmt *st, void *arg)
+{
+	struct fmt f = { .n = 0 };
+	char name[PREP_SERVER_NAME_MAX], q[201];
+	const char *v[6];
+	size_t i;
+
+	prep_server_name(st, name);
+	/* the text as sent, cut at 200 bytes, control characters blanked */
+	for (i = 0; i + 1 < sizeof(q) && i < st->key_len && st->key[i]; i++)
+		q[i] = st->key[i] < 0x20 || st->key[i] == 0x7f ? ' ' : (char)st->key[i];
+	q[i] = 0;
+	v[0] = name;
+	v[1] = fu(&f, st->refs);
+	v[2] = fu(&f, st->n_clients);
+	v[3] = fu(&f, st->n_servers);
+	v[4] = fu(&f, (unsigned long long)st->key_cap + sizeof(*st));
+	v[5] = q;
+	rs_row(arg, v);
+}
+
+/* The prepared-statement registry: one row per distinct statement. */
+static void show_prepared(struct client *c)
+{
+	static const char *const names[] = { "name", "refcount", "client_names", "servers",
+		"bytes", "statement" };
+	struct rs r;
+
+	rs_begin(&r, c, "sqqqqs", names);
+	prep_reg_foreach(proxy_of(&c->st)->prep, prep_row, &r);
 	rs_end(&r, "SHOW");
 }
 
@@ -1415,6 +1456,8 @@ static bool run_show(struct client *c, const char *what, const char *sql)
 		show_waits(c);
 	else if (strcmp(w, "latency") == 0)
 		show_latency(c);
+	else if (strcmp(w, "prepared_statements") == 0)
+		show_prepared(c);
 	else if ((fp = fake_param(w)) >= 0) {
 		const char *names[1] = { fake_params[fp][0] };
 		const char *v[1] = { fake_params[fp][1] };

@@ -197,6 +197,7 @@ static void client_destroy(struct client *c)
 	cancel_unregister(p, c);
 	if (c->server)
 		pool_client_left(c->server, c);
+	prep_client_clear(p->prep, &c->pst);
 	if (c->pool && prev != CL_LOGIN) {
 		pool_client_gone(c, prev);
 	} else {
@@ -256,6 +257,7 @@ void client_accept(struct proxy *p, int fd, const struct sockaddr *sa, socklen_t
 	}
 	memset(c, 0, sizeof(*c));
 	c->id = ++p->next_id;
+	prep_client_init(&c->pst, c->id);
 	c->connect_us = c->active_us = proxy_now_us();
 	c->family = (uint8_t)sa->sa_family;
 	if (sa->sa_family == AF_INET) {
@@ -973,18 +975,34 @@ static enum stream_act client_on_header(struct stream *st, uint8_t type, uint32_
 		if (s == NULL || s->state != SV_ACTIVE)
 			return c->closing ? STREAM_CLOSED : STREAM_STOP;
 	}
+	if (__builtin_expect(type == 'P' || type == 'B' || type == 'D' || type == 'C' ||
+				    type == 'Q', 0) && prepwire_on(c)) {
+		enum stream_act a = prepwire_client_header(c, s, type, len);
+
+		if (a != STREAM_FWD)
+			return a;
+	} else if (type == 'S' && s->pst.ph != NULL) {
+		prep_server_sync(&s->pst);
+	}
 	/* the hot path: note what the server will owe, then stream it */
+	return client_note_request(c, s, type, len) ? STREAM_FWD : STREAM_CLOSED;
+}
+
+bool client_note_request(struct client *c, struct server *s, uint8_t type, uint32_t len)
+{
 	if (s->tr.n == 0) {
 		c->request_us = c->query_start_us = s->query_start_us = proxy_now_us();
 		if (c->txn == 'I')
 			c->xact_start_us = c->query_start_us;
 	}
-	if (__builtin_expect(track_req(&s->tr, proxy_of(st)->arena, type) < 0, 0)) {
+	if (type == 0)
+		return true;
+	if (__builtin_expect(track_req(&s->tr, proxy_of(&c->st)->arena, type) < 0, 0)) {
 		client_close(c, SQLSTATE_PROGRAM_LIMIT, "too many pipelined requests");
-		return STREAM_CLOSED;
+		return false;
 	}
 	c->pool->st.bytes_recv += (uint64_t)len + 1;
-	return STREAM_FWD;
+	return true;
 }
 
 static enum stream_act admin_message(struct client *c, uint8_t type, const uint8_t *msg,
@@ -1026,12 +1044,25 @@ static enum stream_act client_on_message(struct stream *st, uint8_t type, const 
 		return type == 0 ? handle_startup(c, msg, len) : handle_password(c, msg, len);
 	if (c->admin)
 		return admin_message(c, type, msg, len);
+	if (c->server != NULL) { /* a prepared-statement message (prepwire.c) */
+		struct server *s = c->server;
+		enum stream_act a = prepwire_client_message(c, s, type, msg, len);
+
+		if (a == STREAM_FWD && !client_note_request(c, s, type, len))
+			return STREAM_CLOSED;
+		return a;
+	}
 	return STREAM_FWD;
 }
 
 static void client_on_drained(struct stream *st)
 {
-	(void)st;
+	struct client *c = client_of(st);
+
+	if (c->prep_wait) { /* its earlier bytes reached the server: go on */
+		c->prep_wait = false;
+		stream_resume(st);
+	}
 }
 
 static void client_on_error(struct stream *st, enum stream_err kind, const char *reason)

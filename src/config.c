@@ -169,7 +169,7 @@ static const struct config_key setting_table[] = {
 	K_INT(max_db_client_connections, U, "0", 0, INT_MAX),
 	K_INT(max_db_connections, 0, "0", 0, INT_MAX),
 	K_INT(max_packet_size, 0, "2147483647", 0, INT_MAX),
-	K_INT(max_prepared_statements, U, "200", 0, INT_MAX),
+	K_INT(max_prepared_statements, 0, "200", 0, INT_MAX),
 	K_INT(max_user_client_connections, U, "0", 0, INT_MAX),
 	K_INT(max_user_connections, 0, "0", 0, INT_MAX),
 	K_STR(metrics_listen, N, ""),

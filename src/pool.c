@@ -817,6 +817,11 @@ void pool_stats_period(struct proxy *p)
 		a->wait_time_us = dw ? (cur->wait_time_us - old->wait_time_us) / dw : 0;
 		a->client_login_count =
 				(uint64_t)((double)(cur->client_login_count - old->client_login_count) / secs);
+		a->client_parse_count =
+				(uint64_t)((double)(cur->client_parse_count - old->client_parse_count) / secs);
+		a->server_parse_count =
+				(uint64_t)((double)(cur->server_parse_count - old->server_parse_count) / secs);
+		a->bind_count = (uint64_t)((double)(cur->bind_count - old->bind_count) / secs);
 		if (p->cfg->s.log_stats)
 			log_stats("stats: %s/%s %llu xacts/s, %llu queries/s, in %llu B/s, out %llu B/s, xact %llu us, query %llu us, wait %llu us",
 					pool->db->name, pool->cred->name,

@@ -628,7 +628,8 @@ int proxy_init(struct proxy *p, const char *config_path, struct config *cfg, cha
 	p->varset_cache = slab_cache_create(p->arena, "varset", sizeof(struct varset), 0, NULL, NULL, NULL);
 	p->authq_cache = slab_cache_create(p->arena, "auth_query", sizeof(struct authq_req), 0, NULL,
 			NULL, NULL);
-	if (!p->client_cache || !p->server_cache || !p->client_login_cache || !p->server_login_cache ||
+	p->prep = prep_reg_create(p->arena);
+	if (!p->prep || !p->client_cache || !p->server_cache || !p->client_login_cache || !p->server_login_cache ||
 			!p->pool_cache || !p->db_cache || !p->cred_cache || !p->cancel_cache ||
 			!p->varset_cache || !p->authq_cache) {
 		snprintf(err, errlen, "could not create slab caches");

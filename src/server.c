@@ -111,6 +111,8 @@ struct server *server_launch(struct pool *pool)
 	s->connect_us = s->used_us = proxy_now_us();
 	s->state = SV_LOGIN;
 	track_init(&s->tr);
+	s->tr.settle = prepwire_settle;
+	prep_server_init(&s->pst, s->id);
 	s->vars = vars_get(p->vars.empty);
 	rc = stream_connect(&s->st, &p->sctx, (const struct sockaddr *)&db->addr, db->addrlen,
 			&server_ops);
@@ -155,6 +157,7 @@ void server_close(struct server *s, const char *reason)
 	s->vars = NULL;
 	s->state = SV_CLOSED;
 	track_reset(&s->tr, p->arena);
+	prep_server_clear(p->prep, &s->pst);
 	stream_close(&s->st);
 	list_append(&p->dead_servers, &s->node);
 	if (c) /* deferred: torn down from the loop */
@@ -537,6 +540,9 @@ static enum stream_act server_on_header(struct stream *st, uint8_t type, uint32_
 		s->pool->st.bytes_sent += (uint64_t)len + 1;
 		if (type == 'Z' || type == 'S')
 			return STREAM_WANT;
+		if (__builtin_expect(type == '1' || type == '3' || type == 'C', 0) &&
+				prepwire_server_header(s, type, len))
+			return STREAM_WANT;
 		track_reply(&s->tr, type, 0);
 		return STREAM_FWD;
 	}
@@ -546,7 +552,9 @@ static enum stream_act server_on_header(struct stream *st, uint8_t type, uint32_
 			server_close(s, "client left a large result behind");
 			return STREAM_CLOSED;
 		}
-		if (type == 'Z' || type == 'S' || type == 'E')
+		if (type == 'Z' || type == 'S' || type == 'E' ||
+				((type == '1' || type == '3' || type == 'C') &&
+						prepwire_server_header(s, type, len)))
 			return STREAM_WANT;
 		track_reply(&s->tr, type, 0);
 		return STREAM_FWD; /* unlinked: discarded */
@@ -586,6 +594,10 @@ static enum stream_act internal_message(struct server *s, uint8_t type, const ui
 	char id[200];
 	uint8_t status = len == PROTO_HDR_LEN + 1 ? msg[PROTO_HDR_LEN] : 'E';
 
+	if (type == 'C' || type == '1' || type == '3') {
+		prepwire_server_message(s, type, msg, len); /* tracks it */
+		return STREAM_DROP;
+	}
 	track_reply(&s->tr, type, status);
 	if (type == 'S') {
 		track_param(s, msg, len);
@@ -635,6 +647,7 @@ static enum stream_act server_on_message(struct stream *st, uint8_t type, const 
 			char status = len == PROTO_HDR_LEN + 1 ? (char)msg[PROTO_HDR_LEN] : 'E';
 
 			track_reply(&s->tr, 'Z', (uint8_t)status);
+			prepwire_ready(s);
 			end_query(s, status);
 			if (s->pool->mode == POOL_MODE_SESSION) {
 				/* held until the client leaves */
@@ -648,6 +661,8 @@ static enum stream_act server_on_message(struct stream *st, uint8_t type, const 
 						"transaction blocks not allowed in statement pooling mode");
 				return STREAM_DROP;
 			}
+		} else if (type == '1' || type == '3' || type == 'C') {
+			return prepwire_server_message(s, type, msg, len);
 		}
 		return STREAM_FWD;
 	case SV_RESET:
@@ -720,6 +735,13 @@ static void server_on_drained(struct stream *st)
 		if (s->state == SV_ACTIVE && c && !c->closing && track_idle(&s->tr) &&
 				!stream_in_flight(&c->st))
 			pool_release(s);
+		if (c && c->prep_wait && !c->closing) { /* its answers are in: go on */
+			c->prep_wait = false;
+			stream_resume(&c->st);
+		}
+	} else if (s->client && s->client->prep_wait && !s->client->closing) {
+		s->client->prep_wait = false;
+		stream_resume(&s->client->st);
 	}
 }
 

@@ -278,6 +278,7 @@ void stream_init(struct stream *s, struct stream_ctx *ctx, int fd, const struct 
 	s->out_bytes = 0;
 	s->fail_kind = 0;
 	s->pkt_remain = 0;
+	s->fwd_cut = 0;
 	s->fd = fd;
 	s->flags = flags;
 	s->events = 0;
@@ -541,10 +542,15 @@ uint8_t *stream_write_reserve(struct stream *s, size_t len)
 	return b->data;
 }
 
-void stream_write_commit(struct stream *s, size_t len)
+void stream_write_queue(struct stream *s, size_t len)
 {
 	s->out_tail->tail += (uint32_t)len;
 	s->out_bytes += (uint32_t)len;
+}
+
+void stream_write_commit(struct stream *s, size_t len)
+{
+	stream_write_queue(s, len);
 	stream_flush(s);
 }
 
@@ -629,6 +635,12 @@ static bool stream_process(struct stream *s)
 		act = s->ops->on_header(s, type, len);
 		if (!alive(s))
 			return false;
+		if (act == STREAM_MORE) {
+			if (avail < total && avail < b->cap)
+				break; /* on_header again after the next read */
+			stream_fail(s, STREAM_E_PROTO, "message header fields too long");
+			return false;
+		}
 		if (act == STREAM_WANT) {
 			if (avail < total) {
 				if (!make_room(s, total))
@@ -642,7 +654,8 @@ static bool stream_process(struct stream *s)
 		}
 		switch (act) {
 		case STREAM_FWD:
-			s->pkt_remain = total;
+			s->pkt_remain = total - s->fwd_cut; /* see stream_cut() */
+			s->fwd_cut = 0;
 			break;
 		case STREAM_DROP:
 			if (avail >= total) {
@@ -682,6 +695,15 @@ static bool stream_process(struct stream *s)
 	}
 	update_events(s);
 	return true;
+}
+
+void stream_cut(struct stream *s, uint32_t n)
+{
+	struct iobuf *b = s->in;
+
+	memmove(b->data + b->parse, b->data + b->parse + n, b->tail - b->parse - n);
+	b->tail -= n;
+	s->fwd_cut = n;
 }
 
 void stream_resume(struct stream *s)

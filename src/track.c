@@ -21,6 +21,12 @@ static inline bool owes_ready(uint8_t r)
 	return r == 'S' || r == 'Q' || r == 'F';
 }
 
+/* Requests with a pending prepared-statement record (see track.h). */
+static inline bool settles(uint8_t r)
+{
+	return r == 'p' || r == 'n' || r == 'k' || r == 'x' || r == 'y';
+}
+
 void track_init(struct track *t)
 {
 	t->q = t->inline_q;
@@ -28,6 +34,7 @@ void track_init(struct track *t)
 	t->head = t->n = t->n_ready = 0;
 	t->flags = 0;
 	t->txn = 'I';
+	t->settle = NULL;
 }
 
 void track_reset_slow(struct track *t, struct slab_arena *a)
@@ -79,16 +86,25 @@ static int push(struct track *t, struct slab_arena *a, uint8_t r)
 	return 0;
 }
 
-static void pop(struct track *t)
+static void pop_as(struct track *t, bool answered)
 {
 	do {
-		if (owes_ready(at(t, 0)))
+		uint8_t r = at(t, 0);
+
+		if (owes_ready(r))
 			t->n_ready--;
+		if (settles(r) && t->settle)
+			t->settle(t, answered);
 		t->head = (t->head + 1) & (t->cap - 1);
 		t->n--;
 		/* CopyDone/CopyFail markers behind a finished request: its COPY
 		 * never started, so the backend ignored them */
 	} while (t->n > 0 && at(t, 0) == 'c');
+}
+
+static inline void pop(struct track *t)
+{
+	pop_as(t, true);
 }
 
 /* Remove the <cnt> requests at positions [<i>, <i> + <cnt>) (<i> > 0),
@@ -142,6 +158,11 @@ int track_req_slow(struct track *t, struct slab_arena *a, uint8_t type)
 	case 'D':
 	case 'E':
 	case 'C':
+	case 'p':
+	case 'n':
+	case 'k':
+	case 'x':
+	case 'y':
 		if (t->flags & TRACK_F_COPY_IN) {
 			desync(t);
 			return 0;
@@ -208,18 +229,25 @@ static void on_error(struct track *t)
 	/* extended protocol: the backend skips everything up to the next Sync */
 	t->flags &= (uint8_t)~TRACK_F_COPY_IN;
 	while (t->n > 0 && at(t, 0) != 'S')
-		pop(t);
+		pop_as(t, false);
 	if (t->n == 0)
 		t->flags |= TRACK_F_SKIP;
 }
 
-/* The head request must be <want>: pop it. */
-static void expect(struct track *t, uint8_t want)
+/* The head request must be <want> (or <alt>, <alt2>): pop it. */
+static void expect3(struct track *t, uint8_t want, uint8_t alt, uint8_t alt2)
 {
-	if (head_req(t) == want)
+	uint8_t h = head_req(t);
+
+	if (h != 0 && (h == want || h == alt || h == alt2))
 		pop(t);
 	else
 		desync(t);
+}
+
+static inline void expect(struct track *t, uint8_t want)
+{
+	expect3(t, want, want, want);
 }
 
 unsigned track_reply_slow(struct track *t, uint8_t type, uint8_t status)
@@ -243,13 +271,17 @@ unsigned track_reply_slow(struct track *t, uint8_t type, uint8_t status)
 	case 'S': /* ParameterStatus */
 		return 0;
 	case '1':
-		expect(t, 'P');
+		expect3(t, 'P', 'p', 'n');
 		return 0;
 	case '2':
 		expect(t, 'B');
 		return 0;
 	case '3':
-		expect(t, 'C');
+		h = head_req(t);
+		if (h == 'C' || h == 'k' || h == 'x' || h == 'y')
+			pop(t);
+		else
+			desync(t);
 		return 0;
 	case 'n':
 		expect(t, 'D');

@@ -96,4 +96,27 @@ sub wait_servers
 	is($proxy->stop, 0, 'scram proxy exits cleanly');
 }
 
+# --- prepared statements (-M prepared, twice as many clients as backends) ----------------
+{
+	my $proxy = PgSlab::Test::Proxy->new(cluster => $node, name => 'p019_prep',
+		databases => $dbs,
+		settings  => { %settings, auth_type => 'trust' },
+		userlist  => [ [ $node->superuser, $node->superuser_password ] ]);
+	$proxy->start;
+	my @prep = ('-M', 'prepared', '-c', 2 * POOL, '-j', '2');
+	my ($brc, $bout, $berr) = $proxy->pgbench('-n', '-S', @prep, '-t', '500', { timeout => 60 });
+	ok($brc == 0 && $bout =~ /number of failed transactions: 0 /, 'prepared warm-up') or diag("$berr\n$bout");
+	is(wait_servers($proxy), POOL, 'prepared: the pool holds its 10 server connections');
+	($brc, $bout, $berr) = $proxy->pgbench('-n', '-S', @prep, '-t', '200', { timeout => 60 });
+	my $c1 = sysalloc_calls($proxy);
+	($brc, $bout, $berr) = $proxy->pgbench('-n', '-S', @prep, '-t', '1000', { timeout => 60 });
+	ok($brc == 0 && $bout =~ /number of failed transactions: 0 /, 'prepared measured') or diag("$berr\n$bout");
+	my $c2 = sysalloc_calls($proxy);
+	is($c2 - $c1, 0, 'prepared: 20000 prepared transactions (20 clients, 10 backends) made 0 system-allocator calls')
+	    or diag("sysalloc_calls $c1 -> $c2");
+	my ($st) = grep { $_->{database} eq 'postgres' } $proxy->admin_hash('SHOW STATS');
+	ok($st->{total_bind_count} >= 20000, "prepared: the statements were bound by name ($st->{total_bind_count} binds)");
+	is($proxy->stop, 0, 'prepared proxy exits cleanly');
+}
+
 done_testing();

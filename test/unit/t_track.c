@@ -31,13 +31,24 @@ static unsigned rep(struct track *t, const char *reps)
 	return ev;
 }
 
+static char settled[64];
+static unsigned n_settled;
+
+static void on_settle(struct track *t, bool answered)
+{
+	(void)t;
+	if (n_settled + 1 < sizeof(settled))
+		settled[n_settled++] = answered ? '+' : '-';
+	settled[n_settled] = 0;
+}
+
 int main(void)
 {
 	struct track t;
 	int i, rc = 0;
 
 	A = slab_arena_create(0);
-	plan(41);
+	plan(45);
 	track_init(&t);
 	ok(track_idle(&t), "fresh tracker is idle");
 
@@ -194,6 +205,20 @@ int main(void)
 	rep(&t, "G");
 	ok((t.flags & TRACK_F_DESYNC) && t.n == 2 && t.n_ready == 1,
 			"a Query behind the Syncs in copy-in: Syncs dropped, desynchronised");
+	track_reset(&t, A);
+	/* prepared-statement kinds: answered by 1 or 3, settled in order */
+	track_init(&t);
+	t.settle = on_settle;
+	req(&t, "xpBES");
+	rep(&t, "3");
+	ok(track_head(&t) == 'p', "injected Close answered; injected Parse next");
+	rep(&t, "12CZI");
+	ok(track_idle(&t) && strcmp(settled, "++") == 0, "x p answered and settled");
+	req(&t, "pnBESkyS");
+	rep(&t, "EZI");
+	ok(strcmp(settled, "++--") == 0 && track_busy(&t), "error: injected and named Parse settled as failed");
+	rep(&t, "33ZI");
+	ok(track_idle(&t) && strcmp(settled, "++--++") == 0, "stand-in Close and client Close answered by 3");
 	track_reset(&t, A);
 	slab_arena_destroy(A);
 	return tap_exit_status();

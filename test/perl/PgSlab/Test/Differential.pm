@@ -1261,6 +1261,7 @@ sub start_servers
 				pool_mode                 => 'transaction',
 				default_pool_size         => $p->[1],
 				server_reset_query_always => $p->[2],
+				max_prepared_statements   => $p->[2] ? 4 : 200,
 				max_client_conn           => 200,
 				query_wait_timeout        => 60,
 			},
@@ -1496,6 +1497,25 @@ sub _check_slabs
 	my ($self, $pi, $round) = @_;
 	my %now = map { $_->{name} => $_->{active_objs} } $self->_show($pi, 'SHOW SLABS');
 	my $base = $self->{baseline}[$pi];
+	# Prepared statements stay cached on backends (up to max_prepared_statements
+	# each), so those caches are checked against their own bounds instead:
+	# no client name or owed answer once the clients are gone, no statement
+	# that neither a backend nor a name holds.
+	my %prep = map { $_ => delete $now{$_} } grep { /^prep_/ } keys %now;
+	my $servers = 0;
+	$servers += $_->{sv_idle} + $_->{sv_used} + $_->{sv_active}
+	    for grep { $_->{database} ne 'pgslab' && $_->{database} ne 'pgbouncer' }
+	    $self->_show($pi, 'SHOW POOLS');
+	my $maxp = $pi == 1 ? 4 : 200;
+	my @bad;
+	push @bad, "prep_client_name $prep{prep_client_name} with no client" if $prep{prep_client_name};
+	push @bad, "prep_pending $prep{prep_pending} while idle" if $prep{prep_pending};
+	push @bad, "prep_server_stmt $prep{prep_server_stmt} > $maxp x $servers servers"
+	    if ($prep{prep_server_stmt} // 0) > $maxp * $servers;
+	push @bad, "prep_stmt $prep{prep_stmt} > prep_server_stmt $prep{prep_server_stmt}"
+	    if ($prep{prep_stmt} // 0) > ($prep{prep_server_stmt} // 0);
+	$self->_problem('SLAB LEAK', "seed $self->{seed} round $round proxy $pi: " . join(', ', @bad))
+	    if @bad;
 	# warm-up: the first two rounds of each proxy set the baseline (maximum seen)
 	if (($self->{seen_rounds}[$pi] // 0) < 2) {
 		$self->{seen_rounds}[$pi]++;

@@ -1,0 +1,253 @@
+/* prep.h -- protocol-level prepared statements across pooled backends.
+ *
+ * Theory.  In transaction and statement mode a client's named statement
+ * must follow it to whichever backend it lands on.  Three maps do it:
+ *
+ *   registry   query text + parameter types -> struct prep_stmt (one per
+ *              distinct statement, shared by every client and server; its
+ *              server-side name is PGSLAB_<id>)
+ *   client map (client id, name) -> statement        what the client sees
+ *   server set (server id, statement) -> LRU record  what the backend holds
+ *
+ * A client's Parse puts its name in the client map; its Bind, Describe and
+ * Close of a named statement are rewritten to PGSLAB_<id>, preceded by an
+ * injected Parse when the backend lacks it (and an injected Close of the
+ * least recently used statement when the backend would hold more than
+ * max_prepared_statements).  prep_plan_*() decide that; the caller writes
+ * the messages (prep_write_*) and queues one tracker request per message.
+ *
+ * What actually got prepared is learnt from the backend's answers: every
+ * message whose outcome changes a map leaves a struct prep_pend on the
+ * server's FIFO, in request order; the tracker pops requests in the same
+ * order and prep_server_settle() applies the outcome (a Parse that failed
+ * or was skipped after an error takes its statement out of the server set
+ * and the client's name out of the client map; a Close that was skipped
+ * puts the name back).  So the maps never claim a statement the backend
+ * does not hold.
+ *
+ * Ownership and memory: statements, map records and pending records come
+ * from slab caches of the arena; a statement's key (query text and types)
+ * from its size classes.  Statements are refcounted: each client-map record,
+ * server-set record and pending record holds one reference; the last one
+ * frees it.  Client-map records are refcounted too (the client's table
+ * holds one, a pending record one), so a record outlives a client that
+ * leaves while its server still owes answers.  The three hash tables own
+ * their bucket arrays and double them as they fill; nothing here is
+ * allocated once every statement is known everywhere, so the transaction
+ * path stays allocation-free.  Knows nothing of sockets, pools or config.
+ */
+#ifndef PGSLAB_PREP_H
+#define PGSLAB_PREP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "list.h"
+
+struct slab_arena;
+struct prep_reg;
+
+#define PREP_NAME_MAX 63    /* PostgreSQL keeps NAMEDATALEN-1 bytes of a name */
+#define PREP_SERVER_NAME_MAX 32 /* "PGSLAB_" + a decimal uint64 + NUL */
+#define PREP_NAME_PREFIX "PGSLAB_"
+#define PREP_KEY_MAX (4u << 20) /* largest query text + types kept */
+#define PREP_KEY_SMALL 192u     /* texts up to this size come from the prep_text cache */
+
+/* A hash-table link; first member of each record below. */
+struct prep_hnode {
+	struct prep_hnode *next;
+	uint32_t hash;
+};
+
+struct prep_stmt {
+	struct prep_hnode h;
+	uint32_t refs;
+	uint64_t id;
+	uint8_t *key;            /* query\0 int16 nparams int32[nparams] */
+	uint32_t key_len;
+	uint32_t key_cap;        /* slab_buf capacity of <key> */
+	uint32_t n_servers;      /* servers that hold it */
+	uint32_t n_clients;      /* client names that map to it */
+	uint8_t ctx;             /* parse context: standard_conforming_strings off (1) or on (0) */
+};
+
+struct prep_client;
+
+struct prep_cmap {
+	struct prep_hnode h;
+	struct prep_client *pc;  /* NULL once the client dropped its names */
+	uint32_t refs;           /* the client's table (while linked) + pendings */
+	uint64_t owner;          /* client id */
+	struct list node;        /* on <pc>'s list (linked, or detached by a pending Close) */
+	struct prep_stmt *stmt;
+	bool linked;
+	uint8_t name_len;
+	char name[PREP_NAME_MAX + 1];
+};
+
+struct prep_pend;
+
+struct prep_smap {
+	struct prep_hnode h;
+	uint64_t owner;          /* server id */
+	struct prep_stmt *stmt;
+	struct prep_pend *adder; /* the Parse that prepares it, until answered */
+	struct list lru;         /* most recently used first */
+};
+
+/* What a pending answer means (see prep_server_settle). */
+enum prep_pend_kind {
+	PREP_P_INJECT,   /* injected Parse: failure -> not in the server set */
+	PREP_P_PARSE,    /* client's Parse sent as Parse: failure -> neither map */
+	PREP_P_HAVE,     /* client's Parse answered by a stand-in Close: failure -> not in client map */
+	PREP_P_DUP,      /* client's Parse of a name it has: fails on purpose, no change */
+	PREP_P_EVICT,    /* injected Close: skipped -> the backend still holds it */
+	PREP_P_CLOSE,    /* client's Close: skipped -> the name comes back */
+};
+
+struct prep_pend {
+	struct prep_pend *next;
+	uint8_t kind;            /* enum prep_pend_kind */
+	uint32_t seg;            /* the server's Sync count when queued */
+	struct prep_stmt *stmt;  /* holds a reference */
+	struct prep_cmap *map;   /* PARSE/HAVE/CLOSE: holds a reference */
+};
+
+/* One client's names; embedded in the client. */
+struct prep_client {
+	struct list maps;
+	uint64_t id;
+	uint32_t n;
+};
+
+#define PREP_SV_LOST 0x1u      /* the backend holds statements not in the set: close it */
+#define PREP_SV_RESETTING 0x2u /* a DEALLOCATE ALL / DISCARD ALL awaits its tag */
+
+/* One backend's statements; embedded in the server. */
+struct prep_server {
+	struct list lru;
+	struct prep_pend *ph, *pt; /* FIFO, oldest first */
+	uint64_t id;
+	uint32_t n;
+	uint32_t seg;            /* Syncs sent (prep_server_sync) */
+	uint8_t flags;
+};
+
+struct prep_stats {
+	uint64_t stmts, cmaps, smaps, key_bytes;
+	uint64_t parses, binds, hits, misses, injects, evicts;
+};
+
+/* ---- messages the caller queues, in order ---- */
+
+/* What to send for one client message (at most three backend messages). */
+enum prep_op_kind {
+	PREP_OP_CLOSE_EVICT, /* Close S <stmt> (tracker 'x', answer swallowed) */
+	PREP_OP_PARSE_INJECT,/* Parse <stmt> (tracker 'p', answer swallowed) */
+	PREP_OP_PARSE,       /* the client's Parse as Parse <stmt> (tracker 'P') */
+	PREP_OP_PARSE_HAVE,  /* the client's Parse as Close S PGSLAB_0 (tracker 'k': 3 -> 1) */
+	PREP_OP_REWRITE,     /* the client's Bind/Describe/Close with <stmt>'s name */
+	PREP_OP_CLOSE_NONE,  /* the client's Close as Close S PGSLAB_0 (tracker 'C') */
+	PREP_OP_PASS,        /* the client's message as it came (unknown name) */
+};
+
+struct prep_op {
+	uint8_t kind;
+	uint8_t track;           /* tracker request type (track.h), 0: the message's */
+	struct prep_stmt *stmt;
+};
+
+struct prep_plan {
+	struct prep_op op[3];
+	unsigned n;
+};
+
+struct prep_reg *prep_reg_create(struct slab_arena *a);
+void prep_reg_destroy(struct prep_reg *r);
+void prep_reg_stats(const struct prep_reg *r, struct prep_stats *st);
+/* Call <fn> for each registered statement. */
+void prep_reg_foreach(const struct prep_reg *r, void (*fn)(const struct prep_stmt *, void *),
+		void *arg);
+
+void prep_client_init(struct prep_client *pc, uint64_t id);
+/* Drop every name of <pc> (DEALLOCATE ALL, DISCARD ALL, disconnect). */
+void prep_client_clear(struct prep_reg *r, struct prep_client *pc);
+void prep_server_init(struct prep_server *ps, uint64_t id);
+/* Forget everything of <ps>: its set and pending answers (server closed, or
+ * the backend deallocated all).  Pending records are dropped too, so only
+ * call it when no answer is owed or the backend is gone. */
+void prep_server_clear(struct prep_reg *r, struct prep_server *ps);
+/* The backend deallocated everything: empty the set, keep pending answers. */
+void prep_server_forget_all(struct prep_reg *r, struct prep_server *ps);
+
+/* Parse a Parse/Bind/Describe/Close body (after the 5-byte header).
+ * Return false on a malformed body. */
+bool prep_parse_body(const uint8_t *body, uint32_t len, const char **name, const uint8_t **key,
+		uint32_t *key_len);
+bool prep_bind_body(const uint8_t *body, uint32_t len, const char **portal, const char **name,
+		const uint8_t **rest, uint32_t *rest_len);
+
+/* A Sync went to the backend: answers owed from before it no longer decide
+ * what comes after (an error skips only to the Sync). */
+static inline void prep_server_sync(struct prep_server *ps)
+{
+	ps->seg++;
+}
+
+/* Plans.  <max> is max_prepared_statements (> 0).  Each returns 0; or
+ * -EAGAIN when an answer owed from before the last Sync could change the
+ * plan (the caller waits for that ReadyForQuery and asks again); -ENOMEM;
+ * -E2BIG (text too large).  prep_plan_parse for a name the client already
+ * has makes the backend answer 42P05 itself.  On success the pending
+ * records are already on <ps>'s FIFO, in the plan's order, and each op's
+ * <track> says what the tracker must queue for it (0: the client message's
+ * own type). */
+/* <sure>: the backend is known not to be in a failed transaction (nothing
+ * in flight, last status not 'E'); only then may a Parse of a statement it
+ * holds be answered by a stand-in Close. */
+int prep_plan_parse(struct prep_reg *r, struct prep_client *pc, struct prep_server *ps, int max,
+		const char *name, const uint8_t *key, uint32_t key_len, uint8_t ctx, bool sure,
+		struct prep_plan *pl);
+/* Bind or Describe of statement <name>: PASS when the client has no such name. */
+int prep_plan_use(struct prep_reg *r, struct prep_client *pc, struct prep_server *ps, int max,
+		const char *name, struct prep_plan *pl);
+/* Close of statement <name>. */
+int prep_plan_close(struct prep_reg *r, struct prep_client *pc, struct prep_server *ps,
+		const char *name, struct prep_plan *pl);
+
+/* The tracker popped a request of a kind with a pending record ('p', 'P'
+ * named, 'k', 'x', 'y'): apply its outcome.  <answered>: the backend
+ * answered it (false: it failed or was skipped after an error). */
+void prep_server_settle(struct prep_reg *r, struct prep_server *ps, bool answered);
+
+/* ---- message writers: into <buf> of at least the size the _len call says ---- */
+
+void prep_server_name(const struct prep_stmt *st, char out[PREP_SERVER_NAME_MAX]);
+size_t prep_parse_len(const struct prep_stmt *st);
+size_t prep_write_parse(const struct prep_stmt *st, uint8_t *buf);
+/* Close S of <st>, or of PGSLAB_0 (never prepared) when <st> is NULL. */
+size_t prep_close_len(const struct prep_stmt *st);
+size_t prep_write_close(const struct prep_stmt *st, uint8_t *buf);
+/* A Bind (<type> 'B', <portal> and <rest> from the client's) or Describe
+ * ('D', <portal> ignored, <rest> empty) naming <st>.  With <rest> NULL only
+ * the head is written (its length word counting <rest_len> more bytes). */
+size_t prep_rewrite_len(uint8_t type, const char *portal, const struct prep_stmt *st,
+		uint32_t rest_len);
+size_t prep_write_rewrite(uint8_t type, const char *portal, const struct prep_stmt *st,
+		const uint8_t *rest, uint32_t rest_len, uint8_t *buf);
+
+/* The first keyword of SQL text <q> (<len> bytes, maybe not all of the
+ * text): what pgslab must do about it in transaction mode. */
+enum prep_sql {
+	PREP_SQL_OTHER,
+	PREP_SQL_PREPARE,     /* PREPARE / EXECUTE / DEALLOCATE name: refused */
+	PREP_SQL_RESET,       /* DEALLOCATE [PREPARE] ALL, DISCARD ALL */
+	PREP_SQL_UNSURE,      /* the text ends before the keyword is known */
+};
+enum prep_sql prep_sql_classify(const uint8_t *q, uint32_t len);
+/* A CommandComplete tag: PREP_SQL_RESET for DEALLOCATE ALL / DISCARD ALL,
+ * PREP_SQL_PREPARE for PREPARE, else OTHER. */
+enum prep_sql prep_tag_classify(const uint8_t *tag, uint32_t len);
+
+#endif

@@ -1,0 +1,368 @@
+# 072_prepared.pl -- protocol-level prepared statements in transaction mode
+# (max_prepared_statements): real drivers with more clients than backends,
+# and the hostile cases (unknown names, duplicates, eviction, errors in
+# pipelines, disconnects, backends that die between Parse and Bind).
+
+use strict;
+use warnings;
+
+use Test::More;
+use PgSlab::Test::Cluster;
+use PgSlab::Test::Proxy;
+use PgSlab::Test::Wire;
+
+my $node = PgSlab::Test::Cluster->new(name => 'c071');
+$node->start;
+my ($rc, $out, $err) = $node->pgbench('-i', '-s', '1', '-q');
+is($rc, 0, 'pgbench -i') or diag($err);
+my $cport = $node->port;
+my $dbs = { postgres => "host=127.0.0.1 port=$cport dbname=postgres" };
+my @users = ([ $node->superuser, $node->superuser_password ]);
+
+sub proxy_with
+{
+	my ($name, %set) = @_;
+	my $p = PgSlab::Test::Proxy->new(cluster => $node, name => $name, databases => $dbs,
+		settings => { pool_mode => 'transaction', default_pool_size => 3,
+			max_client_conn => 200, auth_type => 'trust', %set },
+		userlist => \@users);
+	$p->start;
+	return $p;
+}
+
+# ---- wire helpers ----
+sub P { my ($n, $q) = @_; frontend_message('P', "$n\0$q\0" . pack('n', 0)) }
+sub B { my ($n) = @_; frontend_message('B', "\0$n\0" . pack('n n n', 0, 0, 0)) }
+sub E { frontend_message('E', "\0" . pack('N', 0)) }
+sub Cs { my ($n) = @_; frontend_message('C', "S$n\0") }
+sub Ds { my ($n) = @_; frontend_message('D', "S$n\0") }
+sub S { msg_sync() }
+
+sub wconn
+{
+	my ($p) = @_;
+	my $s = raw_connect($p->host, $p->port);
+	my $o = password_login($s, $node->superuser, $node->superuser_password);
+	die "login failed: " . describe_outcome($o) unless $o->{ready};
+	return $s;
+}
+
+# Send <bytes>, read <n> ReadyForQuery; returns "types" and the SQLSTATEs.
+sub xchg
+{
+	my ($s, $bytes, $n) = @_;
+	raw_send($s, $bytes);
+	my $r = read_until_n_ready($s, $n // 1, 10);
+	my @codes = map { $_->{C} } @{ $r->{errors} };
+	return (join(' ', @{ $r->{types} }), join(',', @codes));
+}
+
+# Column 1 of each DataRow read up to <n> ReadyForQuery.
+sub rows_of
+{
+	my ($s, $bytes, $n) = @_;
+	raw_send($s, $bytes);
+	my (@v, $ready);
+	while (($ready // 0) < ($n // 1)) {
+		my ($t, $b) = read_msg($s, 10);
+		last if $t eq 'EOF' || $t eq 'TIMEOUT' || $t eq 'BADLEN';
+		$ready++ if $t eq 'Z';
+		if ($t eq 'D') {
+			my ($nc, $l) = unpack('n l>', $b);
+			push @v, $l < 0 ? undef : substr($b, 6, $l);
+		}
+		push @v, 'E:' . parse_fields($b)->{C} if $t eq 'E';
+	}
+	return join(',', map { $_ // 'NULL' } @v);
+}
+
+sub server_prepared
+{
+	my ($p) = @_;
+	return [ map { $_->{prepared_statements} } grep { $_->{database} eq 'postgres' }
+		    $p->admin_hash('SHOW SERVERS') ];
+}
+
+sub wait_gone
+{
+	my ($p, $pid) = @_;
+	for (1 .. 100) {
+		return 1 unless grep { $_->{remote_pid} eq $pid } $p->admin_hash('SHOW SERVERS');
+		select(undef, undef, undef, 0.1);
+	}
+	return 0;
+}
+
+sub wait_idle
+{
+	my ($p) = @_;
+	for (1 .. 100) {
+		my ($pl) = grep { $_->{database} eq 'postgres' } $p->admin_hash('SHOW POOLS');
+		return 1 if $pl && $pl->{sv_active} == 0 && $pl->{cl_waiting} == 0;
+		select(undef, undef, undef, 0.1);
+	}
+	return 0;
+}
+
+# ---- pgbench -M prepared, more clients than backends ----
+{
+	my $p = proxy_with('p071_bench');
+	my ($brc, $bout, $berr) = $p->pgbench('-n', '-S', '-M', 'prepared', '-c', '12', '-j', '2',
+		'-t', '300', { timeout => 120 });
+	ok($brc == 0 && $bout =~ /number of failed transactions: 0 /,
+		'pgbench -S -M prepared, 12 clients on 3 backends: no failure') or diag("$berr\n$bout");
+	# TPC-B holds a backend per transaction; pgbench prepares synchronously,
+	# so each client gets its own thread (a shared one would wait on itself)
+	($brc, $bout, $berr) = $p->pgbench('-n', '-M', 'prepared', '-c', '8', '-j', '8',
+		'-t', '60', { timeout => 120 });
+	ok($brc == 0 && $bout =~ /number of failed transactions: 0 /,
+		'pgbench TPC-B -M prepared, 8 clients on 3 backends: no failure') or diag("$berr\n$bout");
+	my ($st) = grep { $_->{database} eq 'postgres' } $p->admin_hash('SHOW STATS');
+	ok($st->{total_bind_count} > 3000 && $st->{total_server_parse_count} > 0
+		    && $st->{total_server_parse_count} < $st->{total_bind_count} / 10,
+		"SHOW STATS: $st->{total_bind_count} binds, $st->{total_client_parse_count} client parses, "
+		    . "$st->{total_server_parse_count} server parses");
+	my @ps = $p->admin_hash('SHOW PREPARED_STATEMENTS');
+	ok(@ps == 7 && !grep({ $_->{servers} < 1 || $_->{servers} > 3 || $_->{name} !~ /^PGSLAB_\d+$/ } @ps)
+		    && grep({ $_->{statement} =~ /^UPDATE pgbench_accounts/ } @ps),
+		'SHOW PREPARED_STATEMENTS: the 7 distinct statements of -S and TPC-B')
+	    or diag(join "\n", map { "$_->{name} $_->{servers} $_->{statement}" } @ps);
+	my $sp = server_prepared($p);
+	ok(@$sp && !grep({ $_ < 1 || $_ > 8 } @$sp),
+		'SHOW SERVERS prepared_statements: ' . join(',', @$sp));
+	is($p->stop, 0, 'bench proxy exits cleanly');
+}
+
+# ---- drivers: psycopg 3 (prepare_threshold=0) and asyncpg (its default cache) ----
+my $host = '127.0.0.1';
+{
+	my $p = proxy_with('p071_drivers');
+	my $port = $p->port;
+	my ($user, $pw) = ($node->superuser, $node->superuser_password);
+	my $psy = <<'PY';
+import sys, threading, psycopg
+host, port, user, pw = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+errors, done = [], []
+def work(k):
+    try:
+        with psycopg.connect(host=host, port=port, user=user, password=pw, dbname='postgres',
+                             prepare_threshold=0, autocommit=True) as c:
+            for i in range(40):
+                v = c.execute("SELECT %s::int * 2 + %s::int", (i, k)).fetchone()[0]
+                assert v == i * 2 + k, (v, i, k)
+                with c.transaction():
+                    n = c.execute("SELECT count(*) FROM pgbench_branches WHERE bid = %s", (1,)).fetchone()[0]
+                    assert n == 1, n
+                    t = c.execute("SELECT %s::text || 'x'", (str(k),)).fetchone()[0]
+                    assert t == str(k) + 'x', t
+            done.append(k)
+    except Exception as e:
+        errors.append(repr(e))
+ts = [threading.Thread(target=work, args=(k,)) for k in range(20)]
+[t.start() for t in ts]; [t.join(120) for t in ts]
+print("ok=%d errors=%d %s" % (len(done), len(errors), errors[:3]))
+PY
+	my ($prc, $pout, $perr) = PgSlab::Test::Cluster::run_command(
+		[ '/usr/bin/python3', '-c', $psy, $host, $port, $user, $pw ], timeout => 180);
+	is($pout, 'ok=20 errors=0 []', 'psycopg 3, prepare_threshold=0: 20 threads on 3 backends')
+	    or diag($perr);
+
+	my $apg = <<'PY';
+import sys, asyncio, asyncpg
+host, port, user, pw = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+async def work(k):
+    c = await asyncpg.connect(host=host, port=port, user=user, password=pw, database='postgres')
+    try:
+        for i in range(40):
+            v = await c.fetchval("SELECT $1::int * 2 + $2::int", i, k)
+            assert v == i * 2 + k, (v, i, k)
+            async with c.transaction():
+                r = await c.fetchrow("SELECT bid, $1::text AS t FROM pgbench_branches WHERE bid = $2", str(k), 1)
+                assert r['bid'] == 1 and r['t'] == str(k), r
+            s = await c.prepare("SELECT $1::int + 100")
+            assert await s.fetchval(i) == i + 100
+        return 1
+    finally:
+        await c.close()
+async def main():
+    rs = await asyncio.gather(*[work(k) for k in range(20)], return_exceptions=True)
+    errs = [repr(r) for r in rs if r != 1]
+    print("ok=%d errors=%d %s" % (len(rs) - len(errs), len(errs), errs[:3]))
+asyncio.run(asyncio.wait_for(main(), 150))
+PY
+	($prc, $pout, $perr) = PgSlab::Test::Cluster::run_command(
+		[ '/usr/bin/python3', '-c', $apg, $host, $port, $user, $pw ], timeout => 180);
+	is($pout, 'ok=20 errors=0 []', 'asyncpg, default statement cache: 20 tasks on 3 backends')
+	    or diag($perr);
+	ok(wait_idle($p), 'drivers gone: pool idle');
+	is($p->stop, 0, 'drivers proxy exits cleanly');
+}
+
+# ---- the protocol cases, pool of 1 so every client meets the same backend ----
+{
+	my $p = proxy_with('p071_wire', default_pool_size => 1);
+	my $a = wconn($p);
+	my $b = wconn($p);
+	my ($t, $c);
+
+	($t, $c) = xchg($a, Cs('nosuch') . S());
+	is($t, '3 Z', 'Close of an unknown name: CloseComplete, as PostgreSQL');
+	($t, $c) = xchg($a, B('nosuch') . E() . S());
+	is($c, '26000', 'Bind to an unknown name: 26000');
+	($t, $c) = xchg($a, Ds('nosuch') . S());
+	is($c, '26000', 'Describe of an unknown name: 26000');
+
+	is(rows_of($a, P('s1', 'SELECT 1') . B('s1') . E() . S()), '1', 'Parse, Bind, Execute in one pipeline');
+	($t, $c) = xchg($a, P('s1', 'SELECT 2') . S());
+	is($c, '42P05', 'duplicate Parse of a name: 42P05');
+	is(rows_of($a, B('s1') . E() . S()), '1', 'the first statement survives the duplicate');
+	is(rows_of($b, P('s1', 'SELECT 1') . B('s1') . E() . S()), '1',
+		'another client, same name and text: its own statement (backend already had it)');
+	is(rows_of($b, Cs('s1') . S() . P('s1', 'SELECT 3') . B('s1') . E() . S(), 2), '3',
+		'Close and re-Parse with another text');
+	is(rows_of($a, B('s1') . E() . S()), '1', 'the other client keeps its own s1');
+	($t, $c) = xchg($a, Ds('s1') . S());
+	is($t, 't T Z', 'Describe of a named statement: ParameterDescription, RowDescription');
+
+	# unnamed statements pass through untouched
+	is(rows_of($a, ext_query('SELECT 42') . S()), '42', 'unnamed statement');
+
+	# an error in a pipeline before an injected Parse: the Parse is skipped,
+	# the client sees the same stream as from PostgreSQL, and the next Bind re-injects
+	is(rows_of($a, P('s2', 'SELECT 1/0') . S()), '', 'parse s2');
+	my $pid0 = rows_of($a, P('pid', 'SELECT pg_backend_pid()') . B('pid') . E() . S());
+	$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid0)");
+	ok(wait_gone($p, $pid0), 'backend terminated between Parse and Bind');
+	is(rows_of($a, B('s1') . E() . S()), '1',
+		'a backend that lacks the statement gets it prepared first (injected Parse)');
+	my $pid1 = rows_of($a, B('pid') . E() . S());
+	isnt($pid1, $pid0, 'it was a new backend');
+	$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid1)");
+	ok(wait_gone($p, $pid1), 'and that one terminated too');
+	is(rows_of($a, B('s2') . E() . B('s1') . E() . S() . B('s1') . E() . S(), 2),
+		'E:22012,1',
+		'error mid-pipeline skips the injected Parse; the Bind after Sync still works');
+
+	# SQL-level PREPARE/EXECUTE/DEALLOCATE name: refused, never run on a random backend
+	($t, $c) = xchg($a, frontend_message('Q', "PREPARE q1 AS SELECT 1\0"));
+	is($c, '0A000', 'SQL PREPARE refused in transaction mode');
+	($t, $c) = xchg($a, frontend_message('Q', "  execute q1\0"));
+	is($c, '0A000', 'SQL EXECUTE refused');
+	($t, $c) = xchg($a, frontend_message('Q', "DEALLOCATE s1\0"));
+	is($c, '0A000', 'SQL DEALLOCATE of a name refused');
+	is(rows_of($a, frontend_message('Q', "SELECT 'prepare'\0")), 'prepare', 'other SQL passes');
+
+	# DEALLOCATE ALL / DISCARD ALL keep both maps in step
+	($t, $c) = xchg($a, frontend_message('Q', "DEALLOCATE ALL\0"));
+	is($c, '', 'DEALLOCATE ALL runs');
+	($t, $c) = xchg($a, B('s1') . E() . S());
+	is($c, '26000', 'after DEALLOCATE ALL the name is gone, as in PostgreSQL');
+	is(rows_of($b, B('s1') . E() . S()), '3', 'the other client is untouched (re-injected)');
+	is(rows_of($a, P('s1', 'SELECT 5') . B('s1') . E() . S()), '5', 're-Parse after DEALLOCATE ALL');
+	($t, $c) = xchg($b, frontend_message('Q', "DISCARD ALL\0"));
+	is($c, '', 'DISCARD ALL runs');
+	($t, $c) = xchg($b, B('s1') . E() . S());
+	is($c, '26000', 'after DISCARD ALL the name is gone');
+	is(rows_of($a, B('s1') . E() . S()), '5', 'the other client still works');
+
+	# a 1 MB query text
+	my $big = 'SELECT 7 /*' . ('x' x 1_000_000) . '*/';
+	is(rows_of($a, P('big', $big) . B('big') . E() . S()), '7', '1 MB query text');
+	is(rows_of($b, P('big', $big) . S() . B('big') . E() . S(), 2), '7', 'shared by another client');
+
+	# a named Bind larger than pgslab holds whole (3 MB parameter): its head
+	# is rewritten from the first bytes and the rest streams through
+	my $bigp = 'y' x 3_000_000;
+	my $bind = frontend_message('B', "\0lb\0" . pack('n n N', 0, 1, length $bigp) . $bigp . pack('n', 0));
+	is(rows_of($a, P('lb', 'SELECT length($1::text)') . S() . $bind . E() . S(), 2), '3000000',
+		'3 MB named Bind streamed (backend holds the statement)');
+	($t, $c) = xchg($b, frontend_message('Q', "DEALLOCATE ALL\0"));
+	is(rows_of($a, $bind . E() . S()), '3000000', '3 MB named Bind after an injected Parse');
+	is(rows_of($a, $bind . E() . $bind . E() . S() . $bind . E() . S(), 2), '3000000,3000000,3000000',
+		'three of them pipelined');
+
+	# ... and with only its 5-byte header in the first read (names arrive later)
+	raw_send($a, substr($bind, 0, 5));
+	select(undef, undef, undef, 0.3);
+	is(rows_of($a, substr($bind, 5) . E() . S()), '3000000', '3 MB named Bind whose names come in a later read');
+	my $ubind = frontend_message('B', "\0\0" . pack('n n N', 0, 1, length $bigp) . $bigp . pack('n', 0));
+	raw_send($a, P('', 'SELECT length($1::text)') . substr($ubind, 0, 6));
+	select(undef, undef, undef, 0.3);
+	is(rows_of($a, substr($ubind, 6) . E() . S()), '3000000', '3 MB unnamed Bind, header first: untouched');
+
+	# a client that leaves right after Parse, before Sync
+	my $d = wconn($p);
+	raw_send($d, P('gone', 'SELECT 8'));
+	close $d;
+	my $e = wconn($p);
+	raw_send($e, P('gone2', 'SELECT 9') . B('gone2'));
+	raw_reset($e);
+	ok(wait_idle($p), 'clients that left mid-pipeline: pool idle');
+	is(rows_of($a, P('gone', 'SELECT 10') . B('gone') . E() . S()), '10',
+		'their names never reached anyone else');
+	is(rows_of($b, frontend_message('Q', "SELECT count(*) FROM pg_prepared_statements\0")),
+		join(',', @{ server_prepared($p) }),
+		'the backend holds exactly the statements pgslab thinks it holds');
+	# a named Parse cut in the middle: that client's backend cannot be reused
+	my $f = wconn($p);
+	my $half = P('cut', 'SELECT 12345');
+	raw_send($f, substr($half, 0, 12));
+	close $f;
+	ok(wait_idle($p), 'a client that left inside a Parse: pool idle again');
+
+	# a long pipeline: 3000 named Bind/Execute pairs in one write (~100 KB,
+	# many buffers)
+	is(rows_of($a, P('l1', 'SELECT 1') . P('l2', 'SELECT 2') . S()), '', 'parse l1, l2');
+	my $pipe = join '', map { B('l' . (1 + $_ % 2)) . E() } 1 .. 3000;
+	my $want = join ',', map { 1 + $_ % 2 } 1 .. 3000;
+	is(rows_of($a, $pipe . S()), $want, 'a 3000-message named pipeline streams through in order');
+
+	($t, $c) = xchg($a, frontend_message('Q', "SELECT 1\0"));
+	is($c, '', 'still working');
+	close $a;
+	close $b;
+	ok(wait_idle($p), 'pool idle at the end');
+	my ($sl) = grep { $_->{name} eq 'prep_client_name' } $p->admin_hash('SHOW SLABS');
+	is($sl->{active_objs}, 0, 'no client name left once the clients are gone');
+	is($p->stop, 0, 'wire proxy exits cleanly');
+}
+
+# ---- eviction: max_prepared_statements = 2 ----
+{
+	my $p = proxy_with('p071_evict', default_pool_size => 1, max_prepared_statements => 2);
+	my $a = wconn($p);
+	my $b = wconn($p);
+	my $all = '';
+	$all .= P("e$_", "SELECT $_") . S() for 1 .. 5;
+	my ($t) = xchg($a, $all, 5);
+	is($t, '1 Z 1 Z 1 Z 1 Z 1 Z', 'five statements parsed with max 2');
+	my @order = (1, 2, 3, 4, 5, 3, 1, 5, 2, 4, 4, 1);
+	my $seq = join '', map { B("e$_") . E() } @order;
+	is(rows_of($a, $seq . S()), join(',', @order), 'all usable in one pipeline: evicted ones re-prepared');
+	my @many = map { 1 + ($_ * 7) % 5 } 1 .. 2000;
+	is(rows_of($a, join('', map { B("e$_") . E() } @many) . S()), join(',', @many),
+		'2000 pipelined Binds cycling through 5 statements on a backend that keeps 2');
+	is(rows_of($b, frontend_message('Q', "SELECT count(*) FROM pg_prepared_statements\0")), '2',
+		'the backend holds only 2');
+	is(join(',', @{ server_prepared($p) }), '2', 'SHOW SERVERS says 2');
+	is(rows_of($b, P('e1', 'SELECT 11') . B('e1') . E() . B('e1') . E() . S()), '11,11',
+		'another client, same name, another text');
+	is(rows_of($a, join('', map { B("e$_") . E() } 5, 4, 3, 2, 1) . S()), '5,4,3,2,1',
+		'the first client still sees its own e1');
+	close $a;
+	close $b;
+	ok(wait_idle($p), 'eviction proxy idle');
+	is($p->stop, 0, 'eviction proxy exits cleanly');
+}
+
+# ---- max_prepared_statements = 0: named statements pass through as before ----
+{
+	my $p = proxy_with('p071_off', default_pool_size => 1, max_prepared_statements => 0);
+	my $a = wconn($p);
+	is(rows_of($a, P('o1', 'SELECT 1') . B('o1') . E() . S()), '1', 'off: pass-through');
+	is(join(',', @{ server_prepared($p) }), '0', 'off: nothing tracked');
+	close $a;
+	is($p->stop, 0, 'off proxy exits cleanly');
+}
+
+done_testing();

@@ -1,0 +1,175 @@
+/* t_prep.c -- the prepared-statement registry, client names and server sets. */
+#include <errno.h>
+#include <string.h>
+
+#include "prep.h"
+#include "slab.h"
+#include "tap.h"
+#include "testutil.h"
+
+static struct slab_arena *A;
+static struct prep_reg *R;
+
+/* query\0 + int16 0 (no parameter types) */
+static uint32_t key_of(const char *q, uint8_t *buf)
+{
+	size_t n = strlen(q) + 1;
+
+	memcpy(buf, q, n);
+	buf[n] = buf[n + 1] = 0;
+	return (uint32_t)n + 2;
+}
+
+static int parse(struct prep_client *pc, struct prep_server *ps, int max, const char *name,
+		const char *q, struct prep_plan *pl)
+{
+	uint8_t key[256];
+	uint32_t kl = key_of(q, key);
+
+	return prep_plan_parse(R, pc, ps, max, name, key, kl, 0, true, pl);
+}
+
+static const char *kinds(const struct prep_plan *pl)
+{
+	static char s[8];
+	unsigned i;
+
+	for (i = 0; i < pl->n; i++)
+		s[i] = "xpPkRCA"[pl->op[i].kind];
+	s[i] = 0;
+	return s;
+}
+
+/* Answer every pending record of <ps> (true) or fail them all. */
+static void settle_all(struct prep_server *ps, bool answered)
+{
+	while (ps->ph)
+		prep_server_settle(R, ps, answered);
+}
+
+int main(void)
+{
+	struct prep_client c1, c2;
+	struct prep_server s1, s2;
+	struct prep_plan pl;
+	struct prep_stats st;
+	uint8_t buf[512];
+	const char *name, *portal;
+	const uint8_t *key, *rest;
+	uint32_t kl, rl;
+	size_t n;
+
+	plan(47);
+	A = slab_arena_create(0);
+	R = prep_reg_create(A);
+	ok(R != NULL, "registry created");
+	prep_client_init(&c1, 101);
+	prep_client_init(&c2, 102);
+	prep_server_init(&s1, 201);
+	prep_server_init(&s2, 202);
+
+	/* a fresh Parse is sent as Parse of PGSLAB_<id> */
+	is_int(parse(&c1, &s1, 2, "a", "SELECT 1", &pl), 0, "parse a");
+	is_str(kinds(&pl), "P", "fresh name, backend lacks it: Parse");
+	ok(c1.n == 1 && s1.n == 1, "client has the name, server the statement");
+	n = prep_write_parse(pl.op[0].stmt, buf);
+	ok(n == prep_parse_len(pl.op[0].stmt) && buf[0] == 'P' &&
+			strcmp((char *)buf + 5, "PGSLAB_1") == 0 &&
+			strcmp((char *)buf + 14, "SELECT 1") == 0, "Parse written with the server name");
+	ok(prep_parse_body(buf + 5, (uint32_t)n - 5, &name, &key, &kl) && strcmp(name, "PGSLAB_1") == 0 &&
+			kl == 11, "the written Parse parses back");
+	settle_all(&s1, true);
+
+	/* the same text from another client: same statement, backend has it */
+	is_int(parse(&c2, &s1, 2, "other", "SELECT 1", &pl), 0, "parse other");
+	is_str(kinds(&pl), "k", "backend holds the text: a stand-in Close");
+	settle_all(&s1, true);
+	prep_reg_stats(R, &st);
+	ok(st.stmts == 1 && st.cmaps == 2 && st.smaps == 1, "one statement, two names, one server record");
+
+	/* the same name again: 42P05 from the backend itself */
+	is_int(parse(&c1, &s2, 2, "a", "SELECT 2", &pl), 0, "duplicate parse planned");
+	is_str(kinds(&pl), "pP", "duplicate on a backend lacking it: inject, then the failing Parse");
+	settle_all(&s2, false); /* the inject was answered... */
+	ok(c1.n == 1, "a failing duplicate keeps the name");
+
+	/* Bind on a backend that lacks it: inject */
+	is_int(prep_plan_use(R, &c1, &s2, 2, "a", &pl), 0, "use a on s2");
+	ok(pl.n == 2 && pl.op[0].kind == PREP_OP_PARSE_INJECT && pl.op[1].kind == PREP_OP_REWRITE,
+			"missing on the backend: injected Parse then the rewritten Bind");
+	settle_all(&s2, true);
+	is_int(prep_plan_use(R, &c1, &s2, 2, "a", &pl), 0, "use a on s2 again");
+	is_str(kinds(&pl), "R", "present: only the rewrite");
+	n = prep_write_rewrite('B', "portal", pl.op[0].stmt, (const uint8_t *)"\0\0\0\0\0\0", 6, buf);
+	ok(n == prep_rewrite_len('B', "portal", pl.op[0].stmt, 6) &&
+			prep_bind_body(buf + 5, (uint32_t)n - 5, &portal, &name, &rest, &rl) &&
+			strcmp(portal, "portal") == 0 && strcmp(name, "PGSLAB_1") == 0 && rl == 6,
+			"rewritten Bind keeps portal and parameters");
+	is_int(prep_plan_use(R, &c1, &s2, 2, "nosuch", &pl), 0, "use of an unknown name");
+	is_str(kinds(&pl), "A", "unknown name passes through (the backend answers 26000)");
+
+	/* eviction past max = 2 */
+	is_int(parse(&c1, &s2, 2, "b", "SELECT 'b'", &pl), 0, "parse b on s2");
+	settle_all(&s2, true);
+	is_int(parse(&c1, &s2, 2, "c", "SELECT 'c'", &pl), 0, "parse c on s2");
+	is_str(kinds(&pl), "xP", "a third statement evicts the least recently used");
+	ok(s2.n == 2, "server set stays at max");
+	settle_all(&s2, true);
+	ok(!(s2.flags & PREP_SV_LOST), "answered eviction: backend trusted");
+	is_int(prep_plan_use(R, &c1, &s2, 2, "a", &pl), 0, "use a (evicted)");
+	is_str(kinds(&pl), "xpR", "evicted statement re-prepared, evicting another");
+	settle_all(&s2, false);
+	ok(s2.flags & PREP_SV_LOST, "a skipped eviction marks the backend untrusted");
+	ok(s2.n == 1, "a skipped injected Parse leaves the set");
+
+	/* a failed client Parse leaves no name */
+	is_int(parse(&c2, &s1, 2, "bad", "SELEC oops", &pl), 0, "parse bad");
+	settle_all(&s1, false);
+	is_int(prep_plan_use(R, &c2, &s1, 2, "bad", &pl), 0, "use bad");
+	is_str(kinds(&pl), "A", "a failed Parse created no name");
+
+	/* Close: drops only the client's name; skipped Close restores it */
+	is_int(prep_plan_close(R, &c2, &s1, "other", &pl), 0, "close other");
+	ok(pl.n == 1 && pl.op[0].track == 'y', "close of a known name: stand-in Close with a record");
+	ok(c2.n == 0, "name gone at once (a Parse may follow)");
+	settle_all(&s1, false);
+	ok(c2.n == 1, "skipped Close: the name is back");
+	is_int(prep_plan_close(R, &c2, &s1, "other", &pl), 0, "close other again");
+	settle_all(&s1, true);
+	ok(c2.n == 0 && s1.n == 1, "answered Close: name gone, the backend keeps the statement");
+	is_int(prep_plan_close(R, &c2, &s1, "never", &pl), 0, "close of an unknown name");
+	ok(pl.n == 1 && pl.op[0].track == 'C', "unknown name: a plain Close, no record");
+
+	/* answers owed from before a Sync make later plans wait */
+	is_int(parse(&c2, &s1, 2, "w", "SELECT 'w'", &pl), 0, "parse w");
+	prep_server_sync(&s1);
+	is_int(prep_plan_use(R, &c2, &s1, 2, "w", &pl), -EAGAIN, "use across a Sync waits");
+	settle_all(&s1, true);
+	is_int(prep_plan_use(R, &c2, &s1, 2, "w", &pl), 0, "then goes");
+
+	/* SQL keywords and tags */
+	ok(prep_sql_classify((const uint8_t *)" /* x */ prepare foo AS SELECT 1", 33) ==
+			PREP_SQL_PREPARE, "PREPARE after a comment is refused");
+	ok(prep_sql_classify((const uint8_t *)"DEALLOCATE PREPARE ALL\0", 23) == PREP_SQL_RESET &&
+			prep_sql_classify((const uint8_t *)"discard all;\0", 13) == PREP_SQL_RESET,
+			"DEALLOCATE [PREPARE] ALL and DISCARD ALL reset");
+	ok(prep_sql_classify((const uint8_t *)"SELECT 'prepare'\0", 17) == PREP_SQL_OTHER &&
+			prep_sql_classify((const uint8_t *)"EXECUTEx\0", 9) == PREP_SQL_OTHER &&
+			prep_sql_classify((const uint8_t *)"DISCARD PLANS\0", 14) == PREP_SQL_OTHER,
+			"other text passes");
+	ok(prep_sql_classify((const uint8_t *)"  DEALLO", 8) == PREP_SQL_UNSURE,
+			"a text cut inside its keyword is unsure");
+
+	/* teardown: everything goes back */
+	prep_client_clear(R, &c1);
+	prep_client_clear(R, &c2);
+	settle_all(&s1, true);
+	prep_server_clear(R, &s1);
+	prep_server_clear(R, &s2);
+	prep_reg_stats(R, &st);
+	ok(st.stmts == 0 && st.cmaps == 0 && st.smaps == 0 && st.key_bytes == 0,
+			"no statement, name or record left");
+	prep_reg_destroy(R);
+	slab_arena_destroy(A);
+	return tap_exit_status();
+}
