@@ -18,7 +18,7 @@ use Getopt::Long;
 use PgSlab::Test::Ledger;
 
 $| = 1;
-my %o = (seconds => 600, writers => 8, loaders => 2);
+my %o = (seconds => 600, writers => 8, loaders => 3);
 GetOptions(\%o, 'seconds=i', 'seed=i', 'writers=i', 'loaders=i') or die "bad options\n";
 print '# pgslab ' . ($ENV{PGSLAB} // './pgslab') . ", $o{writers} writers, $o{loaders} pgbench loaders, $o{seconds} s\n";
 

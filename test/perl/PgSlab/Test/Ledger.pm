@@ -108,7 +108,8 @@ my @KINDS = (
 =item new(%opts)
 
 C<seed>, C<seconds> (chaos phase, default 40), C<writers> (default 6),
-C<loaders> (pgbench processes, default 2: simple and extended),
+C<loaders> (pgbench processes, default 2; loader I<i> uses protocol simple,
+extended or prepared by I<i> mod 3),
 C<max_events> (default 400, or two a second for long runs), C<restarts> (PostgreSQL restarts, default
 C<seconds/20> capped at 2 for short runs, one a minute for long ones), C<diag>
 (code ref for a line of output).
@@ -411,7 +412,7 @@ sub _spawn_writer
 sub _loader_main
 {
 	my ($self, $i) = @_;
-	my $mode = $i % 2 ? 'extended' : 'simple';
+	my $mode = (qw(simple extended prepared))[$i % 3];
 	my $p = $self->{proxy};
 	open(my $out, '>>', "$self->{tmp}/loader$i.stats") or return;
 	$out->autoflush(1);
