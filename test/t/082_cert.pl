@@ -8,12 +8,14 @@
 use strict;
 use warnings;
 
+use File::Path qw(remove_tree);
 use Test::More;
 use PgSlab::Test::Cluster;
 use PgSlab::Test::Proxy;
 use PgSlab::Test::TLS qw(make_certs server_cert);
 
 my $certdir = PgSlab::Test::Cluster::make_temp_dir('pgslab_cert_certs');
+END { remove_tree($certdir) if $certdir && !$ENV{PGSLAB_KEEP_TMP} }
 my $c = make_certs($certdir);                  # client.crt: CN=app, signed by ca
 my $node = PgSlab::Test::Cluster->new(name => 'c082');
 $node->start;
