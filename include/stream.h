@@ -265,6 +265,10 @@ int stream_tls_request(struct stream *s, struct tls_ctx *ctx, const char *host,
 void stream_tls_sniff(struct stream *s);
 /* Is <s> encrypted (handshake complete)? */
 bool stream_is_tls(const struct stream *s);
+/* The CommonName of the client certificate <s>'s TLS peer presented and
+ * that verified against the CA (tls_conn_peer_cn()): 0, -ENOTCONN when <s>
+ * is not encrypted, or tls_conn_peer_cn()'s errors. */
+int stream_tls_peer_cn(const struct stream *s, char *buf, size_t len);
 /* PgBouncer's tls column ("" for plain). */
 void stream_tls_info(const struct stream *s, char *buf, size_t len);
 

@@ -86,6 +86,12 @@ const char *tls_conn_error(const struct tls_conn *t);
 void tls_conn_info(const struct tls_conn *t, char *buf, size_t len);
 /* Did the peer present a certificate that verified? */
 bool tls_conn_peer_verified(const struct tls_conn *t);
+/* The CommonName of the peer's verified certificate, as UTF-8, into <buf>
+ * (<len> bytes, NUL included).  0; -ENOENT when the peer presented no
+ * certificate or it did not verify; -ENODATA when its subject has no CN;
+ * -EINVAL when it has several, or the CN holds a NUL byte or cannot be
+ * converted; -ENAMETOOLONG when it does not fit.  <buf> is "" on failure. */
+int tls_conn_peer_cn(const struct tls_conn *t, char *buf, size_t len);
 /* Did the accepting side negotiate ALPN "postgresql"? */
 bool tls_conn_alpn_postgresql(const struct tls_conn *t);
 

@@ -321,6 +321,50 @@ static void peer_login(struct client *c, const char *map)
 		client_finish_login(c);
 }
 
+/* Certificate authentication (auth_type = cert, HBA "cert"): a known user,
+ * over TLS, whose client certificate verified against client_tls_ca_file
+ * and whose CommonName is that user (exactly, as PostgreSQL's cert method),
+ * or maps to it by <map> in the auth_ident_file: log in or close.  The
+ * client hears only PgBouncer's "certificate authentication failed"; the
+ * log says why (the CN came from the client: the logger escapes control
+ * bytes, so it cannot forge a line). */
+static void cert_login(struct client *c, const char *map)
+{
+	struct proxy *p = proxy_of(&c->st);
+	const char *user = c->login->user;
+	char cn[256], id[200];
+	int rc = stream_tls_peer_cn(&c->st, cn, sizeof(cn));
+
+	client_logid(c, id, sizeof(id));
+	if (rc == -ENOTCONN) {
+		slog_error(id, "TLS connection required");
+	} else if (rc == -ENOENT) {
+		slog_error(id, "TLS client certificate required");
+	} else if (rc < 0) {
+		slog_error(id, "invalid TLS client certificate: %s",
+				rc == -ENODATA ? "no CommonName" :
+				rc == -ENAMETOOLONG ? "CommonName too long" :
+				"CommonName ambiguous or with a NUL byte");
+	} else if (c->cred == NULL) {
+		slog_error(id, "TLS cert login: no such user \"%s\"", user);
+	} else if (map != NULL) {
+		if (ident_check(p->hba->ident, map, cn, user)) {
+			slog_noise(id, "ident map %s: CN \"%s\" logs in as \"%s\"", map, cn, user);
+			client_finish_login(c);
+			return;
+		}
+		slog_error(id, "ident map: %s does not have a match (CN \"%s\", user \"%s\")", map,
+				cn, user);
+	} else if (strcmp(cn, user) != 0) {
+		slog_error(id, "TLS certificate name mismatch: CN \"%s\", user \"%s\"", cn, user);
+	} else {
+		slog_debug(id, "TLS cert login: CN \"%s\"", cn);
+		client_finish_login(c);
+		return;
+	}
+	client_close(c, SQLSTATE_INVALID_AUTH_SPEC, "certificate authentication failed");
+}
+
 /* auth_type = hba: the first rule matching this connection names the
  * method; AUTH_TYPE_ANY means "decided here" (closed or logged in). */
 static enum auth_type hba_method(struct client *c)
@@ -355,7 +399,7 @@ static enum auth_type hba_method(struct client *c)
 		peer_login(c, r->map);
 		return AUTH_TYPE_ANY;
 	case HBA_CERT:
-		client_close(c, SQLSTATE_INVALID_AUTH_SPEC, "TLS connection required");
+		cert_login(c, r->map);
 		return AUTH_TYPE_ANY;
 	case HBA_REJECT:
 	default:
@@ -380,6 +424,9 @@ static void start_auth(struct client *c)
 	switch (login_method(c, t)) {
 	case AUTH_TYPE_PEER:
 		peer_login(c, NULL);
+		return;
+	case AUTH_TYPE_CERT:
+		cert_login(c, NULL);
 		return;
 	case AUTH_TYPE_ANY:
 	case AUTH_TYPE_TRUST:

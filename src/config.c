@@ -719,15 +719,18 @@ const char *config_setting_get(const struct config *cfg, const char *key, char *
 	return format_field(&cfg->s, k, buf, buflen);
 }
 
-/* Security settings pgslab cannot honour yet refuse to load: accepting and
- * ignoring them would run a pooler weaker than its configuration says.
- * 0, or -ENOTSUP with the reason in <em>. */
-static int check_unimplemented(const struct config_settings *s, char *em, size_t emlen)
+/* Security settings pgslab cannot honour, and combinations under which no
+ * client could ever log in, refuse to load: accepting and ignoring them
+ * would run a pooler other than its configuration says.  0, or -ENOTSUP /
+ * -EINVAL with the reason in <em>. */
+static int check_settings(const struct config_settings *s, char *em, size_t emlen)
 {
-	if (s->auth_type == AUTH_TYPE_CERT) {
-		msgf(em, emlen, "auth_type = cert is not implemented yet (client certificates are "
-				"verified against client_tls_ca_file, but not yet mapped to users)");
-		return -ENOTSUP;
+	if (s->auth_type == AUTH_TYPE_CERT && (s->client_tls_sslmode == SSLMODE_DISABLE ||
+			s->client_tls_ca_file == NULL || s->client_tls_ca_file[0] == 0)) {
+		msgf(em, emlen, "auth_type = cert needs client TLS with client certificates: "
+				"client_tls_sslmode other than disable and client_tls_ca_file "
+				"(no client could log in)");
+		return -EINVAL;
 	}
 	if (s->auth_type == AUTH_TYPE_PAM || s->auth_type == AUTH_TYPE_LDAP) {
 		msgf(em, emlen, "auth_type = %s is not supported by pgslab (it would need a "
@@ -759,13 +762,20 @@ int config_set(struct config *cfg, const char *key, const char *value, char *err
 		msgf(err, errlen, "invalid value \"%s\" for %s: %s", value, k->name, em);
 		return rc;
 	}
-	if (k->type == CT_ENUM) {
+	if (k->type == CT_ENUM || k->type == CT_STR) {
+		/* a shallow copy: <probe>'s string fields still borrow cfg's */
 		struct config_settings probe = cfg->s;
 
-		store_cval(&probe, k, &v);
-		rc = check_unimplemented(&probe, err, errlen);
-		if (rc < 0)
+		if (k->type == CT_STR)
+			*(char **)field_of(&probe, k) = v.s;
+		else
+			store_cval(&probe, k, &v);
+		rc = check_settings(&probe, err, errlen);
+		if (rc < 0) {
+			if (k->type == CT_STR)
+				sys_free(v.s);
 			return rc;
+		}
 	}
 	store_cval(&cfg->s, k, &v);
 	return 0;
@@ -1489,7 +1499,7 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 	{
 		char em[200];
 
-		if (check_unimplemented(&cfg->s, em, sizeof(em)) < 0) {
+		if (check_settings(&cfg->s, em, sizeof(em)) < 0) {
 			msgf(err, errlen, "%s: %s", path, em);
 			goto fail;
 		}

@@ -768,6 +768,16 @@ void stream_tls_info(const struct stream *s, char *buf, size_t len)
 		buf[0] = 0;
 }
 
+int stream_tls_peer_cn(const struct stream *s, char *buf, size_t len)
+{
+	if (!stream_is_tls(s)) {
+		if (len)
+			buf[0] = 0;
+		return -ENOTCONN;
+	}
+	return tls_conn_peer_cn(s->tls, buf, len);
+}
+
 /* Drive the handshake one step; on completion resume the stream. */
 static void stream_handshake(struct stream *s)
 {

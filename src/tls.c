@@ -449,6 +449,42 @@ bool tls_conn_peer_verified(const struct tls_conn *t)
 	return x != NULL && SSL_get_verify_result(ssl) == X509_V_OK;
 }
 
+int tls_conn_peer_cn(const struct tls_conn *t, char *buf, size_t len)
+{
+	const SSL *ssl = ssl_of(t);
+	X509 *x = SSL_get0_peer_certificate(ssl);
+	const X509_NAME *subj;
+	unsigned char *u = NULL;
+	int i, n, rc = 0;
+
+	if (len > 0)
+		buf[0] = 0;
+	if (!SSL_is_init_finished(ssl) || x == NULL || SSL_get_verify_result(ssl) != X509_V_OK)
+		return -ENOENT;
+	subj = X509_get_subject_name(x);
+	i = X509_NAME_get_index_by_NID(subj, NID_commonName, -1);
+	if (i < 0)
+		return -ENODATA;
+	if (X509_NAME_get_index_by_NID(subj, NID_commonName, i) >= 0)
+		return -EINVAL; /* two CNs: which one is the user is anybody's guess */
+	ERR_clear_error();
+	n = ASN1_STRING_to_UTF8(&u, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, i)));
+	if (n < 0) {
+		ERR_clear_error();
+		return -EINVAL;
+	}
+	if (memchr(u, 0, (size_t)n) != NULL)
+		rc = -EINVAL; /* "app\0.evil.com" must not pass for "app" */
+	else if ((size_t)n >= len)
+		rc = -ENAMETOOLONG;
+	if (rc == 0) {
+		memcpy(buf, u, (size_t)n);
+		buf[n] = 0;
+	}
+	OPENSSL_free(u);
+	return rc;
+}
+
 bool tls_conn_alpn_postgresql(const struct tls_conn *t)
 {
 	const unsigned char *p = NULL;

@@ -193,7 +193,7 @@ my $p3 = PgSlab::Test::Proxy->new(cluster => $node, name => 'p071c', settings =>
 ok(!eval { $p3->start; 1 }, 'auth_type = hba without auth_hba_file: refuses to start');
 like($p3->log_content, qr/auth_type = hba needs auth_hba_file/, '... saying so');
 $p3->teardown;
-for my $t ([ 'cert', qr/auth_type = cert is not implemented yet/ ],
+for my $t ([ 'cert', qr/auth_type = cert needs client TLS with client certificates/ ],
 	[ 'pam', qr/auth_type = pam is not supported by pgslab/ ],
 	[ 'ldap', qr/auth_type = ldap is not supported by pgslab/ ]) {
 	my $p4 = PgSlab::Test::Proxy->new(cluster => $node, name => "p071$t->[0]",

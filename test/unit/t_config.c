@@ -377,6 +377,43 @@ static struct config *load_setting(const char *key, const char *val)
 	return load_text(text, path, sizeof(path));
 }
 
+/* auth_type = cert only with client TLS that asks for certificates, at load
+ * and on SET. */
+static void test_cert_settings(void)
+{
+	static const char tls[] = "[pgbouncer]\nauth_type = cert\nclient_tls_sslmode = require\n"
+				  "client_tls_ca_file = /ca.crt\n";
+	char path[256];
+	struct config *cfg;
+	int rc;
+
+	cfg = load_text("[pgbouncer]\nauth_type = cert\nclient_tls_sslmode = require\n", path,
+			sizeof(path));
+	ok(cfg == NULL && strstr(errbuf, "auth_type = cert needs"),
+			"auth_type = cert without client_tls_ca_file refused");
+	config_free(cfg);
+	cfg = load_text("[pgbouncer]\nauth_type = cert\nclient_tls_ca_file = /ca.crt\n", path,
+			sizeof(path));
+	ok(cfg == NULL && strstr(errbuf, "auth_type = cert needs"),
+			"auth_type = cert with client_tls_sslmode = disable refused");
+	config_free(cfg);
+	cfg = load_text(tls, path, sizeof(path));
+	if (!ok(cfg != NULL && cfg->s.auth_type == AUTH_TYPE_CERT,
+			    "auth_type = cert with client_tls_sslmode and client_tls_ca_file "
+			    "loads"))
+		return;
+	rc = config_set(cfg, "client_tls_ca_file", "", errbuf, sizeof(errbuf));
+	ok(rc == -EINVAL && strcmp(cfg->s.client_tls_ca_file, "/ca.crt") == 0,
+			"SET client_tls_ca_file = '' under auth_type = cert refused, unchanged");
+	rc = config_set(cfg, "client_tls_sslmode", "disable", errbuf, sizeof(errbuf));
+	ok(rc == -EINVAL && cfg->s.client_tls_sslmode == SSLMODE_REQUIRE,
+			"SET client_tls_sslmode = disable under auth_type = cert refused");
+	rc = config_set(cfg, "client_tls_ca_file", "/other.crt", errbuf, sizeof(errbuf));
+	ok(rc == 0 && strcmp(cfg->s.client_tls_ca_file, "/other.crt") == 0,
+			"SET client_tls_ca_file to another file is fine");
+	config_free(cfg);
+}
+
 static void test_types(void)
 {
 	static const struct {
@@ -453,10 +490,18 @@ static void test_types(void)
 	ok(cfg != NULL && cfg->s.server_tls_sslmode == SSLMODE_VERIFY_FULL,
 			"server_tls_sslmode verify-full loads");
 	config_free(cfg);
+	/* auth_type = cert: only with client TLS that asks for certificates */
+	cfg = load_setting("auth_type", "cert");
+	ok(cfg == NULL && strstr(errbuf, "auth_type = cert needs client TLS with client "
+					 "certificates: client_tls_sslmode other than disable and "
+					 "client_tls_ca_file"),
+			"auth_type = cert without client TLS refused: %s", errbuf);
+	config_free(cfg);
+	test_cert_settings();
 	cfg = load_setting("auth_type", "md5");
-	ok(cfg && config_set(cfg, "auth_type", "cert", errbuf, sizeof(errbuf)) == -ENOTSUP &&
+	ok(cfg && config_set(cfg, "auth_type", "cert", errbuf, sizeof(errbuf)) == -EINVAL &&
 					cfg->s.auth_type == AUTH_TYPE_MD5,
-			"SET auth_type = cert refused, value unchanged");
+			"SET auth_type = cert without client TLS refused, value unchanged");
 	config_free(cfg);
 
 	ok(config_list_contains("admin, root ,x", "root") &&
@@ -887,7 +932,7 @@ static void test_set(void)
 
 int main(void)
 {
-	plan(190);
+	plan(197);
 	if (mkdtemp(tmpdir) == NULL) {
 		perror("mkdtemp");
 		return 2;

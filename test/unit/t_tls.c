@@ -17,15 +17,30 @@
 #include <openssl/x509.h>
 
 static char dir[] = "/tmp/t_tls_XXXXXX";
-static char key_path[64], crt_path[64];
+static char key_path[96], crt_path[96];
 
-/* A self-signed P-256 certificate for CN=localhost, written as PEM. */
-static int make_cert(void)
+/* One subject-name entry: <type> is MBSTRING_ASC, or an ASN.1 string type
+ * whose raw bytes are <val> (<len> of them: NULs and lengths that
+ * MBSTRING_ASC would refuse). */
+struct name_part {
+	const char *field;
+	int type;
+	const char *val;
+	int len;
+};
+
+/* A P-256 key and a certificate for <parts> signed by <ca>/<ca_key> (self-
+ * signed when <ca> is NULL), written as PEM to <base>.key and <base>.crt;
+ * the certificate and key are kept in *<x_out> and *<k_out> when those are not
+ * NULL (for signing others). */
+static int make_cert_as(const char *base, const struct name_part *parts, int n, X509 *ca,
+		EVP_PKEY *ca_key, X509 **x_out, EVP_PKEY **k_out)
 {
 	EVP_PKEY *k = EVP_EC_gen("P-256");
 	X509 *x = X509_new();
+	char path[128];
 	FILE *f;
-	int rc = -1;
+	int i, rc = -1;
 
 	if (k == NULL || x == NULL)
 		goto out;
@@ -33,24 +48,49 @@ static int make_cert(void)
 	X509_gmtime_adj(X509_getm_notBefore(x), 0);
 	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
 	X509_set_pubkey(x, k);
-	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
-			(const unsigned char *)"localhost", -1, -1, 0);
-	X509_set_issuer_name(x, X509_get_subject_name(x));
-	if (!X509_sign(x, k, EVP_sha256()))
+	for (i = 0; i < n; i++)
+		if (!X509_NAME_add_entry_by_txt(X509_get_subject_name(x), parts[i].field,
+				    parts[i].type, (const unsigned char *)parts[i].val, parts[i].len, -1,
+				    0))
+			goto out;
+	X509_set_issuer_name(x, ca ? X509_get_subject_name(ca) : X509_get_subject_name(x));
+	if (!X509_sign(x, ca ? ca_key : k, EVP_sha256()))
 		goto out;
-	if ((f = fopen(key_path, "w")) == NULL)
+	snprintf(path, sizeof(path), "%s.key", base);
+	if ((f = fopen(path, "w")) == NULL)
 		goto out;
 	PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL);
 	fclose(f);
-	if ((f = fopen(crt_path, "w")) == NULL)
+	snprintf(path, sizeof(path), "%s.crt", base);
+	if ((f = fopen(path, "w")) == NULL)
 		goto out;
 	PEM_write_X509(f, x);
 	fclose(f);
 	rc = 0;
+	if (x_out) {
+		*x_out = x;
+		x = NULL;
+	}
+	if (k_out) {
+		*k_out = k;
+		k = NULL;
+	}
 out:
 	X509_free(x);
 	EVP_PKEY_free(k);
 	return rc;
+}
+
+/* A self-signed P-256 certificate for CN=localhost, written as PEM. */
+static int make_cert(void)
+{
+	static const struct name_part cn = { "CN", MBSTRING_ASC, "localhost", -1 };
+	char base[64];
+
+	snprintf(base, sizeof(base), "%s/srv", dir);
+	snprintf(key_path, sizeof(key_path), "%s.key", base);
+	snprintf(crt_path, sizeof(crt_path), "%s.crt", base);
+	return make_cert_as(base, &cn, 1, NULL, NULL, NULL, NULL);
 }
 
 /* Step both handshakes until both are done or one fails (bounded). */
@@ -72,6 +112,125 @@ static int handshake_both(struct tls_conn *a, struct tls_conn *b, int *wants)
 	return ra == 0 && rb == 0 ? 0 : -1;
 }
 
+/* Handshake an accepting <actx> with a client presenting <base>.crt (none
+ * when <base> is NULL); the accepting side's tls_conn_peer_cn() into <buf>,
+ * or 1 when the handshake failed. */
+static int peer_cn_with(struct tls_ctx *actx, const char *base, char *buf, size_t len)
+{
+	struct tls_settings con = { .mode = TLS_MODE_REQUIRE };
+	char kp[128], cp[128], err[256];
+	struct tls_ctx *cctx;
+	struct tls_conn *ta, *tc;
+	int sv[2], wants = 0, rc = 1;
+
+	if (base) {
+		snprintf(kp, sizeof(kp), "%s.key", base);
+		snprintf(cp, sizeof(cp), "%s.crt", base);
+		con.key_file = kp;
+		con.cert_file = cp;
+	}
+	cctx = tls_ctx_new(&con, false, err, sizeof(err));
+	if (cctx == NULL) {
+		diag("client context: %s", err);
+		return 2;
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+		return 2;
+	fcntl(sv[0], F_SETFL, O_NONBLOCK);
+	fcntl(sv[1], F_SETFL, O_NONBLOCK);
+	ta = tls_conn_new(actx, sv[0], NULL, NULL);
+	tc = tls_conn_new(cctx, sv[1], NULL, NULL);
+	if (ta && tc && handshake_both(ta, tc, &wants) == 0)
+		rc = tls_conn_peer_cn(ta, buf, len);
+	tls_conn_free(tc, false);
+	tls_conn_free(ta, false);
+	close(sv[0]);
+	close(sv[1]);
+	tls_ctx_free(cctx);
+	return rc;
+}
+
+static int peer_cn_named(struct tls_ctx *actx, const char *name, char *buf, size_t len)
+{
+	char base[64];
+
+	if (name == NULL)
+		return peer_cn_with(actx, NULL, buf, len);
+	snprintf(base, sizeof(base), "%s/%s", dir, name);
+	return peer_cn_with(actx, base, buf, len);
+}
+
+/* tls_conn_peer_cn(): certificate authentication's CN, and every way a
+ * client certificate's name can be unusable. */
+static void test_peer_cn(void)
+{
+	static const struct name_part ca_name = { "CN", MBSTRING_ASC, "t_tls CA", -1 };
+	static const struct name_part app = { "CN", MBSTRING_ASC, "app", -1 };
+	static const struct name_part nul = { "CN", V_ASN1_UTF8STRING, "app\0.evil", 8 };
+	static const struct name_part bmp = { "CN", V_ASN1_BMPSTRING, "\0a\0p\0p\0\xe9", 8 };
+	static const struct name_part two[] = { { "CN", MBSTRING_ASC, "app", -1 },
+		{ "CN", MBSTRING_ASC, "admin", -1 } };
+	static const struct name_part org = { "O", MBSTRING_ASC, "no common name", -1 };
+	struct tls_settings acc = { .mode = TLS_MODE_REQUIRE, .key_file = key_path,
+		.cert_file = crt_path };
+	struct name_part lng = { "CN", V_ASN1_UTF8STRING, NULL, 100 };
+	char base[64], other[64], cap[96], err[256], buf[64], big[101];
+	X509 *ca = NULL, *ox = NULL;
+	EVP_PKEY *cak = NULL, *ok_ = NULL;
+	struct tls_ctx *actx, *noca;
+
+	memset(big, 'x', 100);
+	big[100] = 0;
+	lng.val = big;
+	snprintf(base, sizeof(base), "%s/ca", dir);
+	snprintf(cap, sizeof(cap), "%s/ca.crt", dir);
+	snprintf(other, sizeof(other), "%s/other", dir);
+	if (!ok(make_cert_as(base, &ca_name, 1, NULL, NULL, &ca, &cak) == 0 &&
+			    make_cert_as(other, &ca_name, 1, NULL, NULL, &ox, &ok_) == 0,
+			"two CAs with the same name"))
+		return;
+#define CLIENT(name, parts, n, signer, signer_key)                                         \
+	(snprintf(base, sizeof(base), "%s/%s", dir, name),                                 \
+			make_cert_as(base, parts, n, signer, signer_key, NULL, NULL) == 0)
+	ok(CLIENT("app", &app, 1, ca, cak) && CLIENT("nul", &nul, 1, ca, cak) &&
+			CLIENT("bmp", &bmp, 1, ca, cak) && CLIENT("two", two, 2, ca, cak) &&
+			CLIENT("org", &org, 1, ca, cak) && CLIENT("long", &lng, 1, ca, cak) &&
+			CLIENT("stranger", &app, 1, ox, ok_),
+			"client certificates");
+	X509_free(ca);
+	X509_free(ox);
+	EVP_PKEY_free(cak);
+	EVP_PKEY_free(ok_);
+
+	acc.ca_file = cap;
+	actx = tls_ctx_new(&acc, true, err, sizeof(err));
+	acc.ca_file = NULL;
+	noca = tls_ctx_new(&acc, true, err, sizeof(err));
+	if (!ok(actx && noca, "accepting contexts with and without client_tls_ca_file"))
+		return;
+#define PEER(ctx, name, len) peer_cn_named(ctx, name, buf, len)
+	ok(PEER(actx, "app", sizeof(buf)) == 0 && strcmp(buf, "app") == 0, "CN=app: \"%s\"", buf);
+	ok(PEER(actx, NULL, sizeof(buf)) == -ENOENT && buf[0] == 0, "no certificate: -ENOENT");
+	ok(PEER(noca, "app", sizeof(buf)) == -ENOENT,
+			"no client_tls_ca_file: no certificate is asked for, -ENOENT");
+	ok(PEER(actx, "stranger", sizeof(buf)) == 1,
+			"a certificate from another CA (same CA name) fails the handshake");
+	ok(PEER(actx, "nul", sizeof(buf)) == -EINVAL && buf[0] == 0,
+			"a CN with a NUL byte: -EINVAL");
+	ok(PEER(actx, "two", sizeof(buf)) == -EINVAL, "two CNs: -EINVAL");
+	ok(PEER(actx, "org", sizeof(buf)) == -ENODATA, "no CN: -ENODATA");
+	ok(PEER(actx, "long", sizeof(buf)) == -ENAMETOOLONG && buf[0] == 0,
+			"a 100-byte CN into 64 bytes: -ENAMETOOLONG");
+	ok(PEER(actx, "app", 3) == -ENAMETOOLONG && PEER(actx, "app", 4) == 0,
+			"the buffer must hold the NUL too");
+	ok(PEER(actx, "bmp", sizeof(buf)) == 0 && strcmp(buf, "app\xc3\xa9") == 0,
+			"a BMPString CN comes out as UTF-8");
+#undef PEER
+#undef CLIENT
+	tls_ctx_free(actx);
+	tls_ctx_free(noca);
+}
+
 int main(void)
 {
 	struct tls_settings acc = { .mode = TLS_MODE_REQUIRE }, con = { .mode = TLS_MODE_REQUIRE };
@@ -81,11 +240,9 @@ int main(void)
 	int sv[2], wants = 0;
 	ssize_t n;
 
-	plan(17);
+	plan(30);
 	if (mkdtemp(dir) == NULL)
 		return 1;
-	snprintf(key_path, sizeof(key_path), "%s/k.pem", dir);
-	snprintf(crt_path, sizeof(crt_path), "%s/c.pem", dir);
 	ok(make_cert() == 0, "throw-away certificate");
 
 	bad = tls_ctx_new(&acc, true, err, sizeof(err));
@@ -144,8 +301,13 @@ int main(void)
 	close(sv[0]);
 	tls_ctx_free(actx);
 	tls_ctx_free(cctx);
-	unlink(key_path);
-	unlink(crt_path);
-	rmdir(dir);
+	test_peer_cn();
+	{
+		char cmd[128];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		if (system(cmd) != 0)
+			diag("could not remove %s", dir);
+	}
 	return tap_exit_status();
 }
