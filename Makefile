@@ -54,7 +54,11 @@ UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BUILD)/test/%)
 DEB_PKGS := gcc make pkg-config perl libevent-dev libssl-dev libpq-dev \
             postgresql-15 postgresql-client-15 libdbd-pg-perl libio-socket-ssl-perl python3-psycopg2 \
             pgbouncer valgrind strace procps libjemalloc-dev libmimalloc-dev gnuplot-nox \
-            prometheus pandoc clang libclang-rt-dev python3-psycopg python3-asyncpg
+            prometheus pandoc clang libclang-rt-dev python3-psycopg python3-asyncpg \
+            libpostgresql-jdbc-java default-jre-headless
+# Checked by command, not package: a Node.js from elsewhere (NodeSource)
+# provides npm itself and conflicts with Debian's npm package.
+DEB_CMDS := node:nodejs npm:npm
 
 .PHONY: all deps check unit-check prove-check asan asan-check demo bench-alloc bench-log bench-budget bench-budget-cost \
         clean format cppcheck docker-deps docker-test man install uninstall
@@ -106,13 +110,17 @@ $(BUILD)/test/%: test/unit/%.c test/unit/tap.h test/unit/testutil.h $$(call unit
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
-	done); \
+	done; \
+	for c in $(DEB_CMDS); do command -v $${c%%:*} >/dev/null 2>&1 || echo $${c#*:}; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing: $$missing"; \
 		SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
 		$$SUDO apt-get update && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y $$missing; \
 	fi
+	@# the Node.js drivers test/t/074_prep_drivers.pl runs, as pinned in test/node
+	@[ test/node/node_modules/.package-lock.json -nt test/node/package-lock.json ] || \
+		npm ci --prefix test/node --no-audit --no-fund
 
 unit-build: $(UNIT_BINS)
 
@@ -320,13 +328,17 @@ DOCKER_DEB_PKGS := podman buildah debootstrap podman-compose python3-yaml
 docker-deps:
 	@missing=$$(for p in $(DOCKER_DEB_PKGS); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
-	done); \
+	done; \
+	for c in $(DEB_CMDS); do command -v $${c%%:*} >/dev/null 2>&1 || echo $${c#*:}; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing: $$missing"; \
 		SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
 		$$SUDO apt-get update && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y $$missing; \
 	fi
+	@# the Node.js drivers test/t/074_prep_drivers.pl runs, as pinned in test/node
+	@[ test/node/node_modules/.package-lock.json -nt test/node/package-lock.json ] || \
+		npm ci --prefix test/node --no-audit --no-fund
 
 docker-test: deps docker-deps
 	perl -I test/perl test/docker_test.pl
