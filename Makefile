@@ -193,6 +193,8 @@ FUZZ_DEPS_fuzz_config        := config connstr textfile sysalloc
 FUZZ_DEPS_fuzz_userlist      := userlist pwd scram saslprep crypto textfile sysalloc
 FUZZ_DEPS_fuzz_connstr       := connstr
 FUZZ_DEPS_fuzz_admin_cmd     := admincmd config connstr textfile sysalloc
+FUZZ_DEPS_fuzz_hba           := hba ident hbatok textfile sysalloc
+FUZZ_DEPS_fuzz_prep          := prep slab buddy sysalloc
 
 fuzz_objs = $(if $(FUZZ_DEPS_$(1)),$(patsubst %,$(FUZZ_BUILD)/obj/%.o,$(FUZZ_DEPS_$(1))),$(error no FUZZ_DEPS_$(1) in the Makefile))
 
