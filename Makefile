@@ -175,7 +175,7 @@ soak: $(if $(PGSLAB),,$(PROG))
 # dictionaries: test/fuzz/<target>.dict; past crashes: test/fuzz/crashes/
 # <target>/ (replayed first, every run).  New corpus entries go to
 # build/fuzz/corpus/<target>/, kept between runs.
-#   make fuzz-smoke   FUZZ_SMOKE_SECONDS (12) per target: 11 targets, 2m42s
+#   make fuzz-smoke   FUZZ_SMOKE_SECONDS (12) per target: 13 targets, 3m40s with the build
 #                     measured (loaded 2-core machine) + ~1 min first build;
 #                     part of make check
 #   make fuzz         FUZZ_SECONDS (600) per target
@@ -201,6 +201,8 @@ FUZZ_DEPS_fuzz_config        := config connstr textfile sysalloc
 FUZZ_DEPS_fuzz_userlist      := userlist pwd scram saslprep crypto textfile sysalloc
 FUZZ_DEPS_fuzz_connstr       := connstr
 FUZZ_DEPS_fuzz_admin_cmd     := admincmd config connstr textfile sysalloc
+FUZZ_DEPS_fuzz_hba           := hba ident hbatok textfile sysalloc
+FUZZ_DEPS_fuzz_prep          := prep slab buddy sysalloc
 
 fuzz_objs = $(if $(FUZZ_DEPS_$(1)),$(patsubst %,$(FUZZ_BUILD)/obj/%.o,$(FUZZ_DEPS_$(1))),$(error no FUZZ_DEPS_$(1) in the Makefile))
 

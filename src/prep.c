@@ -282,6 +282,9 @@ static void cmap_put(struct prep_reg *r, struct prep_cmap *m)
 {
 	if (--m->refs > 0)
 		return;
+	/* a Close whose server went before answering: its record was the
+	 * last reference, but the name is still on its client's list */
+	list_del(&m->node);
 	m->stmt->n_clients--;
 	stmt_put(r, m->stmt);
 	slab_free(r->cmap_cache, m);

@@ -141,6 +141,81 @@ SEEDS['fuzz_admin_cmd'] = {
     'kill_client': b'KILL_CLIENT 12',
 }
 
+# HBA text \xfe ident text \xfe @file a \xfe @file b \xfe probe (flags, 16
+# address bytes, db\nuser\nsystem-user\nmap): see fuzz_hba.c
+HBA = (b'# TYPE DATABASE USER ADDRESS METHOD\n'
+       b'local   all       all                         peer map=m1\n'
+       b'host    db1       alice   10.0.0.0/8          reject\n'
+       b'host    db1,db9   all     10.0.0.0 255.0.0.0  md5\n'
+       b'hostssl all       all     0.0.0.0/0           cert map=m2\n'
+       b'host    sameuser  all     192.168.1.0/24      scram-sha-256 # trailing\n'
+       b'host    all       @a      127.0.0.1/32        trust\n'
+       b'host    @b        all     127.0.0.0/8         password\n'
+       b'host    "all"     all     ::1/128             md5\n'
+       b'host    replication all   fe80::/10           reject\n'
+       b'hostnossl all     all     all                 scram-sha-256\n')
+IDENT = b'm1 alice bob\nm1 /^(.*)@example\\.com$ \\1\nm2 carol all\nm2 "dave" "Dave"\n'
+
+
+def probe(flags, addr, db, user, sys_user, mp):
+    return bytes([flags]) + addr.ljust(16, b'\0') + b'\n'.join([db, user, sys_user, mp])
+
+
+SEEDS['fuzz_hba'] = {
+    'every_form': HBA + b'\xfe' + IDENT + b'\xfe' + b'# admins\nroot, "Mixed Case"\n  ops\n' +
+    b'\xfe' + b'db1 db2,db3\n@a\n' + b'\xfe' + probe(0, bytes([127, 0, 0, 1]), b'db2', b'ops',
+                                                     b'alice', b'm1'),
+    'local_peer': b'local all all peer map=m1\nlocal sameuser all md5\n\xfe' + IDENT +
+    b'\xfe\xfe\xfe' + probe(1, b'', b'app', b'bob', b'x@example.com', b'm1'),
+    'ipv6_tls': b'hostssl all all ::/0 cert\nhost all "+grp" ::1/128 trust\n\xfe\xfe\xfe\xfe' +
+    probe(6, bytes(15) + b'\x01', b'd', b'u', b'u', b''),
+    'include_loop': b'host all @a all trust\n\xfe\xfea, b\n@b\n\xfe@a\n\xfe' +
+    probe(0, b'', b'x', b'a', b'', b''),
+}
+
+# script: max-1, then (op, len, body) steps; op bits as in fuzz_prep.c
+PARSE, BIND, DESCRIBE, CLOSE, SETTLE, SYNC, RESET, CLASSIFY = range(8)
+CL1, SV1, CTX, SURE, ANSWERED = 8, 16, 32, 64, 8
+
+
+def parse_body(name, q, types=()):
+    return cstr(name) + cstr(q) + struct.pack('>H', len(types)) + b''.join(
+        struct.pack('>I', t) for t in types)
+
+
+def bind_body(portal, name, params=()):
+    return (cstr(portal) + cstr(name) + struct.pack('>HH', 0, len(params)) +
+            b''.join(struct.pack('>I', len(p)) + p for p in params) + struct.pack('>H', 0))
+
+
+def step(op, body=b''):
+    return bytes([op, len(body)]) + body
+
+
+def settle(n, answered=True, server=0):
+    return step(SETTLE | (ANSWERED if answered else 0) | server | ((n - 1) << 5))
+
+
+SEEDS['fuzz_prep'] = {
+    'parse_bind': b'\x01' + step(PARSE | SURE, parse_body(b'a', b'SELECT $1', [23])) +
+    settle(1) + step(BIND, bind_body(b'', b'a', [b'42'])) + step(DESCRIBE, b'Sa\0') +
+    step(SYNC) + step(CLOSE, b'Sa\0') + settle(1),
+    'evict': b'\x00' + step(PARSE | SURE, parse_body(b'a', b'SELECT 1')) + settle(1) +
+    step(PARSE | SURE, parse_body(b'b', b'SELECT 2')) + settle(2) +
+    step(BIND, bind_body(b'p', b'a')) + settle(3, False) +
+    step(PARSE | CL1, parse_body(b'c', b'SELECT 1')) + step(BIND | SV1, bind_body(b'', b'a')),
+    'two_clients': b'\x02' + step(PARSE | SURE, parse_body(b's', b'SELECT 3')) + settle(1) +
+    step(PARSE | SURE | CL1, parse_body(b't', b'SELECT 3')) + step(SYNC) +
+    step(BIND | CL1, bind_body(b'', b't')) + settle(1, False) + step(BIND | CL1, bind_body(b'', b't')) +
+    step(PARSE | CTX, parse_body(b's', b'SELECT 3')) + step(CLOSE | CL1, b'St\0') +
+    settle(2, False) + step(RESET | (1 << 3)) + step(RESET | (2 << 3) | 32) + step(RESET),
+    'long_text': b'\x03' + step(PARSE, parse_body(b'big', b'SELECT ' + b'x' * 220)) +
+    settle(1) + step(BIND, bind_body(b'', b'big')),
+    'classify': b'\x00' + step(CLASSIFY, b' /* c */ DEALLOCATE PREPARE ALL;') +
+    step(CLASSIFY, b'DISCARD ALL\0') + step(CLASSIFY, b'-- x\nprepare q as select 1') +
+    step(CLASSIFY, b'DEALLOCATE ALL\0'),
+}
+
 DICTS = {
     'fuzz_startup': ['user', 'database', 'options', 'application_name', 'replication',
                      'client_encoding', '_pq_.', '\\x00\\x03\\x00\\x00', '\\x00\\x03\\x00\\x02',
@@ -163,6 +238,15 @@ DICTS = {
     'fuzz_admin_cmd': ['SHOW', 'SET', 'TO', '=', ';', '"', "'", 'pools', 'default_pool_size',
                        'log_connections', 'pool_mode', 'auth_type', 'max_client_conn',
                        'server_reset_query', 'listen_addr', 'KILL', 'PAUSE'],
+    'fuzz_hba': ['local', 'host', 'hostssl', 'hostnossl', 'all', 'sameuser', 'samerole',
+                 'samegroup', 'replication', 'trust', 'reject', 'md5', 'password',
+                 'scram-sha-256', 'cert', 'peer', 'ldap', 'map=', 'map=m1', '@a', '@b', '+',
+                 ',', '#', '""', '/', '/8', '/32', '/128', '0.0.0.0', '255.255.255.0', '::',
+                 '::1', 'ffff::', '127.0.0.1', 'samehost', '\\\\1', '^', '(.*)', '$', '\\xfe'],
+    'fuzz_prep': ['\\x00', '\\x00\\x00', '\\x00\\x01\\x00\\x00\\x00\\x17', 'S', 'PGSLAB_',
+                  'PGSLAB_1', 'SELECT 1', 'PREPARE\\x00', 'DEALLOCATE ALL\\x00',
+                  'DISCARD ALL\\x00', 'deallocate', 'prepare', 'execute', 'discard', 'all',
+                  '/*', '*/', '--', '\\x08', '\\x48', '\\x40', '\\x18', '\\x0c', '\\x05'],
 }
 
 # every [pgbouncer] setting name, for the config and SET dictionaries

@@ -59,7 +59,7 @@ int main(void)
 	uint32_t kl, rl;
 	size_t n;
 
-	plan(47);
+	plan(50);
 	A = slab_arena_create(0);
 	R = prep_reg_create(A);
 	ok(R != NULL, "registry created");
@@ -159,6 +159,14 @@ int main(void)
 			"other text passes");
 	ok(prep_sql_classify((const uint8_t *)"  DEALLO", 8) == PREP_SQL_UNSURE,
 			"a text cut inside its keyword is unsure");
+
+	/* a Close still owed when its server goes (server_close): the name
+	 * leaves the client's list with its last reference (fuzz_prep) */
+	is_int(parse(&c2, &s2, 2, "z", "SELECT 'z'", &pl), 0, "parse z on s2");
+	settle_all(&s2, true);
+	is_int(prep_plan_close(R, &c2, &s2, "z", &pl), 0, "close z, unanswered");
+	prep_server_clear(R, &s2);
+	ok(c2.n == 1 && list_count(&c2.maps) == 1, "the server closes: only w is left on the list");
 
 	/* teardown: everything goes back */
 	prep_client_clear(R, &c1);
