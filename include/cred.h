@@ -41,6 +41,7 @@ struct cred {
 	bool dynamic;
 	char dkey[2 * NAME_MAX_LEN + 2];
 	int64_t looked_up_us;                 /* when <secret> was last confirmed */
+	int n_clients;                        /* logged-in clients of this login name */
 };
 
 /* The cred a pool logs in to servers with; created (unlisted) if needed. */

@@ -33,24 +33,23 @@ static int64_t setting_or(int64_t v, int64_t dflt)
 	return v >= 0 ? v : dflt;
 }
 
-/* The one source of truth for a pool's size: the database's pool_size,
- * else the login user's [users] pool_size, else default_pool_size.  A
- * database with force_user logs in as that user only, so that user's entry
- * is the one that counts; <user> NULL means no user is known (a database
- * without force_user seen as a whole).  The assignment logic, SHOW
- * DATABASES and /metrics all ask here. */
+/* The one source of truth for a pool's size, PgBouncer's precedence: the
+ * pool user's [users] pool_size, else the database's pool_size, else
+ * default_pool_size.  The pool user is the database's force_user when it has
+ * one (so a login user's entry then does not count).  <user> NULL: the
+ * database seen as a whole (SHOW DATABASES, /metrics), users left out. */
 int pool_size_for(const struct proxy *p, const struct db *db, const char *user)
 {
 	const struct config *cfg = p->cfg;
 	const struct config_user *u;
 
-	if (db->pool_size >= 0)
-		return db->pool_size;
-	if (db->force_user[0])
+	if (user && db->force_user[0])
 		user = db->force_user;
 	u = user ? config_find_user(cfg, user) : NULL;
 	if (u && u->pool_size >= 0)
 		return u->pool_size;
+	if (db->pool_size >= 0)
+		return db->pool_size;
 	return cfg->s.default_pool_size;
 }
 
@@ -348,11 +347,16 @@ static bool give_to_waiter(struct server *s)
 	return true;
 }
 
-static bool too_old(const struct server *s, int64_t now)
+/* server_lifetime 0 is PgBouncer's "use once": an idle server is closed by
+ * the janitor's next pass (<scan>), not on release, so a fresh server still
+ * serves the client that waits for it. */
+static bool too_old(const struct server *s, int64_t now, bool scan)
 {
 	struct proxy *p = s->pool->proxy;
 	int64_t life = setting_or(s->pool->db->server_lifetime_us, p->cfg->s.server_lifetime_us);
 
+	if (life == 0)
+		return scan;
 	return life > 0 && now - s->connect_us > life;
 }
 
@@ -368,7 +372,7 @@ void pool_server_idle(struct server *s)
 	list_prepend(&pool->idle, &s->node);
 	pool->n_idle++;
 	if (s->close_needed || pool->db->dead || p->shutdown == SHUTDOWN_NOW ||
-			too_old(s, s->used_us)) {
+			too_old(s, s->used_us, false)) {
 		server_close(s, s->close_needed ? "close needed" : "server lifetime over");
 		pool_launch(pool);
 		return;
@@ -452,10 +456,15 @@ void pool_server_gone(struct server *s)
 
 /* ---- backend slots: the db's budget, shared by its pools ---- */
 
+/* reserve_pool_size, as pool_size: the pool user's, the database's, the
+ * global one. */
 static int reserve_size(const struct pool *pool)
 {
 	const struct db *db = pool->db;
+	const struct config_user *u = config_find_user(pool->proxy->cfg, pool->cred->name);
 
+	if (u && u->reserve_pool_size >= 0)
+		return u->reserve_pool_size;
 	return db->reserve_pool_size >= 0 ? db->reserve_pool_size :
 					    pool->proxy->cfg->s.reserve_pool_size;
 }
@@ -606,6 +615,19 @@ static void pool_settle(struct pool *pool)
 	}
 }
 
+/* A server beyond the pool size for a waiting client comes from the
+ * reserve: say so, as PgBouncer does. */
+static void note_reserve(const struct pool *pool)
+{
+	int size = pool_effective_size(pool);
+	char id[200];
+
+	if (size <= 0 || pool->n_servers < size || list_empty(&pool->waiting))
+		return;
+	client_logid(list_first_entry(&pool->waiting, struct client, node), id, sizeof(id));
+	slog_warning(id, "taking connection from reserve_pool");
+}
+
 void pool_launch(struct pool *pool)
 {
 	struct proxy *p = pool->proxy;
@@ -624,6 +646,7 @@ void pool_launch(struct pool *pool)
 			want = min - pool->n_servers;
 		if (want <= 0 || pool_room(pool, want, now) <= 0)
 			break;
+		note_reserve(pool);
 		if (server_launch(pool) == NULL) {
 			pool->retry_at_us = now + 1000000;
 			authq_pool_failed(pool, "could not connect");
@@ -706,7 +729,7 @@ static void janitor_pool(struct pool *pool, int64_t now)
 			server_close(sv, "pool size reduced");
 			continue;
 		}
-		if (too_old(sv, now)) {
+		if (too_old(sv, now, true)) {
 			server_close(sv, "server lifetime over");
 			continue;
 		}
@@ -749,12 +772,33 @@ static void janitor_pool(struct pool *pool, int64_t now)
 		pool_launch(pool);
 }
 
+/* As PgBouncer: a database with force_user and a min_pool_size keeps its
+ * one pool filled even before any client came (its user is known). */
+static void forced_min_pools(struct proxy *p)
+{
+	struct list *it;
+
+	list_for_each(it, &p->dbs) {
+		struct db *db = list_entry(it, struct db, node);
+		int min = db->min_pool_size >= 0 ? db->min_pool_size : p->cfg->s.min_pool_size;
+		struct cred *cr;
+
+		if (min <= 0 || db->admin || db->dead || db->autodb || db->force_user[0] == 0 ||
+				db->pool_warm)
+			continue;
+		cr = cred_find(p, db->force_user, true);
+		if (cr != NULL && pool_get(p, db, cr) != NULL)
+			db->pool_warm = true;
+	}
+}
+
 void pool_janitor(struct proxy *p)
 {
 	int64_t now = proxy_now_us();
 	int64_t login_to = p->cfg->s.client_login_timeout_us;
 	struct list *it, *tmp;
 
+	forced_min_pools(p);
 	list_for_each_safe(it, tmp, &p->pools)
 		janitor_pool(list_entry(it, struct pool, node), now);
 	/* a lookup never outlives the logins it serves */
