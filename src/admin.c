@@ -552,13 +552,13 @@ static void show_users(struct client *c)
 	for (i = 0; i < n; i++) {
 		const struct userlist_entry *e = userlist_entry_at(p->userlist, i);
 
-		if (cred_find(p, e->name, false) == NULL)
+		if (cred_lookup(p, e->name) == NULL)
 			user_row(&r, p, e->name, NULL);
 	}
 	for (k = 0; k < p->cfg->n_users; k++) {
 		const char *name = p->cfg->users[k].name;
 
-		if (cred_find(p, name, false) == NULL &&
+		if (cred_lookup(p, name) == NULL &&
 				(p->userlist == NULL || userlist_find(p->userlist, name) == NULL))
 			user_row(&r, p, name, NULL);
 	}

@@ -454,6 +454,7 @@ int control_set(struct proxy *p, const char *key, const char *value, char *err, 
 			strcasecmp(key, "reserve_pool_size") == 0 ||
 			strcasecmp(key, "max_db_connections") == 0 ||
 			strcasecmp(key, "max_user_connections") == 0) {
+		pool_budget_refresh(p); /* the databases' slot budgets follow the sizes */
 		kick_all(p, NULL); /* a larger pool admits waiting clients now */
 	}
 	return 0;

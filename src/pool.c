@@ -568,7 +568,13 @@ static int pool_room(struct pool *pool, int want, int64_t now)
 	}
 	if (room < want && room <= 0 &&
 			(pool->n_waiting > 0 || pool->n_welcome > 0 || pool->n_lookups > 0)) {
-		struct budget_member *vm = budget_pick_victim(b, &pool->bm);
+		struct budget_member *vm;
+
+		/* the other pools' demands may be stale (a pool whose clients all
+		 * left still counts as demanding): refresh them before the fair
+		 * shares decide, or a late pool can starve at a tie */
+		pool_budget_refresh_db(p, pool->db);
+		vm = budget_pick_victim(b, &pool->bm);
 		struct pool *victim = vm ? (struct pool *)(void *)((char *)vm -
 							offsetof(struct pool, bm)) : NULL;
 
@@ -679,7 +685,7 @@ void pool_fail_waiting(struct pool *pool, const char *sqlstate, const char *msg)
 }
 
 /* client_close() the clients of <l> that have waited <timeout> or more. */
-static void expire_waiters(struct list *l, int64_t now, int64_t timeout)
+static void expire_waiters(struct list *l, int64_t now, int64_t timeout, const char *why)
 {
 	struct list *it, *tmp;
 
@@ -688,7 +694,7 @@ static void expire_waiters(struct list *l, int64_t now, int64_t timeout)
 
 		if (now - c->wait_start_us < timeout)
 			break; /* oldest first */
-		client_close(c, SQLSTATE_PROTOCOL_VIOLATION, "query_wait_timeout");
+		client_close(c, SQLSTATE_PROTOCOL_VIOLATION, why);
 	}
 }
 
@@ -702,13 +708,19 @@ static void janitor_pool(struct pool *pool, int64_t now)
 	int64_t qwait = setting_or(u ? u->query_wait_timeout_us : -1, s->query_wait_timeout_us);
 	int64_t qtime = setting_or(u ? u->query_timeout_us : -1, s->query_timeout_us);
 	int64_t itx = setting_or(u ? u->idle_transaction_timeout_us : -1, s->idle_transaction_timeout_us);
+	int64_t xto = setting_or(u ? u->transaction_timeout_us : -1, s->transaction_timeout_us);
 	int64_t cidle = setting_or(u ? u->client_idle_timeout_us : -1, s->client_idle_timeout_us);
 	int min = pool->db->min_pool_size >= 0 ? pool->db->min_pool_size : s->min_pool_size;
 	struct list *it, *tmp;
 
 	if (qwait > 0) {
-		expire_waiters(&pool->waiting, now, qwait);
-		expire_waiters(&pool->welcome_wait, now, qwait);
+		expire_waiters(&pool->waiting, now, qwait, "query_wait_timeout");
+		expire_waiters(&pool->welcome_wait, now, qwait, "query_wait_timeout");
+	}
+	/* as PgBouncer, query_timeout counts while a query waits for a server */
+	if (qtime > 0) {
+		expire_waiters(&pool->waiting, now, qtime, "query_timeout");
+		expire_waiters(&pool->welcome_wait, now, qtime, "query_timeout");
 	}
 	/* connects that take too long */
 	list_for_each_safe(it, tmp, &pool->login) {
@@ -717,7 +729,7 @@ static void janitor_pool(struct pool *pool, int64_t now)
 		if (s->server_connect_timeout_us > 0 &&
 				now - sv->connect_us > s->server_connect_timeout_us) {
 			pool->retry_at_us = now + s->server_login_retry_us;
-			server_close(sv, "server_connect_timeout");
+			server_close(sv, "connect timeout");
 		}
 	}
 	/* idle servers: the oldest sit at the tail */
@@ -756,6 +768,8 @@ static void janitor_pool(struct pool *pool, int64_t now)
 		} else if (itx > 0 && !track_busy(&sv->tr) && sv->tr.txn != 'I' &&
 				now - c->active_us > itx) {
 			client_close(c, SQLSTATE_IDLE_IN_TXN_TIMEOUT, "idle transaction timeout");
+		} else if (xto > 0 && sv->tr.txn != 'I' && now - c->xact_start_us > xto) {
+			client_close(c, SQLSTATE_IDLE_IN_TXN_TIMEOUT, "transaction timeout");
 		}
 	}
 	if (cidle > 0) {

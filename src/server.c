@@ -789,13 +789,19 @@ static void server_on_error(struct stream *st, enum stream_err kind, const char 
 	if (s->state == SV_LOGIN) {
 		struct proxy *p = proxy_of(st);
 		struct pool *pool = s->pool;
+		char why[160];
 
 		pool->retry_at_us = proxy_now_us() + (p->cfg->s.server_login_retry_us < 1000000 ?
 				p->cfg->s.server_login_retry_us : 1000000);
 		pool->st.server_login_fail++;
+		if (!s->login->started && !s->login->tls_asked) {
+			/* PgBouncer's words for a connect that did not complete */
+			snprintf(why, sizeof(why), "connect failed: %s", reason ? reason : "?");
+			reason = why;
+		}
 		server_close(s, reason);
 		/* logins waiting on a lookup get an answer now, not at client_login_timeout */
-		authq_pool_failed(pool, reason ? reason : "connection failed");
+		authq_pool_failed(pool, reason);
 		return;
 	}
 	server_close(s, reason);

@@ -54,17 +54,21 @@ my $proxy = PgSlab::Test::Proxy->new(
 		forcedmin => "$db user=forced min_pool_size=2",
 		forcedbig => "$db user=forced pool_size=3",
 		nosuchpg  => "host=127.0.0.1 port=$cport dbname=no_such_pg_db",
+		tiny      => "$db max_db_connections=2",
+		closed    => "host=127.0.0.1 port=1 dbname=postgres",
 	},
 	users => {
 		u1 => 'pool_size=1',
 		u4 => 'max_user_client_connections=2',
+		cfgonly => 'pool_size=7',
+		u3 => 'transaction_timeout=1',
 		u2 => 'pool_size=1 reserve_pool_size=1',
 	},
 	settings => { pool_mode => 'session', default_pool_size => 5, log_connections => 1,
 		log_disconnections => 1, reserve_pool_timeout => 1 },
 	# force_user logs in with the auth_file's secret: a plain one for "forced"
 	userlist => [ @{ userlist_from_cluster($node, qw(app u1 u2 u3 u4 pgsuper)) },
-		[ 'forced', 'forced_pw' ] ]);
+		[ 'forced', 'forced_pw' ], [ 'ghost', 'ghost_pw' ] ]);
 $proxy->start;
 my $log = $proxy->logfile;
 
@@ -163,9 +167,12 @@ for my $cut (0, 1, 2) {
 	$_->disconnect for @c;
 	ok(poll_until(sub { my ($r) = grep { $_->{name} eq 'u4' } $proxy->admin_hash('SHOW USERS');
 			$r->{current_client_connections} == 0 }), 'the count goes back to 0');
-	my ($u3) = grep { $_->{name} eq 'u3' } $proxy->admin_hash('SHOW USERS');
-	ok($u3, 'SHOW USERS lists an auth_file user');
 	my @names = map { $_->{name} } $proxy->admin_hash('SHOW USERS');
+	ok(grep({ $_ eq 'ghost' } @names), 'SHOW USERS lists an auth_file user nobody used');
+	ok(grep({ $_ eq 'cfgonly' } @names), '... and a [users] entry');
+	is(scalar(grep { $_ eq 'ghost' } @names), 1, '... once');
+	my @again = map { $_->{name} } $proxy->admin_hash('SHOW USERS');
+	is_deeply([ sort @again ], [ sort @names ], '... and listing them creates nothing new');
 	ok(!grep({ $_ eq 'nobody' } @names), '... never a name that only failed to log in');
 	$proxy->admin('SET max_user_client_connections = 1');
 	my $a = conn('postgres', 'u3');
@@ -223,6 +230,46 @@ sub finish { for my $d (@_) { $d->pg_result; $d->disconnect } }
 	isnt($pid2, $pid1, '... the next client gets a new one');
 	$d->disconnect;
 	$proxy->admin('SET server_lifetime = 3600');
+}
+
+# --- max_db_connections: a late pool gets a slot from idle pools -------------------------------
+{
+	my @c = map { conn('tiny', $_) } qw(u1 u2);
+	$_->do('SELECT 1') for @c;
+	$_->disconnect for @c;     # session mode: their servers stay, idle
+	ok(poll_until(sub { my ($r) = grep { $_->{name} eq 'tiny' } $proxy->admin_hash('SHOW DATABASES');
+			$r->{current_connections} == 2 }), 'tiny: both slots held by idle servers');
+	my $d = eval {
+		$proxy->connect_dbi('tiny', user => 'u4', password => 'u4_pw',
+			params => { connect_timeout => 10 });
+	};
+	ok($d && eval { $d->selectrow_array('SELECT 1') }, 'a third pool gets a slot: an idle server is closed for it')
+		or diag($DBI::errstr // $@);
+	$d->disconnect if $d;
+}
+
+# --- timeouts: transaction_timeout per user, query_timeout while waiting, connect failed ----------
+{
+	my $d = conn('postgres', 'u3');
+	$d->begin_work;
+	$d->do('SELECT 1');
+	ok($proxy->wait_for_log(qr/u3\S* closing because: transaction timeout/, timeout => 10),
+		'[users] transaction_timeout 1: the transaction is cut');
+	ok(!eval { $d->do('SELECT 1'); 1 }, '... the client is gone');
+	my $ok = conn('postgres', 'u1');
+	$ok->begin_work;
+	sleep(1.5);
+	ok(eval { $ok->do('SELECT 1'); 1 }, 'other users have no transaction_timeout');
+	$ok->rollback;
+	$ok->disconnect;
+
+	$proxy->admin('SET query_timeout = 1');
+	my $w = eval { $proxy->connect_dbi('closed', user => 'u1', password => 'u1_pw',
+		params => { connect_timeout => 10 }) };
+	ok(!$w, 'a database nobody listens for: the client is refused');
+	like($DBI::errstr // '', qr/query_timeout/, '... with query_timeout (it counts during login too)');
+	ok($proxy->wait_for_log(qr/closing because: connect failed: /), '"connect failed: ..." in the log');
+	$proxy->admin('SET query_timeout = 0');
 }
 
 # --- console ---------------------------------------------------------------------------------------
