@@ -297,6 +297,74 @@ static bool ignored_param(struct proxy *p, const char *name)
 	return config_list_contains_nocase(p->cfg->s.ignore_startup_parameters.str, name);
 }
 
+/* Copy one word of an "options" value from <*pp> into <out> (at most
+ * <cap> bytes with its NUL), stopping at <stop> (if not 0) or unescaped
+ * whitespace; a backslash escapes the next byte.  Returns false when the
+ * word does not fit. */
+static bool options_word(const char **pp, char *out, size_t cap, char stop)
+{
+	const char *q = *pp;
+	size_t n = 0;
+	bool fits = true;
+
+	while (*q && *q != ' ' && *q != '\t' && *q != stop) {
+		if (*q == '\\' && q[1])
+			q++;
+		if (n + 1 < cap)
+			out[n++] = *q;
+		else
+			fits = false;
+		q++;
+	}
+	out[n] = 0;
+	*pp = q;
+	return fits;
+}
+
+/* The "options" startup parameter, by PgBouncer's rules: only "-c name=value"
+ * and "--name=value" words; tracked parameters are applied, ignored ones
+ * (ignore_startup_parameters, or all unknown ones when it lists "options")
+ * skipped.  Returns NULL, or the error for the client in <err>. */
+static const char *apply_options(struct client *c, const char *opt, char *err, size_t errlen)
+{
+	static const char bad[] = "unsupported options startup parameter: only '-c config=val' and '--config=val' are allowed";
+	struct proxy *p = proxy_of(&c->st);
+	char name[NAME_MAX_LEN], value[1024];
+
+	for (;;) {
+		int idx;
+
+		while (*opt == ' ' || *opt == '\t')
+			opt++;
+		if (*opt == 0)
+			return NULL;
+		if (opt[0] == '-' && opt[1] == 'c') {
+			opt += 2;
+			while (*opt == ' ' || *opt == '\t')
+				opt++;
+		} else if (opt[0] == '-' && opt[1] == '-') {
+			opt += 2;
+		} else {
+			return bad;
+		}
+		if (!options_word(&opt, name, sizeof(name), '=') || *opt != '=' || name[0] == 0)
+			return bad;
+		opt++;
+		idx = vars_index(&p->vars, name);
+		if (!options_word(&opt, value, sizeof(value), 0) && idx >= 0)
+			return "options value too long";
+		if (idx >= 0) {
+			struct varset *vs = vars_set(p, c->vars, idx, value);
+
+			vars_put(p, c->vars);
+			c->vars = vs;
+		} else if (!ignored_param(p, name) && !ignored_param(p, "options")) {
+			snprintf(err, errlen, "unsupported startup parameter in options: %s", name);
+			return err;
+		}
+	}
+}
+
 /* The method <t> becomes for this login's secret. */
 static enum auth_type login_method(struct client *c, enum auth_type t)
 {
@@ -591,6 +659,13 @@ static enum stream_act handle_startup(struct client *c, const uint8_t *msg, uint
 
 			vars_put(p, c->vars);
 			c->vars = vs;
+		} else if (strcmp(name, "options") == 0) {
+			const char *e = apply_options(c, value, buf, sizeof(buf));
+
+			if (e != NULL) {
+				client_close(c, SQLSTATE_PROTOCOL_VIOLATION, e);
+				return STREAM_CLOSED;
+			}
 		} else if (strcmp(name, "replication") == 0) {
 			client_close(c, SQLSTATE_PROTOCOL_VIOLATION, "replication connections are not supported");
 			return STREAM_CLOSED;

@@ -272,6 +272,40 @@ sub finish { for my $d (@_) { $d->pg_result; $d->disconnect } }
 	$proxy->admin('SET query_timeout = 0');
 }
 
+# --- the "options" startup parameter, by PgBouncer's rules ----------------------------------------
+{
+	sub with_options
+	{
+		my ($opt, $sql) = @_;
+		my $d = eval { $proxy->connect_dbi('postgres', user => 'app', password => 'app_pw',
+			params => { options => $opt }) };
+		return (undef, $DBI::errstr) unless $d;
+		my ($v) = $d->selectrow_array($sql);
+		$d->disconnect;
+		return ($v, undef);
+	}
+	my ($v, $e) = with_options('  -c    datestyle=German,\\ YMD', 'SHOW datestyle');
+	is($v, 'German, YMD', 'options -c with an escaped space') or diag($e);
+	($v, $e) = with_options('-ctimezone=Europe/Lisbon  --datestyle=German,\\ YMD', 'SHOW timezone');
+	is($v, 'Europe/Lisbon', '-cNAME=V and --NAME=V') or diag($e);
+	($v, $e) = with_options('-c t\\imezone=\\E\\u\\r\\o\\pe/Lisbon', 'SHOW timezone');
+	is($v, 'Europe/Lisbon', 'backslash escapes in names and values') or diag($e);
+	for my $bad ('-d', '-c timezone', 'timezone=UTC', '-c =x') {
+		($v, $e) = with_options($bad, 'SELECT 1');
+		like($e // '', qr/unsupported options startup parameter: only '-c config=val' and '--config=val' are allowed/,
+			"options '$bad' refused");
+	}
+	($v, $e) = with_options('-c enable_seqscan=off', 'SELECT 1');
+	like($e // '', qr/unsupported startup parameter in options: enable_seqscan/,
+		'an untracked parameter in options is refused');
+	($v, $e) = with_options('-c timezone=' . ('x' x 5000), 'SELECT 1');
+	like($e // '', qr/options value too long/, 'hostile: an overlong tracked value is refused');
+	$proxy->admin("SET ignore_startup_parameters = 'options,extra_float_digits'");
+	($v, $e) = with_options('-c extra_float_digits=' . ('1' x 6000) . ' -c enable_seqscan=off -c timezone=UTC', 'SHOW timezone');
+	is($v, 'UTC', 'ignore_startup_parameters=options: unknown ones skipped, tracked ones applied') or diag($e);
+	$proxy->admin("SET ignore_startup_parameters = ''");
+}
+
 # --- console ---------------------------------------------------------------------------------------
 {
 	my ($hdr) = $proxy->_admin_raw('SHOW PEERS');
