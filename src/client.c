@@ -181,15 +181,11 @@ void client_close(struct client *c, const char *sqlstate, const char *reason)
 				(long long)((proxy_now_us() - c->connect_us) / 1000000));
 	else if (sqlstate && p->cfg->s.log_pooler_errors)
 		slog_warning(id, "pooler error: %s", reason);
-	/* logged first: whoever reads the error may look for the line.  A
-	 * close with an error waits (2 ms at most) for the writer thread to
-	 * write it, so the line is in the file when the client learns why, as
-	 * with PgBouncer's synchronous log; small next to a login's cost, and
-	 * never on the transaction path */
-	if (sqlstate && reason) {
-		log_flush(log_thread(), 2);
+	/* logged first: whoever reads the error may look for the line (the
+	 * writer thread still writes it a moment later: the event loop never
+	 * waits on the log) */
+	if (sqlstate && reason)
 		send_error(c, true, sqlstate, reason);
-	}
 	stream_fail(&c->st, STREAM_E_OWNER, reason);
 }
 
