@@ -41,10 +41,13 @@ struct cred {
 	bool dynamic;
 	char dkey[2 * NAME_MAX_LEN + 2];
 	int64_t looked_up_us;                 /* when <secret> was last confirmed */
+	int n_clients;                        /* logged-in clients of this login name */
 };
 
 /* The cred a pool logs in to servers with; created (unlisted) if needed. */
 struct cred *cred_find(struct proxy *p, const char *name, bool create);
+/* The cred of <name> if one exists already; never creates one. */
+struct cred *cred_lookup(struct proxy *p, const char *name);
 /* The cred a client authenticates against: listed in the auth_file, else NULL. */
 struct cred *cred_auth(struct proxy *p, const char *name);
 /* The SCRAM verifier for <cr> (derived once from a plain secret); NULL when

@@ -77,6 +77,7 @@ struct db {
 	bool paused, disabled;
 	bool dead;                   /* removed from config; freed when unused */
 	bool autodb;                 /* made from the "*" entry; freed when idle */
+	bool pool_warm;              /* its force_user pool exists for min_pool_size */
 	int64_t idle_since_us;       /* autodb: no client or server since */
 	int pool_size, min_pool_size, reserve_pool_size, max_db_connections, pool_weight;
 	struct budget *budget;       /* backend slots shared by the db's pools */
@@ -238,6 +239,7 @@ struct proxy {
 	bool accept_paused;
 	uint64_t accept_backoffs;
 	uint64_t next_id;
+	uint64_t console_queries;    /* console commands run, for SHOW TOTALS */
 	int n_clients;               /* all client connections, for max_client_conn */
 	int n_servers;
 	enum shutdown_mode shutdown;

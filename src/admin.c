@@ -41,6 +41,7 @@
 #include "proto.h"
 #include "slab.h"
 #include "sysalloc.h"
+#include "userlist.h"
 #include "vars.h"
 
 #define OID_NUMERIC 1700u
@@ -387,6 +388,22 @@ static void show_dns_zones(struct client *c)
 	show_empty(c, "sqi", names);
 }
 
+/* [peers] entries are ignored with a warning (config.c): no peer is listed */
+static void show_peers(struct client *c)
+{
+	static const char *const names[] = { "peer_id", "host", "port", "pool_size" };
+
+	show_empty(c, "isii", names);
+}
+
+static void show_peer_pools(struct client *c)
+{
+	static const char *const names[] = { "peer_id", "cl_active_cancel_req",
+		"cl_waiting_cancel_req", "sv_active_cancel", "sv_login" };
+
+	show_empty(c, "iiiii", names);
+}
+
 /* ---- SHOW DATABASES, USERS, POOLS ---- */
 
 static int console_clients(struct proxy *p)
@@ -435,7 +452,8 @@ static void show_databases(struct client *c)
 			v[8] = "0";
 			v[9] = "statement";
 			v[10] = NULL;
-			v[11] = v[12] = v[13] = "0";
+			v[11] = v[12] = "0";
+			v[13] = fi(&f, s->max_db_client_connections);
 			v[14] = fi(&f, db->n_clients);
 			v[15] = v[16] = "0";
 			rs_row(&r, v);
@@ -471,67 +489,78 @@ static void show_databases(struct client *c)
 	rs_end(&r, "SHOW");
 }
 
-static int count_user_clients(struct list *l, const struct cred *cr)
-{
-	struct list *it;
-	int n = 0;
+static const char *const user_names[] = { "name", "pool_size", "reserve_pool_size",
+	"pool_mode", "max_user_connections", "current_connections",
+	"max_user_client_connections", "current_client_connections" };
 
-	list_for_each(it, l)
-		n += list_entry(it, struct client, node)->cred == cr;
-	return n;
-}
-
-static void show_users(struct client *c)
+/* One SHOW USERS row: <name>'s settings, with the counts of <cr> (NULL: a
+ * user nobody has used yet). */
+static void user_row(struct rs *r, struct proxy *p, const char *name, const struct cred *cr)
 {
-	static const char *const names[] = { "name", "pool_size", "reserve_pool_size", "pool_mode",
-		"max_user_connections", "current_connections", "max_user_client_connections",
-		"current_client_connections" };
-	struct proxy *p = proxy_of(&c->st);
 	const struct config_settings *s = &p->cfg->s;
-	struct list *it, *pi;
-	struct rs r;
+	const struct config_user *u = config_find_user(p->cfg, name);
+	struct fmt f = { .n = 0 };
+	char *ps = fbuf(&f), *rps = fbuf(&f);
+	int servers = 0;
+	const char *v[8];
+	struct list *pi;
 
-	rs_begin(&r, c, "ssssiiii", names);
-	list_for_each(it, &p->creds) {
-		struct cred *cr = list_entry(it, struct cred, node);
-		const struct config_user *u = config_find_user(p->cfg, cr->name);
-		struct fmt f = { .n = 0 };
-		char *ps = fbuf(&f), *rps = fbuf(&f);
-		int servers = 0, clients = 0;
-		const char *v[8];
-
-		ps[0] = rps[0] = 0;
-		if (u && u->pool_size >= 0)
-			snprintf(ps, 64, "%9d", u->pool_size);
-		if (u && u->reserve_pool_size >= 0)
-			snprintf(rps, 64, "%9d", u->reserve_pool_size);
+	ps[0] = rps[0] = 0;
+	if (u && u->pool_size >= 0)
+		snprintf(ps, 64, "%9d", u->pool_size);
+	if (u && u->reserve_pool_size >= 0)
+		snprintf(rps, 64, "%9d", u->reserve_pool_size);
+	if (cr) {
 		list_for_each(pi, &p->pools) {
 			struct pool *pool = list_entry(pi, struct pool, node);
 
 			if (pool->cred == cr)
 				servers += pool->n_servers;
-			clients += count_user_clients(&pool->clients, cr);
-			clients += count_user_clients(&pool->waiting, cr);
-			clients += count_user_clients(&pool->welcome_wait, cr);
 		}
-		list_for_each(pi, &p->login_clients) {
-			struct client *lc = list_entry(pi, struct client, node);
+	}
+	v[0] = name;
+	v[1] = ps;
+	v[2] = rps;
+	v[3] = u && u->pool_mode != CONFIG_INHERIT ?
+			config_pool_mode_name((enum pool_mode)u->pool_mode) : NULL;
+	v[4] = fi(&f, u && u->max_user_connections >= 0 ? u->max_user_connections :
+							  s->max_user_connections);
+	v[5] = fi(&f, servers);
+	v[6] = fi(&f, u && u->max_user_client_connections >= 0 ?
+					u->max_user_client_connections :
+					s->max_user_client_connections);
+	v[7] = fi(&f, cr ? cr->n_clients : 0);
+	rs_row(r, v);
+}
 
-			clients += lc->state == CL_ACTIVE && lc->cred == cr;
-		}
-		v[0] = cr->name;
-		v[1] = ps;
-		v[2] = rps;
-		v[3] = u && u->pool_mode != CONFIG_INHERIT ?
-				config_pool_mode_name((enum pool_mode)u->pool_mode) : NULL;
-		v[4] = fi(&f, u && u->max_user_connections >= 0 ? u->max_user_connections :
-								  s->max_user_connections);
-		v[5] = fi(&f, servers);
-		v[6] = fi(&f, u && u->max_user_client_connections >= 0 ?
-						u->max_user_client_connections :
-						s->max_user_client_connections);
-		v[7] = fi(&f, clients);
-		rs_row(&r, v);
+/* As PgBouncer: every user in use, in the auth_file or in [users]; never
+ * a name that only failed to log in. */
+static void show_users(struct client *c)
+{
+	struct proxy *p = proxy_of(&c->st);
+	struct list *it;
+	struct rs r;
+	size_t i, n = p->userlist ? userlist_count(p->userlist) : 0;
+	int k;
+
+	rs_begin(&r, c, "ssssiiii", user_names);
+	list_for_each(it, &p->creds) {
+		struct cred *cr = list_entry(it, struct cred, node);
+
+		user_row(&r, p, cr->name, cr);
+	}
+	for (i = 0; i < n; i++) {
+		const struct userlist_entry *e = userlist_entry_at(p->userlist, i);
+
+		if (cred_lookup(p, e->name) == NULL)
+			user_row(&r, p, e->name, NULL);
+	}
+	for (k = 0; k < p->cfg->n_users; k++) {
+		const char *name = p->cfg->users[k].name;
+
+		if (cred_lookup(p, name) == NULL &&
+				(p->userlist == NULL || userlist_find(p->userlist, name) == NULL))
+			user_row(&r, p, name, NULL);
 	}
 	rs_end(&r, "SHOW");
 }
@@ -1008,6 +1037,10 @@ static void show_totals(struct client *c)
 	int i, k;
 
 	sum_stats(p, NULL, &t, &a);
+	/* as PgBouncer, whose console is a pool too: each console command
+	 * is one transaction of one query */
+	t.xact_count += p->console_queries;
+	t.query_count += p->console_queries;
 	stats_values(&f, &t, vals[0]);
 	stats_values(&f, &a, vals[1]);
 	rs_begin(&r, c, "sN", names);
@@ -1446,6 +1479,10 @@ static bool run_show(struct client *c, const char *what, const char *sql)
 		show_dns_hosts(c);
 	else if (strcmp(w, "dns_zones") == 0)
 		show_dns_zones(c);
+	else if (strcmp(w, "peers") == 0)
+		show_peers(c);
+	else if (strcmp(w, "peer_pools") == 0)
+		show_peer_pools(c);
 	else if (strcmp(w, "slabs") == 0)
 		show_slabs(c);
 	else if (strcmp(w, "log") == 0)
@@ -1504,7 +1541,9 @@ static void run_reload(struct client *c)
 
 	log_info("RELOAD command issued");
 	if (proxy_reload(p, err, sizeof(err)) < 0) {
-		client_error(c, "F0000", "RELOAD failed: %s", err);
+		/* as PgBouncer: the detail (a path, a line) goes to the log only */
+		log_error("RELOAD failed: %s", err);
+		client_error(c, "F0000", "RELOAD failed, see logs for additional details");
 		return;
 	}
 	admin_done(c, "RELOAD");
@@ -1554,5 +1593,6 @@ static bool admin_exec(struct client *c, const char *sql, bool can_defer)
 
 bool admin_query(struct client *c, const char *sql)
 {
+	proxy_of(&c->st)->console_queries++;
 	return !admin_exec(c, sql, true);
 }

@@ -174,13 +174,18 @@ void client_close(struct client *c, const char *sqlstate, const char *reason)
 		return;
 	c->closing = true;
 	client_logid(c, id, sizeof(id));
-	if (sqlstate && reason)
-		send_error(c, true, sqlstate, reason);
-	if (p->cfg->s.log_disconnections && c->state != CL_LOGIN)
+	/* as PgBouncer: a login that fails is logged with its reason too; a
+	 * reasonless close during login (a cancel request) is not */
+	if (p->cfg->s.log_disconnections && (c->state != CL_LOGIN || reason))
 		slog_info(id, "closing because: %s (age=%llds)", reason ? reason : "client close request",
 				(long long)((proxy_now_us() - c->connect_us) / 1000000));
 	else if (sqlstate && p->cfg->s.log_pooler_errors)
 		slog_warning(id, "pooler error: %s", reason);
+	/* logged first: whoever reads the error may look for the line (the
+	 * writer thread still writes it a moment later: the event loop never
+	 * waits on the log) */
+	if (sqlstate && reason)
+		send_error(c, true, sqlstate, reason);
 	stream_fail(&c->st, STREAM_E_OWNER, reason);
 }
 
@@ -205,6 +210,8 @@ static void client_destroy(struct client *c)
 		if (c->db && prev != CL_LOGIN)
 			c->db->n_clients--; /* a console client */
 	}
+	if (c->cred && prev != CL_LOGIN)
+		c->cred->n_clients--;
 	if (c->vars)
 		vars_put(p, c->vars);
 	c->vars = NULL;
@@ -284,6 +291,74 @@ void client_accept(struct proxy *p, int fd, const struct sockaddr *sa, socklen_t
 static bool ignored_param(struct proxy *p, const char *name)
 {
 	return config_list_contains_nocase(p->cfg->s.ignore_startup_parameters.str, name);
+}
+
+/* Copy one word of an "options" value from <*pp> into <out> (at most
+ * <cap> bytes with its NUL), stopping at <stop> (if not 0) or unescaped
+ * whitespace; a backslash escapes the next byte.  Returns false when the
+ * word does not fit. */
+static bool options_word(const char **pp, char *out, size_t cap, char stop)
+{
+	const char *q = *pp;
+	size_t n = 0;
+	bool fits = true;
+
+	while (*q && *q != ' ' && *q != '\t' && *q != stop) {
+		if (*q == '\\' && q[1])
+			q++;
+		if (n + 1 < cap)
+			out[n++] = *q;
+		else
+			fits = false;
+		q++;
+	}
+	out[n] = 0;
+	*pp = q;
+	return fits;
+}
+
+/* The "options" startup parameter, by PgBouncer's rules: only "-c name=value"
+ * and "--name=value" words; tracked parameters are applied, ignored ones
+ * (ignore_startup_parameters, or all unknown ones when it lists "options")
+ * skipped.  Returns NULL, or the error for the client in <err>. */
+static const char *apply_options(struct client *c, const char *opt, char *err, size_t errlen)
+{
+	static const char bad[] = "unsupported options startup parameter: only '-c config=val' and '--config=val' are allowed";
+	struct proxy *p = proxy_of(&c->st);
+	char name[NAME_MAX_LEN], value[1024];
+
+	for (;;) {
+		int idx;
+
+		while (*opt == ' ' || *opt == '\t')
+			opt++;
+		if (*opt == 0)
+			return NULL;
+		if (opt[0] == '-' && opt[1] == 'c') {
+			opt += 2;
+			while (*opt == ' ' || *opt == '\t')
+				opt++;
+		} else if (opt[0] == '-' && opt[1] == '-') {
+			opt += 2;
+		} else {
+			return bad;
+		}
+		if (!options_word(&opt, name, sizeof(name), '=') || *opt != '=' || name[0] == 0)
+			return bad;
+		opt++;
+		idx = vars_index(&p->vars, name);
+		if (!options_word(&opt, value, sizeof(value), 0) && idx >= 0)
+			return "options value too long";
+		if (idx >= 0) {
+			struct varset *vs = vars_set(p, c->vars, idx, value);
+
+			vars_put(p, c->vars);
+			c->vars = vs;
+		} else if (!ignored_param(p, name) && !ignored_param(p, "options")) {
+			snprintf(err, errlen, "unsupported startup parameter in options: %s", name);
+			return err;
+		}
+	}
 }
 
 /* The method <t> becomes for this login's secret. */
@@ -431,7 +506,7 @@ static void start_auth(struct client *c)
 	case AUTH_TYPE_ANY:
 	case AUTH_TYPE_TRUST:
 		if (c->cred == NULL && t == AUTH_TYPE_TRUST) {
-			client_close(c, SQLSTATE_INVALID_PASSWORD, "no such user");
+			client_close(c, SQLSTATE_INVALID_PASSWORD, "\"trust\" authentication failed");
 			return;
 		}
 		client_finish_login(c);
@@ -474,12 +549,17 @@ static void start_auth(struct client *c)
 }
 
 /* Does this login look its user up with auth_query?  Users of the
- * auth_file never do; the console only through a global auth_dbname. */
+ * auth_file never do; the console only through a global auth_dbname; nor
+ * does a login to a database that does not exist (as PgBouncer's "fake"
+ * database: the exchange fails as a wrong password would, and "no such
+ * database" is said only to those who authenticate). */
 static bool wants_lookup(struct proxy *p, const struct client *c)
 {
 	const struct db *db = c->login->db;
 
 	if (c->cred != NULL || p->cfg->s.auth_type == AUTH_TYPE_ANY)
+		return false;
+	if (db == NULL && p->cfg->fallback_db == NULL)
 		return false;
 	if (db && db->admin && p->cfg->s.auth_dbname[0] == 0)
 		return false;
@@ -575,6 +655,13 @@ static enum stream_act handle_startup(struct client *c, const uint8_t *msg, uint
 
 			vars_put(p, c->vars);
 			c->vars = vs;
+		} else if (strcmp(name, "options") == 0) {
+			const char *e = apply_options(c, value, buf, sizeof(buf));
+
+			if (e != NULL) {
+				client_close(c, SQLSTATE_PROTOCOL_VIOLATION, e);
+				return STREAM_CLOSED;
+			}
 		} else if (strcmp(name, "replication") == 0) {
 			client_close(c, SQLSTATE_PROTOCOL_VIOLATION, "replication connections are not supported");
 			return STREAM_CLOSED;
@@ -620,11 +707,6 @@ static enum stream_act handle_startup(struct client *c, const uint8_t *msg, uint
 	c->login->db = proxy_find_db(p, dbname, false);
 	if (c->login->db && c->login->db->autodb)
 		c->login->db = NULL; /* may expire meanwhile: looked up again after auth */
-	if (c->login->db == NULL && p->cfg->fallback_db == NULL) {
-		snprintf(buf, sizeof(buf), "no such database: %s", dbname);
-		client_close(c, SQLSTATE_INVALID_CATALOG, buf);
-		return STREAM_CLOSED;
-	}
 	if (c->login->db && !c->login->db->admin && c->login->db->disabled) {
 		client_close(c, SQLSTATE_CANNOT_CONNECT_NOW, "database does not allow connections");
 		return STREAM_CLOSED;
@@ -774,7 +856,8 @@ static enum stream_act handle_password(struct client *c, const uint8_t *msg, uin
 		rc = scram_server_finish(&l->scram, (const char *)r.p, proto_reader_left(&r), out,
 				sizeof(out), &outlen, ck);
 		if (rc == SCRAM_E_BAD_PROOF || (rc == 0 && !l->known_user)) {
-			auth_failed(c);
+			/* PgBouncer's words for any failed SCRAM exchange */
+			client_close(c, SQLSTATE_INVALID_PASSWORD, "SASL authentication failed");
 			return STREAM_CLOSED;
 		}
 		if (rc != 0) {
@@ -879,6 +962,35 @@ static void apply_defaults(struct client *c)
 	}
 }
 
+/* max_db_client_connections and max_user_client_connections (0: no limit),
+ * checked once the client has authenticated, so strangers cannot use up a
+ * database's or a user's slots; the console's admin users are exempt. */
+static bool within_client_limits(struct client *c, const struct db *db)
+{
+	struct proxy *p = proxy_of(&c->st);
+	const struct config_settings *s = &p->cfg->s;
+	const struct config_db *e = db->admin ? NULL : config_find_db(p->cfg, db->name);
+	const struct config_user *u = c->cred ? config_find_user(p->cfg, c->cred->name) : NULL;
+	int maxdb = e && e->max_db_client_connections >= 0 ? e->max_db_client_connections :
+							       s->max_db_client_connections;
+	int maxu = u && u->max_user_client_connections >= 0 ? u->max_user_client_connections :
+								 s->max_user_client_connections;
+
+	if (db->admin && c->admin == 2)
+		return true;
+	if (maxdb > 0 && db->n_clients >= maxdb) {
+		client_close(c, SQLSTATE_TOO_MANY_CONNECTIONS,
+				"client connections exceeded (max_db_client_connections)");
+		return false;
+	}
+	if (maxu > 0 && c->cred && c->cred->n_clients >= maxu) {
+		client_close(c, SQLSTATE_TOO_MANY_CONNECTIONS,
+				"client connections exceeded (max_user_client_connections)");
+		return false;
+	}
+	return true;
+}
+
 /* Authenticated: find the pool; welcome now or once the pool knows its
  * server parameters. */
 void client_finish_login(struct client *c)
@@ -891,7 +1003,10 @@ void client_finish_login(struct client *c)
 	if (db == NULL) {
 		db = c->login->db = proxy_find_db(p, c->login->dbname, true);
 		if (db == NULL) {
-			client_close(c, SQLSTATE_INVALID_CATALOG, "no such database");
+			/* said only after authentication, so an unknown name
+			 * tells a stranger nothing about which databases exist */
+			snprintf(id, sizeof(id), "no such database: %s", c->login->dbname);
+			client_close(c, SQLSTATE_INVALID_CATALOG, id);
 			return;
 		}
 	}
@@ -909,7 +1024,11 @@ void client_finish_login(struct client *c)
 			return;
 		}
 		c->admin = adm ? 2 : 1;
+		if (!within_client_limits(c, db))
+			return;
 	} else {
+		if (!within_client_limits(c, db))
+			return;
 		if (db->force_user[0])
 			cred = cred_find(p, db->force_user, true);
 		if (cred == NULL) {
@@ -926,6 +1045,8 @@ void client_finish_login(struct client *c)
 	list_del(&c->node);
 	c->db = db;
 	db->n_clients++;
+	if (c->cred)
+		c->cred->n_clients++;
 	if (c->pool)
 		c->pool->st.client_login_count++;
 	if (p->cfg->s.log_connections) {

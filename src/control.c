@@ -454,6 +454,7 @@ int control_set(struct proxy *p, const char *key, const char *value, char *err, 
 			strcasecmp(key, "reserve_pool_size") == 0 ||
 			strcasecmp(key, "max_db_connections") == 0 ||
 			strcasecmp(key, "max_user_connections") == 0) {
+		pool_budget_refresh(p); /* the databases' slot budgets follow the sizes */
 		kick_all(p, NULL); /* a larger pool admits waiting clients now */
 	}
 	return 0;
@@ -605,10 +606,11 @@ bool control_is_verb(const char *verb)
  * database or is the console itself. */
 static struct db *arg_db(struct client *c, const char *verb, const char *arg)
 {
+	/* the errors of the console's commands are PgBouncer's: 08P01 */
 	struct db *db = control_find_db(proxy_of(&c->st), arg);
 
 	if (db == NULL) {
-		client_error(c, SQLSTATE_INVALID_CATALOG, "no such database: %s", arg);
+		client_error(c, SQLSTATE_PROTOCOL_VIOLATION, "no such database: %s", arg);
 		return NULL;
 	}
 	if (db->admin) {
@@ -692,7 +694,7 @@ static void do_kill_client(struct client *c, const char *arg)
 	errno = 0;
 	id = strtoull(arg, &end, 10);
 	if (arg[0] == 0 || *end != 0 || errno != 0) {
-		client_error(c, SQLSTATE_SYNTAX_ERROR, "invalid client id supplied");
+		client_error(c, SQLSTATE_PROTOCOL_VIOLATION, "invalid client pointer supplied");
 		return;
 	}
 	log_info("KILL_CLIENT %llu command issued", id);
@@ -702,7 +704,7 @@ static void do_kill_client(struct client *c, const char *arg)
 		return;
 	}
 	if (control_kill_client(proxy_of(&c->st), id) < 0) {
-		client_error(c, "42704", "client not found");
+		client_error(c, SQLSTATE_PROTOCOL_VIOLATION, "client not found");
 		return;
 	}
 	reply_tag(c, "KILL_CLIENT");

@@ -104,6 +104,13 @@ struct cred *cred_find(struct proxy *p, const char *name, bool create)
 	return cr;
 }
 
+struct cred *cred_lookup(struct proxy *p, const char *name)
+{
+	struct nametab_node *n = nametab_find(&p->cred_index, name);
+
+	return n ? list_entry(n, struct cred, hnode) : NULL;
+}
+
 struct cred *cred_auth(struct proxy *p, const char *name)
 {
 	struct cred *cr = cred_find(p, name, false);

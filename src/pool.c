@@ -33,24 +33,23 @@ static int64_t setting_or(int64_t v, int64_t dflt)
 	return v >= 0 ? v : dflt;
 }
 
-/* The one source of truth for a pool's size: the database's pool_size,
- * else the login user's [users] pool_size, else default_pool_size.  A
- * database with force_user logs in as that user only, so that user's entry
- * is the one that counts; <user> NULL means no user is known (a database
- * without force_user seen as a whole).  The assignment logic, SHOW
- * DATABASES and /metrics all ask here. */
+/* The one source of truth for a pool's size, PgBouncer's precedence: the
+ * pool user's [users] pool_size, else the database's pool_size, else
+ * default_pool_size.  The pool user is the database's force_user when it has
+ * one (so a login user's entry then does not count).  <user> NULL: the
+ * database seen as a whole (SHOW DATABASES, /metrics), users left out. */
 int pool_size_for(const struct proxy *p, const struct db *db, const char *user)
 {
 	const struct config *cfg = p->cfg;
 	const struct config_user *u;
 
-	if (db->pool_size >= 0)
-		return db->pool_size;
-	if (db->force_user[0])
+	if (user && db->force_user[0])
 		user = db->force_user;
 	u = user ? config_find_user(cfg, user) : NULL;
 	if (u && u->pool_size >= 0)
 		return u->pool_size;
+	if (db->pool_size >= 0)
+		return db->pool_size;
 	return cfg->s.default_pool_size;
 }
 
@@ -348,11 +347,16 @@ static bool give_to_waiter(struct server *s)
 	return true;
 }
 
-static bool too_old(const struct server *s, int64_t now)
+/* server_lifetime 0 is PgBouncer's "use once": an idle server is closed by
+ * the janitor's next pass (<scan>), not on release, so a fresh server still
+ * serves the client that waits for it. */
+static bool too_old(const struct server *s, int64_t now, bool scan)
 {
 	struct proxy *p = s->pool->proxy;
 	int64_t life = setting_or(s->pool->db->server_lifetime_us, p->cfg->s.server_lifetime_us);
 
+	if (life == 0)
+		return scan;
 	return life > 0 && now - s->connect_us > life;
 }
 
@@ -368,7 +372,7 @@ void pool_server_idle(struct server *s)
 	list_prepend(&pool->idle, &s->node);
 	pool->n_idle++;
 	if (s->close_needed || pool->db->dead || p->shutdown == SHUTDOWN_NOW ||
-			too_old(s, s->used_us)) {
+			too_old(s, s->used_us, false)) {
 		server_close(s, s->close_needed ? "close needed" : "server lifetime over");
 		pool_launch(pool);
 		return;
@@ -452,10 +456,15 @@ void pool_server_gone(struct server *s)
 
 /* ---- backend slots: the db's budget, shared by its pools ---- */
 
+/* reserve_pool_size, as pool_size: the pool user's, the database's, the
+ * global one. */
 static int reserve_size(const struct pool *pool)
 {
 	const struct db *db = pool->db;
+	const struct config_user *u = config_find_user(pool->proxy->cfg, pool->cred->name);
 
+	if (u && u->reserve_pool_size >= 0)
+		return u->reserve_pool_size;
 	return db->reserve_pool_size >= 0 ? db->reserve_pool_size :
 					    pool->proxy->cfg->s.reserve_pool_size;
 }
@@ -559,7 +568,13 @@ static int pool_room(struct pool *pool, int want, int64_t now)
 	}
 	if (room < want && room <= 0 &&
 			(pool->n_waiting > 0 || pool->n_welcome > 0 || pool->n_lookups > 0)) {
-		struct budget_member *vm = budget_pick_victim(b, &pool->bm);
+		struct budget_member *vm;
+
+		/* the other pools' demands may be stale (a pool whose clients all
+		 * left still counts as demanding): refresh them before the fair
+		 * shares decide, or a late pool can starve at a tie */
+		pool_budget_refresh_db(p, pool->db);
+		vm = budget_pick_victim(b, &pool->bm);
 		struct pool *victim = vm ? (struct pool *)(void *)((char *)vm -
 							offsetof(struct pool, bm)) : NULL;
 
@@ -606,6 +621,19 @@ static void pool_settle(struct pool *pool)
 	}
 }
 
+/* A server beyond the pool size for a waiting client comes from the
+ * reserve: say so, as PgBouncer does. */
+static void note_reserve(const struct pool *pool)
+{
+	int size = pool_effective_size(pool);
+	char id[200];
+
+	if (size <= 0 || pool->n_servers < size || list_empty(&pool->waiting))
+		return;
+	client_logid(list_first_entry(&pool->waiting, struct client, node), id, sizeof(id));
+	slog_warning(id, "taking connection from reserve_pool");
+}
+
 void pool_launch(struct pool *pool)
 {
 	struct proxy *p = pool->proxy;
@@ -624,6 +652,7 @@ void pool_launch(struct pool *pool)
 			want = min - pool->n_servers;
 		if (want <= 0 || pool_room(pool, want, now) <= 0)
 			break;
+		note_reserve(pool);
 		if (server_launch(pool) == NULL) {
 			pool->retry_at_us = now + 1000000;
 			authq_pool_failed(pool, "could not connect");
@@ -656,7 +685,7 @@ void pool_fail_waiting(struct pool *pool, const char *sqlstate, const char *msg)
 }
 
 /* client_close() the clients of <l> that have waited <timeout> or more. */
-static void expire_waiters(struct list *l, int64_t now, int64_t timeout)
+static void expire_waiters(struct list *l, int64_t now, int64_t timeout, const char *why)
 {
 	struct list *it, *tmp;
 
@@ -665,7 +694,7 @@ static void expire_waiters(struct list *l, int64_t now, int64_t timeout)
 
 		if (now - c->wait_start_us < timeout)
 			break; /* oldest first */
-		client_close(c, SQLSTATE_PROTOCOL_VIOLATION, "query_wait_timeout");
+		client_close(c, SQLSTATE_PROTOCOL_VIOLATION, why);
 	}
 }
 
@@ -679,13 +708,19 @@ static void janitor_pool(struct pool *pool, int64_t now)
 	int64_t qwait = setting_or(u ? u->query_wait_timeout_us : -1, s->query_wait_timeout_us);
 	int64_t qtime = setting_or(u ? u->query_timeout_us : -1, s->query_timeout_us);
 	int64_t itx = setting_or(u ? u->idle_transaction_timeout_us : -1, s->idle_transaction_timeout_us);
+	int64_t xto = setting_or(u ? u->transaction_timeout_us : -1, s->transaction_timeout_us);
 	int64_t cidle = setting_or(u ? u->client_idle_timeout_us : -1, s->client_idle_timeout_us);
 	int min = pool->db->min_pool_size >= 0 ? pool->db->min_pool_size : s->min_pool_size;
 	struct list *it, *tmp;
 
 	if (qwait > 0) {
-		expire_waiters(&pool->waiting, now, qwait);
-		expire_waiters(&pool->welcome_wait, now, qwait);
+		expire_waiters(&pool->waiting, now, qwait, "query_wait_timeout");
+		expire_waiters(&pool->welcome_wait, now, qwait, "query_wait_timeout");
+	}
+	/* as PgBouncer, query_timeout counts while a query waits for a server */
+	if (qtime > 0) {
+		expire_waiters(&pool->waiting, now, qtime, "query_timeout");
+		expire_waiters(&pool->welcome_wait, now, qtime, "query_timeout");
 	}
 	/* connects that take too long */
 	list_for_each_safe(it, tmp, &pool->login) {
@@ -694,7 +729,7 @@ static void janitor_pool(struct pool *pool, int64_t now)
 		if (s->server_connect_timeout_us > 0 &&
 				now - sv->connect_us > s->server_connect_timeout_us) {
 			pool->retry_at_us = now + s->server_login_retry_us;
-			server_close(sv, "server_connect_timeout");
+			server_close(sv, "connect timeout");
 		}
 	}
 	/* idle servers: the oldest sit at the tail */
@@ -706,7 +741,7 @@ static void janitor_pool(struct pool *pool, int64_t now)
 			server_close(sv, "pool size reduced");
 			continue;
 		}
-		if (too_old(sv, now)) {
+		if (too_old(sv, now, true)) {
 			server_close(sv, "server lifetime over");
 			continue;
 		}
@@ -733,6 +768,8 @@ static void janitor_pool(struct pool *pool, int64_t now)
 		} else if (itx > 0 && !track_busy(&sv->tr) && sv->tr.txn != 'I' &&
 				now - c->active_us > itx) {
 			client_close(c, SQLSTATE_IDLE_IN_TXN_TIMEOUT, "idle transaction timeout");
+		} else if (xto > 0 && sv->tr.txn != 'I' && now - c->xact_start_us > xto) {
+			client_close(c, SQLSTATE_IDLE_IN_TXN_TIMEOUT, "transaction timeout");
 		}
 	}
 	if (cidle > 0) {
@@ -749,12 +786,33 @@ static void janitor_pool(struct pool *pool, int64_t now)
 		pool_launch(pool);
 }
 
+/* As PgBouncer: a database with force_user and a min_pool_size keeps its
+ * one pool filled even before any client came (its user is known). */
+static void forced_min_pools(struct proxy *p)
+{
+	struct list *it;
+
+	list_for_each(it, &p->dbs) {
+		struct db *db = list_entry(it, struct db, node);
+		int min = db->min_pool_size >= 0 ? db->min_pool_size : p->cfg->s.min_pool_size;
+		struct cred *cr;
+
+		if (min <= 0 || db->admin || db->dead || db->autodb || db->force_user[0] == 0 ||
+				db->pool_warm)
+			continue;
+		cr = cred_find(p, db->force_user, true);
+		if (cr != NULL && pool_get(p, db, cr) != NULL)
+			db->pool_warm = true;
+	}
+}
+
 void pool_janitor(struct proxy *p)
 {
 	int64_t now = proxy_now_us();
 	int64_t login_to = p->cfg->s.client_login_timeout_us;
 	struct list *it, *tmp;
 
+	forced_min_pools(p);
 	list_for_each_safe(it, tmp, &p->pools)
 		janitor_pool(list_entry(it, struct pool, node), now);
 	/* a lookup never outlives the logins it serves */

@@ -207,6 +207,7 @@ static void db_apply(struct proxy *p, struct db *db, const struct config_db *e, 
 	db->pool_mode = e->pool_mode;
 	db->server_lifetime_us = e->server_lifetime_us;
 	db->dead = false;
+	db->pool_warm = false; /* force_user or min_pool_size may have changed */
 }
 
 static struct db *db_lookup(struct proxy *p, const char *name)

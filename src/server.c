@@ -30,9 +30,12 @@
  */
 #include "proxy.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "authq.h"
@@ -298,7 +301,9 @@ static const char *login_secret(const struct server *s)
 	return s->pool->db->password[0] ? s->pool->db->password : s->pool->cred->secret;
 }
 
-static void login_failed(struct server *s, const char *sqlstate, const char *msg)
+/* severity: the server's (as "FATAL"), NULL when the failure is ours */
+static void login_failed_sev(struct server *s, const char *severity, const char *sqlstate,
+		const char *msg)
 {
 	struct proxy *p = proxy_of(&s->st);
 	struct pool *pool = s->pool;
@@ -309,13 +314,47 @@ static void login_failed(struct server *s, const char *sqlstate, const char *msg
 	snprintf(state, sizeof(state), "%s", sqlstate);
 	snprintf(why, sizeof(why), "%s", msg);
 	server_logid(s, id, sizeof(id));
-	slog_warning(id, "login failed: %s", why);
+	slog_warning(id, "server login failed: %s%s%s", severity ? severity : "",
+			severity ? " " : "", why);
 	pool->st.server_login_fail++;
 	pool->retry_at_us = proxy_now_us() + p->cfg->s.server_login_retry_us;
 	pool->login_failing = true;
 	snprintf(pool->login_error, sizeof(pool->login_error), "%s", why);
 	server_close(s, "login failed");
 	pool_fail_waiting(pool, state, why);
+}
+
+static void login_failed(struct server *s, const char *sqlstate, const char *msg)
+{
+	login_failed_sev(s, NULL, sqlstate, msg);
+}
+
+/* PgBouncer's line, with the local address of a TCP connection. */
+static void log_new_connection(struct server *s)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char id[200], addr[INET6_ADDRSTRLEN];
+	int port;
+
+	server_logid(s, id, sizeof(id));
+	if (getsockname(s->st.fd, (struct sockaddr *)&ss, &sl) < 0 ||
+			(ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
+		slog_info(id, "new connection to server");
+		return;
+	}
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)&ss;
+
+		inet_ntop(AF_INET, &in->sin_addr, addr, sizeof(addr));
+		port = ntohs(in->sin_port);
+	} else {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)&ss;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, addr, sizeof(addr));
+		port = ntohs(in6->sin6_port);
+	}
+	slog_info(id, "new connection to server (from %s:%d)", addr, port);
 }
 
 static bool handle_auth(struct server *s, const uint8_t *msg, uint32_t len)
@@ -484,8 +523,10 @@ static enum stream_act login_message(struct server *s, uint8_t type, const uint8
 		const uint8_t *body = msg + PROTO_HDR_LEN;
 		const char *m = proto_error_field(body, len - PROTO_HDR_LEN, 'M');
 		const char *code = proto_error_field(body, len - PROTO_HDR_LEN, 'C');
+		const char *sev = proto_error_field(body, len - PROTO_HDR_LEN, 'S');
 
-		login_failed(s, code ? code : SQLSTATE_CONNECTION_FAILURE, m ? m : "server login failed");
+		login_failed_sev(s, sev, code ? code : SQLSTATE_CONNECTION_FAILURE,
+				m ? m : "server login failed");
 		return STREAM_CLOSED;
 	}
 	case 'Z':
@@ -509,12 +550,8 @@ static enum stream_act login_message(struct server *s, uint8_t type, const uint8
 		s->state = SV_IDLE;
 		list_prepend(&pool->idle, &s->node);
 		pool->n_idle++;
-		if (p->cfg->s.log_connections) {
-			char id[200];
-
-			server_logid(s, id, sizeof(id));
-			slog_info(id, "new connection to server");
-		}
+		if (p->cfg->s.log_connections)
+			log_new_connection(s);
 		if (pool->db->connect_query[0]) {
 			list_del(&s->node);
 			pool->n_idle--;
@@ -752,13 +789,19 @@ static void server_on_error(struct stream *st, enum stream_err kind, const char 
 	if (s->state == SV_LOGIN) {
 		struct proxy *p = proxy_of(st);
 		struct pool *pool = s->pool;
+		char why[160];
 
 		pool->retry_at_us = proxy_now_us() + (p->cfg->s.server_login_retry_us < 1000000 ?
 				p->cfg->s.server_login_retry_us : 1000000);
 		pool->st.server_login_fail++;
+		if (!s->login->started && !s->login->tls_asked) {
+			/* PgBouncer's words for a connect that did not complete */
+			snprintf(why, sizeof(why), "connect failed: %s", reason ? reason : "?");
+			reason = why;
+		}
 		server_close(s, reason);
 		/* logins waiting on a lookup get an answer now, not at client_login_timeout */
-		authq_pool_failed(pool, reason ? reason : "connection failed");
+		authq_pool_failed(pool, reason);
 		return;
 	}
 	server_close(s, reason);

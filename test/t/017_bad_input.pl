@@ -116,11 +116,11 @@ fatal_ok(scram_login($s, 'app', 'app_pw', database => 'no_such_db'), '3D000',
 
 $s = raw_connect($host, $port);
 fatal_ok(scram_login($s, 'app', 'not the password'), '28P01',
-	qr/^password authentication failed for user "app"$/, 'wrong password');
+	qr/^SASL authentication failed$/, 'wrong password (PgBouncer\'s words for SCRAM)');
 
 $s = raw_connect($host, $port);
-fatal_ok(scram_login($s, 'nobody', 'x'), '28P01', qr/password authentication failed/,
-	'unknown user');
+fatal_ok(scram_login($s, 'nobody', 'x'), '28P01', qr/^SASL authentication failed$/,
+	'unknown user: the same words as a wrong password');
 
 $s = raw_connect($host, $port);
 raw_send($s, startup_packet(database => 'postgres'));

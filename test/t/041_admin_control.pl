@@ -150,6 +150,12 @@ ok(!eval { $v->do('SELECT 1'); 1 }, 'the client is gone');
 like($@, qr/admin forced disconnect/, '... told why');
 ($rc, $out, $err) = $proxy->psql('pgslab', 'KILL_CLIENT 999999');
 like($err, qr/client not found/, 'KILL_CLIENT unknown id: error');
+($rc, $out, $err) = $proxy->psql('pgslab', 'KILL_CLIENT not_a_number');
+like($err, qr/invalid client pointer supplied/, 'KILL_CLIENT non-numeric id: PgBouncer\'s error');
+($rc, $out, $err) = $proxy->psql('pgslab', 'KILL_CLIENT 1x');
+like($err, qr/invalid client pointer supplied/, 'KILL_CLIENT with trailing junk: refused');
+($rc, $out, $err) = $proxy->psql('pgslab', 'KILL nosuchdb');
+like($err, qr/no such database: nosuchdb/, 'KILL of an unknown database: error');
 
 # --- RECONNECT and WAIT_CLOSE ----------------------------------------------------------------
 my $r = app();
@@ -206,7 +212,10 @@ is($d->{pool_size}, 3, 'SHOW DATABASES: pool_size 3');
 $proxy->set(pool_mode => 'bogus');
 $proxy->write_config;
 ($rc, $out, $err) = $proxy->psql('pgslab', 'RELOAD');
-like($err, qr/RELOAD failed: .*pool_mode/, 'RELOAD of a broken config reports the error');
+like($err, qr/RELOAD failed, see logs for additional details/,
+	'RELOAD of a broken config: PgBouncer\'s error');
+unlike($err, qr/\.ini|pool_mode/, '... which names no path nor setting');
+ok($proxy->wait_for_log(qr/RELOAD failed: .*pool_mode/), '... the detail is in the log');
 $proxy->set(pool_mode => 'transaction');
 $proxy->write_config;
 

@@ -80,7 +80,7 @@ my @cases = (
 	[ 'unix: peer, OS user mapped to peeruser (map=pm), no password', 'unix', 'postgres', 'peeruser', undef, 'ok' ],
 	[ 'unix: peer, OS user not mapped to the superuser', 'unix', 'postgres', $su, 'x', qr/unix socket login rejected/ ],
 	[ 'unix: line 2 scram-sha-256, right password', 'unix', 'postgres', 'scramuser', 'scram_pw', 'ok' ],
-	[ 'unix: line 2 scram-sha-256, wrong password', 'unix', 'postgres', 'scramuser', 'nope', qr/password authentication failed/ ],
+	[ 'unix: line 2 scram-sha-256, wrong password (PgBouncer\'s words for SCRAM)', 'unix', 'postgres', 'scramuser', 'nope', qr/SASL authentication failed/ ],
 	[ 'tcp: rejectme 127.0.0.1/32 reject', 'tcp', 'postgres', 'rejectme', 'reject_pw', qr/login rejected/ ],
 	[ 'tcp: @trusted.txt user, mydb (db list), trust: no password', 'tcp', 'mydb', 'trustme', undef, 'ok' ],
 	[ 'tcp: @trusted.txt user, postgres, trust', 'tcp', 'postgres', 'trustme', undef, 'ok' ],
