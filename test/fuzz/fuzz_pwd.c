@@ -88,7 +88,9 @@ static void saslprep_checks(const char *s)
 		/* NFKC may bring in code points past U+00FF (U+00AF MACRON becomes
 		 * U+0020 U+0304), which a second pass calls unsupported */
 		rc = saslprep_password(out, again, sizeof(again), &n2);
-		FUZZ_ASSERT(rc == SASLPREP_OK || rc == SASLPREP_UNSUPPORTED);
+		/* ... and the expansion may take it past the input limit */
+		FUZZ_ASSERT(rc == SASLPREP_OK || rc == SASLPREP_UNSUPPORTED ||
+				(rc == -E2BIG && n > SASLPREP_PASSWORD_MAX));
 		if (rc == SASLPREP_OK)
 			FUZZ_ASSERT(n2 == n && memcmp(out, again, n) == 0);
 	}
