@@ -87,14 +87,24 @@ static bool htab_add(struct slab_arena *a, struct htab *t, struct prep_hnode *e)
 	return true;
 }
 
-static void htab_del(struct htab *t, struct prep_hnode *e)
+static void htab_free(struct slab_arena *a, struct htab *t)
+{
+	if (t->b)
+		slab_buf_free(a, t->b, t->cap);
+	memset(t, 0, sizeof(*t));
+}
+
+/* An emptied table gives its buckets back, so the registry holds no
+ * buffer once the last statement, name and backend record are gone. */
+static void htab_del(struct slab_arena *a, struct htab *t, struct prep_hnode *e)
 {
 	struct prep_hnode **pp = &t->b[e->hash & t->mask];
 
 	for (; *pp; pp = &(*pp)->next) {
 		if (*pp == e) {
 			*pp = e->next;
-			t->count--;
+			if (--t->count == 0)
+				htab_free(a, t);
 			return;
 		}
 	}
@@ -103,13 +113,6 @@ static void htab_del(struct htab *t, struct prep_hnode *e)
 static inline struct prep_hnode *htab_chain(const struct htab *t, uint32_t hash)
 {
 	return t->b ? t->b[hash & t->mask] : NULL;
-}
-
-static void htab_free(struct slab_arena *a, struct htab *t)
-{
-	if (t->b)
-		slab_buf_free(a, t->b, t->cap);
-	memset(t, 0, sizeof(*t));
 }
 
 /* ---- registry ---- */
@@ -235,7 +238,7 @@ static void stmt_put(struct prep_reg *r, struct prep_stmt *st)
 {
 	if (--st->refs > 0)
 		return;
-	htab_del(&r->stmts, &st->h);
+	htab_del(r->a, &r->stmts, &st->h);
 	r->st.key_bytes -= st->key_cap;
 	key_free(r, st->key, st->key_cap);
 	slab_free(r->stmt_cache, st);
@@ -295,7 +298,7 @@ static void cmap_unlink(struct prep_reg *r, struct prep_cmap *m)
 {
 	if (!m->linked)
 		return;
-	htab_del(&r->cmaps, &m->h);
+	htab_del(r->a, &r->cmaps, &m->h);
 	m->linked = false;
 	m->pc->n--;
 }
@@ -383,7 +386,7 @@ static struct prep_smap *smap_find(struct prep_reg *r, struct prep_server *ps,
 
 static void smap_del(struct prep_reg *r, struct prep_server *ps, struct prep_smap *sm)
 {
-	htab_del(&r->smaps, &sm->h);
+	htab_del(r->a, &r->smaps, &sm->h);
 	list_del(&sm->lru);
 	ps->n--;
 	sm->stmt->n_servers--;
