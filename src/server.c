@@ -575,6 +575,8 @@ static enum stream_act server_on_header(struct stream *st, uint8_t type, uint32_
 
 	if (s->state == SV_ACTIVE) {
 		s->pool->st.bytes_sent += (uint64_t)len + 1;
+		if (type == 'D')
+			return STREAM_FWD; /* rows change nothing the tracker holds */
 		if (type == 'Z' || type == 'S')
 			return STREAM_WANT;
 		if (__builtin_expect(type == '1' || type == '3' || type == 'C', 0) &&

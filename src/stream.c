@@ -38,7 +38,7 @@ static inline bool writable(const struct stream *s)
 
 /* ---- I/O: the plain socket ---- */
 
-static ssize_t plain_recv(struct stream *s, void *buf, size_t len)
+static inline ssize_t plain_recv(struct stream *s, void *buf, size_t len)
 {
 	ssize_t n = recv(s->fd, buf, len, 0);
 
@@ -47,7 +47,8 @@ static ssize_t plain_recv(struct stream *s, void *buf, size_t len)
 	return n;
 }
 
-static ssize_t plain_sendv(struct stream *s, const struct iovec *iov, int cnt, int fwd_idx)
+static inline ssize_t plain_sendv(struct stream *s, const struct iovec *iov, int cnt,
+		int fwd_idx)
 {
 	struct msghdr mh;
 	ssize_t n;
@@ -230,12 +231,29 @@ static inline bool read_wanted(const struct stream *s)
 
 #define TLS_WAIT (STREAM_F_HANDSHAKE | STREAM_F_SSLRESP)
 
+static void set_events(struct stream *s, short want)
+{
+	if (s->events)
+		event_del(&s->ev);
+	s->events = want;
+	if (want) {
+		event_assign(&s->ev, s->ctx->base, s->fd, want | EV_PERSIST, stream_event, s);
+		event_add(&s->ev, NULL);
+	}
+}
+
 static void update_events(struct stream *s)
 {
 	short want = 0;
 
 	if (!alive(s))
 		return;
+	if (s->tls == NULL && !(s->flags & STREAM_F_CONNECTING)) { /* the hot path */
+		want = (short)((read_wanted(s) ? EV_READ : 0) | (stream_pending(s) ? EV_WRITE : 0));
+		if (want != s->events)
+			set_events(s, want);
+		return;
+	}
 	if (s->flags & STREAM_F_CONNECTING) {
 		want = EV_WRITE;
 	} else if (s->flags & STREAM_F_HANDSHAKE) {
@@ -248,15 +266,8 @@ static void update_events(struct stream *s)
 		if (stream_pending(s) || (s->flags & STREAM_F_TLS_RWW))
 			want |= EV_WRITE;
 	}
-	if (want != s->events) {
-		if (s->events)
-			event_del(&s->ev);
-		s->events = want;
-		if (want) {
-			event_assign(&s->ev, s->ctx->base, s->fd, want | EV_PERSIST, stream_event, s);
-			event_add(&s->ev, NULL);
-		}
-	}
+	if (want != s->events)
+		set_events(s, want);
 	/* decrypted bytes inside OpenSSL raise no socket event */
 	if (s->tls && (want & EV_READ) && !(s->flags & (TLS_WAIT | STREAM_F_TLS_RDRY)) &&
 			read_wanted(s) && tls_pending(s->tls))
@@ -474,7 +485,9 @@ bool stream_flush(struct stream *s)
 	}
 	if (cnt == 0)
 		return true;
-	n = s->io->sendv(s, iov, cnt, fwd_idx);
+	/* the plain socket called directly: no indirect call on the hot path */
+	n = s->io == &io_plain ? plain_sendv(s, iov, cnt, fwd_idx) :
+			s->io->sendv(s, iov, cnt, fwd_idx);
 	s->ctx->writes++;
 	if (n < 0) {
 		if (n == -ECANCELED)
@@ -714,7 +727,8 @@ void stream_resume(struct stream *s)
 	stream_process(s);
 }
 
-static void stream_read(struct stream *s)
+/* Inlined into its callers: stream_event's hot path is one of them. */
+static inline __attribute__((always_inline)) void stream_read(struct stream *s)
 {
 	struct iobuf *b = s->in;
 	ssize_t n;
@@ -735,7 +749,8 @@ static void stream_read(struct stream *s)
 		update_events(s);
 		return;
 	}
-	n = s->io->recv(s, b->data + b->tail, b->cap - b->tail);
+	n = s->io == &io_plain ? plain_recv(s, b->data + b->tail, b->cap - b->tail) :
+			s->io->recv(s, b->data + b->tail, b->cap - b->tail);
 	s->ctx->reads++;
 	if (n <= 0) {
 		if (n == -EAGAIN || n == -ECANCELED)
@@ -905,7 +920,13 @@ static void stream_event(evutil_socket_t fd, short what, void *arg)
 	struct stream_ctx *ctx = s->ctx;
 
 	(void)fd;
-	if (s->flags & STREAM_F_CONNECTING) {
+	if (!(s->flags & (STREAM_F_CONNECTING | TLS_WAIT | STREAM_F_TLS_RWW | STREAM_F_TLS_WWR |
+			STREAM_F_SNIFF))) { /* the hot path */
+		if (what & EV_WRITE)
+			stream_flush(s);
+		if ((what & EV_READ) && alive(s) && read_wanted(s))
+			stream_read(s);
+	} else if (s->flags & STREAM_F_CONNECTING) {
 		int err = 0;
 		socklen_t l = sizeof(err);
 
