@@ -134,9 +134,27 @@ struct prep_server {
 	uint8_t flags;
 };
 
+/* Figures of the registry (prep_reg_stats).  Gauges: <stmts> distinct
+ * statements, <cmaps> client names, <smaps> statements held by servers,
+ * <key_bytes> bytes of statement texts, <bytes> all the registry holds
+ * (records of the three maps, texts, bucket arrays; not pending records).
+ * Counters:
+ *   parses       client Parses of a named statement
+ *   binds        client Binds/Describes of a name the client prepared
+ *   hits         Parses whose text and types the registry already held
+ *   misses       Parses that added a statement to the registry
+ *   server_hits  Parses and Binds/Describes whose statement the backend
+ *                already held: nothing prepared (a Parse becomes a
+ *                stand-in Close)
+ *   server_misses Parses sent to the backend for a statement: the client's
+ *                own (its backend lacked it) plus the injected ones
+ *   injects      injected Parses (a Bind/Describe on a backend lacking it)
+ *   evicts       injected Closes (max_prepared_statements reached)
+ * A Parse of a name the client already has (answered 42P05) counts in
+ * <parses> only. */
 struct prep_stats {
-	uint64_t stmts, cmaps, smaps, key_bytes;
-	uint64_t parses, binds, hits, misses, injects, evicts;
+	uint64_t stmts, cmaps, smaps, key_bytes, bytes;
+	uint64_t parses, binds, hits, misses, server_hits, server_misses, injects, evicts;
 };
 
 /* ---- messages the caller queues, in order ---- */

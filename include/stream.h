@@ -127,6 +127,8 @@ struct iobuf {
 
 #define STREAM_OUT_MAX (64u << 20) /* bytes of injected output a stream may queue */
 
+enum { STREAM_TLS_CLIENT, STREAM_TLS_SERVER };
+
 struct stream_ctx {
 	struct event_base *base;
 	struct slab_arena *arena;
@@ -134,7 +136,10 @@ struct stream_ctx {
 	uint32_t max_packet;     /* max_packet_size */
 	uint32_t max_whole;      /* largest message kept whole (STREAM_WANT) */
 	uint64_t bytes_in, bytes_out, reads, writes;
-	uint64_t tls_handshakes, tls_handshake_fail;
+	/* TLS by side: [STREAM_TLS_CLIENT] connections accepted from clients,
+	 * [STREAM_TLS_SERVER] connections pgslab opened to servers */
+	uint64_t tls_handshakes[2], tls_handshake_fail[2];
+	uint32_t tls_open[2];    /* handshake completed, not yet closed */
 	struct tls_ctx *tls_accept; /* for direct TLS (stream_tls_sniff); owner's */
 	struct stream *failed;   /* failed streams awaiting on_error, LIFO */
 };

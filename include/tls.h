@@ -81,9 +81,12 @@ size_t tls_pending(const struct tls_conn *t);
 /* Why the last operation of <t> failed: a static string, valid until the
  * next few failures. */
 const char *tls_conn_error(const struct tls_conn *t);
-/* "TLSv1.3/TLS_AES_256_GCM_SHA384/256" as PgBouncer's tls column; "" before
- * the handshake. */
+/* "TLSv1.3/TLS_AES_256_GCM_SHA384/ECDH=X25519" as PgBouncer's tls column
+ * (protocol/cipher, then /ECDH=<curve> or /DH=<bits> when the key
+ * exchange group is known); "" before the handshake. */
 void tls_conn_info(const struct tls_conn *t, char *buf, size_t len);
+/* Is <t> the accepting side (a client's connection to pgslab)? */
+bool tls_conn_is_server(const struct tls_conn *t);
 /* Did the peer present a certificate that verified? */
 bool tls_conn_peer_verified(const struct tls_conn *t);
 /* The CommonName of the peer's verified certificate, as UTF-8, into <buf>

@@ -232,7 +232,7 @@ static const char *fu(struct fmt *f, unsigned long long v)
 	return b;
 }
 
-/* PgBouncer's tls column: protocol/cipher/bits, or "" for plain. */
+/* PgBouncer's tls column: protocol/cipher/ECDH=curve, or "" for plain. */
 static const char *ftls(struct fmt *f, const struct stream *st)
 {
 	char *b = fbuf(f);
@@ -294,7 +294,7 @@ static const char help_text[] =
 		"\tSHOW SOCKETS|ACTIVE_SOCKETS|LISTS|MEM|STATE\n"
 		"\tSHOW DNS_HOSTS|DNS_ZONES\n"
 		"\tSHOW STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS\n"
-		"\tSHOW SLABS|LOG|BUDDY|WAITS|LATENCY|PREPARED_STATEMENTS (pgslab)\n"
+		"\tSHOW SLABS|LOG|BUDDY|WAITS|LATENCY|PREPARED_STATEMENTS|PREPARED_STATS|TLS (pgslab)\n"
 		"\tSET key = arg\n"
 		"\tRELOAD\n"
 		"\tPAUSE [<db>]\n"
@@ -1226,6 +1226,70 @@ static void show_prepared(struct client *c)
 	rs_end(&r, "SHOW");
 }
 
+/* The registry's figures in one row (struct prep_stats says what each
+ * counts); proxy-wide, so not in the per-database SHOW STATS. */
+static void show_prepared_stats(struct client *c)
+{
+	static const char *const names[] = { "statements", "client_names", "server_statements",
+		"bytes", "parses", "binds", "hits", "misses", "hit_rate", "server_hits",
+		"server_misses", "server_hit_rate", "injected_parses", "evictions" };
+	struct proxy *p = proxy_of(&c->st);
+	struct fmt f = { .n = 0 };
+	struct prep_stats st;
+	const char *v[14];
+	struct rs r;
+
+	memset(&st, 0, sizeof(st));
+	if (p->prep)
+		prep_reg_stats(p->prep, &st);
+	v[0] = fu(&f, st.stmts);
+	v[1] = fu(&f, st.cmaps);
+	v[2] = fu(&f, st.smaps);
+	v[3] = fu(&f, st.bytes);
+	v[4] = fu(&f, st.parses);
+	v[5] = fu(&f, st.binds);
+	v[6] = fu(&f, st.hits);
+	v[7] = fu(&f, st.misses);
+	v[8] = ff(&f, rate(st.hits, st.hits + st.misses));
+	v[9] = fu(&f, st.server_hits);
+	v[10] = fu(&f, st.server_misses);
+	v[11] = ff(&f, rate(st.server_hits, st.server_hits + st.server_misses));
+	v[12] = fu(&f, st.injects);
+	v[13] = fu(&f, st.evicts);
+	rs_begin(&r, c, "qqqqqqqqfqqfqq", names);
+	rs_row(&r, v);
+	rs_end(&r, "SHOW");
+}
+
+/* TLS per side: the configured mode and protocols, handshakes completed and
+ * failed since start, connections with TLS open now. */
+static void show_tls(struct client *c)
+{
+	static const char *const names[] = { "side", "sslmode", "protocols", "handshakes",
+		"handshake_failures", "connections" };
+	struct proxy *p = proxy_of(&c->st);
+	const struct config_settings *cfg = &p->cfg->s;
+	struct fmt f = { .n = 0 };
+	const char *v[6];
+	struct rs r;
+	int i;
+
+	rs_begin(&r, c, "sssqqq", names);
+	for (i = 0; i < 2; i++) {
+		bool cl = i == STREAM_TLS_CLIENT;
+		const char *proto = cl ? cfg->client_tls_protocols : cfg->server_tls_protocols;
+
+		v[0] = cl ? "client" : "server";
+		v[1] = config_sslmode_name(cl ? cfg->client_tls_sslmode : cfg->server_tls_sslmode);
+		v[2] = proto && proto[0] ? proto : "secure";
+		v[3] = fu(&f, p->sctx.tls_handshakes[i]);
+		v[4] = fu(&f, p->sctx.tls_handshake_fail[i]);
+		v[5] = fu(&f, p->sctx.tls_open[i]);
+		rs_row(&r, v);
+	}
+	rs_end(&r, "SHOW");
+}
+
 /* One row per budget domain (a database's backend slots), then one per pool:
  * the buddy blocks it holds, capacity, use, fair share and reclaim counts. */
 static void show_buddy(struct client *c)
@@ -1495,6 +1559,10 @@ static bool run_show(struct client *c, const char *what, const char *sql)
 		show_latency(c);
 	else if (strcmp(w, "prepared_statements") == 0)
 		show_prepared(c);
+	else if (strcmp(w, "prepared_stats") == 0)
+		show_prepared_stats(c);
+	else if (strcmp(w, "tls") == 0)
+		show_tls(c);
 	else if ((fp = fake_param(w)) >= 0) {
 		const char *names[1] = { fake_params[fp][0] };
 		const char *v[1] = { fake_params[fp][1] };

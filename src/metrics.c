@@ -433,6 +433,82 @@ static void render_slabs(struct mbuf *b, struct proxy *p)
 	}
 }
 
+/* TLS by side: side="client" (connections accepted from clients),
+ * side="server" (connections pgslab opened to servers). */
+static void render_tls(struct mbuf *b, struct proxy *p)
+{
+	static const char *const side[2] = { [STREAM_TLS_CLIENT] = "client",
+		[STREAM_TLS_SERVER] = "server" };
+	int i;
+
+	family(b, "pgslab_tls_handshakes_total", "counter", "TLS handshakes completed, by side.");
+	for (i = 0; i < 2; i++)
+		mb_printf(b, "pgslab_tls_handshakes_total{side=\"%s\"} %llu\n", side[i],
+				(unsigned long long)p->sctx.tls_handshakes[i]);
+	family(b, "pgslab_tls_handshake_failures_total", "counter",
+			"TLS handshakes that failed (bad record, certificate, EOF), by side.");
+	for (i = 0; i < 2; i++)
+		mb_printf(b, "pgslab_tls_handshake_failures_total{side=\"%s\"} %llu\n", side[i],
+				(unsigned long long)p->sctx.tls_handshake_fail[i]);
+	family(b, "pgslab_tls_connections", "gauge", "Open connections with TLS established, by side.");
+	for (i = 0; i < 2; i++)
+		mb_printf(b, "pgslab_tls_connections{side=\"%s\"} %u\n", side[i],
+				p->sctx.tls_open[i]);
+}
+
+/* The prepared-statement registry (see struct prep_stats). */
+static void render_prepared(struct mbuf *b, struct proxy *p)
+{
+	static const struct {
+		const char *name, *type, *help;
+		size_t off;
+	} f[] = {
+		{ "pgslab_prepared_statements", "gauge", "Distinct statements in the registry.",
+			offsetof(struct prep_stats, stmts) },
+		{ "pgslab_prepared_client_names", "gauge", "Client statement names mapped.",
+			offsetof(struct prep_stats, cmaps) },
+		{ "pgslab_prepared_server_statements", "gauge",
+			"Statements prepared on servers, summed over servers.",
+			offsetof(struct prep_stats, smaps) },
+		{ "pgslab_prepared_parses_total", "counter", "Client Parses of named statements.",
+			offsetof(struct prep_stats, parses) },
+		{ "pgslab_prepared_binds_total", "counter",
+			"Client Binds and Describes of prepared names.", offsetof(struct prep_stats, binds) },
+		{ "pgslab_prepared_hits_total", "counter",
+			"Parses whose text and types the registry already held.",
+			offsetof(struct prep_stats, hits) },
+		{ "pgslab_prepared_misses_total", "counter",
+			"Parses that added a statement to the registry.",
+			offsetof(struct prep_stats, misses) },
+		{ "pgslab_prepared_server_hits_total", "counter",
+			"Parses and Binds whose statement the backend already held.",
+			offsetof(struct prep_stats, server_hits) },
+		{ "pgslab_prepared_server_misses_total", "counter",
+			"Parses sent to backends (the client's own and injected ones).",
+			offsetof(struct prep_stats, server_misses) },
+		{ "pgslab_prepared_injected_parses_total", "counter",
+			"Parses injected before a Bind or Describe.", offsetof(struct prep_stats, injects) },
+		{ "pgslab_prepared_evictions_total", "counter",
+			"Closes injected at max_prepared_statements.", offsetof(struct prep_stats, evicts) },
+		{ "pgslab_prepared_bytes", "gauge",
+			"Bytes the registry holds (records, texts, hash buckets).",
+			offsetof(struct prep_stats, bytes) },
+	};
+	struct prep_stats st;
+	size_t i;
+
+	memset(&st, 0, sizeof(st));
+	if (p->prep)
+		prep_reg_stats(p->prep, &st);
+	for (i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		uint64_t v;
+
+		memcpy(&v, (const char *)&st + f[i].off, sizeof(v));
+		family(b, f[i].name, f[i].type, f[i].help);
+		sample_u(b, f[i].name, (unsigned long long)v);
+	}
+}
+
 static void render_process(struct mbuf *b, struct proxy *p)
 {
 	struct slab_arena_stats as;
@@ -459,13 +535,6 @@ static void render_process(struct mbuf *b, struct proxy *p)
 	sample_u(b, "pgslab_network_reads_total", p->sctx.reads);
 	family(b, "pgslab_network_writes_total", "counter", "sendmsg() calls.");
 	sample_u(b, "pgslab_network_writes_total", p->sctx.writes);
-	family(b, "pgslab_tls_handshakes_total", "counter",
-			"TLS handshakes completed, with clients and with servers.");
-	sample_u(b, "pgslab_tls_handshakes_total", p->sctx.tls_handshakes);
-	family(b, "pgslab_tls_handshake_failures_total", "counter",
-			"TLS handshakes that failed (bad record, certificate, EOF).");
-	sample_u(b, "pgslab_tls_handshake_failures_total", p->sctx.tls_handshake_fail);
-
 	sysalloc_stats_get(&ss);
 	family(b, "pgslab_sysalloc_calls_total", "counter",
 			"System allocator calls (malloc, calloc, realloc, mmap).");
@@ -565,6 +634,8 @@ static bool render(struct mbuf *b, struct proxy *p)
 	render_dbs(b, p);
 	render_slabs(b, p);
 	render_budgets(b, p);
+	render_tls(b, p);
+	render_prepared(b, p);
 	return !b->failed;
 }
 

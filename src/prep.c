@@ -157,6 +157,9 @@ void prep_reg_stats(const struct prep_reg *r, struct prep_stats *st)
 	st->stmts = r->stmts.count;
 	st->cmaps = r->cmaps.count;
 	st->smaps = r->smaps.count;
+	st->bytes = st->key_bytes + st->stmts * sizeof(struct prep_stmt) +
+			st->cmaps * sizeof(struct prep_cmap) + st->smaps * sizeof(struct prep_smap) +
+			r->stmts.cap + r->cmaps.cap + r->smaps.cap;
 }
 
 void prep_reg_foreach(const struct prep_reg *r, void (*fn)(const struct prep_stmt *, void *),
@@ -567,6 +570,7 @@ static int ensure(struct prep_reg *r, struct prep_server *ps, int max, struct pr
 	sm->adder = pd;
 	op(pl, PREP_OP_PARSE_INJECT, 'p', st);
 	r->st.injects++;
+	r->st.server_misses++;
 	return 0;
 }
 
@@ -611,6 +615,7 @@ int prep_plan_parse(struct prep_reg *r, struct prep_client *pc, struct prep_serv
 		if (pend_push(r, ps, PREP_P_HAVE, st, m) == NULL)
 			goto nomem;
 		op(pl, PREP_OP_PARSE_HAVE, 'k', st);
+		r->st.server_hits++;
 		return 0;
 	}
 	if (sm) {
@@ -639,6 +644,7 @@ int prep_plan_parse(struct prep_reg *r, struct prep_client *pc, struct prep_serv
 	}
 	sm->adder = pd;
 	op(pl, PREP_OP_PARSE, 'n', st);
+	r->st.server_misses++;
 	return 0;
 nomem:
 	cmap_drop(r, m);
@@ -663,6 +669,8 @@ int prep_plan_use(struct prep_reg *r, struct prep_client *pc, struct prep_server
 	rc = ensure(r, ps, max, m->stmt, pl);
 	if (rc < 0)
 		return rc;
+	if (pl->n == 0)
+		r->st.server_hits++; /* ensure() sent nothing: the backend has it */
 	op(pl, PREP_OP_REWRITE, 0, m->stmt);
 	return 0;
 }

@@ -316,6 +316,12 @@ int stream_connect(struct stream *s, struct stream_ctx *ctx, const struct sockad
 	return 0;
 }
 
+/* Which side's TLS figures <s> counts in. */
+static unsigned tls_side(const struct stream *s)
+{
+	return tls_conn_is_server(s->tls) ? STREAM_TLS_CLIENT : STREAM_TLS_SERVER;
+}
+
 void stream_close(struct stream *s)
 {
 	if (s->fd < 0)
@@ -336,6 +342,8 @@ void stream_close(struct stream *s)
 		event_del(&s->ev);
 	s->events = 0;
 	if (s->tls) {
+		if (stream_is_tls(s))
+			s->ctx->tls_open[tls_side(s)]--;
 		/* close_notify only on a session that is fine and ends by choice */
 		tls_conn_free(s->tls, stream_is_tls(s) && (s->fail_kind == STREAM_E_OWNER ||
 							    s->fail_kind == STREAM_E_PROTO));
@@ -807,12 +815,13 @@ static void stream_handshake(struct stream *s)
 		return;
 	}
 	if (rc < 0) {
-		s->ctx->tls_handshake_fail++;
+		s->ctx->tls_handshake_fail[tls_side(s)]++;
 		stream_fail(s, STREAM_E_IO, tls_conn_error(s->tls));
 		return;
 	}
 	s->flags &= (uint16_t)~(STREAM_F_HANDSHAKE | STREAM_F_HS_WRITE);
-	s->ctx->tls_handshakes++;
+	s->ctx->tls_handshakes[tls_side(s)]++;
+	s->ctx->tls_open[tls_side(s)]++;
 	if ((s->flags & STREAM_F_DIRECT) && !tls_conn_alpn_postgresql(s->tls)) {
 		stream_fail(s, STREAM_E_IO, "direct TLS connection without ALPN \"postgresql\"");
 		return;

@@ -428,17 +428,31 @@ const char *tls_conn_error(const struct tls_conn *t)
 
 void tls_conn_info(const struct tls_conn *t, char *buf, size_t len)
 {
-	const SSL *ssl = ssl_of(t);
+	SSL *ssl = ssl_of(t);
 	const SSL_CIPHER *ci;
-	int bits = 0;
+	char kx[48];
+	int nid;
 
 	if (len == 0)
 		return;
 	buf[0] = 0;
 	if (!SSL_is_init_finished(ssl) || (ci = SSL_get_current_cipher(ssl)) == NULL)
 		return;
-	SSL_CIPHER_get_bits(ci, &bits);
-	snprintf(buf, len, "%s/%s/%d", SSL_get_version(ssl), SSL_CIPHER_get_name(ci), bits);
+	/* the key exchange group, as PgBouncer appends it: /ECDH=<curve> or
+	 * /DH=<bits> for a finite-field group */
+	kx[0] = 0;
+	nid = SSL_get_negotiated_group(ssl);
+	if (nid == NID_ffdhe2048 || nid == NID_ffdhe3072 || nid == NID_ffdhe4096 ||
+			nid == NID_ffdhe6144 || nid == NID_ffdhe8192)
+		snprintf(kx, sizeof(kx), "/DH=%s", OBJ_nid2sn(nid) + strlen("ffdhe"));
+	else if (nid > 0 && !(nid & TLSEXT_nid_unknown) && OBJ_nid2sn(nid) != NULL)
+		snprintf(kx, sizeof(kx), "/ECDH=%s", OBJ_nid2sn(nid));
+	snprintf(buf, len, "%s/%s%s", SSL_get_version(ssl), SSL_CIPHER_get_name(ci), kx);
+}
+
+bool tls_conn_is_server(const struct tls_conn *t)
+{
+	return SSL_is_server(ssl_of(t)) != 0;
 }
 
 bool tls_conn_peer_verified(const struct tls_conn *t)

@@ -179,6 +179,18 @@ like($err, qr/invalid command 'SHOW NOSUCH', use SHOW HELP;/, 'unknown SHOW: err
 is($rc, 0, 'SHOW HELP succeeds');
 like($err, qr/NOTICE:\s+Console usage/, 'SHOW HELP: NOTICE');
 like($err, qr/SHOW HELP\|CONFIG\|DATABASES/, '... with the usage text');
+like($err, qr/PREPARED_STATEMENTS\|PREPARED_STATS\|TLS \(pgslab\)/, '... naming SHOW PREPARED_STATS and SHOW TLS');
+{
+	my @tls = $proxy->admin_hash('SHOW TLS');
+	is(join(';', map { join(',', @$_{qw(side sslmode protocols handshakes handshake_failures connections)}) } @tls),
+		'client,disable,secure,0,0,0;server,prefer,secure,0,0,0',
+		'SHOW TLS: one row per side, no TLS configured for clients, none used');
+	my @ps = $proxy->admin_hash('SHOW PREPARED_STATS');
+	is(join(',', sort keys %{ $ps[0] // {} }),
+		'binds,bytes,client_names,evictions,hit_rate,hits,injected_parses,misses,parses,'
+		    . 'server_hit_rate,server_hits,server_misses,server_statements,statements',
+		'SHOW PREPARED_STATS: one row with the registry figures');
+}
 {
 	my @warn;
 	local $SIG{__WARN__} = sub { push @warn, @_ };

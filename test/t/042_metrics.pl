@@ -87,6 +87,16 @@ ok(defined metric($body, 'pgslab_pool_server_idle', 'database="postgres",user="a
 ok(defined metric($body, 'pgslab_pool_hit_ratio', 'database="postgres",user="app"'),
 	'per-pool hit ratio');
 ok(defined metric($body, 'pgslab_slab_active_objects', 'cache="client"'), 'per-cache slab stats');
+for my $side (qw(client server)) {
+	for my $name (qw(pgslab_tls_handshakes_total pgslab_tls_handshake_failures_total pgslab_tls_connections)) {
+		is(metric($body, $name, qq{side="$side"}), 0, "$name\{side=\"$side\"\}: 0 without TLS");
+	}
+}
+for my $name (qw(pgslab_prepared_statements pgslab_prepared_bytes pgslab_prepared_hits_total
+	pgslab_prepared_misses_total pgslab_prepared_server_hits_total pgslab_prepared_server_misses_total
+	pgslab_prepared_injected_parses_total pgslab_prepared_evictions_total)) {
+	ok(defined metric($body, $name), "$name present");
+}
 
 # --- counters agree with SHOW STATS ------------------------------------------------------
 my ($st) = grep { $_->{database} eq 'postgres' } $proxy->admin_hash('SHOW STATS');

@@ -10,6 +10,7 @@ use Test::More;
 use PgSlab::Test::Cluster;
 use PgSlab::Test::Proxy;
 use PgSlab::Test::Wire;
+use IO::Socket::INET;
 
 my $node = PgSlab::Test::Cluster->new(name => 'c071');
 $node->start;
@@ -353,6 +354,59 @@ PY
 	close $b;
 	ok(wait_idle($p), 'eviction proxy idle');
 	is($p->stop, 0, 'eviction proxy exits cleanly');
+}
+
+# ---- the registry's figures: SHOW PREPARED_STATS and /metrics, exact ----
+{
+	my $mport = PgSlab::Test::Cluster::get_free_port();
+	my $p = proxy_with('p071_figs', default_pool_size => 1, max_prepared_statements => 1,
+		metrics_listen => "127.0.0.1:$mport");
+	my $a = wconn($p);
+	my $b = wconn($p);
+	my ($t, $c);
+	# registry: miss; backend lacks it: the client's Parse goes (server miss);
+	# the Bind finds it on the backend (server hit)
+	is(rows_of($a, P('f1', 'SELECT 1') . B('f1') . E() . S()), '1', 'figures: a parses and binds f1');
+	# same text from b: registry hit; backend holds it: stand-in Close and Bind (2 server hits)
+	is(rows_of($b, P('g1', 'SELECT 1') . B('g1') . E() . S()), '1', 'figures: b, same text');
+	# a new text: registry miss; max 1: statement 1 evicted, Parse sent (server miss)
+	($t, $c) = xchg($a, P('f2', 'SELECT 2') . S());
+	is($t, '1 Z', 'figures: a parses f2');
+	# f1 was evicted: evict 2, inject 1 (server miss)
+	is(rows_of($a, B('f1') . E() . S()), '1', 'figures: f1 re-prepared by an injected Parse');
+	# g1 is statement 1, on the backend: server hit
+	is(rows_of($b, B('g1') . E() . S()), '1', 'figures: b binds g1');
+	# a duplicate name: counted as a Parse only
+	($t, $c) = xchg($a, P('f1', 'SELECT 9') . S());
+	is($c, '42P05', 'figures: duplicate Parse');
+	my @r = $p->admin_hash('SHOW PREPARED_STATS');
+	my %want = (statements => 2, client_names => 3, server_statements => 1, parses => 4,
+		binds => 4, hits => 1, misses => 2, hit_rate => '0.3333', server_hits => 4,
+		server_misses => 3, server_hit_rate => '0.5714', injected_parses => 1, evictions => 2);
+	is(scalar(@r), 1, 'SHOW PREPARED_STATS: one row');
+	is_deeply({ map { $_ => $r[0]{$_} } keys %want }, \%want,
+		'SHOW PREPARED_STATS: exact hits, misses, server hits, injected Parses, evictions');
+	my @ps = $p->admin_hash('SHOW PREPARED_STATEMENTS');
+	my $sum = 0;
+	$sum += $_->{bytes} for @ps;
+	ok($r[0]{bytes} > $sum, "SHOW PREPARED_STATS bytes ($r[0]{bytes}) cover the statements' ($sum) and more");
+	my $m = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $mport, Timeout => 5);
+	my $body = '';
+	if ($m) {
+		print $m "GET /metrics HTTP/1.0\r\n\r\n";
+		local $/;
+		$body = <$m> // '';
+	}
+	my %prom = (statements => 2, client_names => 3, server_statements => 1,
+		parses_total => 4, binds_total => 4, hits_total => 1, misses_total => 2,
+		server_hits_total => 4, server_misses_total => 3, injected_parses_total => 1,
+		evictions_total => 2, bytes => $r[0]{bytes});
+	my %got = map { my ($v) = $body =~ /^pgslab_prepared_\Q$_\E (\d+)$/m; ($_ => $v) } keys %prom;
+	is_deeply(\%got, \%prom, '/metrics pgslab_prepared_*: the same figures');
+	close $a;
+	close $b;
+	ok(wait_idle($p), 'figures proxy idle');
+	is($p->stop, 0, 'figures proxy exits cleanly');
 }
 
 # ---- max_prepared_statements = 0: named statements pass through as before ----

@@ -133,7 +133,8 @@ ok($rc == 0 && $out =~ /^tlsonly$/m, 'a user the server admits over hostssl only
 ok($rc == 0 && $out =~ /^t$/m, 'SCRAM pass-through login to the server over TLS') or diag($err);
 
 my @cl = grep { $_->{tls} ne '' } $proxy->admin_hash('SHOW SERVERS', params => { sslmode => 'require' });
-ok(@cl >= 1 && $cl[0]{tls} =~ m{^TLSv1\.[23]/\S+/\d+$}, 'SHOW SERVERS tls column: protocol/cipher/bits')
+ok(@cl >= 1 && $cl[0]{tls} =~ m{^TLSv1\.[23]/[\w-]+/ECDH=\w+$},
+	'SHOW SERVERS tls column: protocol/cipher/ECDH=curve, as PgBouncer')
     or diag(explain([ $proxy->admin_hash('SHOW SERVERS') ]));
 
 ($rc, $out, $err) = $proxy->pgbench('-n', '-S', '-c', '4', '-j', '2', '-t', '200',
@@ -307,8 +308,8 @@ alive_ok($proxy, 'after direct TLS');
 		local $/;
 		$body = <$m> // '';
 	}
-	my ($hs) = $body =~ /^pgslab_tls_handshakes_total (\d+)$/m;
-	my ($hf) = $body =~ /^pgslab_tls_handshake_failures_total (\d+)$/m;
+	my ($hs) = $body =~ /^pgslab_tls_handshakes_total\{side="client"\} (\d+)$/m;
+	my ($hf) = $body =~ /^pgslab_tls_handshake_failures_total\{side="client"\} (\d+)$/m;
 	ok(($hs // 0) > 10 && ($hf // 0) >= 30,
 		"Prometheus: TLS handshakes (${\($hs // 'none')}) and failures (${\($hf // 'none')}) counted");
 }

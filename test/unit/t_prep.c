@@ -59,7 +59,7 @@ int main(void)
 	uint32_t kl, rl;
 	size_t n;
 
-	plan(50);
+	plan(54);
 	A = slab_arena_create(0);
 	R = prep_reg_create(A);
 	ok(R != NULL, "registry created");
@@ -86,6 +86,9 @@ int main(void)
 	settle_all(&s1, true);
 	prep_reg_stats(R, &st);
 	ok(st.stmts == 1 && st.cmaps == 2 && st.smaps == 1, "one statement, two names, one server record");
+	ok(st.parses == 2 && st.hits == 1 && st.misses == 1 && st.server_hits == 1 &&
+			st.server_misses == 1 && st.injects == 0,
+			"figures: one registry hit and miss, one server hit (stand-in Close) and miss");
 
 	/* the same name again: 42P05 from the backend itself */
 	is_int(parse(&c1, &s2, 2, "a", "SELECT 2", &pl), 0, "duplicate parse planned");
@@ -97,6 +100,13 @@ int main(void)
 	is_int(prep_plan_use(R, &c1, &s2, 2, "a", &pl), 0, "use a on s2");
 	ok(pl.n == 2 && pl.op[0].kind == PREP_OP_PARSE_INJECT && pl.op[1].kind == PREP_OP_REWRITE,
 			"missing on the backend: injected Parse then the rewritten Bind");
+	settle_all(&s2, true);
+	prep_reg_stats(R, &st);
+	ok(st.binds == 1 && st.injects == 2 && st.server_misses == 3 && st.server_hits == 1,
+			"figures: the duplicate's and the Bind's injected Parses are server misses");
+	is_int(prep_plan_use(R, &c1, &s2, 2, "a", &pl), 0, "use a on s2 again");
+	prep_reg_stats(R, &st);
+	ok(pl.n == 1 && st.server_hits == 2 && st.injects == 2, "figures: a Bind the backend can serve is a server hit");
 	settle_all(&s2, true);
 	is_int(prep_plan_use(R, &c1, &s2, 2, "a", &pl), 0, "use a on s2 again");
 	is_str(kinds(&pl), "R", "present: only the rewrite");
