@@ -27,6 +27,15 @@ sub rss_kb
 	return $st =~ /^VmRSS:\s+(\d+)/m ? $1 : undef;
 }
 
+# Bytes in use in pgslab's slab caches (SHOW MEM: size x used).
+sub slab_bytes
+{
+	my ($proxy) = @_;
+	my $n = 0;
+	$n += $_->{size} * $_->{used} for grep { $_->{name} !~ /^(openssl_buffers|sysalloc_calls|arena)$/ } $proxy->admin_hash('SHOW MEM');
+	return $n;
+}
+
 sub list_item
 {
 	my ($proxy, $name) = @_;
@@ -68,7 +77,7 @@ sub poll
 }
 
 # --- slowloris and the pre-login cap -------------------------------------------------------------
-my $LOGIN_TO = 10;
+my $LOGIN_TO = 12;
 my $CAP = 3000;
 my $proxy = PgSlab::Test::Proxy->new(
 	cluster   => $node,
@@ -87,12 +96,13 @@ my $old = $proxy->connect_dbi('postgres', %app);
 is($old->selectrow_array('SELECT 1'), 1, 'a client logged in before the flood');
 $old->selectrow_array('SELECT 1') for 1 .. 3;
 my $rss0 = rss_kb($pid);
+my $slab0 = slab_bytes($proxy);
 
 # Heavy: the worst plain state -- a startup packet announcing the 10,000
 # bytes PostgreSQL allows, 9,999 of them sent.  Light: one byte.  SCRAM: an
 # exchange stopped after the server-first message (pgslab holds its state).
 my $N_HEAVY = 1000;
-my $N_SCRAM = 200;
+my $N_SCRAM = 50;
 my $N_LIGHT = 1500;
 my (@conn, %opened);
 my $body = pack('N', 196608) . 'user' . "\0" . ('x' x (10000 - 13));
@@ -109,6 +119,8 @@ ok(poll(sub { (list_item($proxy, 'login_clients') // -1) == $N_HEAVY }, 10),
 sleep(0.3);
 my $rss1 = rss_kb($pid);
 my $per_heavy = ($rss1 - $rss0) * 1024 / $N_HEAVY;
+my $slab1 = slab_bytes($proxy);
+my $slab_heavy = ($slab1 - $slab0) / $N_HEAVY;
 diag(join(', ', map { "$_->{name} $_->{size} B x $_->{used}" }
 	grep { $_->{name} =~ /^(client|client_login|buf-\d+)$/ && $_->{used} } $proxy->admin_hash('SHOW MEM')));
 
@@ -123,6 +135,8 @@ is(scalar @scram, $N_SCRAM, "$N_SCRAM SCRAM exchanges stopped after server-first
 sleep(0.3);
 my $rss2 = rss_kb($pid);
 my $per_scram = ($rss2 - $rss1) * 1024 / $N_SCRAM;
+my $slab2 = slab_bytes($proxy);
+my $slab_scram = ($slab2 - $slab1) / $N_SCRAM;
 
 my $startup = startup_packet(user => 'app', database => 'postgres');
 my @light;
@@ -136,43 +150,24 @@ ok(poll(sub { (list_item($proxy, 'login_clients') // -1) == $N_HEAVY + $N_SCRAM 
 	($N_HEAVY + $N_SCRAM + $N_LIGHT) . ' pre-login connections held');
 my $rss3 = rss_kb($pid);
 my $per_light = ($rss3 - $rss2) * 1024 / $N_LIGHT;
+my $slab_light = (slab_bytes($proxy) - $slab2) / $N_LIGHT;
 my $opened_in = time - $t_open;
 diag(sprintf('RSS %d -> %d -> %d -> %d KiB; per connection: half startup %.0f B, mid-SCRAM %.0f B, one byte %.0f B; opened in %.1f s',
 	$rss0, $rss1, $rss2, $rss3, $per_heavy, $per_scram, $per_light, $opened_in));
-# The documented bound (README): 17,408 bytes per unauthenticated plain connection.
-cmp_ok($per_heavy, '<=', 17408, 'worst plain pre-login state (half startup) within 17,408 bytes each');
-cmp_ok($per_scram, '<=', 17408, 'mid-SCRAM state within the bound');
-cmp_ok($per_light, '<=', 17408, 'one-byte state within the bound');
-
-# Trickle one byte a second on the light ones while real clients log in.
-my $trickle = sub {
-	for my $l (@light) {
-		next if !$l->[0] || $l->[1] >= length($startup) - 1;
-		raw_send($l->[0], substr($startup, $l->[1], 1));
-		$l->[1]++;
-	}
-};
-my ($logins, $login_ok, $slowest) = (0, 0, 0);
-my $last_trickle = 0;
-my $real_end = time + 2;
-while (time < $real_end) {
-	if (time - $last_trickle >= 1) {
-		$trickle->();
-		$last_trickle = time;
-	}
-	my $t = time;
-	my $dbh = eval { $proxy->connect_dbi('postgres', %app) };
-	my $v = $dbh ? $dbh->selectrow_array('SELECT 42') : undef;
-	$dbh->disconnect if $dbh;
-	my $dt = time - $t;
-	$logins++;
-	$login_ok++ if defined $v && $v == 42;
-	$slowest = $dt if $dt > $slowest;
-	sleep(0.05);
-}
-cmp_ok($logins, '>=', 5, "$logins real logins during the trickle");
-is($login_ok, $logins, 'every real login succeeded and ran its query');
-cmp_ok($slowest, '<', 2, sprintf('slowest real login + query %.3f s (liveness bound 2 s)', $slowest));
+diag(sprintf('slab bytes per connection: half startup %.0f, mid-SCRAM %.0f, one byte %.0f',
+	$slab_heavy, $slab_scram, $slab_light));
+# The documented bound (README): 17,408 bytes per unauthenticated plain
+# connection, in pgslab's own accounting (slab caches) and as RSS growth;
+# under a sanitizer RSS also holds shadow memory (1/8) and redzones: 1.25x.
+my $BOUND = 17408;
+my $rss_bound = ($ENV{PGSLAB} // '') =~ /asan|ubsan|san$/ ? $BOUND * 1.25 : $BOUND;
+cmp_ok($slab_heavy, '<=', $BOUND, 'worst plain pre-login state (half startup): slab bytes within 17,408 each');
+cmp_ok($slab_heavy, '>=', 10000, '... (and it does hold the 10,000-byte packet: the measure measures)');
+cmp_ok($slab_scram, '<=', $BOUND, 'mid-SCRAM state: slab bytes within the bound');
+cmp_ok($slab_light, '<=', $BOUND, 'one-byte state: slab bytes within the bound');
+cmp_ok($per_heavy, '<=', $rss_bound, "half startup: RSS growth within $rss_bound bytes each");
+cmp_ok($per_scram, '<=', $rss_bound, 'mid-SCRAM: RSS growth within it');
+cmp_ok($per_light, '<=', $rss_bound, 'one byte: RSS growth within it');
 
 # Past the cap: refused with a clear error, at once.
 my $held = $N_HEAVY + $N_SCRAM + $N_LIGHT;
@@ -208,13 +203,46 @@ is($accepted, $CAP - $held, "up to max_login_clients = $CAP: " . ($CAP - $held) 
 is($refused, 100, 'the 100 beyond the cap refused');
 like($refusal_msg, qr/too many clients still logging in \(max_login_clients\)/, "... with \"$refusal_msg\"");
 is($old->selectrow_array('SELECT 7'), 7, 'the client logged in before the flood still works at the cap');
-
+# Give the accepted extras' slots back, so real clients can log in below.
+close $_ for @kept;
+@kept = ();
+ok(poll(sub { (eval { list_item($proxy, 'login_clients') } // -1) == $held }, 5),
+	"back to $held pre-login connections");
+# Trickle one byte a second on the light ones while real clients log in.
+my $trickle = sub {
+	for my $l (@light) {
+		next if !$l->[0] || $l->[1] >= length($startup) - 1;
+		raw_send($l->[0], substr($startup, $l->[1], 1));
+		$l->[1]++;
+	}
+};
+my ($logins, $login_ok, $slowest) = (0, 0, 0);
+my $last_trickle = 0;
+my $real_end = time + 2;
+while (time < $real_end) {
+	if (time - $last_trickle >= 1) {
+		$trickle->();
+		$last_trickle = time;
+	}
+	my $t = time;
+	my $dbh = eval { $proxy->connect_dbi('postgres', %app) };
+	my $v = $dbh ? $dbh->selectrow_array('SELECT 42') : undef;
+	$dbh->disconnect if $dbh;
+	my $dt = time - $t;
+	$logins++;
+	$login_ok++ if defined $v && $v == 42;
+	$slowest = $dt if $dt > $slowest;
+	sleep(0.05);
+}
+cmp_ok($logins, '>=', 5, "$logins real logins during the trickle");
+is($login_ok, $logins, 'every real login succeeded and ran its query');
+cmp_ok($slowest, '<', 2, sprintf('slowest real login + query %.3f s (liveness bound 2 s)', $slowest));
 
 # Every pre-login connection is closed at client_login_timeout counted from
 # accept, whatever it keeps sending.
 my $sel = IO::Select->new(@conn, @scram, (map { $_->[0] } @light), @kept);
 my %group = ((map { ("$_" => 'heavy') } @conn), (map { ("$_" => 'scram') } @scram),
-	(map { ("$_->[0]" => 'light') } @light), (map { ("$_" => 'late') } @kept));
+	(map { ("$_->[0]" => 'light') } @light), );
 my (%closed_after, %gmin, %gmax);
 my $wait_end = time + $LOGIN_TO + 6;
 while ($sel->count && time < $wait_end) {
