@@ -26,7 +26,11 @@ struct cancel_req {
 	struct stream st;
 	struct list node;
 	uint32_t pid, key;
+	int64_t start_us;
 };
+
+/* Forwarded cancels connecting at once, per worker: beyond, dropped. */
+#define CANCEL_MAX_INFLIGHT 16
 
 #define CANCEL_WORKER_BITS 4
 #define CANCEL_WORKER_SHIFT (31 - CANCEL_WORKER_BITS)
@@ -49,6 +53,8 @@ static inline uint32_t cancel_pid_make(uint32_t random, unsigned worker)
 void cancel_register(struct proxy *p, struct client *c);
 void cancel_unregister(struct proxy *p, struct client *c);
 void cancel_forward(struct proxy *p, uint32_t pid, uint32_t key);
+/* Give up forwards still connecting after <timeout_us> (cancel_wait_timeout). */
+void cancel_expire(struct proxy *p, int64_t now, int64_t timeout_us);
 void cancel_destroy(struct proxy *p);
 
 #endif

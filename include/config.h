@@ -152,6 +152,7 @@ struct config_settings {
 	int max_client_conn;
 	int max_db_client_connections;
 	int max_db_connections;
+	int max_login_clients; /* pgslab: unauthenticated clients at once; 0 auto, -1 none */
 	int max_packet_size;
 	int max_prepared_statements;
 	int max_user_client_connections;

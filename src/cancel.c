@@ -8,6 +8,12 @@
  * server, with the server's own key, over a fresh connection; any other
  * cancel is dropped, as PostgreSQL does for unknown keys.  The pid names
  * the owning worker (cancel.h).
+ *
+ * A flood costs PostgreSQL little: an unknown key, or a client with nothing
+ * running, opens no connection at all; at most one forward per backend is in
+ * flight (repeats while it connects are dropped: the one on its way cancels
+ * the same query), and at most CANCEL_MAX_INFLIGHT in all, so a flood of
+ * valid keys cannot make PostgreSQL fork backends without bound.
  */
 #include "cancel.h"
 
@@ -111,6 +117,7 @@ static void req_close(struct cancel_req *r)
 {
 	struct proxy *p = proxy_of(&r->st);
 
+	p->n_cancels--;
 	stream_close(&r->st);
 	list_del(&r->node);
 	list_append(&p->dead_cancels, &r->node);
@@ -134,7 +141,10 @@ static enum stream_act req_on_message(struct stream *s, uint8_t type, const uint
 	return STREAM_DROP;
 }
 
-/* Connected: send the server's own key, then hang up. */
+/* Connected: send the server's own key, then wait for the server to hang
+ * up (it has signalled the backend by then), so the request counts as in
+ * flight until PostgreSQL is done with it; a hung server meets
+ * cancel_wait_timeout (cancel_expire). */
 static void req_on_drained(struct stream *s)
 {
 	struct cancel_req *r = req_of(s);
@@ -143,13 +153,14 @@ static void req_on_drained(struct stream *s)
 
 	pkt_init(&k, buf, sizeof(buf));
 	proto_write_cancel(&k, r->pid, r->key);
-	stream_write(s, buf, k.len);
-	req_close(r);
+	if (stream_write(s, buf, k.len) < 0)
+		req_close(r);
 }
 
 static void req_on_error(struct stream *s, enum stream_err kind, const char *reason)
 {
-	log_warning("cancel request forwarding failed: %s", reason);
+	if (kind != STREAM_E_EOF)
+		log_warning("cancel request forwarding failed: %s", reason);
 	req_close(req_of(s));
 }
 
@@ -159,6 +170,21 @@ static const struct stream_ops req_ops = {
 	.on_drained = req_on_drained,
 	.on_error = req_on_error,
 };
+
+/* Is a cancel for backend (<pid>, <key>) on its way?  The list holds at
+ * most CANCEL_MAX_INFLIGHT requests. */
+static bool inflight(struct proxy *p, uint32_t pid, uint32_t key)
+{
+	struct list *it;
+
+	list_for_each(it, &p->cancels) {
+		struct cancel_req *r = list_entry(it, struct cancel_req, node);
+
+		if (r->pid == pid && r->key == key)
+			return true;
+	}
+	return false;
+}
 
 void cancel_forward(struct proxy *p, uint32_t pid, uint32_t key)
 {
@@ -174,10 +200,15 @@ void cancel_forward(struct proxy *p, uint32_t pid, uint32_t key)
 	if (c == NULL || (s = c->server) == NULL || s->state != SV_ACTIVE || !track_busy(&s->tr))
 		return; /* nothing running: nothing to cancel */
 	db = s->pool->db;
+	if (p->n_cancels >= CANCEL_MAX_INFLIGHT || inflight(p, s->backend_pid, s->backend_key)) {
+		p->cancels_dropped++;
+		return;
+	}
 	r = slab_alloc(p->cancel_cache);
 	if (r == NULL)
 		return;
 	memset(r, 0, sizeof(*r));
+	r->start_us = proxy_now_us();
 	r->pid = s->backend_pid;
 	r->key = s->backend_key;
 	if (stream_connect(&r->st, &p->sctx, (const struct sockaddr *)&db->addr, db->addrlen,
@@ -186,6 +217,25 @@ void cancel_forward(struct proxy *p, uint32_t pid, uint32_t key)
 		return;
 	}
 	list_append(&p->cancels, &r->node);
+	p->n_cancels++;
+	p->cancels_forwarded++;
+}
+
+void cancel_expire(struct proxy *p, int64_t now, int64_t timeout_us)
+{
+	struct list *it, *tmp;
+
+	if (timeout_us <= 0)
+		return;
+	list_for_each_safe(it, tmp, &p->cancels) {
+		struct cancel_req *r = list_entry(it, struct cancel_req, node);
+
+		if (now - r->start_us > timeout_us) {
+			log_warning("cancel request forwarding failed: no connection after %lld ms",
+					(long long)(timeout_us / 1000));
+			req_close(r);
+		}
+	}
 }
 
 void cancel_destroy(struct proxy *p)

@@ -23,6 +23,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 
 #include <openssl/crypto.h>
 #include <pwd.h>
@@ -197,6 +198,8 @@ static void client_destroy(struct client *c)
 
 	if (prev == CL_CLOSED)
 		return;
+	if (prev == CL_LOGIN)
+		p->n_prelogin--;
 	c->state = CL_CLOSED;
 	login_free(c);
 	cancel_unregister(p, c);
@@ -242,6 +245,18 @@ static int accept_margin(int max_client_conn)
 	return m < 2 ? 2 : m > 64 ? 64 : m;
 }
 
+/* The max_login_clients cap in force (INT_MAX: none). */
+static int login_cap(const struct config *cfg)
+{
+	int v = cfg->s.max_login_clients;
+
+	if (v < 0)
+		return INT_MAX;
+	if (v == 0)
+		v = cfg->s.max_client_conn / 2 > 64 ? cfg->s.max_client_conn / 2 : 64;
+	return v;
+}
+
 void client_accept(struct proxy *p, int fd, const struct sockaddr *sa, socklen_t salen)
 {
 	struct client *c = slab_alloc(p->client_cache);
@@ -254,6 +269,18 @@ void client_accept(struct proxy *p, int fd, const struct sockaddr *sa, socklen_t
 	if (p->n_clients >= p->cfg->s.max_client_conn + accept_margin(p->cfg->s.max_client_conn)) {
 		refuse(fd, SQLSTATE_TOO_MANY_CONNECTIONS,
 				"no more connections allowed (max_client_conn)");
+		slab_free(p->client_cache, c);
+		return;
+	}
+	/* Unauthenticated connections are capped apart from max_client_conn,
+	 * so a slowloris flood cannot take every slot.  A new one past the cap
+	 * is refused (not the oldest evicted, which would let a fast flood push
+	 * out real clients mid-login); each holds its slot at most
+	 * client_login_timeout, counted from here. */
+	if (p->n_prelogin >= login_cap(p->cfg)) {
+		p->prelogin_refused++;
+		refuse(fd, SQLSTATE_TOO_MANY_CONNECTIONS,
+				"too many clients still logging in (max_login_clients)");
 		slab_free(p->client_cache, c);
 		return;
 	}
@@ -283,6 +310,7 @@ void client_accept(struct proxy *p, int fd, const struct sockaddr *sa, socklen_t
 	c->vars = vars_get(p->vars.empty);
 	list_append(&p->login_clients, &c->node);
 	p->n_clients++;
+	p->n_prelogin++;
 	stream_init(&c->st, &p->sctx, fd, &client_ops, STREAM_F_STARTUP);
 	if (sa->sa_family != AF_UNIX)
 		stream_tls_sniff(&c->st); /* direct TLS (sslnegotiation=direct) */
@@ -1057,6 +1085,7 @@ void client_finish_login(struct client *c)
 		/* No server has told us its parameters yet: wait for one. */
 		c->login->step = LOGIN_WELCOME;
 		c->state = CL_WELCOME;
+		p->n_prelogin--;
 		c->wait_start_us = proxy_now_us();
 		list_append(&c->pool->welcome_wait, &c->node);
 		c->pool->n_welcome++;
@@ -1066,6 +1095,7 @@ void client_finish_login(struct client *c)
 	}
 	login_free(c);
 	c->state = CL_ACTIVE;
+	p->n_prelogin--;
 	if (c->pool) {
 		list_append(&c->pool->clients, &c->node);
 		c->pool->n_clients++;

@@ -168,6 +168,7 @@ static const struct config_key setting_table[] = {
 	K_INT(max_client_conn, 0, "100", 1, INT_MAX),
 	K_INT(max_db_client_connections, 0, "0", 0, INT_MAX),
 	K_INT(max_db_connections, 0, "0", 0, INT_MAX),
+	K_INT(max_login_clients, 0, "0", -1, INT_MAX),
 	K_INT(max_packet_size, 0, "2147483647", 0, INT_MAX),
 	K_INT(max_prepared_statements, 0, "200", 0, INT_MAX),
 	K_INT(max_user_client_connections, 0, "0", 0, INT_MAX),

@@ -535,6 +535,14 @@ static void render_process(struct mbuf *b, struct proxy *p)
 	sample_u(b, "pgslab_network_reads_total", p->sctx.reads);
 	family(b, "pgslab_network_writes_total", "counter", "sendmsg() calls.");
 	sample_u(b, "pgslab_network_writes_total", p->sctx.writes);
+	family(b, "pgslab_login_refused_total", "counter", "Connections refused at max_login_clients.");
+	sample_u(b, "pgslab_login_refused_total", p->prelogin_refused);
+	family(b, "pgslab_cancels_forwarded_total", "counter", "Cancel requests forwarded to servers.");
+	sample_u(b, "pgslab_cancels_forwarded_total", p->cancels_forwarded);
+	family(b, "pgslab_cancels_dropped_total", "counter",
+			"Valid cancel requests dropped: one already on its way, or the in-flight cap.");
+	sample_u(b, "pgslab_cancels_dropped_total", p->cancels_dropped);
+
 	sysalloc_stats_get(&ss);
 	family(b, "pgslab_sysalloc_calls_total", "counter",
 			"System allocator calls (malloc, calloc, realloc, mmap).");

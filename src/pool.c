@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "authq.h"
+#include "cancel.h"
 #include "cred.h"
 #include "log.h"
 #include "proto.h"
@@ -817,6 +818,7 @@ void pool_janitor(struct proxy *p)
 		janitor_pool(list_entry(it, struct pool, node), now);
 	/* a lookup never outlives the logins it serves */
 	authq_expire(p, now, login_to > 0 ? login_to : 60 * 1000000);
+	cancel_expire(p, now, p->cfg->s.cancel_wait_timeout_us);
 	/* give memory back after bursts: empty slabs, then free 4 MiB blocks */
 	if (now - p->last_reap_us > 10 * 1000000) {
 		p->last_reap_us = now;

@@ -749,6 +749,7 @@ void proxy_destroy(struct proxy *p)
 		list_del(&r->node);
 		list_append(&p->dead_cancels, &r->node);
 	}
+	p->n_cancels = 0;
 	proxy_settle(p);
 	proxy_reap_dead(p);
 	list_for_each_safe(it, tmp, &p->dbs)
