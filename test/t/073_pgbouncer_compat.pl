@@ -314,6 +314,26 @@ sub finish { for my $d (@_) { $d->pg_result; $d->disconnect } }
 	$proxy->admin("SET ignore_startup_parameters = ''");
 }
 
+# --- server_fast_close: RECONNECT ends an idle session at once -----------------------------------
+{
+	my $d = conn('postgres', 'u1');
+	$d->do('SELECT 1');
+	$proxy->admin('RECONNECT postgres');
+	sleep(1);
+	ok(eval { $d->do('SELECT 1'); 1 }, 'server_fast_close off: the session keeps its server after RECONNECT');
+	$d->disconnect;
+	$d = conn('postgres', 'u1');
+	$d->do('SELECT 1');
+	$proxy->admin('SET server_fast_close = 1');
+	$proxy->admin('RECONNECT postgres');
+	ok($proxy->wait_for_log(qr/closing because: database configuration changed/, timeout => 10),
+		'server_fast_close on: "closing because: database configuration changed"');
+	ok(!eval { $d->do('SELECT 1'); 1 }, '... the session is ended');
+	like($DBI::errstr // '', qr/database configuration changed|server closed the connection/,
+		'... with PgBouncer\'s words') ;
+	$proxy->admin('SET server_fast_close = 0');
+}
+
 # --- console ---------------------------------------------------------------------------------------
 {
 	my ($hdr) = $proxy->_admin_raw('SHOW PEERS');
