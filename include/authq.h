@@ -65,6 +65,7 @@ struct authq_req {
 	uint8_t phase;               /* CommandCompletes seen: 0 pin, 1 auth_query */
 	uint8_t retries;
 	bool found;
+	bool exists;                 /* a row named the user (<found>: with a usable secret) */
 	bool failed;
 	char key[2 * NAME_MAX_LEN + 2];
 	char authdb[NAME_MAX_LEN];

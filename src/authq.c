@@ -77,12 +77,15 @@ static void req_finish(struct proxy *p, struct authq_req *r)
 		err = r->error;
 	} else {
 		/* the cache: updated by every answer, "" when the user is gone */
-		cr = cred_dynamic(p, r->authdb, r->user, r->found);
+		cr = cred_dynamic(p, r->authdb, r->user, r->found || r->exists);
 		if (cr) {
 			cred_set_secret(cr, r->found ? r->secret : "");
 			cr->looked_up_us = proxy_now_us();
 		}
-		if (!r->found || cr == NULL || cr->kind == PWD_NONE)
+		/* as PgBouncer: a role without a password (NULL, expired) is a
+		 * user with an empty secret: trust admits it, every password
+		 * exchange fails as for a wrong password */
+		if (!r->found && !r->exists)
 			cr = NULL;
 	}
 	while (!list_empty(&r->waiters)) {
@@ -294,7 +297,9 @@ static void take_row(struct server *s, struct authq_req *r, const uint8_t *msg, 
 		slog_warning(id, "auth_query returned another user name than asked for; ignored");
 		return;
 	}
-	/* NULL (expired, no password) and "" authenticate nobody: not found */
+	/* NULL (expired, no password) and "" authenticate nobody: the user
+	 * exists with an empty secret */
+	r->exists = true;
 	if (secret == NULL || slen == 0)
 		return;
 	if (slen >= sizeof(r->secret) || memchr(secret, 0, slen)) {
@@ -379,6 +384,7 @@ void authq_server_gone(struct server *s)
 	r->retries++;
 	r->phase = 0;
 	r->found = false;
+	r->exists = false;
 	pool_lookup(r->pool, r);
 }
 

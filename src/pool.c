@@ -764,6 +764,14 @@ static void janitor_pool(struct pool *pool, int64_t now)
 		}
 		if (c == NULL || sv->state != SV_ACTIVE)
 			continue;
+		/* as PgBouncer: server_fast_close ends a session whose server must
+		 * go (RECONNECT, changed database) as soon as no request is out */
+		if (s->server_fast_close && sv->close_needed && !track_busy(&sv->tr)) {
+			unlink_pair(sv);
+			server_close(sv, "database configuration changed");
+			client_close(c, SQLSTATE_ADMIN_SHUTDOWN, "database configuration changed");
+			continue;
+		}
 		if (qtime > 0 && track_busy(&sv->tr) && now - sv->query_start_us > qtime) {
 			client_close(c, SQLSTATE_QUERY_CANCELED, "query timeout");
 		} else if (itx > 0 && !track_busy(&sv->tr) && sv->tr.txn != 'I' &&

@@ -716,6 +716,10 @@ static enum stream_act server_on_message(struct stream *st, uint8_t type, const 
 
 			server_logid(s, id, sizeof(id));
 			slog_info(id, "server error while idle: %s", m ? m : "?");
+			/* a backend only errors while idle on its way out (FATAL,
+			 * terminated): never hand it to a client, its EOF may lag */
+			server_close(s, "server error while idle");
+			return STREAM_CLOSED;
 		}
 		return STREAM_DROP;
 	}

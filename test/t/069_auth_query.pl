@@ -37,7 +37,7 @@ $node->safe_psql('postgres', q{
 	$$ LANGUAGE plpgsql SECURITY DEFINER;
 });
 # md5 in pg_hba also takes SCRAM: the md5-stored role can log in to PostgreSQL at all
-$node->write_hba('host all all 127.0.0.1/32 md5');
+$node->write_hba('host all q_nopw 127.0.0.1/32 trust', 'host all all 127.0.0.1/32 md5');
 $node->reload;
 my $dead_port = PgSlab::Test::Cluster::get_free_port();
 my $base = "host=127.0.0.1 port=$cport dbname=postgres";
@@ -284,6 +284,16 @@ is($rc, 0, 'auth_type md5: SCRAM-stored auth_query user logs in with SCRAM') or 
 ($rc, $out, $err) = login('no_such_role', 'x');
 like($err, qr/password authentication failed for user "no_such_role"/, 'auth_type md5: unknown user reads as a wrong password')
 	or diag($err);
+
+# --- auth_type trust: a role without a password is a user with an empty secret, as PgBouncer ------
+$proxy->set(auth_type => 'trust');
+$proxy->reload;
+ok($proxy->wait_for_log(qr/configuration reloaded.*\n(?s:.*)configuration reloaded/), 'reloaded with auth_type trust');
+($rc, $out, $err) = login('q_nopw', undef);
+is($rc, 0, 'auth_type trust: a password-less role found by auth_query logs in') or diag($err);
+is($out =~ s/\s+//gr, 'q_nopw', '... as q_nopw');
+($rc, $out, $err) = login('no_such_role', undef);
+isnt($rc, 0, 'auth_type trust: a role auth_query does not find is still refused');
 
 is($proxy->stop, 0, 'clean exit');
 my $log = $proxy->log_content;

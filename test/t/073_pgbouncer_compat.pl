@@ -314,6 +314,41 @@ sub finish { for my $d (@_) { $d->pg_result; $d->disconnect } }
 	$proxy->admin("SET ignore_startup_parameters = ''");
 }
 
+# --- an idle server that reports an error (terminated backend) is closed at once -------------------
+{
+	my $d = conn('postgres', 'app');
+	$d->do('SELECT 1');
+	$d->disconnect;     # session mode: the server stays, idle
+	ok(poll_until(sub { backends('app') >= 1 }), 'app: an idle server');
+	$node->safe_psql('postgres',
+		"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'app'");
+	ok($proxy->wait_for_log(qr/app\S* closing because: server error while idle/, timeout => 10),
+		'a terminated idle server is closed on its FATAL, not at its EOF');
+	$d = conn('postgres', 'app');
+	ok($d && eval { $d->do('SELECT 1'); 1 }, '... the next client gets a fresh server') or diag($DBI::errstr);
+	$d->disconnect if $d;
+}
+
+# --- server_fast_close: RECONNECT ends an idle session at once -----------------------------------
+{
+	my $d = conn('postgres', 'u1');
+	$d->do('SELECT 1');
+	$proxy->admin('RECONNECT postgres');
+	sleep(1);
+	ok(eval { $d->do('SELECT 1'); 1 }, 'server_fast_close off: the session keeps its server after RECONNECT');
+	$d->disconnect;
+	$d = conn('postgres', 'u1');
+	$d->do('SELECT 1');
+	$proxy->admin('SET server_fast_close = 1');
+	$proxy->admin('RECONNECT postgres');
+	ok($proxy->wait_for_log(qr/closing because: database configuration changed/, timeout => 10),
+		'server_fast_close on: "closing because: database configuration changed"');
+	ok(!eval { $d->do('SELECT 1'); 1 }, '... the session is ended');
+	like($DBI::errstr // '', qr/database configuration changed|server closed the connection/,
+		'... with PgBouncer\'s words') ;
+	$proxy->admin('SET server_fast_close = 0');
+}
+
 # --- console ---------------------------------------------------------------------------------------
 {
 	my ($hdr) = $proxy->_admin_raw('SHOW PEERS');
