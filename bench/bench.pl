@@ -2,9 +2,14 @@
 # bench.pl -- make bench: pgslab vs PgBouncer vs direct PostgreSQL 15 side by side, and pgslab vs pgslab-malloc.
 #
 # One throw-away PostgreSQL 15 (PgSlab::Test::Cluster), pgbench tables, and
-# three poolers in front of it with identical settings (transaction pooling,
-# pool size 20, SCRAM with the verifiers from pg_authid): pgslab, PgBouncer
-# and pgslab-malloc (every slab cache bypassed to malloc/free, -DSLAB_BYPASS).
+# the poolers in front of it with identical settings (transaction pooling,
+# pool size 20, SCRAM with the verifiers from pg_authid, max_prepared_statements
+# 200 where it exists): pgslab, one PgBouncer per --pgbouncer (1.25.2 and
+# Debian's 1.18, say) and pgslab-malloc (every slab cache bypassed to
+# malloc/free, -DSLAB_BYPASS).  PostgreSQL has ssl=on with a throw-away CA
+# made by openssl; TLS scenarios get their own pooler instances (client TLS,
+# or TLS both sides with server_tls_sslmode=require); the plain ones say
+# server_tls_sslmode=disable.
 # Each pgbench scenario runs against every target in turn (pgslab, PgBouncer,
 # direct, pgslab-malloc; repeated), then come the idle-client memory test and
 # the count-bounded runs (callgrind instructions, strace system calls,
@@ -30,6 +35,7 @@ use Time::HiRes qw(time sleep);
 
 use PgSlab::Test::Cluster qw(pg_bindir);
 use PgSlab::Test::Proxy;
+use PgSlab::Test::TLS qw(make_certs);
 
 my $ROOT = abs_path("$FindBin::Bin/..");
 
@@ -40,14 +46,15 @@ my @ARGV_ORIG = @ARGV;
 my %opt = (
 	pgslab          => "$ROOT/pgslab",
 	'pgslab-malloc' => "$ROOT/pgslab-malloc",
-	pgbouncer       => '/usr/sbin/pgbouncer',
+	pgbouncer       => [],
 	'idle-client'   => "$ROOT/build/rel/bench_idle",
 	out             => "$ROOT/bench/results",
 	'idle-iterations' => 32,
+	'idle-tls'      => undef,
 );
 GetOptions(\%opt, 'quick', 'reps=i', 'duration=i', 'idle=i', 'scale=i', 'only=s',
-	'targets=s', 'budget=i', 'out=s', 'pgslab=s', 'pgslab-malloc=s', 'pgbouncer=s',
-	'idle-client=s', 'idle-iterations=i', 'no-callgrind', 'no-strace', 'no-idle', 'help')
+	'targets=s', 'budget=i', 'out=s', 'pgslab=s', 'pgslab-malloc=s', 'pgbouncer=s@',
+	'idle-client=s', 'idle-tls=i', 'no-tls', 'prep-callgrind!', 'idle-iterations=i', 'no-callgrind', 'no-strace', 'no-idle', 'help')
     or die "bad options (see --help)\n";
 if ($opt{help}) {
 	print <<'EOT';
@@ -58,16 +65,40 @@ usage: perl bench/bench.pl [--quick] [options]
   --scale N           pgbench scale factor (full 10, quick 2)
   --idle N            idle authenticated clients per pooler (full 10000, quick 2000)
   --idle-iterations N SCRAM iterations of role bench_fast (idle clients, S1000; default 32)
-  --only S10,C50,...  scenarios to run (S10 S100 S1000 TPCB100 C50 EXT100 PREP100)
-  --targets a,b       among pgslab,pgbouncer,direct,pgslab-malloc
-  --budget S          overall time budget in seconds (full 840, quick 170)
+  --only S10,C50,...  scenarios to run (S10 S100 S1000 TPCB100 C50 EXT100 PREP100
+                      PREP10 TLS10 TLSB10 TLSC10)
+  --targets a,b       among pgslab,pgbouncer,pgbouncer2,...,direct,pgslab-malloc
+  --idle-tls N        idle TLS clients per pooler (full 1000, quick 300; 0: none)
+  --budget S          overall time budget in seconds (full 1080, quick 240)
   --out DIR           where report.md, runs.csv and chart.png go (bench/results)
-  --pgslab P --pgslab-malloc P --pgbouncer P --idle-client P   binaries
+  --pgslab P --pgslab-malloc P --pgbouncer P --idle-client P   binaries;
+                      --pgbouncer may be repeated (targets pgbouncer, pgbouncer2, ...;
+                      default /usr/sbin/pgbouncer), e.g. 1.25.2 and Debian's 1.18
   --no-callgrind --no-strace --no-idle   skip those parts
+  --no-tls            no TLS scenarios and no idle TLS clients
 EOT
 	exit 0;
 }
-for my $k ('pgslab', 'pgslab-malloc', 'pgbouncer', 'idle-client', 'out') {
+$opt{pgbouncer} = [ '/usr/sbin/pgbouncer' ] unless @{ $opt{pgbouncer} };
+# PgBouncer binaries: targets pgbouncer, pgbouncer2, ... in --pgbouncer order.
+my (@PGB_KEYS, %PGB_VER);
+my @pgb_bins = @{ $opt{pgbouncer} };
+for my $i (0 .. $#pgb_bins) {
+	my $k = $i ? 'pgbouncer' . ($i + 1) : 'pgbouncer';
+	$opt{$k} = abs_path($pgb_bins[$i]) // $pgb_bins[$i];
+	my ($v) = (`'$opt{$k}' --version 2>/dev/null` // '') =~ /PgBouncer (\S+)/;
+	$PGB_VER{$k} = $v // '?';
+	push @PGB_KEYS, $k;
+}
+sub is_pgb { return $_[0] =~ /^pgbouncer\d*$/ }
+# PgBouncer >= 1.21 has max_prepared_statements
+sub pgb_has_prep
+{
+	my ($v) = $PGB_VER{ $_[0] } =~ /^(\d+\.\d+)/ or return 0;
+	my ($a, $b) = split /\./, $v;
+	return $a > 1 || $b >= 21;
+}
+for my $k ('pgslab', 'pgslab-malloc', 'idle-client', 'out') {
 	next unless defined $opt{$k};
 	make_path($opt{$k}) if $k eq 'out';
 	$opt{$k} = abs_path($opt{$k}) // $opt{$k};
@@ -77,7 +108,8 @@ my $REPS = $opt{reps} // ($QUICK ? 2 : 3);
 my $DUR = $opt{duration} // ($QUICK ? 2 : 5);
 my $SCALE = $opt{scale} // ($QUICK ? 2 : 10);
 my $IDLE_N = $opt{idle} // ($QUICK ? 2000 : 10000);
-my $BUDGET = $opt{budget} // ($QUICK ? 170 : 840);
+my $IDLE_TLS_N = $opt{'no-tls'} ? 0 : $opt{'idle-tls'} // ($QUICK ? 300 : 1000);
+my $BUDGET = $opt{budget} // ($QUICK ? 240 : 1080);
 my $CB_N1 = $QUICK ? 100 : 200;		# count-bounded runs: transactions per client
 my $CB_N2 = $QUICK ? 400 : 1200;
 my $CB_CLIENTS = 10;
@@ -95,19 +127,32 @@ my @SCENARIOS = (
 	  args => [ '-S', '-C', '-c', 50 ] },
 	{ id => 'EXT100', desc => '-M extended -S, 100 clients',
 	  args => [ '-S', '-M', 'extended', '-c', 100 ] },
-	{ id => 'PREP100', desc => '-M prepared -S, 100 clients (expected to fail through '
-	  . 'transaction pooling without prepared-statement support)',
+	{ id => 'PREP100', desc => '-M prepared -S, 100 clients (transaction pooling; '
+	  . 'max_prepared_statements 200 in pgslab and PgBouncer >= 1.21; PgBouncer 1.18 has no '
+	  . 'prepared-statement support and fails)',
 	  args => [ '-S', '-M', 'prepared', '-c', 100 ] },
+	{ id => 'PREP10', desc => '-M prepared -S, 10 clients (as PREP100)',
+	  args => [ '-S', '-M', 'prepared', '-c', 10 ] },
+	{ id => 'TLS10', desc => 'client TLS: -S, 10 clients over sslmode=require (TLS 1.3); '
+	  . 'pooler to PostgreSQL plain (direct: TLS to PostgreSQL)',
+	  args => [ '-S', '-c', 10 ], tls => 'client' },
+	{ id => 'TLSB10', desc => 'TLS both sides: -S, 10 clients over sslmode=require, pooler to '
+	  . 'PostgreSQL with server_tls_sslmode=require (direct: TLS to PostgreSQL)',
+	  args => [ '-S', '-c', 10 ], tls => 'both' },
+	{ id => 'TLSC10', desc => 'TLS connection churn: -C -S, 10 clients over sslmode=require '
+	  . '(a TLS handshake and a SCRAM login per transaction); pooler to PostgreSQL plain',
+	  args => [ '-S', '-C', '-c', 10 ], tls => 'client' },
 );
 my %SCEN_BY_ID = map { $_->{id} => $_ } @SCENARIOS;
 my @scen_ids = $opt{only} ? split(/,/, $opt{only})
-    : $QUICK ? qw(S10 S100 C50 PREP100) : map { $_->{id} } @SCENARIOS;
+    : $QUICK ? qw(S10 S100 C50 PREP100 TLS10 TLSC10) : map { $_->{id} } @SCENARIOS;
+@scen_ids = grep { !$SCEN_BY_ID{$_} || !$SCEN_BY_ID{$_}{tls} } @scen_ids if $opt{'no-tls'};
 for (@scen_ids) { die "unknown scenario $_\n" unless $SCEN_BY_ID{$_} }
 my @SCEN = map { $SCEN_BY_ID{$_} } @scen_ids;
 
-my @ALL_TARGETS = qw(pgslab pgbouncer direct pgslab-malloc);
-my %LABEL = (pgslab => 'pgslab', pgbouncer => 'PgBouncer', direct => 'direct',
-	'pgslab-malloc' => 'pgslab-malloc');
+my @ALL_TARGETS = ('pgslab', @PGB_KEYS, 'direct', 'pgslab-malloc');
+my %LABEL = (pgslab => 'pgslab', direct => 'direct', 'pgslab-malloc' => 'pgslab-malloc',
+	map { $_ => "PgBouncer $PGB_VER{$_}" } @PGB_KEYS);
 my @TARGETS = $opt{targets} ? split(/,/, $opt{targets}) : @ALL_TARGETS;
 for my $t (@TARGETS) { die "unknown target $t\n" unless $LABEL{$t} }
 my @POOLERS = grep { $_ ne 'direct' } @TARGETS;
@@ -269,6 +314,7 @@ sub pgbench
 {
 	my ($host, $port, $args, %o) = @_;
 	my %env = (%PGENV, PGHOST => $host, PGPORT => $port);
+	$env{PGSSLMODE} = 'require' if delete $o{tls};
 	@env{qw(PGUSER PGPASSWORD)} = ('bench_fast', $FAST_PW) if ($o{user} // '') eq 'bench_fast';
 	delete $o{user};
 	return run_child([ pg_bindir() . '/pgbench', @$args ], env => \%env, %o);
@@ -296,6 +342,28 @@ my $node = PgSlab::Test::Cluster->new(name => 'bench', max_connections => 1200,
 		'max_wal_size = 4GB',
 		'checkpoint_timeout = 30min',
 	]);
+# TLS: a throw-away CA and server certificate (EC P-256) for PostgreSQL
+# (ssl=on; plain poolers say server_tls_sslmode=disable) and the poolers'
+# client side.  The key files are readable by the unprivileged user
+# PgBouncer runs as.
+my ($CERTS, $TLS_ON) = (undef, !$opt{'no-tls'});
+if ($TLS_ON) {
+	my $cd = "$TMP/certs";
+	make_path($cd);
+	$CERTS = make_certs($cd);
+	my $dd = $node->data_dir;
+	require File::Copy;
+	File::Copy::copy($CERTS->{server_crt}, "$dd/server.crt") or die $!;
+	File::Copy::copy($CERTS->{server_key}, "$dd/server.key") or die $!;
+	my @pw = getpwnam('pgslab_pg');
+	if ($> == 0 && @pw) {
+		chown($pw[2], $pw[3], "$dd/server.crt", "$dd/server.key", glob("$cd/*"));
+	}
+	chmod 0600, "$dd/server.key";
+	chmod 0755, $cd;
+	chmod 0711, "$TMP";
+	$node->append_conf('postgresql.conf', "ssl = on\n");
+}
 $node->start;
 my $PGVER = $node->safe_psql('postgres', 'SHOW server_version');
 my $SHMEM = $node->safe_psql('postgres', 'SHOW shared_memory_size');
@@ -328,10 +396,25 @@ my %POOL_SETTINGS = (
 my $RUN_AS = $> == 0 ? 'pgslab_pg' : undef;	# pgbouncer refuses to run as root
 
 # A pooler: { kind, proxy, dbh (pgslab builds: admin console for SHOW MEM) }.
+# Settings of TLS variant <tls> (undef: plain; 'client'; 'both') for <kind>.
+sub pooler_settings
+{
+	my ($kind, $tls) = @_;
+	my %s = %POOL_SETTINGS;
+	# the same max_prepared_statements everywhere it exists (PgBouncer 1.18 has none)
+	$s{max_prepared_statements} = 200 if !is_pgb($kind) || pgb_has_prep($kind);
+	$s{server_tls_sslmode} = ($tls // '') eq 'both' ? 'require' : 'disable' if $TLS_ON;
+	if ($tls) {
+		%s = (%s, client_tls_sslmode => 'require', client_tls_key_file => $CERTS->{server_key},
+			client_tls_cert_file => $CERTS->{server_crt});
+	}
+	return \%s;
+}
+
 sub pooler_new
 {
 	my ($kind, %o) = @_;
-	my $pgb = $kind eq 'pgbouncer';
+	my $pgb = is_pgb($kind);
 	my $bin = $opt{$kind};
 	my @args;
 	if ($o{valgrind}) {
@@ -343,21 +426,22 @@ sub pooler_new
 		args     => \@args,
 		admin_db => $pgb ? 'pgbouncer' : 'pgslab',
 		run_as   => $pgb ? $RUN_AS : undef,
-		settings => \%POOL_SETTINGS,
+		settings => pooler_settings($kind, $o{tls}),
 		userlist => $USERLIST);
 	$p->start(timeout => $o{valgrind} ? 90 : 15);
-	return { kind => $kind, proxy => $p, name => $o{name} // $kind };
+	return { kind => $kind, proxy => $p, name => $o{name} // $kind, tls => $o{tls} };
 }
 
 sub pooler_dbh
 {
 	my ($pl) = @_;
-	return undef if $pl->{kind} eq 'pgbouncer';
+	return undef if is_pgb($pl->{kind});
 	return $pl->{dbh} if $pl->{dbh};
 	require DBI;
 	my $p = $pl->{proxy};
 	$pl->{dbh} = eval {
-		DBI->connect('dbi:Pg:host=' . $p->host . ';port=' . $p->port . ';dbname=pgslab;sslmode=disable',
+		DBI->connect('dbi:Pg:host=' . $p->host . ';port=' . $p->port . ';dbname=pgslab;sslmode='
+		    . ($pl->{tls} ? 'require' : 'disable'),
 			'pgsuper', 'pgsuper_pw', { RaiseError => 1, PrintError => 0, AutoCommit => 1 });
 	};
 	return $pl->{dbh};
@@ -388,7 +472,21 @@ sub sysalloc_calls
 
 sub pooler_pid { $_[0]{proxy}->pid }
 
-my %POOLER;
+my %POOLER;	# kind -> plain pooler; "kind/client", "kind/both" -> TLS ones, made on demand
+sub pooler_for
+{
+	my ($k, $tls) = @_;
+	return $POOLER{$k} unless $tls;
+	return $POOLER{"$k/$tls"} //= do {
+		my $pl = pooler_new($k, name => "$k-tls-$tls", tls => $tls);
+		my ($rc, $out, $err) = pgbench($pl->{proxy}->host, $pl->{proxy}->port,
+			[ '-n', '-S', '-c', 10, '-j', 2, '-t', 20 ], timeout => 60, tls => 1);
+		die "warm-up through $k (TLS $tls) failed: $err\n" if $rc;
+		progress('%s with TLS (%s) started (pid %d, port %d), warmed up', $k, $tls,
+			pooler_pid($pl), $pl->{proxy}->port);
+		$pl;
+	};
+}
 for my $k (@POOLERS) {
 	$POOLER{$k} = pooler_new($k);
 	my ($rc, $out, $err) = pgbench($POOLER{$k}{proxy}->host, $POOLER{$k}{proxy}->port,
@@ -433,7 +531,7 @@ sub run_one
 	if ($t eq 'direct') {
 		($host, $port) = ($node->host, $node->port);
 	} else {
-		$pl = $POOLER{$t};
+		$pl = pooler_for($t, $sc->{tls});
 		unless ($pl->{proxy}->is_running) {
 			push @NOTES, "$t had exited (wait status "
 			    . ($pl->{proxy}->exit_status // '?') . ") before $sc->{id} rep $rep; restarted";
@@ -455,14 +553,14 @@ sub run_one
 	my (@c0, $sa0);
 	if ($pid) {
 		reset_hwm($pid);
-		$sa0 = sysalloc_calls($pl) if $t ne 'pgbouncer';
+		$sa0 = sysalloc_calls($pl) if !is_pgb($t);
 		@c0 = proc_cpu($pid);
 	}
 	$r{load} = loadavg();
 	my ($rc, $out, $err, $wall) = pgbench($host, $port,
 		[ '-n', @{ $sc->{args} }, '-j', min(2, $clients), '-T', $DUR + ($sc->{extra_secs} // 0),
 		  '-l', "--log-prefix=$prefix" ],
-		user => $sc->{user}, timeout => $DUR + 120);
+		user => $sc->{user}, tls => $sc->{tls}, timeout => $DUR + 120);
 	if ($pid) {
 		my @c1 = proc_cpu($pid);
 		($r{rss_kb}, $r{hwm_kb}) = proc_mem($pid);
@@ -496,7 +594,10 @@ sub run_one
 		$first =~ s/^(pgbench:\s*)+(error:\s*)?//;
 		$first =~ s/\s+/ /g;
 		$first = substr($first, 0, 110) . '...' if length $first > 113;
-		$r{err} = "exit $rc: $first";
+		my $nab = () = $err =~ /^.*client \d+ (?:script \d+ )?aborted/mg;
+		$r{err} = "exit $rc: $first"
+		    . ($nab ? sprintf(' (%d of %d clients aborted, %d transactions done)', $nab,
+			$clients, $r{txns} // 0) : '');
 		$r{err} = 'timed out' if $rc == 124;
 	}
 	if ($pl && !$pl->{proxy}->is_running) {
@@ -568,9 +669,10 @@ sub mem_delta
 # Start bench_idle with <n> clients against <p>; returns (pid, out fh, in fh, line).
 sub idle_open
 {
-	my ($p, $n) = @_;
+	my ($p, $n, $tls) = @_;
 	my $ci = 'host=' . $p->host . ' port=' . $p->port
-	    . " dbname=postgres user=bench_fast password=$FAST_PW sslmode=disable connect_timeout=60";
+	    . " dbname=postgres user=bench_fast password=$FAST_PW sslmode="
+	    . ($tls ? 'require' : 'disable') . ' connect_timeout=60';
 	my ($out, $in);
 	my $pid = open2($out, $in, $opt{'idle-client'}, $ci, $n, 128, 150);
 	$CHILD{$pid} = 1;
@@ -590,21 +692,26 @@ sub idle_close
 	delete $CHILD{$pid};
 }
 
-if (!$opt{'no-idle'} && $IDLE_N > 0 && time < $T0 + $BUDGET - 40) {
-	progress('idle clients: %d per pooler (SCRAM, %d-iteration verifier)', $IDLE_N,
-		$opt{'idle-iterations'});
-	for my $k (@POOLERS) {
-		my $pl = pooler_new($k, name => "idle-$k");
+# idle passes: [ key in %IDLE, pooler kind, TLS variant, clients ]
+my @IDLE_PASSES = map { [ $_, $_, undef, $IDLE_N ] } $IDLE_N > 0 ? @POOLERS : ();
+push @IDLE_PASSES, map { [ "$_/tls", $_, 'client', $IDLE_TLS_N ] }
+    grep { $_ ne 'pgslab-malloc' } @POOLERS if $IDLE_TLS_N > 0;
+if (!$opt{'no-idle'} && @IDLE_PASSES && time < $T0 + $BUDGET - 40) {
+	progress('idle clients: %d per pooler (SCRAM, %d-iteration verifier); %d TLS ones', $IDLE_N,
+		$opt{'idle-iterations'}, $IDLE_TLS_N);
+	for my $pass (@IDLE_PASSES) {
+		my ($key, $k, $tls, $n_want) = @$pass;
+		my $pl = pooler_new($k, name => 'idle-' . ($key =~ s{/}{-}r), tls => $tls);
 		my $p = $pl->{proxy};
 		my $pid = $p->pid;
 		my %r;
-		idle_close(idle_open($p, 1));	# pool, server connection, welcome cached
+		idle_close(idle_open($p, 1, $tls));	# pool, server connection, welcome cached
 		my $sa0 = sysalloc_calls($pl);
 		my $mem0 = show_mem($pl);
 		sleep 1;
 		my ($rss0) = proc_mem($pid);
 		my @c0 = proc_cpu($pid);
-		my ($cpid, $out, $in, $line) = idle_open($p, $IDLE_N);
+		my ($cpid, $out, $in, $line) = idle_open($p, $n_want, $tls);
 		my @c1 = proc_cpu($pid);
 		my ($ok, $fail, $ms, $why) = $line =~ /^connected (\d+) (\d+) (\d+) ?(.*)$/;
 		sleep 1;
@@ -615,25 +722,25 @@ if (!$opt{'no-idle'} && $IDLE_N > 0 && time < $T0 + $BUDGET - 40) {
 		$r{closed_at} = time;
 		sleep 1;
 		($r{rss_after1}) = proc_mem($pid);
-		%r = (%r, n => $ok // 0, failed => $fail // $IDLE_N, ms => $ms, err => $why,
+		%r = (%r, n => $ok // 0, failed => $fail // $n_want, ms => $ms, err => $why,
 			rss0 => $rss0, rss1 => $rss1, hwm => $hwm1, pl => $pl);
 		$r{bytes_per_client} = ($rss1 - $rss0) * 1024 / $r{n} if $r{n};
 		$r{cpu_us_login} = (($c1[0] + $c1[1]) - ($c0[0] + $c0[1])) * 1e6 / $r{n} if $r{n};
 		$r{sysalloc_login} = ($sa1 - $sa0) / $r{n} if $r{n} && defined $sa0 && defined $sa1;
-		$IDLE{$k} = \%r;
-		progress('idle %-13s %d connected (%d failed) in %.1f s: RSS %s -> %s kB, %s bytes/client; '
-			. '1 s after disconnect %s kB', $k, $r{n}, $r{failed}, ($ms // 0) / 1000,
+		$IDLE{$key} = \%r;
+		progress('idle %-17s %d connected (%d failed) in %.1f s: RSS %s -> %s kB, %s bytes/client; '
+			. '1 s after disconnect %s kB', $key, $r{n}, $r{failed}, ($ms // 0) / 1000,
 			fmt_num($rss0), fmt_num($rss1), fmt_num($r{bytes_per_client}, 0),
 			fmt_num($r{rss_after1}));
 	}
-	for my $k (@POOLERS) {
+	for my $k (map { $_->[0] } @IDLE_PASSES) {
 		my $r = $IDLE{$k} or next;
 		my $wait = $r->{closed_at} + $REAP_WAIT - time;
 		sleep $wait if $wait > 0;
 		($r->{rss_after_reap}) = proc_mem($r->{pl}{proxy}->pid);
 		$r->{pl}{dbh}->disconnect if $r->{pl}{dbh};
 		$r->{pl}{proxy}->stop;
-		progress('idle %-13s RSS %d s after disconnect: %s kB', $k, $REAP_WAIT,
+		progress('idle %-17s RSS %d s after disconnect: %s kB', $k, $REAP_WAIT,
 			fmt_num($r->{rss_after_reap}));
 		delete $r->{pl};
 	}
@@ -643,22 +750,24 @@ if (!$opt{'no-idle'} && $IDLE_N > 0 && time < $T0 + $BUDGET - 40) {
 # Count-bounded runs: pgbench -S -c 10 -t N1, then -t N2; per-transaction
 # figures are differences (N2 - N1), so logins and start-up cancel out.
 
-my (%SA_CB, %STRACE, %CALLGRIND);
+my (%SA_CB, %STRACE, %CALLGRIND, %CALLGRIND_PREP);
+my $PREP_CG = $opt{'prep-callgrind'} // 1;
 my $CB_TXN1 = $CB_CLIENTS * $CB_N1;
 my $CB_TXN2 = $CB_CLIENTS * $CB_N2;
 my @cb_args = ('-n', '-S', '-c', $CB_CLIENTS, '-j', 2);
 
 sub cb_pgbench
 {
-	my ($p, $n) = @_;
-	my ($rc, $out, $err) = pgbench($p->host, $p->port, [ @cb_args, '-t', $n ], timeout => 300);
+	my ($p, $n, @more) = @_;
+	my ($rc, $out, $err) = pgbench($p->host, $p->port, [ @cb_args, @more, '-t', $n ],
+		timeout => 300);
 	die "count-bounded pgbench through " . $p->binary . " failed: $err\n" if $rc;
 	my ($done) = $out =~ /actually processed: (\d+)/;
 	return $done;
 }
 
 progress('count-bounded runs: -S -c %d -t %d and -t %d', $CB_CLIENTS, $CB_N1, $CB_N2);
-for my $k (grep { $_ ne 'pgbouncer' } @POOLERS) {
+for my $k (grep { !is_pgb($_) } @POOLERS) {
 	my $pl = $POOLER{$k};
 	my $s0 = sysalloc_calls($pl);
 	my $d1 = cb_pgbench($pl->{proxy}, $CB_N1);
@@ -728,7 +837,7 @@ sub callgrind_cmd
 {
 	my ($pl, $cmd) = @_;
 	my @as;
-	if ($pl->{kind} eq 'pgbouncer' && $RUN_AS) {
+	if (is_pgb($pl->{kind}) && $RUN_AS) {
 		my @pw = getpwnam($RUN_AS);
 		@as = (as_user => [ $pw[2], $pw[3] ]);
 	}
@@ -815,6 +924,25 @@ sub callgrind_top
 	return [ map { [ $d{$_}, 100 * $d{$_} / $total, $_ ] } @top ];
 }
 
+# Instructions per transaction of pooler <pl> under callgrind: warm-up, -z,
+# -t N1, dump <n>, -t N2, dump <n>+1 (pgbench options <more> added).
+sub callgrind_measure
+{
+	my ($pl, $n, @more) = @_;
+	cb_pgbench($pl->{proxy}, 20, @more);	# servers logged in, pool warm
+	callgrind_cmd($pl, '-z');
+	my $d1 = cb_pgbench($pl->{proxy}, $CB_N1, @more);
+	callgrind_cmd($pl, '-d');
+	my $d2 = cb_pgbench($pl->{proxy}, $CB_N2, @more);
+	callgrind_cmd($pl, '-d');
+	my $dir = $pl->{proxy}->basedir;
+	my ($f1, $f2) = ("$dir/callgrind.out.$n", "$dir/callgrind.out." . ($n + 1));
+	my ($ir1, $ir2) = (callgrind_summary($f1), callgrind_summary($f2));
+	die "no callgrind dumps\n" unless $ir1 && $ir2;
+	return { ir_txn => ($ir2 - $ir1) / ($d2 - $d1),
+		top => callgrind_top($f1, $d1, $f2, $d2, 15), txn1 => $d1, txn2 => $d2 };
+}
+
 if (!$opt{'no-callgrind'}) {
 	for my $k (@POOLERS) {
 		last if time > $T0 + $BUDGET - 25;
@@ -823,26 +951,21 @@ if (!$opt{'no-callgrind'}) {
 			push @NOTES, "callgrind run of $k failed to start: $@";
 			next;
 		}
-		my $ok = eval {
-			cb_pgbench($pl->{proxy}, 20);	# servers logged in, pool warm
-			callgrind_cmd($pl, '-z');
-			my $d1 = cb_pgbench($pl->{proxy}, $CB_N1);
-			callgrind_cmd($pl, '-d');
-			my $d2 = cb_pgbench($pl->{proxy}, $CB_N2);
-			callgrind_cmd($pl, '-d');
-			my $dir = $pl->{proxy}->basedir;
-			my ($f1, $f2) = ("$dir/callgrind.out.1", "$dir/callgrind.out.2");
-			my ($ir1, $ir2) = (callgrind_summary($f1), callgrind_summary($f2));
-			die "no callgrind dumps\n" unless $ir1 && $ir2;
-			$CALLGRIND{$k} = { ir_txn => ($ir2 - $ir1) / ($d2 - $d1),
-				top => callgrind_top($f1, $d1, $f2, $d2, 15), txn1 => $d1, txn2 => $d2 };
-			1;
-		};
+		# -S simple (dumps 1 and 2), then -M prepared (3 and 4) where the pooler has it
+		my $ok = eval { $CALLGRIND{$k} = callgrind_measure($pl, 1); 1 };
 		push @NOTES, "callgrind run of $k failed: $@" unless $ok;
+		if ($ok && $PREP_CG && (!is_pgb($k) || pgb_has_prep($k))) {
+			eval { $CALLGRIND_PREP{$k} = callgrind_measure($pl, 3, '-M', 'prepared'); 1 }
+			    or push @NOTES, "callgrind -M prepared run of $k failed: $@";
+		}
 		$pl->{proxy}->stop(timeout => 30);
 		if ($CALLGRIND{$k}) {
 			progress('callgrind %-13s %s user-space instructions/txn', $k,
 				fmt_num($CALLGRIND{$k}{ir_txn}, 0));
+		}
+		if ($CALLGRIND_PREP{$k}) {
+			progress('callgrind %-13s %s user-space instructions/txn with -M prepared', $k,
+				fmt_num($CALLGRIND_PREP{$k}{ir_txn}, 0));
 		}
 	}
 }
@@ -852,7 +975,7 @@ if (!$opt{'no-callgrind'}) {
 
 my $ELAPSED = time - $T0;
 my $LOAD_END = loadavg();
-for my $k (@POOLERS) {
+for my $k (sort keys %POOLER) {
 	$POOLER{$k}{dbh}->disconnect if $POOLER{$k}{dbh};
 	$POOLER{$k}{proxy}->stop;
 }
@@ -932,7 +1055,7 @@ my ($cpu_model) = slurp('/proc/cpuinfo') =~ /^model name\s*:\s*(.*)$/m;
 my $ncpu = () = slurp('/proc/cpuinfo') =~ /^processor\s*:/mg;
 my ($memtotal) = slurp('/proc/meminfo') =~ /^MemTotal:\s+(\d+)/m;
 chomp(my $kernel = `uname -r`);
-my ($pgb_ver) = `$opt{pgbouncer} --version 2>/dev/null` =~ /(PgBouncer \S+)/;
+my $pgb_ver = join(', ', map { "PgBouncer $PGB_VER{$_} ($opt{$_}; target $_)" } @PGB_KEYS);
 my @loads = map { $_->{load} } grep { defined $_->{load} } @RUNS;
 
 out('# pgslab benchmark: pgslab vs PgBouncer vs direct PostgreSQL', '');
@@ -945,7 +1068,7 @@ out(sprintf('- Machine: %d × %s, %.1f GiB RAM, Linux %s. Shared with other jobs
 	$kernel, @loads ? (fmt_num(min(@loads)), fmt_num(max(@loads)), fmt_num(median(@loads)))
 	: ('?', '?', '?')));
 out(sprintf('- Versions: pgslab %s; %s; PostgreSQL %s and pgbench 15.', git_rev(),
-	$pgb_ver // 'PgBouncer ?', $PGVER));
+	$pgb_ver, $PGVER));
 out('- Server: one throw-away PostgreSQL 15 on 127.0.0.1: fsync, synchronous_commit and '
 	. "full_page_writes off, autovacuum off, shared_buffers 128MB, max_connections 1200 (main shared "
 	. "memory $SHMEM, anonymous mmap; dynamic shared memory mmap'd files, not /dev/shm); pgbench scale $SCALE.");
@@ -1013,7 +1136,7 @@ for my $sc (@SCEN) {
 		my ($name, $f, $d) = @$m;
 		my @cells = map {
 			$_ eq 'direct' && $f !~ /^(tps|lat_avg|lat_p99|txns|load)$/ ? '-'
-			    : $_ eq 'pgbouncer' && $f =~ /^sysalloc/ ? 'n/a'
+			    : is_pgb($_) && $f =~ /^sysalloc/ ? 'n/a'
 			    : cell($id, $_, $f, $d)
 		} @TARGETS;
 		next unless grep { $_ ne '-' && $_ ne 'n/a' } @cells;
@@ -1042,9 +1165,10 @@ if (%IDLE) {
 	out('| pooler | logged in | login time (s) | RSS before (kB) | RSS with clients (kB) | bytes/idle client '
 		. "| pooler CPU µs/login | sysalloc calls/login | RSS 1 s after disconnect (kB) | RSS ${REAP_WAIT} s after (kB) |");
 	out('|' . '---|' x 10);
-	for my $k (@POOLERS) {
+	for my $k (map { $_->[0] } @IDLE_PASSES) {
 		my $r = $IDLE{$k} or next;
-		out("| $LABEL{$k} | $r->{n}" . ($r->{failed} ? " ($r->{failed} failed: $r->{err})" : '')
+		my $lab = $k =~ m{^(.*)/tls$} ? "$LABEL{$1}, TLS clients" : $LABEL{$k};
+		out("| $lab | $r->{n}" . ($r->{failed} ? " ($r->{failed} failed: $r->{err})" : '')
 			. ' | ' . join(' | ', fmt_num(($r->{ms} // 0) / 1000, 1), fmt_num($r->{rss0}),
 			fmt_num($r->{rss1}), fmt_num($r->{bytes_per_client}, 0),
 			fmt_num($r->{cpu_us_login}), defined $r->{sysalloc_login}
@@ -1052,7 +1176,7 @@ if (%IDLE) {
 			fmt_num($r->{rss_after1}), fmt_num($r->{rss_after_reap})) . ' |');
 	}
 	out('');
-	my @mk = grep { $IDLE{$_} && $IDLE{$_}{mem} && $IDLE{$_}{n} } @POOLERS;
+	my @mk = grep { $IDLE{$_} && $IDLE{$_}{mem} && $IDLE{$_}{n} && $LABEL{$_} } @POOLERS;
 	if (@mk) {
 		out('Where the idle clients\' memory sits, from SHOW MEM before and with them (bytes per '
 			. 'client = change in the cache\'s memtotal / N; pgslab: whole slabs, free objects '
@@ -1094,8 +1218,8 @@ for my $k (@POOLERS) {
 	out("| $LABEL{$k} | " . join(' | ',
 		$cg ? fmt_num($cg->{ir_txn}, 0) : '-',
 		$st ? fmt_num($st->{total}, 2) : '-', $st ? fmt_num($st->{errors}, 3) : '-',
-		$sa ? fmt_num($sa->{per_txn}, 4) : ($k eq 'pgbouncer' ? 'n/a' : '-'),
-		$sa ? fmt_num($sa->{per_login}, 1) : ($k eq 'pgbouncer' ? 'n/a' : '-')) . ' |');
+		$sa ? fmt_num($sa->{per_txn}, 4) : (is_pgb($k) ? 'n/a' : '-'),
+		$sa ? fmt_num($sa->{per_login}, 1) : (is_pgb($k) ? 'n/a' : '-')) . ' |');
 }
 out('');
 if (%STRACE) {
@@ -1118,11 +1242,13 @@ if (%STRACE) {
 	}
 	out('');
 }
-for my $k (grep { $CALLGRIND{$_} } @POOLERS) {
-	my $cg = $CALLGRIND{$k};
-	out("Top functions of $LABEL{$k} by own instructions per transaction (callgrind, "
+for my $cgk (map { my $k = $_; map { [ $k, @$_ ] } grep { $_->[1]{$k} }
+    [ '', \%CALLGRIND ], [ ' with -M prepared', \%CALLGRIND_PREP ] } @POOLERS) {
+	my ($k, $what, $h) = @$cgk;
+	my $cg = $h->{$k};
+	out("Top functions of $LABEL{$k}$what by own instructions per transaction (callgrind, "
 		. "(run 2 − run 1) / ($cg->{txn2} − $cg->{txn1}) transactions)"
-		. ($k eq 'pgbouncer' ? '; the Debian binary is stripped, so its own functions are addresses' : '')
+		. (is_pgb($k) ? '; a stripped binary (Debian\'s) shows its own functions as addresses' : '')
 		. ':', '');
 	out('| Ir/txn | share | function |', '|---|---|---|');
 	for my $t (@{ $cg->{top} }) {
@@ -1167,6 +1293,88 @@ if (grep({ $_ eq 'pgslab-malloc' } @TARGETS) && grep({ $_ eq 'pgslab' } @TARGETS
 	out(@l, '');
 } else {
 	out('(pgslab or pgslab-malloc not among the targets)', '');
+}
+
+# Prepared statements and TLS against every PgBouncer (issues 12 and 13)
+{
+	my @pgb = grep { is_pgb($_) } @TARGETS;
+	my @ids = grep { $RES{$_} } qw(S10 PREP10 PREP100 TLS10 TLSB10 TLSC10);
+	if (@ids && @pgb) {
+		out('## Prepared statements and TLS: pgslab vs ' . join(' vs ', map { $LABEL{$_} } @pgb), '');
+		out('Medians of the time-based runs above (ratios pair by pair). A PgBouncer without '
+			. 'prepared-statement support shows its failures: FAIL ×runs and pgbench\'s first error.', '');
+		out('| scenario | ' . join(' | ', map { "$LABEL{$_} TPS" } 'pgslab', @pgb,
+			grep({ $_ eq 'direct' } @TARGETS)) . ' | '
+			. join(' | ', map { "pgslab/$LABEL{$_} TPS" } @pgb) . ' | '
+			. join(' | ', map { "$LABEL{$_} CPU µs/txn" } 'pgslab', @pgb) . ' | '
+			. join(' | ', map { "pgslab/$LABEL{$_} CPU" } @pgb) . ' |');
+		my $ncol = 1 + 2 * (1 + @pgb) + grep({ $_ eq 'direct' } @TARGETS) + 2 * @pgb;
+		out('|' . '---|' x $ncol);
+		for my $id (@ids) {
+			my $m = sub {
+				my ($t, $f, $d) = @_;
+				my $st = mstat($id, $t, $f);
+				my $fail = failures($id, $t);
+				return $fail if !$st && $fail && $f eq 'tps';
+				return $st ? fmt_num($st->[0], $d) . ($fail ? ' [' . scalar(grep { !$_->{ok} }
+				    @{ $RES{$id}{$t} }) . ' failed]' : '') : ($fail ? 'FAIL' : '-');
+			};
+			my $rr = sub { my $st = rstat($id, @_); $st ? fmt_stat($st, 2) : '-' };
+			out("| $id | " . join(' | ',
+				(map { $m->($_, 'tps', 0) } 'pgslab', @pgb, grep({ $_ eq 'direct' } @TARGETS)),
+				(map { $rr->('pgslab', $_, 'tps') } @pgb),
+				(map { $m->($_, 'cpu_us_txn') } 'pgslab', @pgb),
+				(map { $rr->('pgslab', $_, 'cpu_us_txn') } @pgb)) . ' |');
+		}
+		out('');
+		my @cg = grep { $CALLGRIND{$_} || $CALLGRIND_PREP{$_} } @POOLERS;
+		if (@cg) {
+			out("Callgrind, user-space instructions per transaction (count-bounded, -c $CB_CLIENTS, "
+				. "(run 2 − run 1) / ($CB_TXN2 − $CB_TXN1) transactions):", '');
+			out('| pooler | -S simple | -S -M prepared |', '|---|---|---|');
+			for my $k (@cg) {
+				out("| $LABEL{$k} | " . ($CALLGRIND{$k} ? fmt_num($CALLGRIND{$k}{ir_txn}, 0) : '-')
+					. ' | ' . ($CALLGRIND_PREP{$k} ? fmt_num($CALLGRIND_PREP{$k}{ir_txn}, 0)
+					: is_pgb($k) && !pgb_has_prep($k) ? 'n/a (no prepared-statement support)' : '-')
+					. ' |');
+			}
+			out('');
+		}
+		my @it = grep { $IDLE{"$_/tls"} } 'pgslab', @pgb;
+		if (@it) {
+			out("Memory per idle TLS client ($IDLE_TLS_N clients, sslmode=require, TLS 1.3, "
+				. 'RSS delta / N): ' . join('; ', map { sprintf('%s %s bytes', $LABEL{$_},
+				fmt_num($IDLE{"$_/tls"}{bytes_per_client}, 0)) } @it) . '.', '');
+		}
+		out('Goals (issue 12: -M prepared TPS ≥ PgBouncer 1.25\'s, instructions/txn ≤ 0.7× its; '
+			. 'issue 13: TLS TPS ≥, CPU/txn ≤, idle memory ≤ PgBouncer\'s), against ' . $LABEL{ $pgb[0] }
+			. ':', '');
+		out('| goal | measured | verdict |', '|---|---|---|');
+		my $b = $pgb[0];
+		for my $id (grep { $RES{$_} } qw(PREP10 PREP100 TLS10 TLSB10 TLSC10)) {
+			my $q = rstat($id, 'pgslab', $b, 'tps');
+			out(sprintf('| %s TPS ≥ %s | pair ratio %s | %s |', $id, $LABEL{$b},
+				$q ? fmt_stat($q, 2) : '-', !$q ? 'not measured' : $q->[0] >= 1 ? 'met'
+				: sprintf('missed (%.0f%%)', ($q->[0] - 1) * 100)));
+			next unless $id =~ /^TLS/;
+			$q = rstat($id, 'pgslab', $b, 'cpu_us_txn');
+			out(sprintf('| %s CPU/txn ≤ %s | pair ratio %s | %s |', $id, $LABEL{$b},
+				$q ? fmt_stat($q, 2) : '-', !$q ? 'not measured' : $q->[0] <= 1 ? 'met'
+				: sprintf('missed (%+.0f%%)', ($q->[0] - 1) * 100)));
+		}
+		if ($CALLGRIND_PREP{pgslab} && $CALLGRIND_PREP{$b}) {
+			my $q = $CALLGRIND_PREP{pgslab}{ir_txn} / $CALLGRIND_PREP{$b}{ir_txn};
+			out(sprintf('| -M prepared instructions/txn ≤ 0.7 × %s | %s vs %s = %.2f× | %s |', $LABEL{$b},
+				fmt_num($CALLGRIND_PREP{pgslab}{ir_txn}, 0), fmt_num($CALLGRIND_PREP{$b}{ir_txn}, 0), $q,
+				$q <= 0.7 ? 'met' : 'missed'));
+		}
+		if ($IDLE{'pgslab/tls'} && $IDLE{"$b/tls"}) {
+			my ($x, $y) = ($IDLE{'pgslab/tls'}{bytes_per_client}, $IDLE{"$b/tls"}{bytes_per_client});
+			out(sprintf('| idle TLS client memory ≤ %s | %s vs %s bytes | %s |', $LABEL{$b},
+				fmt_num($x, 0), fmt_num($y, 0), defined $x && defined $y && $x <= $y ? 'met' : 'missed'));
+		}
+		out('');
+	}
 }
 
 # Goals
@@ -1261,11 +1469,11 @@ sub chart
 	open(my $fh, '>', $dat) or die "$dat: $!";
 	for my $sc (@SCEN) {
 		my @row = ($sc->{id});
-		for my $t (@ALL_TARGETS) {
+		for my $t (qw(pgslab pgbouncer direct pgslab-malloc)) {
 			my $s = mstat($sc->{id}, $t, 'tps');
 			push @row, $s ? @$s[0 .. 2] : ('NaN') x 3;
 		}
-		for my $t (grep { $_ ne 'direct' } @ALL_TARGETS) {
+		for my $t (qw(pgslab pgbouncer pgslab-malloc)) {
 			my $s = mstat($sc->{id}, $t, 'cpu_us_txn');
 			push @row, $s ? @$s[0 .. 2] : ('NaN') x 3;
 		}
@@ -1290,7 +1498,7 @@ sub chart
 set terminal pngcairo size 1200,900 font "sans,10"
 set output '$opt{out}/chart.png'
 set datafile missing 'NaN'
-set multiplot layout 2,1 title "pgslab vs PgBouncer 1.18 vs direct PostgreSQL 15 (median of $REPS, bars: min-max)"
+set multiplot layout 2,1 title "pgslab vs $LABEL{pgbouncer} vs direct PostgreSQL 15 (median of $REPS, bars: min-max)"
 set style data histograms
 set style histogram errorbars gap 2 lw 1
 set style fill solid 0.75 border -1
