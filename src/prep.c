@@ -745,8 +745,23 @@ bool prep_bind_body(const uint8_t *body, uint32_t len, const char **portal, cons
 
 void prep_server_name(const struct prep_stmt *st, char out[PREP_SERVER_NAME_MAX])
 {
-	snprintf(out, PREP_SERVER_NAME_MAX, PREP_NAME_PREFIX "%llu",
-			st ? (unsigned long long)st->id : 0ull);
+	/* called for every rewritten Bind: digits by hand, not snprintf */
+	static const char prefix[] = PREP_NAME_PREFIX;
+	char digits[20];
+	uint64_t v = st ? st->id : 0;
+	size_t n = 0;
+
+	do {
+		digits[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v && n < sizeof(digits));
+	_Static_assert(sizeof(prefix) - 1 + sizeof(digits) < PREP_SERVER_NAME_MAX,
+			"a server-side statement name fits");
+	memcpy(out, prefix, sizeof(prefix) - 1);
+	out += sizeof(prefix) - 1;
+	while (n)
+		*out++ = digits[--n];
+	*out = 0;
 }
 
 static uint8_t *put_hdr(uint8_t *p, uint8_t type, size_t len)
