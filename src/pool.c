@@ -765,8 +765,10 @@ static void janitor_pool(struct pool *pool, int64_t now)
 		if (c == NULL || sv->state != SV_ACTIVE)
 			continue;
 		/* as PgBouncer: server_fast_close ends a session whose server must
-		 * go (RECONNECT, changed database) as soon as no request is out */
-		if (s->server_fast_close && sv->close_needed && !track_busy(&sv->tr)) {
+		 * go (RECONNECT, changed database) once no request is out and its
+		 * transaction, if any, has ended */
+		if (s->server_fast_close && sv->close_needed && !track_busy(&sv->tr) &&
+				sv->tr.txn == 'I') {
 			unlink_pair(sv);
 			server_close(sv, "database configuration changed");
 			client_close(c, SQLSTATE_ADMIN_SHUTDOWN, "database configuration changed");

@@ -346,6 +346,19 @@ sub finish { for my $d (@_) { $d->pg_result; $d->disconnect } }
 	ok(!eval { $d->do('SELECT 1'); 1 }, '... the session is ended');
 	like($DBI::errstr // '', qr/database configuration changed|server closed the connection/,
 		'... with PgBouncer\'s words') ;
+	# ... but never inside a transaction: it ends when the transaction does
+	my $closes = () = $proxy->log_content =~ /closing because: database configuration changed/g;
+	$d = conn('postgres', 'u1');
+	$d->do('BEGIN');
+	$d->do('SELECT 1');
+	$proxy->admin('RECONNECT postgres');
+	sleep(2);           # the janitor has run at least once
+	ok(eval { $d->do('SELECT 2'); 1 }, 'server_fast_close: an open transaction is not cut short')
+	    or diag($DBI::errstr);
+	ok(eval { $d->do('COMMIT'); 1 }, '... and commits') or diag($DBI::errstr);
+	ok(poll_until(sub { (() = $proxy->log_content =~ /closing because: database configuration changed/g) > $closes }),
+		'... then the session is ended');
+	ok(!eval { $d->do('SELECT 1'); 1 }, '... and the client sees it');
 	$proxy->admin('SET server_fast_close = 0');
 }
 
