@@ -10,7 +10,6 @@ use Test::More;
 use PgSlab::Test::Cluster;
 use PgSlab::Test::Proxy;
 use PgSlab::Test::Wire;
-use IO::Socket::INET;
 
 my $node = PgSlab::Test::Cluster->new(name => 'c071');
 $node->start;
@@ -390,13 +389,7 @@ PY
 	my $sum = 0;
 	$sum += $_->{bytes} for @ps;
 	ok($r[0]{bytes} > $sum, "SHOW PREPARED_STATS bytes ($r[0]{bytes}) cover the statements' ($sum) and more");
-	my $m = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $mport, Timeout => 5);
-	my $body = '';
-	if ($m) {
-		print $m "GET /metrics HTTP/1.0\r\n\r\n";
-		local $/;
-		$body = <$m> // '';
-	}
+	my $body = $p->metrics;
 	my %prom = (statements => 2, client_names => 3, server_statements => 1,
 		parses_total => 4, binds_total => 4, hits_total => 1, misses_total => 2,
 		server_hits_total => 4, server_misses_total => 3, injected_parses_total => 1,

@@ -301,13 +301,7 @@ alive_ok($proxy, 'after direct TLS');
 }
 
 {
-	my $m = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $mport, Timeout => 5);
-	my $body = '';
-	if ($m) {
-		print $m "GET /metrics HTTP/1.0\r\n\r\n";
-		local $/;
-		$body = <$m> // '';
-	}
+	my $body = $proxy->metrics;
 	my ($hs) = $body =~ /^pgslab_tls_handshakes_total\{side="client"\} (\d+)$/m;
 	my ($hf) = $body =~ /^pgslab_tls_handshake_failures_total\{side="client"\} (\d+)$/m;
 	ok(($hs // 0) > 10 && ($hf // 0) >= 30,

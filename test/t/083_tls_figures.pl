@@ -5,7 +5,6 @@ use strict;
 use warnings;
 
 use File::Copy qw(copy);
-use IO::Socket::INET;
 use Test::More;
 use Time::HiRes qw(time);
 use PgSlab::Test::Cluster;
@@ -39,14 +38,7 @@ sub console { return $proxy->admin_hash($_[0], host => $proxy->socket_dir) }
 
 sub tls_rows { return { map { $_->{side} => $_ } console('SHOW TLS') } }
 
-sub scrape
-{
-	my $m = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $mport, Timeout => 5);
-	return '' unless $m;
-	print $m "GET /metrics HTTP/1.0\r\n\r\n";
-	local $/;
-	return <$m> // '';
-}
+sub scrape { return $proxy->metrics }
 
 sub prom
 {

@@ -625,6 +625,21 @@ Same, but returns a list of hashrefs keyed by column name.
 
 =cut
 
+# The whole HTTP reply of metrics_listen's /metrics ('' when it cannot be
+# reached); TCP listeners only.
+sub metrics
+{
+	my ($self) = @_;
+	my ($host, $port) = ($self->{settings}{metrics_listen} // '') =~ /^(.*):(\d+)$/
+	    or croak 'metrics_listen is not set to host:port';
+	require IO::Socket::INET;
+	my $m = IO::Socket::INET->new(PeerAddr => $host, PeerPort => $port, Timeout => 5)
+	    or return '';
+	print $m "GET /metrics HTTP/1.0\r\n\r\n";
+	local $/;
+	return <$m> // '';
+}
+
 sub _admin_raw
 {
 	my ($self, $sql, %o) = @_;
