@@ -241,7 +241,7 @@ struct proxy {
 	uint64_t next_id;
 	uint64_t console_queries;    /* console commands run, for SHOW TOTALS */
 	int n_clients;               /* all client connections, for max_client_conn */
-	int n_prelogin;              /* of which not yet authenticated (CL_LOGIN) */
+	int n_prelogin;              /* of which TCP ones not yet authenticated (CL_LOGIN) */
 	uint64_t prelogin_refused;   /* refused at the max_login_clients cap */
 	int n_cancels;               /* forwarded cancels connecting (p->cancels) */
 	uint64_t cancels_forwarded, cancels_dropped;

@@ -191,6 +191,13 @@ void client_close(struct client *c, const char *sqlstate, const char *reason)
 }
 
 /* The teardown, from on_error only: every list, counter and link goes. */
+/* n_prelogin: the TCP clients still logging in (max_login_clients). */
+static inline void prelogin_count(struct proxy *p, const struct client *c, int d)
+{
+	if (c->family != AF_UNIX)
+		p->n_prelogin += d;
+}
+
 static void client_destroy(struct client *c)
 {
 	struct proxy *p = proxy_of(&c->st);
@@ -199,7 +206,7 @@ static void client_destroy(struct client *c)
 	if (prev == CL_CLOSED)
 		return;
 	if (prev == CL_LOGIN)
-		p->n_prelogin--;
+		prelogin_count(p, c, -1);
 	c->state = CL_CLOSED;
 	login_free(c);
 	cancel_unregister(p, c);
@@ -276,8 +283,9 @@ void client_accept(struct proxy *p, int fd, const struct sockaddr *sa, socklen_t
 	 * so a slowloris flood cannot take every slot.  A new one past the cap
 	 * is refused (not the oldest evicted, which would let a fast flood push
 	 * out real clients mid-login); each holds its slot at most
-	 * client_login_timeout, counted from here. */
-	if (p->n_prelogin >= login_cap(p->cfg)) {
+	 * client_login_timeout, counted from here.  Unix-socket peers are
+	 * local and not counted: the console stays reachable during a flood. */
+	if (sa->sa_family != AF_UNIX && p->n_prelogin >= login_cap(p->cfg)) {
 		p->prelogin_refused++;
 		refuse(fd, SQLSTATE_TOO_MANY_CONNECTIONS,
 				"too many clients still logging in (max_login_clients)");
@@ -310,7 +318,7 @@ void client_accept(struct proxy *p, int fd, const struct sockaddr *sa, socklen_t
 	c->vars = vars_get(p->vars.empty);
 	list_append(&p->login_clients, &c->node);
 	p->n_clients++;
-	p->n_prelogin++;
+	prelogin_count(p, c, 1);
 	stream_init(&c->st, &p->sctx, fd, &client_ops, STREAM_F_STARTUP);
 	if (sa->sa_family != AF_UNIX)
 		stream_tls_sniff(&c->st); /* direct TLS (sslnegotiation=direct) */
@@ -1085,7 +1093,7 @@ void client_finish_login(struct client *c)
 		/* No server has told us its parameters yet: wait for one. */
 		c->login->step = LOGIN_WELCOME;
 		c->state = CL_WELCOME;
-		p->n_prelogin--;
+		prelogin_count(p, c, -1);
 		c->wait_start_us = proxy_now_us();
 		list_append(&c->pool->welcome_wait, &c->node);
 		c->pool->n_welcome++;
@@ -1095,7 +1103,7 @@ void client_finish_login(struct client *c)
 	}
 	login_free(c);
 	c->state = CL_ACTIVE;
-	p->n_prelogin--;
+	prelogin_count(p, c, -1);
 	if (c->pool) {
 		list_append(&c->pool->clients, &c->node);
 		c->pool->n_clients++;
