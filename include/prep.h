@@ -102,13 +102,15 @@ enum prep_pend_kind {
 	PREP_P_PARSE,    /* client's Parse sent as Parse: failure -> neither map */
 	PREP_P_HAVE,     /* client's Parse answered by a stand-in Close: failure -> not in client map */
 	PREP_P_DUP,      /* client's Parse of a name it has: fails on purpose, no change */
-	PREP_P_EVICT,    /* injected Close: skipped -> the backend still holds it */
+	PREP_P_EVICT,    /* injected Close: skipped -> the backend still holds it (if
+	                  * it held it: <held>), else its set is not known (LOST) */
 	PREP_P_CLOSE,    /* client's Close: skipped -> the name comes back */
 };
 
 struct prep_pend {
 	struct prep_pend *next;
 	uint8_t kind;            /* enum prep_pend_kind */
+	bool held;               /* EVICT: the backend had answered the statement's Parse */
 	uint32_t seg;            /* the server's Sync count when queued */
 	struct prep_stmt *stmt;  /* holds a reference */
 	struct prep_cmap *map;   /* PARSE/HAVE/CLOSE: holds a reference */
@@ -121,7 +123,8 @@ struct prep_client {
 	uint32_t n;
 };
 
-#define PREP_SV_LOST 0x1u      /* the backend holds statements not in the set: close it */
+#define PREP_SV_LOST 0x1u      /* the set may miss statements the backend holds: every
+                                * Parse goes behind a Close, and it closes at release */
 #define PREP_SV_RESETTING 0x2u /* a DEALLOCATE ALL / DISCARD ALL awaits its tag */
 
 /* One backend's statements; embedded in the server. */
@@ -264,6 +267,15 @@ enum prep_sql {
 	PREP_SQL_UNSURE,      /* the text ends before the keyword is known */
 };
 enum prep_sql prep_sql_classify(const uint8_t *q, uint32_t len);
+/* The cheap first test: can a statement or command tag whose first byte
+ * is <ch> be PREPARE, EXECUTE, DEALLOCATE or DISCARD at all?  (Any other
+ * letter: no; D, E, P, a space or a comment: ask prep_sql_classify.) */
+static inline bool prep_sql_maybe(uint8_t ch)
+{
+	uint8_t l = ch | 0x20;
+
+	return l < 'a' || l > 'z' || l == 'd' || l == 'e' || l == 'p';
+}
 /* A CommandComplete tag: PREP_SQL_RESET for DEALLOCATE ALL / DISCARD ALL,
  * PREP_SQL_PREPARE for PREPARE, else OTHER. */
 enum prep_sql prep_tag_classify(const uint8_t *tag, uint32_t len);

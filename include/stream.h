@@ -185,6 +185,16 @@ static inline bool stream_failed(const struct stream *s)
 	return s->flags & STREAM_F_FAILED; /* stream_close() sets it too */
 }
 void stream_ctx_run_failed_slow(struct stream_ctx *ctx);
+/* Monotonic microseconds.  Inside a stream event every call returns the
+ * time of the first (one clock read per event, not one per figure taken);
+ * elsewhere the clock itself.  stream_event_now_us is that event's time:
+ * 0 until read, -1 outside an event (timers and accepts read the clock). */
+extern __thread int64_t stream_event_now_us;
+int64_t stream_now_slow(void);
+static inline int64_t stream_now_us(void)
+{
+	return stream_event_now_us > 0 ? stream_event_now_us : stream_now_slow();
+}
 /* Deliver on_error() to every failed stream of <ctx>, including those that
  * fail meanwhile.  The event loop calls this after each callback. */
 static inline void stream_ctx_run_failed(struct stream_ctx *ctx)

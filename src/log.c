@@ -902,6 +902,13 @@ void log_poll(struct logger *lg)
 
 	if (lg == NULL)
 		return;
+	/* the usual case, once per event-loop iteration: nothing to do */
+	if (!lg->sync && lg->pending_ctl == NULL && lg->drop_pending == 0 &&
+			atomic_load_explicit(&lg->rings[0].done, memory_order_relaxed) ==
+					lg->rings[0].freed &&
+			atomic_load_explicit(&lg->err_reopen, memory_order_relaxed) == 0 &&
+			atomic_load_explicit(&lg->err_write, memory_order_relaxed) == 0)
+		return;
 	log_housekeep(lg, &lg->rings[0], LOG_RECLAIM_POLL);
 	e = atomic_exchange_explicit(&lg->err_reopen, 0, memory_order_relaxed);
 	if (e != 0)

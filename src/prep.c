@@ -454,6 +454,7 @@ static struct prep_pend *pend_push(struct prep_reg *r, struct prep_server *ps, u
 		return NULL;
 	pd->next = NULL;
 	pd->kind = kind;
+	pd->held = false;
 	pd->seg = ps->seg;
 	pd->stmt = st;
 	st->refs++;
@@ -499,7 +500,15 @@ void prep_server_settle(struct prep_reg *r, struct prep_server *ps, bool answere
 			cmap_drop(r, m);
 		break;
 	case PREP_P_EVICT:
-		if (!answered)
+		if (answered)
+			break;
+		/* skipped after an error: the backend still holds what it held.
+		 * A later Parse of the statement in the same skipped run fails
+		 * with it, so the statement is simply held (no adder). */
+		sm = smap_find(r, ps, pd->stmt);
+		if (pd->held && sm)
+			sm->adder = NULL;
+		else if (!pd->held || smap_add(r, ps, pd->stmt) == NULL)
 			ps->flags |= PREP_SV_LOST;
 		break;
 	case PREP_P_CLOSE:
@@ -537,6 +546,45 @@ static bool must_wait(const struct prep_server *ps)
 	return ps->ph != NULL && ps->ph->seg != ps->seg;
 }
 
+/* Queue an injected Close ('x') of <st>, which the backend <held> for sure. */
+static int close_op(struct prep_reg *r, struct prep_server *ps, struct prep_stmt *st, bool held,
+		struct prep_plan *pl)
+{
+	struct prep_pend *pd = pend_push(r, ps, PREP_P_EVICT, st, NULL);
+
+	if (pd == NULL)
+		return -ENOMEM;
+	pd->held = held;
+	op(pl, PREP_OP_CLOSE_EVICT, 'x', st);
+	return 0;
+}
+
+/* Before a Parse of <st> (<sm>: its entry in the set, or NULL): a Close of
+ * <st> itself when the backend may hold it (<sm>, or a set not to be
+ * trusted: a Close of a missing statement succeeds), else of the least
+ * recently used statement past <max>.  0 or -ENOMEM. */
+static int make_room(struct prep_reg *r, struct prep_server *ps, int max, struct prep_stmt *st,
+		struct prep_smap *sm, struct prep_plan *pl)
+{
+	struct prep_smap *old;
+
+	if (sm || (ps->flags & PREP_SV_LOST)) {
+		if (close_op(r, ps, st, sm && sm->adder == NULL, pl) < 0)
+			return -ENOMEM;
+		if (sm)
+			smap_del(r, ps, sm);
+		return 0;
+	}
+	if (ps->n < (uint32_t)max || list_empty(&ps->lru))
+		return 0;
+	old = list_last_entry(&ps->lru, struct prep_smap, lru);
+	if (close_op(r, ps, old->stmt, old->adder == NULL, pl) < 0)
+		return -ENOMEM;
+	r->st.evicts++;
+	smap_del(r, ps, old); /* the pending record keeps the statement */
+	return 0;
+}
+
 /* Make <st> present on <ps> (LRU front), evicting past <max>.  Ops go to
  * <pl>.  0 or -ENOMEM. */
 static int ensure(struct prep_reg *r, struct prep_server *ps, int max, struct prep_stmt *st,
@@ -544,21 +592,16 @@ static int ensure(struct prep_reg *r, struct prep_server *ps, int max, struct pr
 {
 	struct prep_smap *sm = smap_find(r, ps, st);
 	struct prep_pend *pd;
+	int rc;
 
-	if (sm) {
+	if (sm && !(ps->flags & PREP_SV_LOST)) {
 		list_del(&sm->lru);
 		list_prepend(&ps->lru, &sm->lru);
 		return 0;
 	}
-	if (ps->n >= (uint32_t)max && !list_empty(&ps->lru)) {
-		struct prep_smap *old = list_last_entry(&ps->lru, struct prep_smap, lru);
-
-		if (pend_push(r, ps, PREP_P_EVICT, old->stmt, NULL) == NULL)
-			return -ENOMEM;
-		op(pl, PREP_OP_CLOSE_EVICT, 'x', old->stmt);
-		r->st.evicts++;
-		smap_del(r, ps, old); /* the pending record keeps the statement */
-	}
+	rc = make_room(r, ps, max, st, sm, pl);
+	if (rc < 0)
+		return rc;
 	sm = smap_add(r, ps, st);
 	if (sm == NULL)
 		return -ENOMEM;
@@ -609,7 +652,7 @@ int prep_plan_parse(struct prep_reg *r, struct prep_client *pc, struct prep_serv
 	if (m == NULL)
 		return -ENOMEM;
 	sm = smap_find(r, ps, st);
-	if (sm && sure) {
+	if (sm && sure && !(ps->flags & PREP_SV_LOST)) {
 		list_del(&sm->lru);
 		list_prepend(&ps->lru, &sm->lru);
 		if (pend_push(r, ps, PREP_P_HAVE, st, m) == NULL)
@@ -618,22 +661,10 @@ int prep_plan_parse(struct prep_reg *r, struct prep_client *pc, struct prep_serv
 		r->st.server_hits++;
 		return 0;
 	}
-	if (sm) {
-		/* the backend may be in a failed transaction, where a Parse
-		 * fails (25P02) but a Close does not: close and parse for real */
-		if (pend_push(r, ps, PREP_P_EVICT, st, NULL) == NULL)
-			goto nomem;
-		op(pl, PREP_OP_CLOSE_EVICT, 'x', st);
-		smap_del(r, ps, sm);
-	} else if (ps->n >= (uint32_t)max && !list_empty(&ps->lru)) {
-		struct prep_smap *old = list_last_entry(&ps->lru, struct prep_smap, lru);
-
-		if (pend_push(r, ps, PREP_P_EVICT, old->stmt, NULL) == NULL)
-			goto nomem;
-		op(pl, PREP_OP_CLOSE_EVICT, 'x', old->stmt);
-		r->st.evicts++;
-		smap_del(r, ps, old);
-	}
+	/* held: the backend may be in a failed transaction, where a Parse
+	 * fails (25P02) but a Close does not: close and parse for real */
+	if (make_room(r, ps, max, st, sm, pl) < 0)
+		goto nomem;
 	sm = smap_add(r, ps, st);
 	if (sm == NULL)
 		goto nomem;

@@ -58,15 +58,6 @@ static uint8_t scs_off(struct proxy *p, const struct server *s)
 	return v != NULL && strcasecmp(v->s, "off") == 0;
 }
 
-/* A statement or command tag that starts with a letter other than D, E or
- * P is none of PREPARE, EXECUTE, DEALLOCATE or DISCARD: nothing to track. */
-static inline bool first_letter_other(uint8_t ch)
-{
-	uint8_t l = ch | 0x20;
-
-	return l >= 'a' && l <= 'z' && l != 'd' && l != 'e' && l != 'p';
-}
-
 bool prepwire_on(const struct client *c)
 {
 	const struct proxy *p = proxy_of(&c->st);
@@ -125,9 +116,7 @@ enum stream_act prepwire_client_header(struct client *c, struct server *s, uint8
 	case 'Q': {
 		enum prep_sql k;
 
-		if (avail > 0 && first_letter_other(m[0]))
-			return STREAM_FWD; /* the hot path: SELECT, INSERT, BEGIN, ... */
-		k = prep_sql_classify(m, avail);
+		k = prep_sql_classify(m, avail); /* the client tested the first byte */
 
 		if (k == PREP_SQL_OTHER)
 			return STREAM_FWD;
@@ -448,7 +437,7 @@ bool prepwire_server_header(struct server *s, uint8_t type, uint32_t len)
 		if (!server_on(s))
 			return false;
 		m = stream_peek(&s->st, &avail);
-		if (avail > PROTO_HDR_LEN && first_letter_other(m[PROTO_HDR_LEN]))
+		if (avail > PROTO_HDR_LEN && !prep_sql_maybe(m[PROTO_HDR_LEN]))
 			return false; /* the hot path: SELECT 1, INSERT 0 1, ... */
 		if (avail >= len + 1) {
 			on_tag(s, m + PROTO_HDR_LEN, len - 4);

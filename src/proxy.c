@@ -37,14 +37,6 @@
 #include "userlist.h"
 #include "vars.h"
 
-int64_t proxy_now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* Fill <buf> from the kernel's CSPRNG; aborts if it cannot (a pooler that
  * hands out guessable cancel keys must not run). */
 static void os_random(void *buf, size_t len)

@@ -569,16 +569,11 @@ static enum stream_act login_message(struct server *s, uint8_t type, const uint8
 
 /* ---- stream callbacks ---- */
 
-static enum stream_act server_on_header(struct stream *st, uint8_t type, uint32_t len)
+/* Everything but a linked server's plain replies (server_on_header). */
+static __attribute__((noinline)) enum stream_act header_slow(struct server *s, uint8_t type,
+		uint32_t len)
 {
-	struct server *s = server_of(st);
-
 	if (s->state == SV_ACTIVE) {
-		s->pool->st.bytes_sent += (uint64_t)len + 1;
-		if (type == 'D')
-			return STREAM_FWD; /* rows change nothing the tracker holds */
-		if (type == 'Z' || type == 'S')
-			return STREAM_WANT;
 		if (__builtin_expect(type == '1' || type == '3' || type == 'C', 0) &&
 				prepwire_server_header(s, type, len))
 			return STREAM_WANT;
@@ -603,6 +598,34 @@ static enum stream_act server_on_header(struct stream *st, uint8_t type, uint32_
 		return STREAM_CLOSED;
 	}
 	return STREAM_WANT;
+}
+
+/* The hot path, kept small: rows, a simple Query's RowDescription and a
+ * CommandComplete that is no statement command (prepwire's first-letter
+ * test) change nothing but the byte count; ReadyForQuery and
+ * ParameterStatus are read whole. */
+static enum stream_act server_on_header(struct stream *st, uint8_t type, uint32_t len)
+{
+	struct server *s = server_of(st);
+	const struct track *t = &s->tr;
+
+	if (__builtin_expect(s->state != SV_ACTIVE, 0))
+		return header_slow(s, type, len);
+	s->pool->st.bytes_sent += (uint64_t)len + 1;
+	if (type == 'D')
+		return STREAM_FWD; /* rows change nothing the tracker holds */
+	if (type == 'Z' || type == 'S')
+		return STREAM_WANT;
+	if (type == 'T' && t->n > 0 && t->q[t->head] == 'Q')
+		return STREAM_FWD;
+	if (type == 'C' && t->n > 0 && t->q[t->head] == 'Q') {
+		uint32_t avail;
+		const uint8_t *m = stream_peek(st, &avail);
+
+		if (avail > PROTO_HDR_LEN && !prep_sql_maybe(m[PROTO_HDR_LEN]))
+			return STREAM_FWD;
+	}
+	return header_slow(s, type, len);
 }
 
 static void end_query(struct server *s, char status)

@@ -14,7 +14,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "proto.h"
@@ -23,7 +25,7 @@
 
 static void stream_event(evutil_socket_t fd, short what, void *arg);
 static bool stream_process(struct stream *s);
-static void update_events(struct stream *s);
+static inline void update_events(struct stream *s);
 
 #define alive(s) (!stream_failed(s))
 
@@ -38,9 +40,13 @@ static inline bool writable(const struct stream *s)
 
 /* ---- I/O: the plain socket ---- */
 
+/* The plain socket calls the kernel through syscall(): glibc's recv and
+ * sendmsg are thread-cancellation points, which once a second thread
+ * exists (the log writer) wrap every call in two more (about 35
+ * instructions a call, 150 a transaction); pgslab never cancels a thread. */
 static inline ssize_t plain_recv(struct stream *s, void *buf, size_t len)
 {
-	ssize_t n = recv(s->fd, buf, len, 0);
+	ssize_t n = syscall(SYS_recvfrom, s->fd, buf, len, 0, NULL, NULL);
 
 	if (n < 0)
 		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? -EAGAIN : -errno;
@@ -57,7 +63,7 @@ static inline ssize_t plain_sendv(struct stream *s, const struct iovec *iov, int
 	memset(&mh, 0, sizeof(mh));
 	mh.msg_iov = (struct iovec *)(uintptr_t)iov;
 	mh.msg_iovlen = (size_t)cnt;
-	n = sendmsg(s->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	n = syscall(SYS_sendmsg, s->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 	if (n < 0)
 		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? -EAGAIN : -errno;
 	return n;
@@ -242,18 +248,12 @@ static void set_events(struct stream *s, short want)
 	}
 }
 
-static void update_events(struct stream *s)
+static void update_events_slow(struct stream *s)
 {
 	short want = 0;
 
 	if (!alive(s))
 		return;
-	if (s->tls == NULL && !(s->flags & STREAM_F_CONNECTING)) { /* the hot path */
-		want = (short)((read_wanted(s) ? EV_READ : 0) | (stream_pending(s) ? EV_WRITE : 0));
-		if (want != s->events)
-			set_events(s, want);
-		return;
-	}
 	if (s->flags & STREAM_F_CONNECTING) {
 		want = EV_WRITE;
 	} else if (s->flags & STREAM_F_HANDSHAKE) {
@@ -272,6 +272,22 @@ static void update_events(struct stream *s)
 	if (s->tls && (want & EV_READ) && !(s->flags & (TLS_WAIT | STREAM_F_TLS_RDRY)) &&
 			read_wanted(s) && tls_pending(s->tls))
 		event_active(&s->ev, EV_READ, 1);
+}
+
+/* Register the interest <s> has now.  Inline for an established plain
+ * stream, where it is a few loads and usually no change. */
+static inline void update_events(struct stream *s)
+{
+	if (__builtin_expect(s->tls == NULL && !(s->flags & (STREAM_F_FAILED | STREAM_F_CONNECTING)),
+			    1)) {
+		short want = (short)((read_wanted(s) ? EV_READ : 0) |
+				     (stream_pending(s) ? EV_WRITE : 0));
+
+		if (want != s->events)
+			set_events(s, want);
+		return;
+	}
+	update_events_slow(s);
 }
 
 void stream_init(struct stream *s, struct stream_ctx *ctx, int fd, const struct stream_ops *ops,
@@ -923,12 +939,27 @@ static void sniff(struct stream *s)
 	stream_read(s);
 }
 
+__thread int64_t stream_event_now_us = -1;
+
+int64_t stream_now_slow(void)
+{
+	struct timespec ts;
+	int64_t t;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	t = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	if (stream_event_now_us == 0)
+		stream_event_now_us = t;
+	return t;
+}
+
 static void stream_event(evutil_socket_t fd, short what, void *arg)
 {
 	struct stream *s = arg;
 	struct stream_ctx *ctx = s->ctx;
 
 	(void)fd;
+	stream_event_now_us = 0;
 	if (!(s->flags & (STREAM_F_CONNECTING | TLS_WAIT | STREAM_F_TLS_RWW | STREAM_F_TLS_WWR |
 			STREAM_F_SNIFF))) { /* the hot path */
 		if (what & EV_WRITE)
@@ -968,4 +999,5 @@ static void stream_event(evutil_socket_t fd, short what, void *arg)
 			stream_read(s);
 	}
 	stream_ctx_run_failed(ctx);
+	stream_event_now_us = -1;
 }

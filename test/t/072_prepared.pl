@@ -355,6 +355,37 @@ PY
 	is($p->stop, 0, 'eviction proxy exits cleanly');
 }
 
+# ---- an eviction Close skipped after an error: the backend keeps the
+# statement (found by the differential test: the next Parse of its text got
+# 42P05 "PGSLAB_1 already exists"); same replies as PostgreSQL directly ----
+{
+	my $p = proxy_with('p071_skip', default_pool_size => 1, max_prepared_statements => 2);
+	my @conn = (wconn($p), undef);
+	$conn[1] = raw_connect('127.0.0.1', $node->port);
+	password_login($conn[1], $node->superuser, $node->superuser_password)->{ready}
+	    or BAIL_OUT('direct login');
+	my @got;
+	for my $s (@conn) {
+		my $r = '';
+		for my $txn (0, 1) {
+			$r .= (xchg($s, frontend_message('Q', "BEGIN\0")))[0] . ' | ' if $txn;
+			$r .= (xchg($s, P("a$txn", "SELECT 1 + $txn") . S() . P("b$txn", "SELECT 2 + $txn") . S(), 2))[0];
+			# a, b held (max 2); the error makes the backend skip the Close
+			# evicting a and the Parse of c; after the Sync, a's text again
+			my ($t, $c) = xchg($s, P('', 'SELECT 1/0') . B('') . E() . P("c$txn", "SELECT 3 + $txn")
+				. S() . P("d$txn", "SELECT 1 + $txn") . B("d$txn") . E() . B("b$txn") . E() . S(), 2);
+			$r .= " | $t $c";
+			$r .= ' | ' . (xchg($s, frontend_message('Q', $txn ? "ROLLBACK\0" : "SELECT 1\0")))[0];
+		}
+		push @got, $r;
+	}
+	is($got[0], $got[1], 'skipped eviction Close, outside and inside a transaction: as PostgreSQL');
+	is(rows_of($conn[0], B('d0') . E() . B('b0') . E() . S()), '1,2', 'both statements still usable');
+	close $_ for @conn;
+	ok(wait_idle($p), 'skip proxy idle');
+	is($p->stop, 0, 'skip proxy exits cleanly');
+}
+
 # ---- the registry's figures: SHOW PREPARED_STATS and /metrics, exact ----
 {
 	my $mport = PgSlab::Test::Cluster::get_free_port();

@@ -59,7 +59,7 @@ int main(void)
 	uint32_t kl, rl;
 	size_t n;
 
-	plan(54);
+	plan(63);
 	A = slab_arena_create(0);
 	R = prep_reg_create(A);
 	ok(R != NULL, "registry created");
@@ -129,8 +129,21 @@ int main(void)
 	is_int(prep_plan_use(R, &c1, &s2, 2, "a", &pl), 0, "use a (evicted)");
 	is_str(kinds(&pl), "xpR", "evicted statement re-prepared, evicting another");
 	settle_all(&s2, false);
-	ok(s2.flags & PREP_SV_LOST, "a skipped eviction marks the backend untrusted");
-	ok(s2.n == 1, "a skipped injected Parse leaves the set");
+	ok(!(s2.flags & PREP_SV_LOST), "a skipped eviction of a held statement: the set stays trusted");
+	ok(s2.n == 2, "the evicted statement is back (the backend kept it), the skipped Parse is not");
+	/* evicting a statement whose own Parse is unanswered, and both skipped:
+	 * what the backend holds is not known */
+	is_int(parse(&c1, &s2, 2, "d", "SELECT 'd'", &pl), 0, "parse d on s2");
+	is_str(kinds(&pl), "xP", "d evicts a held statement");
+	is_int(prep_plan_use(R, &c1, &s2, 2, "b", &pl), 0, "use b");
+	is_str(kinds(&pl), "R", "b held: d, unanswered, is now the least recently used");
+	is_int(parse(&c1, &s2, 2, "e", "SELECT 'e'", &pl), 0, "parse e on s2");
+	is_str(kinds(&pl), "xP", "e evicts d before d's Parse is answered");
+	settle_all(&s2, false);
+	ok(s2.flags & PREP_SV_LOST, "that eviction skipped: the backend is not trusted");
+	is_int(prep_plan_use(R, &c1, &s2, 2, "b", &pl), 0, "use b on the untrusted backend");
+	is_str(kinds(&pl), "xpR", "untrusted: every Parse goes behind a Close of its statement");
+	settle_all(&s2, true);
 
 	/* a failed client Parse leaves no name */
 	is_int(parse(&c2, &s1, 2, "bad", "SELEC oops", &pl), 0, "parse bad");

@@ -145,8 +145,12 @@ my @TRACKED_SETS = (
 	[ 'client_encoding', sub { _pick($_[0]{r}, "'UTF8'", "'LATIN1'", "'SQL_ASCII'") } ],
 );
 
+# search_path keeps the client's table reachable: through a pooler with
+# shared prepared statements a Parse the backend already holds succeeds
+# whatever the search_path, and a table it no longer finds fails the Bind
+# instead (README, "Prepared statements"; PgBouncer does the same).
 my @LOCAL_SETS = (
-	"search_path = 'pg_catalog, public'", "search_path = public", "work_mem = '8MB'",
+	"search_path = pg_catalog, public", "search_path = public", "work_mem = '8MB'",
 	"statement_timeout = '1h'", "DateStyle = 'SQL, DMY'", "application_name = 'local'",
 	"TimeZone = 'Pacific/Auckland'", "enable_seqscan = off", "extra_float_digits = 0",
 );
@@ -1050,7 +1054,7 @@ sub run_sequence
 	my ($seq, %o) = @_;
 	my $timeout = $o{timeout} // 15;
 	my @out;
-	my %res = (stream => \@out, stopped => undef);
+	my %res = (stream => \@out, stopped => undef, texts => {});
 	my $s = eval { raw_connect($o{host}, $o{port}) };
 	if (!$s) {
 		push @out, '!CONNECT';
@@ -1114,6 +1118,8 @@ sub run_sequence
 				my ($t, $b) = _read_buffered($s, \$rbuf, $deadline);
 				return $stop->($t) if $t eq 'EOF' || $t eq 'TIMEOUT' || $t eq 'BADLEN';
 				push @out, normalize_message($t, $b);
+				# an error's text, for a mismatch report only (never compared)
+				$res{texts}{$#out} = parse_fields($b)->{M} if $t eq 'E';
 				_consume(\@tok, $t, \$skip);
 				if ($t eq 'G' && $op eq 'wait_copy') {
 					$copy_in = 1;
@@ -1359,10 +1365,13 @@ sub _run_phase
 
 sub _fmt_stream
 {
-	my ($s, $from, $to) = @_;
+	my ($s, $from, $to, $texts) = @_;
 	$from = 0 if $from < 0;
 	$to = $#$s if $to > $#$s;
-	return join("\n", map { sprintf('    %4d %s', $_, substr($s->[$_], 0, 200)) } $from .. $to);
+	return join("\n", map {
+		sprintf('    %4d %s', $_, substr($s->[$_], 0, 200))
+		    . (defined $texts->{$_} ? ' (' . substr($texts->{$_}, 0, 200) . ')' : '')
+	} $from .. $to);
 }
 
 =item run_round($round)
@@ -1414,8 +1423,9 @@ sub run_round
 		my $msg = "seed $self->{seed} round $round client $c (proxy $pi): "
 		    . "streams differ at message $i\n";
 		if ($self->{mismatches} <= $self->{max_diag}) {
-			$msg .= describe_sequence($seqs[$c]) . "\n  direct:\n" . _fmt_stream($d, $i - 8, $i + 8)
-			    . "\n  proxied:\n" . _fmt_stream($p, $i - 8, $i + 8);
+			$msg .= describe_sequence($seqs[$c]) . "\n  direct:\n"
+			    . _fmt_stream($d, $i - 8, $i + 8, $direct->[$c]{texts})
+			    . "\n  proxied:\n" . _fmt_stream($p, $i - 8, $i + 8, $proxied->[$c]{texts});
 		}
 		$self->_problem('MISMATCH', $msg);
 	}
