@@ -134,6 +134,8 @@ struct prep_server {
 	uint64_t id;
 	uint32_t n;
 	uint32_t seg;            /* Syncs sent (prep_server_sync) */
+	uint32_t max;            /* max_prepared_statements at the last plan: <n> stays
+	                          * at most one over it (a skipped eviction) */
 	uint8_t flags;
 };
 
@@ -162,7 +164,8 @@ struct prep_stats {
 
 /* ---- messages the caller queues, in order ---- */
 
-/* What to send for one client message (at most three backend messages). */
+/* What to send for one client message (at most four backend messages: a
+ * Close of the statement, an eviction, its Parse, the client's message). */
 enum prep_op_kind {
 	PREP_OP_CLOSE_EVICT, /* Close S <stmt> (tracker 'x', answer swallowed) */
 	PREP_OP_PARSE_INJECT,/* Parse <stmt> (tracker 'p', answer swallowed) */
@@ -180,7 +183,7 @@ struct prep_op {
 };
 
 struct prep_plan {
-	struct prep_op op[3];
+	struct prep_op op[4];
 	unsigned n;
 };
 
@@ -226,13 +229,18 @@ static inline void prep_server_sync(struct prep_server *ps)
  * own type). */
 /* <sure>: the backend is known not to be in a failed transaction (nothing
  * in flight, last status not 'E'); only then may a Parse of a statement it
- * holds be answered by a stand-in Close. */
+ * holds be answered by a stand-in Close.  <ctx>: the backend's parse
+ * context now (1: standard_conforming_strings off).  It is part of the key
+ * of a text with a backslash (the only texts it changes), so a statement a
+ * backend must re-prepare under another context is registered as the
+ * statement of that context (never under the client's: no other client
+ * gets a text read differently than it sent). */
 int prep_plan_parse(struct prep_reg *r, struct prep_client *pc, struct prep_server *ps, int max,
 		const char *name, const uint8_t *key, uint32_t key_len, uint8_t ctx, bool sure,
 		struct prep_plan *pl);
 /* Bind or Describe of statement <name>: PASS when the client has no such name. */
 int prep_plan_use(struct prep_reg *r, struct prep_client *pc, struct prep_server *ps, int max,
-		const char *name, struct prep_plan *pl);
+		const char *name, uint8_t ctx, struct prep_plan *pl);
 /* Close of statement <name>. */
 int prep_plan_close(struct prep_reg *r, struct prep_client *pc, struct prep_server *ps,
 		const char *name, struct prep_plan *pl);

@@ -247,6 +247,25 @@ static void stmt_put(struct prep_reg *r, struct prep_stmt *st)
 	slab_free(r->stmt_cache, st);
 }
 
+/* Does standard_conforming_strings change what query text <key> means?
+ * Only through a backslash in it. */
+static bool key_ctx_matters(const uint8_t *key, uint32_t len)
+{
+	return memchr(key, '\\', strnlen((const char *)key, len)) != NULL;
+}
+
+/* The statement a backend parsing under <ctx> holds for <st>: <st>
+ * itself, or the same text registered under <ctx>.  A new reference; NULL
+ * when out of memory. */
+static struct prep_stmt *stmt_in_ctx(struct prep_reg *r, struct prep_stmt *st, uint8_t ctx)
+{
+	if (st->ctx == ctx || !key_ctx_matters(st->key, st->key_len)) {
+		st->refs++;
+		return st;
+	}
+	return stmt_get(r, st->key, st->key_len, ctx);
+}
+
 /* ---- client names ---- */
 
 void prep_client_init(struct prep_client *pc, uint64_t id)
@@ -364,6 +383,7 @@ void prep_server_init(struct prep_server *ps, uint64_t id)
 	ps->id = id;
 	ps->n = 0;
 	ps->seg = 0;
+	ps->max = 0;
 	ps->flags = 0;
 }
 
@@ -508,7 +528,7 @@ void prep_server_settle(struct prep_reg *r, struct prep_server *ps, bool answere
 		sm = smap_find(r, ps, pd->stmt);
 		if (pd->held && sm)
 			sm->adder = NULL;
-		else if (!pd->held || smap_add(r, ps, pd->stmt) == NULL)
+		else if (!pd->held || ps->n > ps->max || smap_add(r, ps, pd->stmt) == NULL)
 			ps->flags |= PREP_SV_LOST;
 		break;
 	case PREP_P_CLOSE:
@@ -561,19 +581,19 @@ static int close_op(struct prep_reg *r, struct prep_server *ps, struct prep_stmt
 
 /* Before a Parse of <st> (<sm>: its entry in the set, or NULL): a Close of
  * <st> itself when the backend may hold it (<sm>, or a set not to be
- * trusted: a Close of a missing statement succeeds), else of the least
+ * trusted: a Close of a missing statement succeeds), and one of the least
  * recently used statement past <max>.  0 or -ENOMEM. */
 static int make_room(struct prep_reg *r, struct prep_server *ps, int max, struct prep_stmt *st,
 		struct prep_smap *sm, struct prep_plan *pl)
 {
 	struct prep_smap *old;
 
+	ps->max = (uint32_t)max;
 	if (sm || (ps->flags & PREP_SV_LOST)) {
 		if (close_op(r, ps, st, sm && sm->adder == NULL, pl) < 0)
 			return -ENOMEM;
 		if (sm)
 			smap_del(r, ps, sm);
-		return 0;
 	}
 	if (ps->n < (uint32_t)max || list_empty(&ps->lru))
 		return 0;
@@ -633,16 +653,21 @@ int prep_plan_parse(struct prep_reg *r, struct prep_client *pc, struct prep_serv
 	if (key_len > PREP_KEY_MAX)
 		return -E2BIG;
 	r->st.parses++;
+	if (!key_ctx_matters(key, key_len))
+		ctx = 0;
 	m = cmap_find(r, pc, name);
 	if (m) {
 		/* PostgreSQL answers 42P05: make the backend say it, in order */
-		rc = ensure(r, ps, max, m->stmt, pl);
-		if (rc < 0)
-			return rc;
-		if (pend_push(r, ps, PREP_P_DUP, m->stmt, NULL) == NULL)
+		st = stmt_in_ctx(r, m->stmt, ctx);
+		if (st == NULL)
 			return -ENOMEM;
-		op(pl, PREP_OP_PARSE, 'n', m->stmt);
-		return 0;
+		rc = ensure(r, ps, max, st, pl);
+		if (rc == 0 && pend_push(r, ps, PREP_P_DUP, st, NULL) == NULL)
+			rc = -ENOMEM;
+		if (rc == 0)
+			op(pl, PREP_OP_PARSE, 'n', st);
+		stmt_put(r, st); /* the pending records hold it */
+		return rc;
 	}
 	st = stmt_get(r, key, key_len, ctx);
 	if (st == NULL)
@@ -683,8 +708,9 @@ nomem:
 }
 
 int prep_plan_use(struct prep_reg *r, struct prep_client *pc, struct prep_server *ps, int max,
-		const char *name, struct prep_plan *pl)
+		const char *name, uint8_t ctx, struct prep_plan *pl)
 {
+	struct prep_stmt *st;
 	struct prep_cmap *m;
 	int rc;
 
@@ -697,13 +723,17 @@ int prep_plan_use(struct prep_reg *r, struct prep_client *pc, struct prep_server
 		return 0;
 	}
 	r->st.binds++;
-	rc = ensure(r, ps, max, m->stmt, pl);
-	if (rc < 0)
-		return rc;
-	if (pl->n == 0)
-		r->st.server_hits++; /* ensure() sent nothing: the backend has it */
-	op(pl, PREP_OP_REWRITE, 0, m->stmt);
-	return 0;
+	st = stmt_in_ctx(r, m->stmt, ctx);
+	if (st == NULL)
+		return -ENOMEM;
+	rc = ensure(r, ps, max, st, pl);
+	if (rc == 0) {
+		if (pl->n == 0)
+			r->st.server_hits++; /* ensure() sent nothing: the backend has it */
+		op(pl, PREP_OP_REWRITE, 0, st);
+	}
+	stmt_put(r, st); /* held by the backend's set */
+	return rc;
 }
 
 int prep_plan_close(struct prep_reg *r, struct prep_client *pc, struct prep_server *ps,

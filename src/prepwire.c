@@ -273,7 +273,8 @@ static enum stream_act bind_stream(struct client *c, struct server *s, const uin
 
 	if (!in_order(c, s))
 		return STREAM_STOP;
-	rc = prep_plan_use(p->prep, &c->pst, &s->pst, max_stmts(p, &s->pst), name, &pl);
+	rc = prep_plan_use(p->prep, &c->pst, &s->pst, max_stmts(p, &s->pst), name,
+			scs_off(p, s), &pl);
 	if (rc < 0)
 		return plan_failed(c, s, rc);
 	if (pl.op[pl.n - 1].kind == PREP_OP_REWRITE)
@@ -384,7 +385,8 @@ enum stream_act prepwire_client_message(struct client *c, struct server *s, uint
 	if (type == 'C')
 		rc = prep_plan_close(p->prep, &c->pst, &s->pst, name, &pl);
 	else
-		rc = prep_plan_use(p->prep, &c->pst, &s->pst, max_stmts(p, &s->pst), name, &pl);
+		rc = prep_plan_use(p->prep, &c->pst, &s->pst, max_stmts(p, &s->pst), name,
+			scs_off(p, s), &pl);
 	if (rc < 0)
 		return plan_failed(c, s, rc);
 	if (type == 'B' && pl.op[pl.n - 1].kind == PREP_OP_REWRITE)

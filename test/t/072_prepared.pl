@@ -386,6 +386,31 @@ PY
 	is($p->stop, 0, 'skip proxy exits cleanly');
 }
 
+# ---- standard_conforming_strings: a statement re-prepared under another
+# value is that value's statement, never handed to a client of the first
+# (the differential test found 'a\b' read as a backspace by a fresh client) ----
+{
+	my $p = proxy_with('p071_scs', default_pool_size => 1);
+	my ($a, $c, $d) = (wconn($p), wconn($p), wconn($p));
+	my $q = q{SELECT 'a\b'};
+	is(rows_of($a, P('s1', $q) . B('s1') . E() . S()), 'a\b', 'parsed with standard_conforming_strings on');
+	xchg($c, frontend_message('Q', "DEALLOCATE ALL\0"));	# the backend drops it
+	xchg($a, frontend_message('Q', "SET standard_conforming_strings = off\0"));
+	is(rows_of($a, B('s1') . E() . S()), "a\b",
+		're-prepared after its client turned it off: read with off (README: a limit)');
+	xchg($a, frontend_message('Q', "SET standard_conforming_strings = on\0"));
+	is(rows_of($d, P('s2', $q) . B('s2') . E() . S()), 'a\b',
+		'another client with it on gets the text as it sent it');
+	is(rows_of($d, frontend_message('Q', "SELECT count(*) FROM pg_prepared_statements\0")), '2',
+		'the backend holds the text twice, once per value');
+	my $r = '';
+	$r .= rows_of($a, B('s1') . E() . S()) . ',' . rows_of($d, B('s2') . E() . S());
+	is($r, 'a\b,a\b', 'with it on again, the first client is back on the text as it was parsed');
+	close $_ for $a, $c, $d;
+	ok(wait_idle($p), 'scs proxy idle');
+	is($p->stop, 0, 'scs proxy exits cleanly');
+}
+
 # ---- the registry's figures: SHOW PREPARED_STATS and /metrics, exact ----
 {
 	my $mport = PgSlab::Test::Cluster::get_free_port();

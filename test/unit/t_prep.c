@@ -59,7 +59,7 @@ int main(void)
 	uint32_t kl, rl;
 	size_t n;
 
-	plan(63);
+	plan(70);
 	A = slab_arena_create(0);
 	R = prep_reg_create(A);
 	ok(R != NULL, "registry created");
@@ -97,25 +97,25 @@ int main(void)
 	ok(c1.n == 1, "a failing duplicate keeps the name");
 
 	/* Bind on a backend that lacks it: inject */
-	is_int(prep_plan_use(R, &c1, &s2, 2, "a", &pl), 0, "use a on s2");
+	is_int(prep_plan_use(R, &c1, &s2, 2, "a", 0, &pl), 0, "use a on s2");
 	ok(pl.n == 2 && pl.op[0].kind == PREP_OP_PARSE_INJECT && pl.op[1].kind == PREP_OP_REWRITE,
 			"missing on the backend: injected Parse then the rewritten Bind");
 	settle_all(&s2, true);
 	prep_reg_stats(R, &st);
 	ok(st.binds == 1 && st.injects == 2 && st.server_misses == 3 && st.server_hits == 1,
 			"figures: the duplicate's and the Bind's injected Parses are server misses");
-	is_int(prep_plan_use(R, &c1, &s2, 2, "a", &pl), 0, "use a on s2 again");
+	is_int(prep_plan_use(R, &c1, &s2, 2, "a", 0, &pl), 0, "use a on s2 again");
 	prep_reg_stats(R, &st);
 	ok(pl.n == 1 && st.server_hits == 2 && st.injects == 2, "figures: a Bind the backend can serve is a server hit");
 	settle_all(&s2, true);
-	is_int(prep_plan_use(R, &c1, &s2, 2, "a", &pl), 0, "use a on s2 again");
+	is_int(prep_plan_use(R, &c1, &s2, 2, "a", 0, &pl), 0, "use a on s2 again");
 	is_str(kinds(&pl), "R", "present: only the rewrite");
 	n = prep_write_rewrite('B', "portal", pl.op[0].stmt, (const uint8_t *)"\0\0\0\0\0\0", 6, buf);
 	ok(n == prep_rewrite_len('B', "portal", pl.op[0].stmt, 6) &&
 			prep_bind_body(buf + 5, (uint32_t)n - 5, &portal, &name, &rest, &rl) &&
 			strcmp(portal, "portal") == 0 && strcmp(name, "PGSLAB_1") == 0 && rl == 6,
 			"rewritten Bind keeps portal and parameters");
-	is_int(prep_plan_use(R, &c1, &s2, 2, "nosuch", &pl), 0, "use of an unknown name");
+	is_int(prep_plan_use(R, &c1, &s2, 2, "nosuch", 0, &pl), 0, "use of an unknown name");
 	is_str(kinds(&pl), "A", "unknown name passes through (the backend answers 26000)");
 
 	/* eviction past max = 2 */
@@ -126,7 +126,7 @@ int main(void)
 	ok(s2.n == 2, "server set stays at max");
 	settle_all(&s2, true);
 	ok(!(s2.flags & PREP_SV_LOST), "answered eviction: backend trusted");
-	is_int(prep_plan_use(R, &c1, &s2, 2, "a", &pl), 0, "use a (evicted)");
+	is_int(prep_plan_use(R, &c1, &s2, 2, "a", 0, &pl), 0, "use a (evicted)");
 	is_str(kinds(&pl), "xpR", "evicted statement re-prepared, evicting another");
 	settle_all(&s2, false);
 	ok(!(s2.flags & PREP_SV_LOST), "a skipped eviction of a held statement: the set stays trusted");
@@ -135,20 +135,20 @@ int main(void)
 	 * what the backend holds is not known */
 	is_int(parse(&c1, &s2, 2, "d", "SELECT 'd'", &pl), 0, "parse d on s2");
 	is_str(kinds(&pl), "xP", "d evicts a held statement");
-	is_int(prep_plan_use(R, &c1, &s2, 2, "b", &pl), 0, "use b");
+	is_int(prep_plan_use(R, &c1, &s2, 2, "b", 0, &pl), 0, "use b");
 	is_str(kinds(&pl), "R", "b held: d, unanswered, is now the least recently used");
 	is_int(parse(&c1, &s2, 2, "e", "SELECT 'e'", &pl), 0, "parse e on s2");
 	is_str(kinds(&pl), "xP", "e evicts d before d's Parse is answered");
 	settle_all(&s2, false);
 	ok(s2.flags & PREP_SV_LOST, "that eviction skipped: the backend is not trusted");
-	is_int(prep_plan_use(R, &c1, &s2, 2, "b", &pl), 0, "use b on the untrusted backend");
+	is_int(prep_plan_use(R, &c1, &s2, 2, "b", 0, &pl), 0, "use b on the untrusted backend");
 	is_str(kinds(&pl), "xpR", "untrusted: every Parse goes behind a Close of its statement");
 	settle_all(&s2, true);
 
 	/* a failed client Parse leaves no name */
 	is_int(parse(&c2, &s1, 2, "bad", "SELEC oops", &pl), 0, "parse bad");
 	settle_all(&s1, false);
-	is_int(prep_plan_use(R, &c2, &s1, 2, "bad", &pl), 0, "use bad");
+	is_int(prep_plan_use(R, &c2, &s1, 2, "bad", 0, &pl), 0, "use bad");
 	is_str(kinds(&pl), "A", "a failed Parse created no name");
 
 	/* Close: drops only the client's name; skipped Close restores it */
@@ -166,9 +166,34 @@ int main(void)
 	/* answers owed from before a Sync make later plans wait */
 	is_int(parse(&c2, &s1, 2, "w", "SELECT 'w'", &pl), 0, "parse w");
 	prep_server_sync(&s1);
-	is_int(prep_plan_use(R, &c2, &s1, 2, "w", &pl), -EAGAIN, "use across a Sync waits");
+	is_int(prep_plan_use(R, &c2, &s1, 2, "w", 0, &pl), -EAGAIN, "use across a Sync waits");
 	settle_all(&s1, true);
-	is_int(prep_plan_use(R, &c2, &s1, 2, "w", &pl), 0, "then goes");
+	is_int(prep_plan_use(R, &c2, &s1, 2, "w", 0, &pl), 0, "then goes");
+
+	/* standard_conforming_strings: part of the key only for a text with a
+	 * backslash; a backend re-preparing under the other value gets that
+	 * value's statement */
+	settle_all(&s1, true);
+	{
+		uint8_t kb[256];
+		uint32_t klen = key_of("SELECT 'w'", kb);
+
+		is_int(prep_plan_parse(R, &c1, &s1, 2, "w1", kb, klen, 1, true, &pl), 0, "parse w, off");
+		is_str(kinds(&pl), "k", "no backslash: the same statement whatever the setting");
+		settle_all(&s1, true);
+		klen = key_of("SELECT 'a\\b'", kb);
+		is_int(prep_plan_parse(R, &c1, &s1, 2, "bs", kb, klen, 0, true, &pl), 0, "parse a backslash text");
+		settle_all(&s1, true);
+		is_int(prep_plan_use(R, &c1, &s1, 2, "bs", 1, &pl), 0, "use it under off");
+		ok(pl.n >= 2 && pl.op[pl.n - 2].kind == PREP_OP_PARSE_INJECT &&
+				pl.op[pl.n - 1].stmt == pl.op[pl.n - 2].stmt &&
+				pl.op[pl.n - 1].stmt->ctx == 1,
+				"under off: that value's statement, injected (the client's stays with on)");
+		settle_all(&s1, true);
+		is_int(prep_plan_use(R, &c1, &s1, 2, "bs", 0, &pl), 0, "use it under on again");
+		ok(pl.op[pl.n - 1].stmt->ctx == 0, "under on: the statement as parsed");
+		settle_all(&s1, true);
+	}
 
 	/* SQL keywords and tags */
 	ok(prep_sql_classify((const uint8_t *)" /* x */ prepare foo AS SELECT 1", 33) ==
