@@ -686,8 +686,8 @@ int prep_plan_parse(struct prep_reg *r, struct prep_client *pc, struct prep_serv
 		r->st.server_hits++;
 		return 0;
 	}
-	/* held: the backend may be in a failed transaction, where a Parse
-	 * fails (25P02) but a Close does not: close and parse for real */
+	/* a statement the backend holds is closed first: it may be in a failed
+	 * transaction, where a Parse fails (25P02) but a Close does not */
 	if (make_room(r, ps, max, st, sm, pl) < 0)
 		goto nomem;
 	sm = smap_add(r, ps, st);
