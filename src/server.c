@@ -200,7 +200,8 @@ void server_drain(struct server *s)
 		pkt_begin(&k, 'f');
 		pkt_str(&k, "client disconnected");
 		pkt_end(&k);
-		track_req(&s->tr, p->arena, 'f');
+		if (track_req(&s->tr, p->arena, 'f') < 0)
+			goto untracked;
 	}
 	if (s->tr.flags & TRACK_F_UNSYNCED) {
 		/* roll the implicit transaction back, then Sync */
@@ -222,14 +223,18 @@ void server_drain(struct server *s)
 		pkt_end(&k);
 		pkt_begin(&k, 'S');
 		pkt_end(&k);
-		track_req(&s->tr, p->arena, 'P');
-		track_req(&s->tr, p->arena, 'B');
-		track_req(&s->tr, p->arena, 'E');
-		track_req(&s->tr, p->arena, 'S');
+		if (track_req(&s->tr, p->arena, 'P') < 0 || track_req(&s->tr, p->arena, 'B') < 0 ||
+				track_req(&s->tr, p->arena, 'E') < 0 || track_req(&s->tr, p->arena, 'S') < 0)
+			goto untracked;
 	}
 	if (k.len)
 		stream_write(&s->st, buf, k.len);
 	server_drain_step(s);
+	return;
+untracked:
+	/* a full pipeline (TRACK_MAX): what it would send could not be
+	 * followed, so the backend is closed rather than drained */
+	server_close(s, "too many requests in flight to drain");
 }
 
 /* Nothing more owed: end an open transaction block, or go back to the pool. */

@@ -136,6 +136,8 @@ static void desync(struct track *t)
 
 int track_req_slow(struct track *t, struct slab_arena *a, uint8_t type)
 {
+	int rc;
+
 	if (t->flags & TRACK_F_DESYNC)
 		return 0;
 	switch (type) {
@@ -151,8 +153,12 @@ int track_req_slow(struct track *t, struct slab_arena *a, uint8_t type)
 	case 'S':
 		if (t->flags & TRACK_F_COPY_IN)
 			return 0; /* ignored during copy-in */
-		t->flags &= (uint8_t)~(TRACK_F_UNSYNCED | TRACK_F_SKIP);
-		return push(t, a, 'S');
+		/* the flags change only once the Sync is queued: a Sync refused
+		 * (-E2BIG) is not forwarded and the backend is still unsynced */
+		rc = push(t, a, 'S');
+		if (rc == 0)
+			t->flags &= (uint8_t)~(TRACK_F_UNSYNCED | TRACK_F_SKIP);
+		return rc;
 	case 'P':
 	case 'B':
 	case 'D':
@@ -167,10 +173,14 @@ int track_req_slow(struct track *t, struct slab_arena *a, uint8_t type)
 			desync(t);
 			return 0;
 		}
-		t->flags |= TRACK_F_UNSYNCED;
-		if (t->flags & TRACK_F_SKIP)
+		if (t->flags & TRACK_F_SKIP) {
+			t->flags |= TRACK_F_UNSYNCED;
 			return 0;
-		return push(t, a, type);
+		}
+		rc = push(t, a, type);
+		if (rc == 0)
+			t->flags |= TRACK_F_UNSYNCED;
+		return rc;
 	case 'c':
 	case 'f':
 		if (t->flags & TRACK_F_COPY_IN) {

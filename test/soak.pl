@@ -8,8 +8,10 @@
 # pgslab is $PGSLAB (default ./pgslab).  Prints the seed and the chaos
 # schedule first, then every check as "ok"/"not ok" and the figures:
 # transactions by outcome, unknowns found committed, pgbench transactions,
-# chaos events by kind, slab caches, fds and pgslab's RSS at the baseline and
-# at the end.  Exits 1 if a check failed.
+# chaos events by kind, slab caches, fds and pgslab's RSS (VmRSS) at the
+# baseline, at its peak under load (sampled once a second), when the chaos
+# phase ends and at the end, once the load is over and every server closed.
+# Exits 1 if a check failed.
 
 use strict;
 use warnings;

@@ -48,7 +48,7 @@ int main(void)
 	int i, rc = 0;
 
 	A = slab_arena_create(0);
-	plan(45);
+	plan(47);
 	track_init(&t);
 	ok(track_idle(&t), "fresh tracker is idle");
 
@@ -179,6 +179,19 @@ int main(void)
 	for (i = 0, rc = 0; i < (int)TRACK_MAX + 1 && rc == 0; i++)
 		rc = track_req(&t, A, 'P');
 	ok(rc == -E2BIG && t.n == TRACK_MAX, "past TRACK_MAX the pipeline is refused");
+	/* found by fuzz_track: a refused request is not forwarded, so it must
+	 * leave the flags alone; a refused Sync cleared UNSYNCED, and a drain
+	 * could then send no ROLLBACK/Sync and pool a backend still inside the
+	 * client's implicit transaction */
+	rc = track_req(&t, A, 'S');
+	ok(rc == -E2BIG && t.n == TRACK_MAX && t.flags == TRACK_F_UNSYNCED,
+			"a Sync refused at TRACK_MAX leaves the backend unsynced");
+	track_reset(&t, A);
+	for (i = 0, rc = 0; i < (int)TRACK_MAX && rc == 0; i++)
+		rc = track_req(&t, A, 'S');
+	rc = track_req(&t, A, 'E');
+	ok(rc == -E2BIG && t.n == TRACK_MAX && t.flags == 0,
+			"an Execute refused at TRACK_MAX does not mark the backend unsynced");
 	track_reset(&t, A);
 
 	/* found by fuzz_track: a COPY with the deepest pipeline of Syncs behind

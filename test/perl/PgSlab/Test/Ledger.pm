@@ -792,7 +792,15 @@ sub run
 	}
 	my $i = 0;
 	my $iters = 0;
+	# pgslab's RSS under load: sampled once a second, the largest kept
+	my $next_rss = 0;
+	$self->{rss_peak_kb} = $self->{base} ? $self->{base}{rss_kb} : -1;
 	while (time < $self->{deadline} && $iters++ < 10_000_000) {
+		if (time >= $next_rss) {
+			my $kb = $self->_pgslab_rss;
+			$self->{rss_peak_kb} = $kb if $kb > $self->{rss_peak_kb};
+			$next_rss = time + 1;
+		}
 		$self->_run_pending(0);
 		while ($i < @ev && $ev[$i]{t} <= time - $self->{t0} && time < $self->{deadline}) {
 			my $e = $ev[$i++];
@@ -805,6 +813,7 @@ sub run
 	kill 'CONT', $_ for keys %{ $self->{kids} };
 	$self->{node}->start unless $self->{node}->is_running;
 	$self->{chaos_seconds} = time - $self->{t0};
+	$self->{rss_load_end_kb} = $self->_pgslab_rss;
 	# Writers stop at the deadline by themselves; a reply waits at most
 	# <timeout>; pgbench runs are bounded by their own -T and a kill.
 	my $limit = time + 3 * $self->{timeout} + 60;
@@ -1028,6 +1037,10 @@ sub report
 	push @r, 'slabs baseline/final: ' . join(' ', map { "$_=$b->{slabs}{$_}/" . ($f->{slabs}{$_} // '?') }
 		grep { $b->{slabs}{$_} || ($f->{slabs}{$_} // 0) } sort keys %{ $b->{slabs} }) if $b && $f;
 	push @r, "fds baseline/final: $b->{fds}/$f->{fds}; RSS kB baseline/final: $b->{rss_kb}/$f->{rss_kb}" if $b && $f;
+	push @r, sprintf('RSS kB: baseline %d, peak under load %d (sampled once a second), at the end of the chaos phase %d, '
+		. 'final (load ended, servers closed) %d = %+.1f%% of the baseline',
+		$b->{rss_kb}, $self->{rss_peak_kb} // -1, $self->{rss_load_end_kb} // -1,
+		$f->{rss_kb}, $b->{rss_kb} > 0 ? 100 * ($f->{rss_kb} - $b->{rss_kb}) / $b->{rss_kb} : 0) if $b && $f;
 	push @r, 'notes: ' . scalar(@{ $self->{notes} // [] });
 	push @r, map { "  $_" } @{ $self->{notes} // [] }[0 .. ($#{ $self->{notes} // [] } < 30 ? $#{ $self->{notes} // [] } : 29)];
 	return @r;
