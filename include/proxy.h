@@ -312,21 +312,6 @@ size_t client_login_size(void);
  * track (<c> is closed). */
 bool client_note_request(struct client *c, struct server *s, uint8_t type, uint32_t len);
 
-/* prepwire.c: prepared statements on linked pairs (transaction/statement mode) */
-bool prepwire_on(const struct client *c);
-enum stream_act prepwire_client_header(struct client *c, struct server *s, uint8_t type,
-		uint32_t len);
-enum stream_act prepwire_client_message(struct client *c, struct server *s, uint8_t type,
-		const uint8_t *msg, uint32_t len);
-/* A '1', '3' or 'C' from linked <s>: true when it must be seen whole
- * (prepwire_server_message); else its bookkeeping is done but the tracker's. */
-bool prepwire_server_header(struct server *s, uint8_t type, uint32_t len);
-enum stream_act prepwire_server_message(struct server *s, uint8_t type, const uint8_t *msg,
-		uint32_t len);
-/* A ReadyForQuery from <s> was tracked. */
-void prepwire_ready(struct server *s);
-void prepwire_settle(struct track *t, bool answered);
-
 /* server.c */
 struct server *server_launch(struct pool *pool);
 void server_close(struct server *s, const char *reason);

@@ -19,6 +19,7 @@
  * The login state (SCRAM buffers, ~4 KiB) is a separate object that exists
  * only until authentication ends, so an idle client holds only itself.
  */
+#include "prepwire.h"
 #include "proxy.h"
 
 #include <arpa/inet.h>
@@ -1136,17 +1137,6 @@ void client_server_ready(struct client *c)
 
 /* ---- stream callbacks ---- */
 
-/* Can the Query being headed be a PREPARE, EXECUTE, DEALLOCATE or DISCARD
- * (prepwire's business)?  Its first byte usually says no: SELECT, INSERT,
- * BEGIN, ... */
-static inline bool query_may_prep(const struct stream *st)
-{
-	uint32_t avail;
-	const uint8_t *m = stream_peek(st, &avail);
-
-	return avail <= PROTO_HDR_LEN || prep_sql_maybe(m[PROTO_HDR_LEN]);
-}
-
 static enum stream_act client_on_header(struct stream *st, uint8_t type, uint32_t len)
 {
 	struct client *c = client_of(st);
@@ -1192,7 +1182,7 @@ static enum stream_act client_on_header(struct stream *st, uint8_t type, uint32_
 		if (s == NULL || s->state != SV_ACTIVE)
 			return c->closing ? STREAM_CLOSED : STREAM_STOP;
 	}
-	if (__builtin_expect(type == 'Q' ? query_may_prep(st) :
+	if (__builtin_expect(type == 'Q' ? prepwire_msg_maybe(st) :
 				    type == 'P' || type == 'B' || type == 'D' || type == 'C', 0) &&
 			prepwire_on(c)) {
 		enum stream_act a = prepwire_client_header(c, s, type, len);

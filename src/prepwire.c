@@ -15,14 +15,13 @@
  * client resumes when its forwarding drains.  A plan that depends on an
  * answer owed from before the last Sync waits for that ReadyForQuery.
  */
+#include "prepwire.h"
 #include "proxy.h"
 
 #include <errno.h>
 #include <string.h>
 #include <strings.h>
 
-#include "prep.h"
-#include "proto.h"
 #include "vars.h"
 
 #define REFUSE_SQL \
@@ -438,9 +437,9 @@ bool prepwire_server_header(struct server *s, uint8_t type, uint32_t len)
 	if (type == 'C') {
 		if (!server_on(s))
 			return false;
-		m = stream_peek(&s->st, &avail);
-		if (avail > PROTO_HDR_LEN && !prep_sql_maybe(m[PROTO_HDR_LEN]))
+		if (!prepwire_msg_maybe(&s->st))
 			return false; /* the hot path: SELECT 1, INSERT 0 1, ... */
+		m = stream_peek(&s->st, &avail);
 		if (avail >= len + 1) {
 			on_tag(s, m + PROTO_HDR_LEN, len - 4);
 			return false;

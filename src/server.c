@@ -28,6 +28,7 @@
  * middle of a message (the backend waits for the rest of it) always costs
  * its server: no bytes can finish that message safely.
  */
+#include "prepwire.h"
 #include "proxy.h"
 
 #include <arpa/inet.h>
@@ -623,13 +624,8 @@ static enum stream_act server_on_header(struct stream *st, uint8_t type, uint32_
 		return STREAM_WANT;
 	if (type == 'T' && t->n > 0 && t->q[t->head] == 'Q')
 		return STREAM_FWD;
-	if (type == 'C' && t->n > 0 && t->q[t->head] == 'Q') {
-		uint32_t avail;
-		const uint8_t *m = stream_peek(st, &avail);
-
-		if (avail > PROTO_HDR_LEN && !prep_sql_maybe(m[PROTO_HDR_LEN]))
-			return STREAM_FWD;
-	}
+	if (type == 'C' && t->n > 0 && t->q[t->head] == 'Q' && !prepwire_msg_maybe(st))
+		return STREAM_FWD;
 	return header_slow(s, type, len);
 }
 
