@@ -21,8 +21,9 @@
 
 #include "budget.h"
 #include "config.h"
-#include "proxy.h"
 #include "cred.h"
+#include "pool.h"
+#include "proxy.h"
 #include "slab.h"
 
 static uint64_t now_ns(void)

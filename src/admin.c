@@ -34,10 +34,12 @@
 
 #include "admin.h"
 #include "admincmd.h"
+#include "client.h"
 #include "control.h"
 #include "cred.h"
 #include "log.h"
 #include "metrics.h"
+#include "pool.h"
 #include "proto.h"
 #include "slab.h"
 #include "sysalloc.h"

@@ -9,8 +9,10 @@
 #include "config.h"
 #include "cred.h"
 #include "log.h"
+#include "pool.h"
 #include "proxy.h"
 #include "pwd.h"
+#include "server.h"
 #include "slab.h"
 
 /* Run before the auth_query in the same implicit transaction: search_path

@@ -19,7 +19,7 @@
  * The login state (SCRAM buffers, ~4 KiB) is a separate object that exists
  * only until authentication ends, so an idle client holds only itself.
  */
-#include "prepwire.h"
+#include "client.h"
 #include "proxy.h"
 
 #include <arpa/inet.h>
@@ -42,6 +42,8 @@
 #include "hba.h"
 #include "ident.h"
 #include "log.h"
+#include "pool.h"
+#include "prepwire.h"
 #include "proto.h"
 #include "pwd.h"
 #include "slab.h"

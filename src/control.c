@@ -21,10 +21,13 @@
 #include <string.h>
 #include <strings.h>
 
+#include "client.h"
 #include "listener.h"
 #include "log.h"
+#include "pool.h"
 #include "proto.h"
 #include "proxy.h"
+#include "server.h"
 #include "slab.h"
 #include "sysalloc.h"
 

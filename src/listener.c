@@ -13,6 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "client.h"
 #include "control.h"
 #include "listener.h"
 #include "log.h"

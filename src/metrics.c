@@ -27,6 +27,7 @@
 #include "control.h"
 #include "cred.h"
 #include "log.h"
+#include "pool.h"
 #include "proxy.h"
 #include "slab.h"
 #include "sysalloc.h"

@@ -14,15 +14,18 @@
  * list heads or tails ordered by time where it can (waiting clients oldest
  * first, idle servers newest first).
  */
+#include "pool.h"
 #include "proxy.h"
 
 #include <string.h>
 
 #include "authq.h"
 #include "cancel.h"
+#include "client.h"
 #include "cred.h"
 #include "log.h"
 #include "proto.h"
+#include "server.h"
 #include "slab.h"
 #include "vars.h"
 

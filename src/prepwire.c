@@ -22,6 +22,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "client.h"
+#include "server.h"
 #include "vars.h"
 
 #define REFUSE_SQL \

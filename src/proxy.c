@@ -19,21 +19,24 @@
 #include <sys/un.h>
 #include <time.h>
 
+#include "admin.h"
 #include "authq.h"
 #include "cancel.h"
-#include "admin.h"
+#include "client.h"
 #include "control.h"
+#include "cred.h"
 #include "hba.h"
 #include "ident.h"
-#include "cred.h"
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
+#include "pool.h"
 #include "proto.h"
-#include "tls.h"
 #include "sdnotify.h"
+#include "server.h"
 #include "slab.h"
 #include "sysalloc.h"
+#include "tls.h"
 #include "userlist.h"
 #include "vars.h"
 

@@ -28,7 +28,7 @@
  * middle of a message (the backend waits for the rest of it) always costs
  * its server: no bytes can finish that message safely.
  */
-#include "prepwire.h"
+#include "server.h"
 #include "proxy.h"
 
 #include <arpa/inet.h>
@@ -40,8 +40,11 @@
 #include <unistd.h>
 
 #include "authq.h"
+#include "client.h"
 #include "cred.h"
 #include "log.h"
+#include "pool.h"
+#include "prepwire.h"
 #include "proto.h"
 #include "pwd.h"
 #include "slab.h"

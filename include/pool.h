@@ -1,0 +1,38 @@
+/* pool.h -- pools: assignment of servers to clients, release, the wait
+ * queue, the backend-slot budget's shares (pool.c). */
+#ifndef PGSLAB_POOL_H
+#define PGSLAB_POOL_H
+
+#include "proxy.h"
+
+struct pool *pool_get(struct proxy *p, struct db *db, struct cred *cred);
+/* Run auth_query request <r> on a server of <pool> now, or queue it. */
+void pool_lookup(struct pool *pool, struct authq_req *r);
+/* Give <c> a server now (true) or queue it (false). */
+bool pool_assign(struct client *c);
+/* The client is done with <s> at a transaction boundary (its tracker idle,
+ * nothing in flight): reset or park it. */
+void pool_release(struct server *s);
+/* Client <c> is being torn down while linked to <s>: release, drain or
+ * close <s> as its tracker says. */
+void pool_client_left(struct server *s, struct client *c);
+/* A server finished login or reset: hand it to a waiter or park it. */
+void pool_server_idle(struct server *s);
+bool pool_prepare(struct server *s);
+void pool_server_gone(struct server *s);
+void pool_launch(struct pool *pool);
+void pool_fail_waiting(struct pool *pool, const char *sqlstate, const char *msg);
+/* client_close() every client on list <l>. */
+void pool_close_clients(struct list *l, const char *sqlstate, const char *msg);
+void pool_welcome_all(struct pool *pool);
+void pool_janitor(struct proxy *p);
+void pool_stats_period(struct proxy *p);
+void pool_client_gone(struct client *c, enum client_state prev);
+void pool_destroy_unused(struct proxy *p);
+int pool_size_for(const struct proxy *p, const struct db *db, const char *user);
+int pool_effective_size(const struct pool *pool);
+void pool_refresh_mode(struct pool *pool);
+/* Recompute every db's budget and pool shares after a config change. */
+void pool_budget_refresh(struct proxy *p);
+
+#endif
