@@ -48,6 +48,152 @@ void ident_free(struct ident *id)
 	sys_free(id);
 }
 
+/* glibc's regcomp has no bound on its own work: a quantifier on a quantifier
+ * ("a**...*") or repetitions nested in repetitions ("((a{200}){200})")
+ * make it run for minutes, and a reload would stall the event loop.  So
+ * before regcomp a map's expression is measured: each atom weighs 1, a
+ * quantifier multiplies what it repeats (by 2 for * + ?, by the upper
+ * bound for {m,n}), and the sum is capped.  As in PostgreSQL's own regex
+ * engine, a quantifier needs an operand and repetition counts are at most
+ * 255; PostgreSQL reports the same errors. */
+#define RE_MAX_LEN 1024
+#define RE_MAX_DEPTH 32
+#define RE_MAX_DUP 255
+#define RE_MAX_WEIGHT 4096
+
+/* The bounds of "{m}", "{m,}" or "{m,n}" at <p> (just after '{'): the
+ * repeat factor, or -1.  *<end> is set past the '}'. */
+static long re_bound(const char *p, const char **end)
+{
+	long m = 0, n;
+	int digits = 0;
+
+	while (*p >= '0' && *p <= '9' && m <= RE_MAX_DUP) {
+		m = m * 10 + (*p++ - '0');
+		digits++;
+	}
+	if (digits == 0 || m > RE_MAX_DUP)
+		return -1;
+	n = m;
+	if (*p == ',') {
+		p++;
+		n = m + 1; /* {m,}: m copies and a star */
+		if (*p >= '0' && *p <= '9') {
+			n = 0;
+			while (*p >= '0' && *p <= '9' && n <= RE_MAX_DUP)
+				n = n * 10 + (*p++ - '0');
+			if (n > RE_MAX_DUP || n < m)
+				return -1;
+		}
+	}
+	if (*p != '}')
+		return -1;
+	*end = p + 1;
+	return n > 0 ? n : 1;
+}
+
+static int re_check(const char *re, char *why, size_t wlen)
+{
+	long sum[RE_MAX_DEPTH + 1], last = 0, k;
+	int depth = 0;
+	const char *p = re, *end;
+
+	if (strlen(re) > RE_MAX_LEN) {
+		snprintf(why, wlen, "regular expression longer than %d bytes", RE_MAX_LEN);
+		return -EINVAL;
+	}
+	sum[0] = 0;
+	while (*p) {
+		switch (*p) {
+		case '(':
+			if (depth == RE_MAX_DEPTH) {
+				snprintf(why, wlen, "regular expression nested deeper than %d", RE_MAX_DEPTH);
+				return -EINVAL;
+			}
+			sum[++depth] = 0;
+			last = 0;
+			p++;
+			continue;
+		case ')':
+			if (depth == 0) { /* a literal ')' in an ERE */
+				last = 1;
+				break;
+			}
+			last = sum[depth--];
+			sum[depth] += last;
+			last = last ? last : 1;
+			p++;
+			continue;
+		case '|':
+			last = 0;
+			p++;
+			continue;
+		case '*': case '+': case '?': case '{':
+			if (last == 0) {
+				snprintf(why, wlen, p > re && strchr("*+?}", p[-1]) ?
+					"a quantifier on a quantifier (\"**\", non-greedy \"*?\") is not supported" :
+					"quantifier operand invalid");
+				return -EINVAL;
+			}
+			if (*p == '{') {
+				k = re_bound(p + 1, &end);
+				if (k < 0) {
+					snprintf(why, wlen, "invalid repetition count(s)");
+					return -EINVAL;
+				}
+				p = end;
+			} else {
+				k = 2;
+				p++;
+			}
+			sum[depth] += last * (k - 1);
+			if (sum[depth] > RE_MAX_WEIGHT) {
+				snprintf(why, wlen, "regular expression too complex");
+				return -EINVAL;
+			}
+			last = 0; /* no quantifier on a quantifier */
+			continue;
+		case '\\':
+			if (p[1] != '\0')
+				p++;
+			last = 1;
+			break;
+		case '[':
+			/* a bracket expression: ']' first (after an optional '^') is
+			 * a member, "[:class:]" and the like are skipped whole */
+			p++;
+			if (*p == '^')
+				p++;
+			if (*p == ']')
+				p++;
+			while (*p && *p != ']') {
+				if (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
+					const char *c = strchr(p + 2, p[1]);
+
+					p = c && c[1] == ']' ? c + 2 : p + 1;
+				} else {
+					p++;
+				}
+			}
+			if (*p == '\0')
+				break; /* unterminated: regcomp says so */
+			last = 1;
+			break;
+		default:
+			last = 1;
+			break;
+		}
+		if (*p)
+			p++;
+		sum[depth] += last;
+		if (sum[depth] > RE_MAX_WEIGHT) {
+			snprintf(why, wlen, "regular expression too complex");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 static int add_line(const struct hbatok_line *t, int lineno, void *arg, char *why, size_t wlen)
 {
 	struct ident *id = arg;
@@ -82,10 +228,14 @@ static int add_line(const struct hbatok_line *t, int lineno, void *arg, char *wh
 	e->is_re = s->s[0] == '/';
 	e->pg_all = hbatok_is_kw(u, "all");
 	if (e->is_re) {
+		char rerr[128];
+
+		if (re_check(s->s + 1, rerr, sizeof(rerr)) != 0) {
+			snprintf(why, wlen, "invalid regular expression \"%s\": %s", s->s + 1, rerr);
+			return -EINVAL;
+		}
 		rc = regcomp(&e->re, s->s + 1, REG_EXTENDED);
 		if (rc != 0) {
-			char rerr[128];
-
 			regerror(rc, &e->re, rerr, sizeof(rerr));
 			snprintf(why, wlen, "invalid regular expression \"%s\": %s", s->s + 1, rerr);
 			return -EINVAL;
