@@ -29,6 +29,19 @@ void pool_janitor(struct proxy *p);
 void pool_stats_period(struct proxy *p);
 void pool_client_gone(struct client *c, enum client_state prev);
 void pool_destroy_unused(struct proxy *p);
+/* What SHOW POOLS and /metrics report of one pool, counted in one place
+ * (PgBouncer's names). */
+struct pool_view {
+	const struct pool *pool;
+	int cl_active, cl_waiting;   /* linked or idle; waiting or not yet welcomed */
+	int sv_active, sv_used;      /* linked (or draining for a client); resetting */
+	int sv_idle, sv_login;
+	int64_t maxwait_us;          /* the oldest waiting client's wait so far */
+};
+void pool_view(const struct pool *pool, int64_t now, struct pool_view *v);
+/* <fn> for every pool, in list order, with its view at <now>. */
+void pool_stats_foreach(struct proxy *p, int64_t now,
+		void (*fn)(const struct pool_view *v, void *arg), void *arg);
 int pool_size_for(const struct proxy *p, const struct db *db, const char *user);
 int pool_effective_size(const struct pool *pool);
 void pool_refresh_mode(struct pool *pool);

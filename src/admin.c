@@ -567,26 +567,39 @@ static void show_users(struct client *c)
 	rs_end(&r, "SHOW");
 }
 
-/* Servers of <pool> by what PgBouncer would call them. */
-struct sv_counts {
-	int active, used, idle, login;
+struct pools_ctx {
+	struct proxy *p;
+	struct rs *r;
 };
 
-static void count_servers(const struct pool *pool, struct sv_counts *n)
+static void pools_row(const struct pool_view *n, void *arg)
 {
-	const struct list *it;
+	const struct pools_ctx *x = arg;
+	const struct pool *pool = n->pool;
+	const struct config_db *e = config_find_db(x->p->cfg, pool->db->name);
+	struct fmt f = { .n = 0 };
+	const char *v[20];
 
-	n->idle = pool->n_idle;
-	n->login = pool->n_login;
-	n->active = n->used = 0;
-	for (it = pool->active.next; it != &pool->active; it = it->next) {
-		const struct server *s = list_entry(it, struct server, node);
-
-		if ((s->state == SV_RESET || s->state == SV_DRAIN) && s->client == NULL)
-			n->used++; /* running the reset query */
-		else
-			n->active++;
-	}
+	v[0] = pool->db->name;
+	v[1] = pool->cred->name;
+	v[2] = fi(&f, n->cl_active);
+	v[3] = fi(&f, n->cl_waiting);
+	v[4] = v[5] = "0";
+	v[6] = fi(&f, n->sv_active);
+	v[7] = v[8] = "0";
+	v[9] = fi(&f, n->sv_idle);
+	v[10] = fi(&f, n->sv_used);
+	v[11] = "0";
+	v[12] = fi(&f, n->sv_login);
+	v[13] = fi(&f, n->maxwait_us / 1000000);
+	v[14] = fi(&f, n->maxwait_us % 1000000);
+	v[15] = config_pool_mode_name(pool->mode);
+	v[16] = e && strchr(pool->db->host, ',') ?
+			config_load_balance_hosts_name(e->load_balance_hosts) : NULL;
+	v[17] = fu(&f, pool->st.hits);
+	v[18] = fu(&f, pool->st.misses);
+	v[19] = ff(&f, rate(pool->st.hits, pool->st.hits + pool->st.misses));
+	rs_row(x->r, v);
 }
 
 static void show_pools(struct client *c)
@@ -596,11 +609,10 @@ static void show_pools(struct client *c)
 		"sv_being_canceled", "sv_idle", "sv_used", "sv_tested", "sv_login", "maxwait",
 		"maxwait_us", "pool_mode", "load_balance_hosts", "hits", "misses", "hit_rate" };
 	struct proxy *p = proxy_of(&c->st);
-	int64_t now = proxy_now_us();
 	struct fmt f = { .n = 0 };
 	const char *v[20];
-	struct list *it;
 	struct rs r;
+	struct pools_ctx x = { p, &r };
 
 	rs_begin(&r, c, "ssiiiiiiiiiiiiissqqf", names);
 	/* the console's own pool, as PgBouncer lists it */
@@ -613,37 +625,7 @@ static void show_pools(struct client *c)
 	v[17] = v[18] = "0";
 	v[19] = "0.0000";
 	rs_row(&r, v);
-	list_for_each(it, &p->pools) {
-		struct pool *pool = list_entry(it, struct pool, node);
-		const struct config_db *e = config_find_db(p->cfg, pool->db->name);
-		struct sv_counts n;
-		int64_t wait = 0;
-
-		f.n = 0;
-		count_servers(pool, &n);
-		if (!list_empty(&pool->waiting))
-			wait = now - list_first_entry(&pool->waiting, struct client, node)->wait_start_us;
-		v[0] = pool->db->name;
-		v[1] = pool->cred->name;
-		v[2] = fi(&f, pool->n_clients);
-		v[3] = fi(&f, pool->n_waiting + pool->n_welcome);
-		v[4] = v[5] = "0";
-		v[6] = fi(&f, n.active);
-		v[7] = v[8] = "0";
-		v[9] = fi(&f, n.idle);
-		v[10] = fi(&f, n.used);
-		v[11] = "0";
-		v[12] = fi(&f, n.login);
-		v[13] = fi(&f, wait / 1000000);
-		v[14] = fi(&f, wait % 1000000);
-		v[15] = config_pool_mode_name(pool->mode);
-		v[16] = e && strchr(pool->db->host, ',') ?
-				config_load_balance_hosts_name(e->load_balance_hosts) : NULL;
-		v[17] = fu(&f, pool->st.hits);
-		v[18] = fu(&f, pool->st.misses);
-		v[19] = ff(&f, rate(pool->st.hits, pool->st.hits + pool->st.misses));
-		rs_row(&r, v);
-	}
+	pool_stats_foreach(p, proxy_now_us(), pools_row, &x);
 	rs_end(&r, "SHOW");
 }
 

@@ -184,69 +184,66 @@ static const struct {
 		"Server connections that failed to log in." },
 };
 
-static double pool_value(const struct pool *pool, enum pool_metric k, int64_t now)
+static double pool_value(const struct pool_view *v, enum pool_metric k)
 {
-	const struct list *it;
-	int active = 0, used = 0;
+	const struct pool_stats *st = &v->pool->st;
 
 	switch (k) {
 	case PM_CL_ACTIVE:
-		return pool->n_clients;
+		return v->cl_active;
 	case PM_CL_WAITING:
-		return pool->n_waiting + pool->n_welcome;
-	case PM_SV_IDLE:
-		return pool->n_idle;
-	case PM_SV_LOGIN:
-		return pool->n_login;
+		return v->cl_waiting;
 	case PM_SV_ACTIVE:
+		return v->sv_active;
+	case PM_SV_IDLE:
+		return v->sv_idle;
 	case PM_SV_USED:
-		for (it = pool->active.next; it != &pool->active; it = it->next) {
-			const struct server *s = list_entry(it, struct server, node);
-
-			if ((s->state == SV_RESET || s->state == SV_DRAIN) && s->client == NULL)
-				used++;
-			else
-				active++;
-		}
-		return k == PM_SV_ACTIVE ? active : used;
+		return v->sv_used;
+	case PM_SV_LOGIN:
+		return v->sv_login;
 	case PM_MAXWAIT:
-		if (list_empty(&pool->waiting))
-			return 0;
-		return (double)(now - list_first_entry(&pool->waiting, struct client, node)
-						->wait_start_us) / 1e6;
+		return (double)v->maxwait_us / 1e6;
 	case PM_HITS:
-		return (double)pool->st.hits;
+		return (double)st->hits;
 	case PM_MISSES:
-		return (double)pool->st.misses;
+		return (double)st->misses;
 	case PM_HIT_RATIO:
-		return pool->st.hits + pool->st.misses ?
-				(double)pool->st.hits / (double)(pool->st.hits + pool->st.misses) :
-				0;
+		return st->hits + st->misses ? (double)st->hits / (double)(st->hits + st->misses) : 0;
 	case PM_LOGINS:
-		return (double)pool->st.server_logins;
+		return (double)st->server_logins;
 	case PM_LOGIN_FAIL:
-		return (double)pool->st.server_login_fail;
+		return (double)st->server_login_fail;
 	}
 	return 0;
+}
+
+struct pool_sample {
+	struct mbuf *b;
+	enum pool_metric k;
+};
+
+static void pool_sample(const struct pool_view *v, void *arg)
+{
+	const struct pool_sample *x = arg;
+	const char *name = pool_metrics[x->k].name;
+
+	mb_printf(x->b, "%s{database=\"", name);
+	mb_label(x->b, v->pool->db->name);
+	mb_printf(x->b, "\",user=\"");
+	mb_label(x->b, v->pool->cred->name);
+	mb_printf(x->b, "\"} %.17g\n", pool_value(v, x->k));
 }
 
 static void render_pools(struct mbuf *b, struct proxy *p)
 {
 	int64_t now = proxy_now_us();
-	struct list *it;
 	size_t k;
 
 	for (k = 0; k < sizeof(pool_metrics) / sizeof(pool_metrics[0]); k++) {
-		family(b, pool_metrics[k].name, pool_metrics[k].type, pool_metrics[k].help);
-		list_for_each(it, &p->pools) {
-			struct pool *pool = list_entry(it, struct pool, node);
+		struct pool_sample x = { b, (enum pool_metric)k };
 
-			mb_printf(b, "%s{database=\"", pool_metrics[k].name);
-			mb_label(b, pool->db->name);
-			mb_printf(b, "\",user=\"");
-			mb_label(b, pool->cred->name);
-			mb_printf(b, "\"} %.17g\n", pool_value(pool, (enum pool_metric)k, now));
-		}
+		family(b, pool_metrics[k].name, pool_metrics[k].type, pool_metrics[k].help);
+		pool_stats_foreach(p, now, pool_sample, &x);
 	}
 }
 

@@ -867,6 +867,40 @@ void pool_destroy_unused(struct proxy *p)
 	}
 }
 
+void pool_view(const struct pool *pool, int64_t now, struct pool_view *v)
+{
+	const struct list *it;
+
+	v->pool = pool;
+	v->cl_active = pool->n_clients;
+	v->cl_waiting = pool->n_waiting + pool->n_welcome;
+	v->sv_idle = pool->n_idle;
+	v->sv_login = pool->n_login;
+	v->sv_active = v->sv_used = 0;
+	for (it = pool->active.next; it != &pool->active; it = it->next) {
+		const struct server *s = list_entry(it, struct server, node);
+
+		if ((s->state == SV_RESET || s->state == SV_DRAIN) && s->client == NULL)
+			v->sv_used++; /* running the reset query */
+		else
+			v->sv_active++;
+	}
+	v->maxwait_us = list_empty(&pool->waiting) ? 0 :
+			now - list_first_entry(&pool->waiting, struct client, node)->wait_start_us;
+}
+
+void pool_stats_foreach(struct proxy *p, int64_t now,
+		void (*fn)(const struct pool_view *v, void *arg), void *arg)
+{
+	struct list *it;
+	struct pool_view v;
+
+	list_for_each(it, &p->pools) {
+		pool_view(list_entry(it, struct pool, node), now, &v);
+		fn(&v, arg);
+	}
+}
+
 void pool_stats_period(struct proxy *p)
 {
 	double secs = (double)p->cfg->s.stats_period_us / 1e6;

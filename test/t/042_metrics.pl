@@ -108,6 +108,16 @@ is(metric($body, 'pgslab_database_queries_total', 'database="postgres"'),
 is(metric($body, 'pgslab_database_received_bytes_total', 'database="postgres"'),
 	$st->{total_received}, 'received_bytes_total = total_received');
 ok($st->{total_xact_count} >= 100, 'the pgbench transactions are counted');
+# the pool figures come from one view (pool_stats_foreach): both show the same
+my ($pl) = grep { $_->{database} eq 'postgres' && $_->{user} eq 'app' } $proxy->admin_hash('SHOW POOLS');
+($status, $head, $body) = scrape();
+for my $m ([ cl_active => 'client_active' ], [ cl_waiting => 'client_waiting' ],
+	    [ sv_active => 'server_active' ], [ sv_idle => 'server_idle' ],
+	    [ sv_used => 'server_used' ], [ sv_login => 'server_login' ], [ hits => 'hits_total' ]) {
+	is(metric($body, "pgslab_pool_$m->[1]", 'database="postgres",user="app"'), $pl->{ $m->[0] },
+		"pgslab_pool_$m->[1] = SHOW POOLS $m->[0] ($pl->{$m->[0]})");
+}
+ok($pl->{sv_idle} >= 1, 'the pgbench servers are idle in the pool');
 my ($sys) = grep { $_->{name} eq 'sysalloc_calls' } $proxy->admin_hash('SHOW MEM');
 ok(metric($body, 'pgslab_sysalloc_calls_total') >= $sys->{used},
 	'sysalloc_calls_total is SHOW MEM\'s counter (or later)');
