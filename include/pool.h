@@ -42,6 +42,10 @@ void pool_view(const struct pool *pool, int64_t now, struct pool_view *v);
 /* <fn> for every pool, in list order, with its view at <now>. */
 void pool_stats_foreach(struct proxy *p, int64_t now,
 		void (*fn)(const struct pool_view *v, void *arg), void *arg);
+/* Totals <t> and per-second averages <a> (last stats period) of every pool
+ * of <db> (NULL: all), as SHOW STATS and /metrics report them. */
+void pool_stats_sum(const struct proxy *p, const struct db *db, struct pool_stats *t,
+		struct pool_stats *a);
 int pool_size_for(const struct proxy *p, const struct db *db, const char *user);
 int pool_effective_size(const struct pool *pool);
 void pool_refresh_mode(struct pool *pool);

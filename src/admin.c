@@ -886,57 +886,6 @@ static void show_sockets(struct client *c, bool busy_only)
 
 /* ---- SHOW STATS, STATS_TOTALS, STATS_AVERAGES, TOTALS ---- */
 
-/* Totals and per-second averages of every pool of <db> (NULL: all). */
-static void sum_stats(struct proxy *p, const struct db *db, struct pool_stats *t,
-		struct pool_stats *a)
-{
-	uint64_t wx = 0, wq = 0, ww = 0;
-	struct list *it;
-
-	memset(t, 0, sizeof(*t));
-	memset(a, 0, sizeof(*a));
-	list_for_each(it, &p->pools) {
-		struct pool *pool = list_entry(it, struct pool, node);
-		const struct pool_stats *s = &pool->st, *v = &pool->avg;
-
-		if (db && pool->db != db)
-			continue;
-		t->server_assignment_count += s->server_assignment_count;
-		t->xact_count += s->xact_count;
-		t->query_count += s->query_count;
-		t->bytes_recv += s->bytes_recv;
-		t->bytes_sent += s->bytes_sent;
-		t->xact_time_us += s->xact_time_us;
-		t->query_time_us += s->query_time_us;
-		t->wait_time_us += s->wait_time_us;
-		t->client_login_count += s->client_login_count;
-		t->client_parse_count += s->client_parse_count;
-		t->server_parse_count += s->server_parse_count;
-		t->bind_count += s->bind_count;
-		t->hits += s->hits;
-		t->misses += s->misses;
-		a->server_assignment_count += v->server_assignment_count;
-		a->xact_count += v->xact_count;
-		a->query_count += v->query_count;
-		a->bytes_recv += v->bytes_recv;
-		a->bytes_sent += v->bytes_sent;
-		a->client_login_count += v->client_login_count;
-		a->client_parse_count += v->client_parse_count;
-		a->server_parse_count += v->server_parse_count;
-		a->bind_count += v->bind_count;
-		/* per-transaction means: weight by each pool's rate */
-		a->xact_time_us += v->xact_time_us * v->xact_count;
-		a->query_time_us += v->query_time_us * v->query_count;
-		a->wait_time_us += v->wait_time_us * v->server_assignment_count;
-		wx += v->xact_count;
-		wq += v->query_count;
-		ww += v->server_assignment_count;
-	}
-	a->xact_time_us = wx ? a->xact_time_us / wx : 0;
-	a->query_time_us = wq ? a->query_time_us / wq : 0;
-	a->wait_time_us = ww ? a->wait_time_us / ww : 0;
-}
-
 /* Values of <s> in PgBouncer's STATS order: assignments, xacts, queries,
  * received, sent, xact time, query time, wait time, client parse, server
  * parse, bind, logins (12 values). */
@@ -992,7 +941,7 @@ static void show_stats(struct client *c, enum stats_kind kind)
 
 		if (db->admin || (db->dead && db->n_servers == 0 && db->n_clients == 0))
 			continue;
-		sum_stats(p, db, &t, &a);
+		pool_stats_sum(p, db, &t, &a);
 		v[0] = db->name;
 		if (kind == STATS_BOTH) {
 			stats_values(&f, &t, v + 1);
@@ -1020,7 +969,7 @@ static void show_totals(struct client *c)
 	struct rs r;
 	int i, k;
 
-	sum_stats(p, NULL, &t, &a);
+	pool_stats_sum(p, NULL, &t, &a);
 	/* as PgBouncer, whose console is a pool too: each console command
 	 * is one transaction of one query */
 	t.xact_count += p->console_queries;

@@ -282,60 +282,45 @@ static const struct {
 
 static double db_value(struct proxy *p, const struct db *db, enum db_metric k)
 {
-	uint64_t v = 0;
-	struct list *it;
+	struct pool_stats t, avg;
 
-	if (k == DM_SERVERS)
+	switch (k) {
+	case DM_SERVERS:
 		return db->n_servers;
-	if (k == DM_CLIENTS)
+	case DM_CLIENTS:
 		return db->n_clients;
-	if (k == DM_POOL_SIZE)
+	case DM_POOL_SIZE:
 		return pool_size_for(p, db, NULL);
-	if (k == DM_PAUSED)
+	case DM_PAUSED:
 		return db->paused;
-	if (k == DM_DISABLED)
+	case DM_DISABLED:
 		return db->disabled;
-	list_for_each(it, &p->pools) {
-		const struct pool *pool = list_entry(it, struct pool, node);
-		const struct pool_stats *s = &pool->st;
-
-		if (pool->db != db)
-			continue;
-		switch (k) {
-		case DM_XACT:
-			v += s->xact_count;
-			break;
-		case DM_QUERY:
-			v += s->query_count;
-			break;
-		case DM_ASSIGN:
-			v += s->server_assignment_count;
-			break;
-		case DM_RECV:
-			v += s->bytes_recv;
-			break;
-		case DM_SENT:
-			v += s->bytes_sent;
-			break;
-		case DM_XACT_TIME:
-			v += s->xact_time_us;
-			break;
-		case DM_QUERY_TIME:
-			v += s->query_time_us;
-			break;
-		case DM_WAIT_TIME:
-			v += s->wait_time_us;
-			break;
-		case DM_LOGINS:
-			v += s->client_login_count;
-			break;
-		default:
-			break;
-		}
+	default:
+		break;
 	}
-	if (k == DM_XACT_TIME || k == DM_QUERY_TIME || k == DM_WAIT_TIME)
-		return (double)v / 1e6;
-	return (double)v;
+	pool_stats_sum(p, db, &t, &avg);
+	switch (k) {
+	case DM_XACT:
+		return (double)t.xact_count;
+	case DM_QUERY:
+		return (double)t.query_count;
+	case DM_ASSIGN:
+		return (double)t.server_assignment_count;
+	case DM_RECV:
+		return (double)t.bytes_recv;
+	case DM_SENT:
+		return (double)t.bytes_sent;
+	case DM_XACT_TIME:
+		return (double)t.xact_time_us / 1e6;
+	case DM_QUERY_TIME:
+		return (double)t.query_time_us / 1e6;
+	case DM_WAIT_TIME:
+		return (double)t.wait_time_us / 1e6;
+	case DM_LOGINS:
+		return (double)t.client_login_count;
+	default:
+		return 0;
+	}
 }
 
 static void render_dbs(struct mbuf *b, struct proxy *p)
