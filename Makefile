@@ -6,7 +6,7 @@
 #   make asan       build with -fsanitize=address,undefined + slab debug, run unit tests
 #   make fuzz-protocol SECONDS=600 [SEED=n] [PGSLAB=path]
 #                   randomized differential protocol test, direct vs through pgslab
-#   make soak SECONDS=600 [SEED=n] [PGSLAB=path] [WRITERS=n]
+#   make soak SECONDS=600 [SEED=n] [PGSLAB=path] [WRITERS=n] [VALGRIND=1]
 #                   fault-injection ledger test, long run (075_ledger.pl is the short one)
 #   make fuzz-smoke   every libFuzzer target (test/fuzz/) for FUZZ_SMOKE_SECONDS each
 #   make fuzz FUZZ_SECONDS=600 [FUZZ_TARGETS=fuzz_x]   longer libFuzzer runs
@@ -165,7 +165,8 @@ fuzz-protocol: $(if $(PGSLAB),,$(PROG))
 .PHONY: soak
 soak: $(if $(PGSLAB),,$(PROG))
 	PGSLAB=$(or $(PGSLAB),$(CURDIR)/$(PROG)) perl -I test/perl test/soak.pl \
-		--seconds $(or $(SECONDS),600) $(if $(SEED),--seed $(SEED)) $(if $(WRITERS),--writers $(WRITERS))
+		--seconds $(or $(SECONDS),600) $(if $(SEED),--seed $(SEED)) $(if $(WRITERS),--writers $(WRITERS)) \
+		$(if $(VALGRIND),--valgrind)
 
 # ---- libFuzzer targets (test/fuzz/fuzz_*.c) ----
 # Built with clang and -fsanitize=fuzzer,address,undefined into build/fuzz/;

@@ -112,7 +112,9 @@ C<loaders> (pgbench processes, default 2; loader I<i> uses protocol simple,
 extended or prepared by I<i> mod 3),
 C<max_events> (default 400, or two a second for long runs), C<restarts> (PostgreSQL restarts, default
 C<seconds/20> capped at 2 for short runs, one a minute for long ones), C<diag>
-(code ref for a line of output).
+(code ref for a line of output), C<wrapper> (a command prefix pgslab runs
+under, as PgSlab::Test::Proxy's; e.g. valgrind), C<timeout> (seconds a
+writer waits for a reply, default 20).
 
 =cut
 
@@ -129,6 +131,7 @@ sub new
 		restarts   => $o{restarts} // ($seconds <= 120 ? ($seconds >= 30 ? 2 : 1) : int($seconds / 60)),
 		diag       => $o{diag} // sub { print STDERR "# $_[0]\n" },
 		timeout    => $o{timeout} // 20,
+		wrapper    => $o{wrapper} // [],
 		events     => {},
 		checks     => [],
 		kids       => {},
@@ -168,8 +171,9 @@ sub start_servers
 			server_login_retry => 1,
 			query_wait_timeout => 30,
 		},
+		wrapper   => $self->{wrapper},
 		userlist  => PgSlab::Test::Proxy::userlist_from_cluster($node, USER));
-	$proxy->start;
+	$proxy->start(@{ $self->{wrapper} } ? (timeout => 120) : ());
 	$self->{pool_size} = 4;
 	return 1;
 }
