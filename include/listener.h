@@ -24,6 +24,8 @@ struct listener {
 
 int listener_open_all(struct proxy *p, char *err, size_t errlen);
 void listener_close_all(struct proxy *p);
+/* Close the TCP listeners; the Unix sockets stay (shutdown: the console). */
+void listener_close_tcp(struct proxy *p);
 void listener_pause(struct proxy *p, bool pause);
 
 #endif

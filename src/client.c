@@ -669,10 +669,6 @@ static enum stream_act handle_startup(struct client *c, const uint8_t *msg, uint
 		client_close(c, NULL, NULL);
 		return STREAM_CLOSED;
 	}
-	if (p->shutdown != SHUTDOWN_NONE) {
-		client_close(c, SQLSTATE_CANNOT_CONNECT_NOW, "pgslab is shutting down");
-		return STREAM_CLOSED;
-	}
 	/* as PgBouncer: require and above, except on the Unix socket */
 	if (p->cfg->s.client_tls_sslmode >= SSLMODE_REQUIRE && !stream_is_tls(&c->st) &&
 			c->family != AF_UNIX) {
@@ -746,6 +742,11 @@ static enum stream_act handle_startup(struct client *c, const uint8_t *msg, uint
 	c->login->db = proxy_find_db(p, dbname, false);
 	if (c->login->db && c->login->db->autodb)
 		c->login->db = NULL; /* may expire meanwhile: looked up again after auth */
+	if (p->shutdown != SHUTDOWN_NONE && !(c->login->db && c->login->db->admin)) {
+		/* the Unix socket stays open for the console only */
+		client_close(c, SQLSTATE_CANNOT_CONNECT_NOW, "pooler is shutting down");
+		return STREAM_CLOSED;
+	}
 	if (c->login->db && !c->login->db->admin && c->login->db->disabled) {
 		client_close(c, SQLSTATE_CANNOT_CONNECT_NOW, "database does not allow connections");
 		return STREAM_CLOSED;

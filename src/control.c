@@ -754,7 +754,6 @@ static void do_shutdown(struct client *c, const char *arg)
 		mode = SHUTDOWN_NOW;
 	} else if (strcasecmp(arg, "wait_for_servers") == 0) {
 		mode = SHUTDOWN_WAIT_SERVERS;
-		p->paused = true; /* as PgBouncer: let transactions end, start none */
 	} else if (strcasecmp(arg, "wait_for_clients") == 0) {
 		mode = SHUTDOWN_WAIT_CLIENTS;
 	} else {

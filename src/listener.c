@@ -50,7 +50,7 @@ static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	p->accept_paused = false;
-	if (!control_suspended(p) && p->shutdown == SHUTDOWN_NONE)
+	if (!control_suspended(p))
 		listener_pause(p, false);
 }
 
@@ -256,19 +256,33 @@ void listener_pause(struct proxy *p, bool pause)
 	}
 }
 
+static void listener_close(struct proxy *p, struct listener *l)
+{
+	list_del(&l->node);
+	event_del(&l->ev);
+	close(l->fd);
+	if (l->path[0])
+		unlink(l->path);
+	slab_buf_free(p->arena, l, l->cap);
+}
+
 void listener_close_all(struct proxy *p)
 {
 	if (event_initialized(&p->accept_ev))
 		event_del(&p->accept_ev);
 	p->accept_paused = false;
-	while (!list_empty(&p->listeners)) {
-		struct listener *l = list_first_entry(&p->listeners, struct listener, node);
+	while (!list_empty(&p->listeners))
+		listener_close(p, list_first_entry(&p->listeners, struct listener, node));
+}
 
-		list_del(&l->node);
-		event_del(&l->ev);
-		close(l->fd);
-		if (l->path[0])
-			unlink(l->path);
-		slab_buf_free(p->arena, l, l->cap);
+void listener_close_tcp(struct proxy *p)
+{
+	struct list *it, *tmp;
+
+	list_for_each_safe(it, tmp, &p->listeners) {
+		struct listener *l = list_entry(it, struct listener, node);
+
+		if (l->family != AF_UNIX)
+			listener_close(p, l);
 	}
 }

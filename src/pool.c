@@ -278,6 +278,10 @@ bool pool_assign(struct client *c)
 		pool->st.hits++;
 		return link_pair(c, s);
 	}
+	if (p->shutdown == SHUTDOWN_WAIT_SERVERS) {
+		client_close(c, SQLSTATE_ADMIN_SHUTDOWN, "server shutting down");
+		return false;
+	}
 	if (pool->login_failing && proxy_now_us() < pool->retry_at_us) {
 		char msg[256];
 
@@ -644,15 +648,16 @@ void pool_launch(struct pool *pool)
 	int64_t now = proxy_now_us();
 	int min = pool->db->min_pool_size >= 0 ? pool->db->min_pool_size : p->cfg->s.min_pool_size;
 
-	if (pool->launching || p->shutdown != SHUTDOWN_NONE || p->paused || pool->db->paused ||
-			pool->db->dead || now < pool->retry_at_us)
+	/* SHUTDOWN WAIT_FOR_CLIENTS still serves the clients it has */
+	if (pool->launching || (p->shutdown != SHUTDOWN_NONE && p->shutdown != SHUTDOWN_WAIT_CLIENTS) ||
+			p->paused || pool->db->paused || pool->db->dead || now < pool->retry_at_us)
 		return;
 	pool->launching = true;
 	for (;;) {
 		int want = pool->n_waiting + pool->n_lookups +
 			   (pool->n_welcome > 0 && pool->n_servers == 0) - pool->n_login;
 
-		if (pool->n_servers + (want > 0 ? want : 0) < min)
+		if (pool->n_servers + (want > 0 ? want : 0) < min && p->shutdown == SHUTDOWN_NONE)
 			want = min - pool->n_servers;
 		if (want <= 0 || pool_room(pool, want, now) <= 0)
 			break;

@@ -533,12 +533,30 @@ int proxy_reload(struct proxy *p, char *err, size_t errlen)
 
 void proxy_shutdown(struct proxy *p, enum shutdown_mode mode)
 {
+	struct list *it;
+
 	if (mode <= p->shutdown && mode != SHUTDOWN_NOW)
 		return;
 	p->shutdown = mode;
-	listener_close_all(p);
 	log_info("shutdown requested (%s)", mode == SHUTDOWN_NOW ? "immediate" :
 			mode == SHUTDOWN_WAIT_SERVERS ? "wait for servers" : "wait for clients");
+	if (mode == SHUTDOWN_NOW) {
+		listener_close_all(p);
+		return;
+	}
+	/* as PgBouncer: the Unix socket stays for the console until the end */
+	listener_close_tcp(p);
+	if (mode != SHUTDOWN_WAIT_SERVERS)
+		return;
+	/* let transactions end, start none: who waits for a server goes */
+	p->paused = true;
+	list_for_each(it, &p->pools) {
+		struct pool *pool = list_entry(it, struct pool, node);
+
+		pool_close_clients(&pool->waiting, SQLSTATE_ADMIN_SHUTDOWN, "server shutting down");
+		pool_close_clients(&pool->welcome_wait, SQLSTATE_ADMIN_SHUTDOWN,
+				"server shutting down");
+	}
 }
 
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
@@ -563,11 +581,13 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 		control_resume(p, NULL);
 		break;
 	case SIGINT:
-		proxy_shutdown(p, SHUTDOWN_WAIT_SERVERS);
-		break;
 	case SIGTERM:
-		proxy_shutdown(p, p->shutdown == SHUTDOWN_WAIT_CLIENTS ? SHUTDOWN_NOW :
-									SHUTDOWN_WAIT_CLIENTS);
+		/* as PgBouncer: a second one, after either, is a fast exit */
+		if (p->shutdown != SHUTDOWN_NONE)
+			log_info("got %s while shutting down, fast exit",
+					sig == SIGINT ? "SIGINT" : "SIGTERM");
+		proxy_shutdown(p, p->shutdown != SHUTDOWN_NONE ? SHUTDOWN_NOW :
+				sig == SIGINT ? SHUTDOWN_WAIT_SERVERS : SHUTDOWN_WAIT_CLIENTS);
 		break;
 	case SIGQUIT:
 		proxy_shutdown(p, SHUTDOWN_NOW);

@@ -194,6 +194,70 @@ $proxy->kill_signal('QUIT');
 $st = $proxy->wait_exit(timeout => 10);
 ok(defined $st && time - $t0 < 2, sprintf('SIGQUIT: exits at once (%.1fs)', time - $t0));
 ok(!eval { $h->pg_result; 1 }, 'SIGQUIT: the client in a query gets an error');
+
+# A second SIGINT (or SIGTERM) during a shutdown is a fast exit, as PgBouncer.
+$proxy->start;
+$h = $proxy->connect_dbi('postgres', %app);
+$h->do('BEGIN');
+is($h->selectrow_array('SELECT 13'), 13, 'a client holds a server in a transaction');
+$proxy->kill_signal('INT');
+sleep(0.5);
+ok($proxy->is_running, 'one SIGINT: still running while the transaction is open');
+is(eval { $h->selectrow_array('SELECT 14') }, 14, '... and the transaction goes on');
+$t0 = time;
+$proxy->kill_signal('INT');
+$st = $proxy->wait_exit(timeout => 10);
+ok(defined $st && $st == 0 && time - $t0 < 3, sprintf('second SIGINT: exits at once (%.1fs)', time - $t0));
+like($proxy->log_content, qr/got SIGINT while shutting down, fast exit/, '... and says so');
+$h = undef;
+
+# SHUTDOWN WAIT_FOR_SERVERS: the TCP socket closes, the Unix one stays for the
+# console only; who waits for a server, or starts a transaction, is closed
+# ("server shutting down"); the open transaction ends normally, then exit.
+$proxy->set(default_pool_size => 2);
+$proxy->start;
+my ($in_tx, $idle, $waiter) = map { $proxy->connect_dbi('postgres', %app) } 1 .. 3;
+$in_tx->do('BEGIN');
+$in_tx->selectrow_array('SELECT 1');
+my $other = $proxy->connect_dbi('postgres', %app);
+$other->do('BEGIN');
+$other->selectrow_array('SELECT 1');          # both servers (pool size 2) in use
+$waiter->do('SELECT 15', { pg_async => PG_ASYNC });   # waits for a server
+sleep(0.5);
+my ($pl) = grep { $_->{database} eq 'postgres' } $proxy->admin_hash('SHOW POOLS');
+is($pl->{cl_waiting}, 1, 'one client waits for a server');
+$proxy->admin('SHUTDOWN WAIT_FOR_SERVERS');
+ok(!eval { $waiter->pg_result; 1 }, 'WAIT_FOR_SERVERS: the waiting client is closed');
+like($waiter->errstr // '', qr/server shutting down/, '... "server shutting down"');
+ok(!eval { $idle->selectrow_array('SELECT 16'); 1 }, 'a connected client starting a transaction is closed');
+like($idle->errstr // '', qr/server shutting down/, '... "server shutting down"');
+is(eval { $in_tx->selectrow_array('SELECT 17') }, 17, 'the open transaction goes on');
+ok(!eval { $proxy->connect_dbi('postgres', %app); 1 }, 'TCP: new clients refused');
+ok(!eval { $proxy->connect_dbi('postgres', %app, host => $proxy->socket_dir); 1 },
+	'Unix socket: a database login refused');
+like($DBI::errstr // '', qr/pooler is shutting down/, '... "pooler is shutting down"');
+my ($ver) = eval { $proxy->admin('SHOW VERSION', host => $proxy->socket_dir) };
+like($ver->[0] // '', qr/pgslab|PgBouncer/, 'Unix socket: the console still answers') or diag($@);
+$in_tx->do('COMMIT');
+ok($proxy->is_running, 'one transaction still open: running');
+$other->do('COMMIT');
+$st = $proxy->wait_exit(timeout => 10);
+is($st, 0, 'exits once no server is in use');
+ok(!-S $proxy->socket_dir . '/.s.PGSQL.' . $proxy->port, '... and the Unix socket is gone');
+
+# SHUTDOWN WAIT_FOR_CLIENTS keeps serving the clients it has, opening servers
+# for them if needed.
+$proxy->start;
+$h = $proxy->connect_dbi('postgres', %app);
+$h->selectrow_array('SELECT 1');
+$proxy->admin('SHUTDOWN WAIT_FOR_CLIENTS');
+$proxy->admin('RECONNECT', host => $proxy->socket_dir);
+sleep(0.3);
+is(eval { $h->selectrow_array('SELECT 18') }, 18, 'WAIT_FOR_CLIENTS: a client gets a new server')
+	or diag($h->errstr);
+$h->disconnect;
+$st = $proxy->wait_exit(timeout => 10);
+is($st, 0, 'exits once the last client left');
 $direct->disconnect;
 
 done_testing();
