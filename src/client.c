@@ -333,16 +333,15 @@ static bool ignored_param(struct proxy *p, const char *name)
 }
 
 /* Copy one word of an "options" value from <*pp> into <out> (at most
- * <cap> bytes with its NUL), stopping at <stop> (if not 0) or unescaped
- * whitespace; a backslash escapes the next byte.  Returns false when the
- * word does not fit. */
-static bool options_word(const char **pp, char *out, size_t cap, char stop)
+ * <cap> bytes with its NUL), stopping at unescaped whitespace; a backslash
+ * escapes the next byte.  Returns false when the word does not fit. */
+static bool options_word(const char **pp, char *out, size_t cap)
 {
 	const char *q = *pp;
 	size_t n = 0;
 	bool fits = true;
 
-	while (*q && *q != ' ' && *q != '\t' && *q != stop) {
+	while (*q && *q != ' ' && *q != '\t') {
 		if (*q == '\\' && q[1])
 			q++;
 		if (n + 1 < cap)
@@ -364,7 +363,8 @@ static const char *apply_options(struct client *c, const char *opt, char *err, s
 {
 	static const char bad[] = "unsupported options startup parameter: only '-c config=val' and '--config=val' are allowed";
 	struct proxy *p = proxy_of(&c->st);
-	char name[NAME_MAX_LEN], value[1024];
+	char word[NAME_MAX_LEN + 1024], *value;
+	bool fits;
 
 	for (;;) {
 		int idx;
@@ -382,19 +382,24 @@ static const char *apply_options(struct client *c, const char *opt, char *err, s
 		} else {
 			return bad;
 		}
-		if (!options_word(&opt, name, sizeof(name), '=') || *opt != '=' || name[0] == 0)
+		/* as PostgreSQL: the word is unescaped first, then split at its
+		 * first '=' (so "dat\estyle\=ISO" sets datestyle); a value too
+		 * long for <word> matters only if it is applied */
+		fits = options_word(&opt, word, sizeof(word));
+		value = strchr(word, '=');
+		if (value == NULL || value == word || value - word >= NAME_MAX_LEN)
 			return bad;
-		opt++;
-		idx = vars_index(&p->vars, name);
-		if (!options_word(&opt, value, sizeof(value), 0) && idx >= 0)
+		*value++ = 0;
+		idx = vars_index(&p->vars, word);
+		if (idx >= 0 && !fits)
 			return "options value too long";
 		if (idx >= 0) {
 			struct varset *vs = vars_set(p, c->vars, idx, value);
 
 			vars_put(p, c->vars);
 			c->vars = vs;
-		} else if (!ignored_param(p, name) && !ignored_param(p, "options")) {
-			snprintf(err, errlen, "unsupported startup parameter in options: %s", name);
+		} else if (!ignored_param(p, word) && !ignored_param(p, "options")) {
+			snprintf(err, errlen, "unsupported startup parameter in options: %s", word);
 			return err;
 		}
 	}

@@ -298,6 +298,10 @@ sub finish { for my $d (@_) { $d->pg_result; $d->disconnect } }
 	is($v, 'Europe/Lisbon', '-cNAME=V and --NAME=V') or diag($e);
 	($v, $e) = with_options('-c t\\imezone=\\E\\u\\r\\o\\pe/Lisbon', 'SHOW timezone');
 	is($v, 'Europe/Lisbon', 'backslash escapes in names and values') or diag($e);
+	($v, $e) = with_options('-c timezone=UTC -c    dat\\estyle\\=\\Ge\\rman,\\ YMD', 'SHOW datestyle');
+	is($v, 'German, YMD', 'an escaped = still separates name and value (as PostgreSQL)') or diag($e);
+	($v, $e) = with_options('-c application_name=a=b', 'SHOW application_name');
+	is($v, 'a=b', 'the first = separates; later ones belong to the value') or diag($e);
 	for my $bad ('-d', '-c timezone', 'timezone=UTC', '-c =x') {
 		($v, $e) = with_options($bad, 'SELECT 1');
 		like($e // '', qr/unsupported options startup parameter: only '-c config=val' and '--config=val' are allowed/,
