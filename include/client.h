@@ -12,6 +12,8 @@ void client_accept(struct proxy *p, int fd, const struct sockaddr *sa, socklen_t
 void client_close(struct client *c, const char *sqlstate, const char *reason);
 void client_error(struct client *c, const char *sqlstate, const char *fmt, ...)
 		__attribute__((format(printf, 3, 4)));
+/* Send <c> a NoticeResponse (severity NOTICE, SQLSTATE 00000). */
+void client_notice(struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A server became linked to waiting client <c>: start forwarding. */
 void client_server_ready(struct client *c);
 /* The pool learnt its server parameters: complete <c>'s login. */

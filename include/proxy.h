@@ -169,6 +169,7 @@ struct client {
 	uint8_t txn;                 /* last ReadyForQuery status seen */
 	bool closing;                /* client_close() ran; torn down from the loop */
 	bool prep_wait;              /* stopped until owed answers settle (prep.h) */
+	bool wait_notified;          /* this wait's query_wait_notify notice was sent */
 	uint8_t addr[16];
 	struct cred *cred;           /* the user it logged in as */
 	struct prep_client pst;      /* its prepared-statement names */

@@ -132,6 +132,24 @@ void client_error(struct client *c, const char *sqlstate, const char *fmt, ...)
 	send_error(c, false, sqlstate, msg);
 }
 
+void client_notice(struct client *c, const char *fmt, ...)
+{
+	uint8_t *p = stream_write_reserve(&c->st, 600);
+	char msg[400];
+	struct pkt k;
+	va_list ap;
+
+	if (p == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pkt_init(&k, p, 600);
+	proto_write_notice(&k, "%s", msg);
+	if (pkt_ok(&k))
+		stream_write_commit(&c->st, k.len);
+}
+
 static void send_ready(struct client *c, char status)
 {
 	uint8_t buf[8];

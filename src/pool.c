@@ -148,6 +148,7 @@ static void client_move(struct client *c, enum client_state state)
 		pool->n_clients--;
 	c->state = (uint8_t)state;
 	if (state == CL_WAITING) {
+		c->wait_notified = false;
 		list_append(&pool->waiting, &c->node);
 		pool->n_waiting++;
 	} else {
@@ -722,6 +723,20 @@ static void janitor_pool(struct pool *pool, int64_t now)
 	int min = pool->db->min_pool_size >= 0 ? pool->db->min_pool_size : s->min_pool_size;
 	struct list *it, *tmp;
 
+	/* as PgBouncer: one notice a wait, to a welcomed client, past query_wait_notify */
+	if (s->query_wait_notify_us > 0) {
+		list_for_each(it, &pool->waiting) {
+			struct client *c = list_entry(it, struct client, node);
+
+			if (now - c->wait_start_us <= s->query_wait_notify_us)
+				break; /* oldest first */
+			if (!c->wait_notified) {
+				c->wait_notified = true;
+				client_notice(c, "No server connection available in postgres backend, "
+						 "client being queued");
+			}
+		}
+	}
 	if (qwait > 0) {
 		expire_waiters(&pool->waiting, now, qwait, "query_wait_timeout");
 		expire_waiters(&pool->welcome_wait, now, qwait, "query_wait_timeout");

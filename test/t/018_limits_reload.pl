@@ -258,6 +258,22 @@ is(eval { $h->selectrow_array('SELECT 18') }, 18, 'WAIT_FOR_CLIENTS: a client ge
 $h->disconnect;
 $st = $proxy->wait_exit(timeout => 10);
 is($st, 0, 'exits once the last client left');
+
+# query_wait_notify: a client waiting longer gets PgBouncer's notice, once.
+$proxy->set(default_pool_size => 1, query_wait_notify => 1);
+$proxy->start;
+$h = $proxy->connect_dbi('postgres', %app);
+$h->do('SELECT pg_sleep(3.5)', { pg_async => PG_ASYNC });
+sleep(0.3);
+my ($qrc, $qout, $qerr) = $proxy->psql('postgres', 'SELECT 19', %app, timeout => 30);
+is($qout, '19', 'query_wait_notify: the waiting client gets its result');
+my @notices = $qerr =~ /NOTICE:  No server connection available in postgres backend, client being queued/g;
+is(scalar(@notices), 1, '... after one notice (queued 3 s, notify after 1 s)') or diag($qerr);
+($qrc, $qout, $qerr) = $proxy->psql('postgres', 'SELECT 20', %app, timeout => 30);
+is("$qout|$qerr", '20|', 'a client that does not wait gets no notice');
+$h->pg_result;
+$h->disconnect;
+is($proxy->stop, 0, 'stops cleanly');
 $direct->disconnect;
 
 done_testing();
