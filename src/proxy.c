@@ -224,6 +224,7 @@ struct db *proxy_find_db(struct proxy *p, const char *name, bool create)
 	if (db) {
 		db_apply(p, db, p->cfg->fallback_db, name);
 		db->autodb = true;
+		log_info("registered new auto-database: %s", name);
 	}
 	return db;
 }

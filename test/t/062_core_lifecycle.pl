@@ -162,6 +162,10 @@ sub poll
 	raw_query($s, 'SELECT current_database()');
 	my $r = read_until_ready($s, 5);
 	is_deeply($r->{rows}, [ [ 'autodb_x' ] ], '#11: connected to autodb_x');
+	$proxy->wait_for_log(qr/registered new auto-database: autodb_x/);
+	my %reg = map { $_ => 1 } $proxy->log_content =~ /registered new auto-database: (\S+)/g;
+	my @reg = sort keys %reg; # the log file and stderr both have it
+	is("@reg", 'autodb_x', '"registered new auto-database: autodb_x" logged, and none for the failed logins');
 	ok(scalar(grep { $_->[0] eq 'autodb_x' } $proxy->admin('SHOW DATABASES')),
 		'#11: autodb_x listed while its client is connected');
 	close $s;
