@@ -579,7 +579,10 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 		control_pause(p, NULL);
 		break;
 	case SIGUSR2:
-		control_resume(p, NULL);
+		if (p->shutdown != SHUTDOWN_NONE)
+			log_info("got SIGUSR2 while shutting down, ignoring");
+		else
+			control_resume(p, NULL);
 		break;
 	case SIGINT:
 	case SIGTERM:

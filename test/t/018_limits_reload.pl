@@ -251,6 +251,8 @@ $proxy->start;
 $h = $proxy->connect_dbi('postgres', %app);
 $h->selectrow_array('SELECT 1');
 $proxy->admin('SHUTDOWN WAIT_FOR_CLIENTS');
+$proxy->kill_signal('USR2');
+ok($proxy->wait_for_log(qr/got SIGUSR2 while shutting down, ignoring/), 'SIGUSR2 (RESUME) during a shutdown is ignored');
 $proxy->admin('RECONNECT', host => $proxy->socket_dir);
 sleep(0.3);
 is(eval { $h->selectrow_array('SELECT 18') }, 18, 'WAIT_FOR_CLIENTS: a client gets a new server')
