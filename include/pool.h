@@ -21,6 +21,9 @@ void pool_server_idle(struct server *s);
 bool pool_prepare(struct server *s);
 void pool_server_gone(struct server *s);
 void pool_launch(struct pool *pool);
+/* Close <pool>'s idle servers (<reason>) and mark the others to close when
+ * released (RECONNECT, a changed database entry). */
+void pool_reconnect(struct pool *pool, const char *reason);
 void pool_fail_waiting(struct pool *pool, const char *sqlstate, const char *msg);
 /* client_close() every client on list <l>. */
 void pool_close_clients(struct list *l, const char *sqlstate, const char *msg);

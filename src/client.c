@@ -771,7 +771,10 @@ static enum stream_act handle_startup(struct client *c, const uint8_t *msg, uint
 		return STREAM_CLOSED;
 	}
 	if (c->login->db && !c->login->db->admin && c->login->db->disabled) {
-		client_close(c, SQLSTATE_CANNOT_CONNECT_NOW, "database does not allow connections");
+		char dis[NAME_MAX_LEN + 32];
+
+		snprintf(dis, sizeof(dis), "database \"%s\" is disabled", c->login->db->name);
+		client_close(c, SQLSTATE_CANNOT_CONNECT_NOW, dis);
 		return STREAM_CLOSED;
 	}
 	if (p->n_clients > p->cfg->s.max_client_conn) {

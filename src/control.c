@@ -328,18 +328,14 @@ int control_suspend(struct proxy *p)
 
 void control_reconnect(struct proxy *p, struct db *db)
 {
-	struct list *it, *tmp, *si;
+	struct list *it, *tmp;
 
 	list_for_each_safe(it, tmp, &p->pools) {
 		struct pool *pool = list_entry(it, struct pool, node);
 
 		if (!pool_in(pool, db))
 			continue;
-		list_for_each(si, &pool->active)
-			list_entry(si, struct server, node)->close_needed = true;
-		list_for_each(si, &pool->login)
-			list_entry(si, struct server, node)->close_needed = true;
-		close_list(&pool->idle, "reconnect requested");
+		pool_reconnect(pool, "reconnect requested");
 		pool_kick(p, pool);
 	}
 }

@@ -643,6 +643,18 @@ static void note_reserve(const struct pool *pool)
 	slog_warning(id, "taking connection from reserve_pool");
 }
 
+void pool_reconnect(struct pool *pool, const char *reason)
+{
+	struct list *it;
+
+	list_for_each(it, &pool->active)
+		list_entry(it, struct server, node)->close_needed = true;
+	list_for_each(it, &pool->login)
+		list_entry(it, struct server, node)->close_needed = true;
+	while (!list_empty(&pool->idle))
+		server_close(list_first_entry(&pool->idle, struct server, node), reason);
+}
+
 void pool_launch(struct pool *pool)
 {
 	struct proxy *p = pool->proxy;

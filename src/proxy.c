@@ -149,16 +149,9 @@ static void db_close_servers(struct proxy *p, struct db *db)
 
 	list_for_each(it, &p->pools) {
 		struct pool *pool = list_entry(it, struct pool, node);
-		struct list *s;
 
-		if (pool->db != db)
-			continue;
-		list_for_each(s, &pool->idle)
-			list_entry(s, struct server, node)->close_needed = true;
-		list_for_each(s, &pool->active)
-			list_entry(s, struct server, node)->close_needed = true;
-		list_for_each(s, &pool->login)
-			list_entry(s, struct server, node)->close_needed = true;
+		if (pool->db == db)
+			pool_reconnect(pool, "database configuration changed");
 	}
 }
 
@@ -180,8 +173,6 @@ static void db_apply(struct proxy *p, struct db *db, const struct config_db *e, 
 	COPY(user, e->user);
 	moved = strcmp(dbname, db->dbname) || strcmp(host, db->host) || e->port != db->port ||
 		strcmp(user, db->force_user);
-	if (moved && db->n_servers)
-		db_close_servers(p, db);
 	if (moved)
 		db->addr_ok = false;
 	COPY(db->dbname, dbname);
@@ -203,6 +194,9 @@ static void db_apply(struct proxy *p, struct db *db, const struct config_db *e, 
 	db->server_lifetime_us = e->server_lifetime_us;
 	db->dead = false;
 	db->pool_warm = false; /* force_user or min_pool_size may have changed */
+	/* servers of the old entry go (idle ones now), once it is the new one */
+	if (moved && db->n_servers)
+		db_close_servers(p, db);
 }
 
 static struct db *db_lookup(struct proxy *p, const char *name)

@@ -183,7 +183,7 @@ ok(@sv && !(grep { $old{ $_->{id} } || $_->{close_needed} ne '0' } @sv),
 # --- DISABLE / ENABLE ----------------------------------------------------------------------
 $proxy->admin('DISABLE appdb');
 ok(!eval { app('appdb'); 1 }, 'DISABLE: new logins refused');
-like($@, qr/does not allow connections/, '... with a reason');
+like($@, qr/database "appdb" is disabled/, '... with PgBouncer\'s reason');
 $proxy->admin('ENABLE appdb');
 ok(eval { app('appdb')->selectrow_array('SELECT 1') }, 'ENABLE: logins accepted again');
 ($rc, $out, $err) = $proxy->psql('pgslab', 'DISABLE');
@@ -218,6 +218,31 @@ unlike($err, qr/\.ini|pool_mode/, '... which names no path nor setting');
 ok($proxy->wait_for_log(qr/RELOAD failed: .*pool_mode/), '... the detail is in the log');
 $proxy->set(pool_mode => 'transaction');
 $proxy->write_config;
+
+# --- RELOAD of a changed database entry: idle servers go at once, busy ones
+# when released; every new transaction runs on the new target ---------------
+{
+	my $orig = $proxy->{databases}{postgres};
+	my ($a1, $a2) = (app(), app());
+	is($a1->selectrow_array('SELECT current_database()'), 'postgres', 'before: postgres');
+	$a2->begin_work;
+	is($a2->selectrow_array('SELECT current_database()'), 'postgres', 'a transaction open on it');
+	(my $moved = $orig) =~ s/dbname=postgres/dbname=appdb/;
+	$proxy->set_databases(postgres => $moved);
+	$proxy->write_config;
+	$proxy->admin('RELOAD');
+	is($a1->selectrow_array('SELECT current_database()'), 'appdb',
+		'RELOAD with dbname=appdb: the next transaction runs on appdb at once');
+	is($a2->selectrow_array('SELECT current_database()'), 'postgres', 'the open transaction stays where it was');
+	$a2->commit;
+	is($a2->selectrow_array('SELECT current_database()'), 'appdb', '... and moves once it ended');
+	$a1->disconnect;
+	$a2->disconnect;
+	$proxy->set_databases(postgres => $orig);
+	$proxy->write_config;
+	$proxy->admin('RELOAD');
+	is(app()->selectrow_array('SELECT current_database()'), 'postgres', 'RELOAD back: postgres again');
+}
 
 # --- SET ---------------------------------------------------------------------------------
 sub cfg
