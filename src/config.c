@@ -180,7 +180,7 @@ static const struct config_key setting_table[] = {
 	K_INT(pkt_buf, N, "4096", 512, 1 << 30),
 	K_ENUM(pool_mode, 0, "session", pool_mode_names),
 	K_DUR(query_timeout, 0, "0"),
-	K_DUR(query_wait_notify, U, "5"),
+	K_DUR(query_wait_notify, 0, "5"),
 	K_DUR(query_wait_timeout, 0, "120"),
 	K_INT(reserve_pool_size, 0, "0", 0, INT_MAX),
 	K_DUR(reserve_pool_timeout, 0, "5"),
