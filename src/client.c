@@ -108,7 +108,8 @@ void client_logid(const struct client *c, char *buf, size_t len)
 /* ---- sending pgslab's own messages ---- */
 
 /* Build one message with <fn> straight into the client's out buffer. */
-static void send_error(struct client *c, bool fatal, const char *sqlstate, const char *msg)
+/* An ErrorResponse (<sqlstate> not NULL) or a NoticeResponse to <c>. */
+static void send_report(struct client *c, bool fatal, const char *sqlstate, const char *msg)
 {
 	uint8_t *p = stream_write_reserve(&c->st, 600);
 	struct pkt k;
@@ -116,7 +117,10 @@ static void send_error(struct client *c, bool fatal, const char *sqlstate, const
 	if (p == NULL)
 		return;
 	pkt_init(&k, p, 600);
-	proto_write_error(&k, fatal, sqlstate, "%s", msg);
+	if (sqlstate)
+		proto_write_error(&k, fatal, sqlstate, "%s", msg);
+	else
+		proto_write_notice(&k, "%s", msg);
 	if (pkt_ok(&k))
 		stream_write_commit(&c->st, k.len);
 }
@@ -129,25 +133,18 @@ void client_error(struct client *c, const char *sqlstate, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	send_error(c, false, sqlstate, msg);
+	send_report(c, false, sqlstate, msg);
 }
 
 void client_notice(struct client *c, const char *fmt, ...)
 {
-	uint8_t *p = stream_write_reserve(&c->st, 600);
 	char msg[400];
-	struct pkt k;
 	va_list ap;
 
-	if (p == NULL)
-		return;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	pkt_init(&k, p, 600);
-	proto_write_notice(&k, "%s", msg);
-	if (pkt_ok(&k))
-		stream_write_commit(&c->st, k.len);
+	send_report(c, false, NULL, msg);
 }
 
 static void send_ready(struct client *c, char status)
@@ -207,7 +204,7 @@ void client_close(struct client *c, const char *sqlstate, const char *reason)
 	 * writer thread still writes it a moment later: the event loop never
 	 * waits on the log) */
 	if (sqlstate && reason)
-		send_error(c, true, sqlstate, reason);
+		send_report(c, true, sqlstate, reason);
 	stream_fail(&c->st, STREAM_E_OWNER, reason);
 }
 

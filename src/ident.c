@@ -123,6 +123,10 @@ static int re_check(const char *re, char *why, size_t wlen)
 			sum[depth] += last;
 			last = last ? last : 1;
 			p++;
+			if (sum[depth] > RE_MAX_WEIGHT) {
+				snprintf(why, wlen, "regular expression too complex");
+				return -EINVAL;
+			}
 			continue;
 		case '|':
 			last = 0;

@@ -92,7 +92,7 @@ int main(void)
 	struct ident *id;
 	char *txt;
 
-	plan(81);
+	plan(82);
 	if (mkdtemp(dir) == NULL)
 		return 1;
 	write_file("admins.txt", "# admins\nroot, \"Mixed Case\"\n  ops\n");
@@ -243,6 +243,9 @@ int main(void)
 			{ "\"/a{3,2}\"", "invalid repetition count" },
 			{ "/((a{200}){200})", "too complex" },
 			{ "/((((((((((((((a*)*)*)*)*)*)*)*)*)*)*)*)*)*)", "too complex" },
+			{ "/(a{200}b{200})(a{200}b{200})(a{200}b{200})(a{200}b{200})(a{200}b{200})"
+			  "(a{200}b{200})(a{200}b{200})(a{200}b{200})(a{200}b{200})(a{200}b{200})(a{200}b{200})",
+			  "too complex" }, /* only the groups' sum exceeds, at the last ')' */
 		};
 		static const char *good[] = { "/^(.*)@example\\.com$", "\"/^[]a-z*]{1,63}$\"", "/^[[:alnum:]_*+]+(x|y)?$",
 			"/a\\**", "/^a{255}$", "/(a|b|)*c" };
