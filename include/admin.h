@@ -11,6 +11,5 @@ struct client;
  * the reply is held (PAUSE, WAIT_CLOSE): admin has stopped <c>'s stream and
  * sends CommandComplete + ReadyForQuery itself. */
 bool admin_query(struct client *c, const char *sql);
-bool admin_is_console(const char *dbname);
 
 #endif

@@ -3,7 +3,56 @@
 #ifndef PGSLAB_CLIENT_H
 #define PGSLAB_CLIENT_H
 
-#include "proxy.h"
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "list.h"
+#include "prep.h"
+#include "stream.h"
+
+struct proxy;
+struct pool;
+struct server;
+struct db;
+struct cred;
+struct varset;
+struct client_login;
+
+enum client_state {
+	CL_LOGIN,     /* proxy->login_clients */
+	CL_WELCOME,   /* pool->welcome_wait: authenticated, pool has no parameters yet */
+	CL_WAITING,   /* pool->waiting */
+	CL_ACTIVE,    /* pool->clients (linked to a server or idle) */
+	CL_CLOSED,
+};
+
+struct client {
+	struct stream st;
+	struct list node;
+	struct pool *pool;
+	struct server *server;
+	struct client_login *login;  /* only during startup/auth */
+	struct varset *vars;
+	struct client *hnext;        /* cancel-key hash chain */
+	struct db *db;               /* as asked for at login (NULL before) */
+	uint64_t id;
+	int64_t connect_us, active_us;  /* connect time; last state change */
+	int64_t xact_start_us, query_start_us, wait_start_us, request_us;
+	uint32_t cancel_pid, cancel_key;
+	uint16_t port;
+	uint8_t family;
+	uint8_t state;
+	uint8_t admin;               /* 0, or 1 stats-only / 2 admin console user */
+	uint8_t txn;                 /* last ReadyForQuery status seen */
+	bool closing;                /* client_close() ran; torn down from the loop */
+	bool prep_wait;              /* stopped until owed answers settle (prep.h) */
+	bool wait_notified;          /* this wait's query_wait_notify notice was sent */
+	uint8_t addr[16];
+	struct cred *cred;           /* the user it logged in as */
+	struct prep_client pst;      /* its prepared-statement names */
+};
+
 
 void client_accept(struct proxy *p, int fd, const struct sockaddr *sa, socklen_t salen);
 /* Close <c>: send the ErrorResponse (when <sqlstate>), log, and mark its

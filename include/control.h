@@ -65,7 +65,6 @@ int control_pause(struct proxy *p, struct db *db);
 int control_resume(struct proxy *p, struct db *db);
 /* 0, or -EALREADY. */
 int control_suspend(struct proxy *p);
-bool control_suspended(struct proxy *p);
 /* Is the pause of <db> (NULL: the global pause) complete: no active server? */
 bool control_pause_done(struct proxy *p, struct db *db);
 /* Are all servers of <db> free of close_needed? */

@@ -61,6 +61,17 @@ int crypto_md5_pair(const void *a, size_t alen, const void *b, size_t blen,
 
 /* Fill <buf> with <len> bytes from the cryptographic RNG. */
 int crypto_random(void *buf, size_t len);
+
+/* Cancel keys and md5 salts: 32-bit values from the kernel's CSPRNG
+ * (getrandom), 256 bytes per system call, each byte wiped once used.
+ * Aborts when the kernel cannot give them: a pooler that hands out
+ * guessable cancel keys must not run.  crypto_rng_init() before use. */
+struct crypto_rng {
+	uint8_t buf[256];
+	uint32_t pos;
+};
+void crypto_rng_init(struct crypto_rng *r);
+uint32_t crypto_rng_u32(struct crypto_rng *r);
 /* Compare <n> bytes in time independent of their contents. */
 bool crypto_equal(const void *a, const void *b, size_t n);
 /* Zero <n> bytes so that the compiler cannot drop the store. */

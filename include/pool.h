@@ -3,7 +3,60 @@
 #ifndef PGSLAB_POOL_H
 #define PGSLAB_POOL_H
 
-#include "proxy.h"
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "budget.h"
+#include "client.h"
+#include "config.h"
+#include "hist.h"
+#include "list.h"
+
+struct proxy;
+struct db;
+struct cred;
+struct client;
+struct server;
+struct varset;
+struct authq_req;
+
+#define POOL_WAIT_BUCKETS 7
+
+struct pool_stats {
+	uint64_t xact_count, query_count, server_assignment_count;
+	uint64_t bytes_recv, bytes_sent;
+	uint64_t xact_time_us, query_time_us, wait_time_us;
+	uint64_t client_login_count;
+	uint64_t hits, misses;       /* assignment served by an idle server at once, or not */
+	uint64_t server_logins, server_login_fail;
+	uint64_t client_parse_count, server_parse_count, bind_count; /* prepared statements */
+};
+
+struct pool {
+	struct list node;
+	struct proxy *proxy;
+	struct db *db;
+	struct cred *cred;           /* whose credentials servers log in with */
+	struct list idle, active, login, waiting, clients;
+	struct list welcome_wait;    /* authenticated clients waiting for <welcome> (read stopped) */
+	struct list lookups;         /* auth_query requests waiting for a server (authq.h) */
+	int n_idle, n_active, n_login, n_waiting, n_clients, n_welcome, n_lookups;
+	int n_servers;
+	enum pool_mode mode;
+	uint8_t *welcome;            /* ParameterStatus messages from a server login */
+	uint32_t welcome_len, welcome_cap;
+	struct varset *defaults;     /* server's values right after login */
+	int64_t retry_at_us;         /* no new connect before this (after failures) */
+	bool login_failing;          /* the last server login was refused */
+	char login_error[128];       /* ... and why */
+	struct pool_stats st, st_prev; /* totals, and at the last stats period */
+	struct budget_member bm;     /* slots held in db->budget */
+	bool launching;              /* pool_launch() is on the stack */
+	uint64_t wait_hist[POOL_WAIT_BUCKETS]; /* waits: <100us, <1ms, ... , >=10s */
+	struct hist query_lat, xact_lat, wait_lat; /* since start, for percentiles */
+	struct pool_stats avg;       /* per-second averages over the last period */
+};
+
 
 struct pool *pool_get(struct proxy *p, struct db *db, struct cred *cred);
 /* Run auth_query request <r> on a server of <pool> now, or queue it. */

@@ -3,7 +3,56 @@
 #ifndef PGSLAB_SERVER_H
 #define PGSLAB_SERVER_H
 
-#include "proxy.h"
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "list.h"
+#include "prep.h"
+#include "stream.h"
+#include "track.h"
+
+struct pool;
+struct client;
+struct varset;
+struct authq_req;
+struct server_login;
+
+enum server_state {
+	SV_LOGIN,     /* pool->login */
+	SV_IDLE,      /* pool->idle */
+	SV_ACTIVE,    /* pool->active, linked to <client> */
+	SV_RESET,     /* pool->active, running server_reset_query / SET sync */
+	SV_DRAIN,     /* pool->active, unlinked: its client left with work in
+		       * flight; answers are discarded until the backend is idle */
+	SV_AUTHQ,     /* pool->active, unlinked: running an auth_query <lookup> */
+	SV_CLOSED,
+};
+
+struct server {
+	struct stream st;
+	struct list node;
+	struct pool *pool;
+	struct client *client;
+	struct server_login *login;
+	struct authq_req *lookup;    /* SV_AUTHQ: the lookup it runs */
+	struct varset *vars;
+	uint64_t id;
+	int64_t connect_us, used_us, query_start_us;
+	int64_t drain_until_us;      /* SV_DRAIN: closed if not idle by then */
+	uint64_t drain_bytes;        /* SV_DRAIN: bytes discarded so far */
+	uint32_t backend_pid, backend_key;
+	struct track tr;             /* what the backend owes (track.h) */
+	uint8_t state;
+	bool close_needed;
+	bool release_on_drain;
+	uint8_t prep;                /* PREP_* steps done since linked */
+	struct prep_server pst;      /* statements prepared on the backend */
+};
+
+#define PREP_CHECKED 0x1
+#define PREP_SYNCED 0x2
+#define PREP_FAILED 0x4   /* an internal step's query failed */
+
 
 struct server *server_launch(struct pool *pool);
 void server_close(struct server *s, const char *reason);

@@ -37,10 +37,12 @@
 #include "client.h"
 #include "control.h"
 #include "cred.h"
+#include "db.h"
 #include "log.h"
 #include "metrics.h"
 #include "pool.h"
 #include "proto.h"
+#include "server.h"
 #include "slab.h"
 #include "sysalloc.h"
 #include "userlist.h"
@@ -351,7 +353,7 @@ static void show_state(struct client *c)
 {
 	static const char *const names[] = { "key", "value" };
 	struct proxy *p = proxy_of(&c->st);
-	bool susp = control_suspended(p);
+	bool susp = p->suspended;
 	const char *v[2];
 	struct rs r;
 

@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "client.h"
 #include "config.h"
 #include "cred.h"
+#include "db.h"
 #include "log.h"
 #include "pool.h"
 #include "proxy.h"
@@ -123,7 +125,7 @@ int authq_start(struct client *c, struct authq_wait *w, struct db *db, const cha
 
 	if (adb[0] == 0)
 		adb = db ? db->name : dbname;
-	authdb = proxy_find_db(p, adb, true);
+	authdb = db_find(p, adb, true);
 	if (authdb && authdb->admin) {
 		log_warning("cannot use the reserved \"%s\" database as an auth_dbname", adb);
 		snprintf(err, errlen, "bouncer config error");

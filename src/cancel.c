@@ -17,13 +17,18 @@
  */
 #include "cancel.h"
 
+#include "client.h"
+#include "db.h"
+#include "pool.h"
 #include "proxy.h"
 
 #include <string.h>
 
 #include "log.h"
 #include "proto.h"
+#include "server.h"
 #include "slab.h"
+#include "track.h"
 
 static inline uint32_t key_hash(uint32_t pid, uint32_t key)
 {

@@ -39,6 +39,7 @@
 #include "authq.h"
 #include "cancel.h"
 #include "cred.h"
+#include "db.h"
 #include "hba.h"
 #include "ident.h"
 #include "log.h"
@@ -46,7 +47,10 @@
 #include "prepwire.h"
 #include "proto.h"
 #include "pwd.h"
+#include "scram_server.h"
+#include "server.h"
 #include "slab.h"
+#include "track.h"
 #include "vars.h"
 
 /* Where the authentication exchange stands. */
@@ -631,7 +635,7 @@ static bool own_user(const struct client *c, const char *user)
 {
 	uid_t uid;
 
-	return c->family == AF_UNIX && admin_is_console(user) &&
+	return c->family == AF_UNIX && db_is_console(user) &&
 		stream_peer_uid(&c->st, &uid) == 0 && uid == geteuid();
 }
 
@@ -759,7 +763,7 @@ static enum stream_act handle_startup(struct client *c, const uint8_t *msg, uint
 	c->cred = p->cfg->s.auth_type == AUTH_TYPE_ANY ? cred_find(p, user, true) :
 							cred_auth(p, user);
 	/* an auto-database is made only once the client has authenticated */
-	c->login->db = proxy_find_db(p, dbname, false);
+	c->login->db = db_find(p, dbname, false);
 	if (c->login->db && c->login->db->autodb)
 		c->login->db = NULL; /* may expire meanwhile: looked up again after auth */
 	if (p->shutdown != SHUTDOWN_NONE && !(c->login->db && c->login->db->admin)) {
@@ -1064,7 +1068,7 @@ void client_finish_login(struct client *c)
 	char id[200];
 
 	if (db == NULL) {
-		db = c->login->db = proxy_find_db(p, c->login->dbname, true);
+		db = c->login->db = db_find(p, c->login->dbname, true);
 		if (db == NULL) {
 			/* said only after authentication, so an unknown name
 			 * tells a stranger nothing about which databases exist */

@@ -22,6 +22,7 @@
 #include <strings.h>
 
 #include "client.h"
+#include "db.h"
 #include "listener.h"
 #include "log.h"
 #include "pool.h"
@@ -46,7 +47,6 @@ struct control {
 	struct proxy *p;
 	struct event tick;
 	bool tick_on;
-	bool suspended;
 	struct list waiters;       /* held replies, from waiter_cache */
 	struct slab_cache *waiter_cache;
 };
@@ -93,11 +93,6 @@ void control_destroy(struct proxy *p)
 	slab_cache_destroy(ctl->waiter_cache);
 	p->control = NULL;
 	sys_free(ctl);
-}
-
-bool control_suspended(struct proxy *p)
-{
-	return p->control && p->control->suspended;
 }
 
 static void tick_start(struct control *ctl)
@@ -175,7 +170,7 @@ static void enforce_pause(struct control *ctl)
 	list_for_each(it, &p->pools) {
 		struct pool *pool = list_entry(it, struct pool, node);
 
-		if (pool->db->admin || !(pool->db->paused || (p->paused && !ctl->suspended)))
+		if (pool->db->admin || !(pool->db->paused || (p->paused && !ctl->p->suspended)))
 			continue;
 		close_list(&pool->idle, "pause mode");
 		close_list(&pool->login, "pause mode");
@@ -273,7 +268,7 @@ int control_pause(struct proxy *p, struct db *db)
 	if (db && db->admin)
 		return -EINVAL;
 	if (db == NULL) {
-		if (p->paused || ctl->suspended)
+		if (p->paused || ctl->p->suspended)
 			return -EALREADY;
 		p->paused = true;
 	} else {
@@ -298,10 +293,10 @@ int control_resume(struct proxy *p, struct db *db)
 		kick_all(p, db);
 		return 0;
 	}
-	if (!p->paused && !ctl->suspended && !any_db_paused(p))
+	if (!p->paused && !ctl->p->suspended && !any_db_paused(p))
 		return -EALREADY;
-	if (ctl->suspended) {
-		ctl->suspended = false;
+	if (ctl->p->suspended) {
+		ctl->p->suspended = false;
 		suspend_clients(p, false);
 	}
 	p->paused = false;
@@ -317,9 +312,9 @@ int control_suspend(struct proxy *p)
 
 	if (ctl == NULL)
 		return -ENOMEM;
-	if (p->paused || ctl->suspended || any_db_paused(p))
+	if (p->paused || ctl->p->suspended || any_db_paused(p))
 		return -EALREADY;
-	ctl->suspended = true;
+	ctl->p->suspended = true;
 	p->paused = true;
 	suspend_clients(p, true);
 	tick_start(ctl);
@@ -555,7 +550,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		}
 	}
 	proxy_settle(p);
-	if (list_empty(&ctl->waiters) && !p->paused && !ctl->suspended && !any_db_paused(p)) {
+	if (list_empty(&ctl->waiters) && !p->paused && !ctl->p->suspended && !any_db_paused(p)) {
 		event_del(&ctl->tick);
 		ctl->tick_on = false;
 	}

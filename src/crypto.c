@@ -3,7 +3,10 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 /* SHA256_CTX and MD5_CTX are deprecated in OpenSSL 3 in favour of EVP, which
  * allocates a context per call; the low-level ones live on the stack. */
@@ -157,6 +160,41 @@ int crypto_random(void *buf, size_t len)
 	if (len > INT_MAX)
 		return -EINVAL;
 	return RAND_bytes(buf, (int)len) == 1 ? 0 : -EIO;
+}
+
+void crypto_rng_init(struct crypto_rng *r)
+{
+	r->pos = sizeof(r->buf);
+}
+
+static void rng_fill(uint8_t *b, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = getrandom(b, len, 0);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			fprintf(stderr, "getrandom failed: %s\n", strerror(errno));
+			abort();
+		}
+		b += n;
+		len -= (size_t)n;
+	}
+}
+
+uint32_t crypto_rng_u32(struct crypto_rng *r)
+{
+	uint32_t v;
+
+	if (r->pos + sizeof(v) > sizeof(r->buf)) {
+		rng_fill(r->buf, sizeof(r->buf));
+		r->pos = 0;
+	}
+	memcpy(&v, r->buf + r->pos, sizeof(v));
+	memset(r->buf + r->pos, 0, sizeof(v));
+	r->pos += sizeof(v);
+	return v;
 }
 
 bool crypto_equal(const void *a, const void *b, size_t n)

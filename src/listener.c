@@ -14,7 +14,6 @@
 #include <unistd.h>
 
 #include "client.h"
-#include "control.h"
 #include "listener.h"
 #include "log.h"
 #include "slab.h"
@@ -50,7 +49,7 @@ static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	p->accept_paused = false;
-	if (!control_suspended(p))
+	if (!p->suspended)
 		listener_pause(p, false);
 }
 

@@ -24,10 +24,11 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "control.h"
 #include "cred.h"
+#include "db.h"
 #include "log.h"
 #include "pool.h"
+#include "prep.h"
 #include "proxy.h"
 #include "slab.h"
 #include "sysalloc.h"
@@ -507,9 +508,9 @@ static void render_process(struct mbuf *b, struct proxy *p)
 	family(b, "pgslab_server_connections", "gauge", "Server connections.");
 	sample_u(b, "pgslab_server_connections", (unsigned long long)p->n_servers);
 	family(b, "pgslab_paused", "gauge", "1 while PAUSEd (all databases).");
-	sample_u(b, "pgslab_paused", p->paused && !control_suspended(p));
+	sample_u(b, "pgslab_paused", p->paused && !p->suspended);
 	family(b, "pgslab_suspended", "gauge", "1 while SUSPENDed.");
-	sample_u(b, "pgslab_suspended", control_suspended(p));
+	sample_u(b, "pgslab_suspended", p->suspended);
 	family(b, "pgslab_network_received_bytes_total", "counter", "Bytes read from sockets.");
 	sample_u(b, "pgslab_network_received_bytes_total", p->sctx.bytes_in);
 	family(b, "pgslab_network_sent_bytes_total", "counter", "Bytes written to sockets.");

@@ -15,6 +15,7 @@
  * first, idle servers newest first).
  */
 #include "pool.h"
+#include "db.h"
 #include "proxy.h"
 
 #include <string.h>

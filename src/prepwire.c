@@ -16,6 +16,7 @@
  * answer owed from before the last Sync waits for that ReadyForQuery.
  */
 #include "prepwire.h"
+#include "pool.h"
 #include "proxy.h"
 
 #include <errno.h>

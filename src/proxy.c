@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/random.h>
 #include <sys/un.h>
 #include <time.h>
 
@@ -25,6 +24,7 @@
 #include "client.h"
 #include "control.h"
 #include "cred.h"
+#include "db.h"
 #include "hba.h"
 #include "ident.h"
 #include "listener.h"
@@ -40,108 +40,7 @@
 #include "userlist.h"
 #include "vars.h"
 
-/* Fill <buf> from the kernel's CSPRNG; aborts if it cannot (a pooler that
- * hands out guessable cancel keys must not run). */
-static void os_random(void *buf, size_t len)
-{
-	uint8_t *b = buf;
-
-	while (len > 0) {
-		ssize_t n = getrandom(b, len, 0);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			log_fatal("getrandom failed: %s", strerror(errno));
-			abort();
-		}
-		b += n;
-		len -= (size_t)n;
-	}
-}
-
-/* Cancel keys and md5 salts: the OS CSPRNG, 256 bytes per system call. */
-uint32_t proxy_random(struct proxy *p)
-{
-	uint32_t v;
-
-	if (p->rnd_pos + sizeof(v) > sizeof(p->rnd)) {
-		os_random(p->rnd, sizeof(p->rnd));
-		p->rnd_pos = 0;
-	}
-	memcpy(&v, p->rnd + p->rnd_pos, sizeof(v));
-	memset(p->rnd + p->rnd_pos, 0, sizeof(v));
-	p->rnd_pos += sizeof(v);
-	return v;
-}
-
-void proxy_settle(struct proxy *p)
-{
-	stream_ctx_run_failed(&p->sctx);
-}
-
 /* ---- databases ---- */
-
-int proxy_resolve_db(struct db *db)
-{
-	struct addrinfo hints, *res = NULL;
-	char port[16], host[256], *comma;
-	int rc;
-
-	snprintf(host, sizeof(host), "%s", db->host);
-	comma = strchr(host, ',');
-	if (comma)
-		*comma = 0; /* several hosts: the first one (load balancing comes later) */
-	if (host[0] == 0 || host[0] == '/') {
-		struct sockaddr_un *un = (struct sockaddr_un *)&db->addr;
-		struct stat sb;
-		const char *dir = host[0] ? host :
-				(stat("/var/run/postgresql", &sb) == 0 ? "/var/run/postgresql" : "/tmp");
-
-		memset(un, 0, sizeof(*un));
-		un->sun_family = AF_UNIX;
-		if ((size_t)snprintf(un->sun_path, sizeof(un->sun_path), "%s/.s.PGSQL.%d", dir,
-				    db->port) >= sizeof(un->sun_path))
-			return -ENAMETOOLONG;
-		db->addrlen = sizeof(*un);
-		db->addr_ok = true;
-		return 0;
-	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	snprintf(port, sizeof(port), "%d", db->port);
-	rc = getaddrinfo(host, port, &hints, &res);
-	if (rc != 0 || res == NULL) {
-		log_warning("could not resolve host \"%s\": %s", host, gai_strerror(rc));
-		return -EHOSTUNREACH;
-	}
-	memcpy(&db->addr, res->ai_addr, res->ai_addrlen);
-	db->addrlen = res->ai_addrlen;
-	db->addr_ok = true;
-	freeaddrinfo(res);
-	return 0;
-}
-
-static struct db *db_new(struct proxy *p, const char *name)
-{
-	struct db *db = slab_alloc(p->db_cache);
-
-	if (db == NULL)
-		return NULL;
-	memset(db, 0, sizeof(*db));
-	snprintf(db->name, sizeof(db->name), "%s", name);
-	db->pool_size = db->min_pool_size = db->reserve_pool_size = db->max_db_connections = -1;
-	db->pool_mode = CONFIG_INHERIT;
-	db->pool_weight = 1;
-	db->server_lifetime_us = -1;
-	if (nametab_add(&p->db_index, &db->hnode) < 0) {
-		slab_free(p->db_cache, db);
-		return NULL;
-	}
-	list_append(&p->dbs, &db->node);
-	return db;
-}
 
 static void db_close_servers(struct proxy *p, struct db *db)
 {
@@ -155,80 +54,15 @@ static void db_close_servers(struct proxy *p, struct db *db)
 	}
 }
 
-static void copy_str(char *dst, size_t cap, const char *src)
-{
-	snprintf(dst, cap, "%s", src ? src : "");
-}
+/* ---- config ---- */
 
-#define COPY(dst, src) copy_str((dst), sizeof(dst), (src))
-
-/* Bring <db> in line with config entry <e> (<name> for the "*" entry). */
+/* Bring <db> in line with config entry <e>; the servers of an entry that
+ * now points elsewhere go (idle ones now), once it is the new one. */
 static void db_apply(struct proxy *p, struct db *db, const struct config_db *e, const char *name)
 {
-	char dbname[NAME_MAX_LEN], host[256], user[NAME_MAX_LEN];
-	bool moved;
-
-	COPY(dbname, e->dbname ? e->dbname : name);
-	COPY(host, e->host);
-	COPY(user, e->user);
-	moved = strcmp(dbname, db->dbname) || strcmp(host, db->host) || e->port != db->port ||
-		strcmp(user, db->force_user);
-	if (moved)
-		db->addr_ok = false;
-	COPY(db->dbname, dbname);
-	COPY(db->host, host);
-	COPY(db->force_user, user);
-	COPY(db->password, e->password);
-	COPY(db->connect_query, e->connect_query);
-	COPY(db->client_encoding, e->client_encoding);
-	COPY(db->datestyle, e->datestyle);
-	COPY(db->timezone, e->timezone);
-	COPY(db->application_name, e->application_name);
-	db->port = e->port;
-	db->pool_size = e->pool_size;
-	db->min_pool_size = e->min_pool_size;
-	db->reserve_pool_size = e->reserve_pool_size;
-	db->max_db_connections = e->max_db_connections;
-	db->pool_weight = e->pool_weight > 0 ? e->pool_weight : 1;
-	db->pool_mode = e->pool_mode;
-	db->server_lifetime_us = e->server_lifetime_us;
-	db->dead = false;
-	db->pool_warm = false; /* force_user or min_pool_size may have changed */
-	/* servers of the old entry go (idle ones now), once it is the new one */
-	if (moved && db->n_servers)
+	if (db_set(db, e, name) && db->n_servers)
 		db_close_servers(p, db);
 }
-
-static struct db *db_lookup(struct proxy *p, const char *name)
-{
-	struct nametab_node *n = nametab_find(&p->db_index, name);
-
-	return n ? list_entry(n, struct db, hnode) : NULL;
-}
-
-struct db *proxy_find_db(struct proxy *p, const char *name, bool create)
-{
-	struct db *db = db_lookup(p, name);
-
-	if (db)
-		return db->dead && !db->admin ? NULL : db;
-	if (!create || p->cfg->fallback_db == NULL || strlen(name) >= NAME_MAX_LEN)
-		return NULL;
-	db = db_new(p, name);
-	if (db) {
-		db_apply(p, db, p->cfg->fallback_db, name);
-		db->autodb = true;
-		log_info("registered new auto-database: %s", name);
-	}
-	return db;
-}
-
-bool admin_is_console(const char *dbname)
-{
-	return strcmp(dbname, "pgslab") == 0 || strcmp(dbname, "pgbouncer") == 0;
-}
-
-/* ---- config ---- */
 
 static void apply_dbs(struct proxy *p)
 {
@@ -245,7 +79,7 @@ static void apply_dbs(struct proxy *p)
 		const struct config_db *e = &p->cfg->dbs[i];
 		struct db *db;
 
-		if (admin_is_console(e->name))
+		if (db_is_console(e->name))
 			continue;
 		db = db_lookup(p, e->name);
 		if (db == NULL)
@@ -454,10 +288,7 @@ static void expire_autodbs(struct proxy *p)
 			pool_destroy_unused(p);
 		}
 		if (db->n_clients == 0 && db->n_servers == 0 && !db_has_pools(p, db)) {
-			list_del(&db->node);
-			nametab_del(&p->db_index, &db->hnode);
-			budget_destroy(db->budget);
-			slab_free(p->db_cache, db);
+			db_free(p, db);
 		}
 	}
 }
@@ -617,14 +448,17 @@ int proxy_init(struct proxy *p, const char *config_path, struct config *cfg, cha
 	list_init(&p->dead_clients);
 	list_init(&p->dead_servers);
 	list_init(&p->dead_cancels);
-	p->rnd_pos = sizeof(p->rnd);
-	os_random(p->mock_key, sizeof(p->mock_key));
+	crypto_rng_init(&p->rng);
 	p->start_us = proxy_now_us();
 	p->base = event_base_new();
 	p->arena = slab_arena_create(0);
 	if (p->base == NULL || p->arena == NULL) {
 		snprintf(err, errlen, "could not create the event loop or memory arena");
 		return -ENOMEM;
+	}
+	if (crypto_random(p->mock_key, sizeof(p->mock_key)) < 0) {
+		snprintf(err, errlen, "no random bytes for the SCRAM mock key");
+		return -EIO;
 	}
 	p->sctx.base = p->base;
 	p->sctx.arena = p->arena;
@@ -773,13 +607,8 @@ void proxy_destroy(struct proxy *p)
 		pool->n_clients = pool->n_waiting = 0;
 	}
 	pool_destroy_unused(p);
-	list_for_each_safe(it, tmp, &p->dbs) {
-		struct db *db = list_entry(it, struct db, node);
-
-		list_del(it);
-		budget_destroy(db->budget);
-		slab_free(p->db_cache, db);
-	}
+	list_for_each_safe(it, tmp, &p->dbs)
+		db_free(p, list_entry(it, struct db, node));
 	nametab_destroy(&p->db_index);
 	cred_destroy_all(p);
 	authq_destroy_all(p);

@@ -42,11 +42,13 @@
 #include "authq.h"
 #include "client.h"
 #include "cred.h"
+#include "db.h"
 #include "log.h"
 #include "pool.h"
 #include "prepwire.h"
 #include "proto.h"
 #include "pwd.h"
+#include "scram_client.h"
 #include "slab.h"
 #include "vars.h"
 
@@ -98,7 +100,7 @@ struct server *server_launch(struct pool *pool)
 	struct server *s;
 	int rc;
 
-	if (!db->addr_ok && proxy_resolve_db(db) < 0)
+	if (!db->addr_ok && db_resolve(db) < 0)
 		return NULL;
 	s = slab_alloc(p->server_cache);
 	if (s == NULL)
