@@ -18,6 +18,7 @@ struct db;
 struct cred;
 struct varset;
 struct client_login;
+struct authq_wait;
 
 enum client_state {
 	CL_LOGIN,     /* proxy->login_clients */
@@ -53,6 +54,31 @@ struct client {
 	struct prep_client pst;      /* its prepared-statement names */
 };
 
+
+/* The client side's calls upward (pools, auth_query, the console), which
+ * client.c makes through this table only: main.c fills it at start-up
+ * (proxy.client_ops).  client.c knows nothing of how they work. */
+struct client_ops {
+	/* the pool serving <db> with <cred> (made on first use), or NULL */
+	struct pool *(*pool_get)(struct proxy *p, struct db *db, struct cred *cred);
+	/* open servers <pool> lacks (min_pool_size, waiters) */
+	void (*pool_launch)(struct pool *pool);
+	/* give <c> a server now (true), or queue it (false) */
+	bool (*assign)(struct client *c);
+	/* <c> is torn down while linked to <s>: release, drain or close <s> */
+	void (*left)(struct server *s, struct client *c);
+	/* <c> is torn down; it was in state <prev> (off its list, counts) */
+	void (*gone)(struct client *c, enum client_state prev);
+	/* auth_query: the user whose server runs lookups for <db> ("" for none) */
+	const char *(*lookup_user)(const struct proxy *p, const struct db *db, const char *dbname);
+	/* start or join the lookup of <user>; 0, or <0 with <err> for the client */
+	int (*lookup_start)(struct client *c, struct authq_wait *w, struct db *db,
+			const char *dbname, const char *user, char *err, size_t errlen);
+	/* <w>'s client leaves before the answer (idempotent) */
+	void (*lookup_cancel)(struct proxy *p, struct authq_wait *w);
+	/* run console query <sql>; false when the reply is held (admin.h) */
+	bool (*console_query)(struct client *c, const char *sql);
+};
 
 void client_accept(struct proxy *p, int fd, const struct sockaddr *sa, socklen_t salen);
 /* Close <c>: send the ErrorResponse (when <sqlstate>), log, and mark its

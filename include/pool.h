@@ -58,6 +58,17 @@ struct pool {
 };
 
 
+/* The pool's calls up to auth_query (authq.c borrows pool servers for its
+ * lookups), filled by main.c at start-up (proxy.pool_ops). */
+struct pool_ops {
+	/* idle server <s> of <r>'s pool (now SV_AUTHQ, on pool->active) runs <r> */
+	void (*lookup_run)(struct server *s, struct authq_req *r);
+	/* the pool cannot get a server: its lookups fail with <why> */
+	void (*lookups_failed)(struct pool *pool, const char *why);
+	/* lookups older than <limit_us> give up (janitor) */
+	void (*lookups_expire)(struct proxy *p, int64_t now, int64_t limit_us);
+};
+
 struct pool *pool_get(struct proxy *p, struct db *db, struct cred *cred);
 /* Run auth_query request <r> on a server of <pool> now, or queue it. */
 void pool_lookup(struct pool *pool, struct authq_req *r);

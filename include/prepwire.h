@@ -28,6 +28,15 @@ static inline bool prepwire_msg_maybe(const struct stream *st)
 	return avail <= PROTO_HDR_LEN || prep_sql_maybe(m[PROTO_HDR_LEN]);
 }
 
+/* prepwire's calls up to the client and server modules above it, filled by
+ * main.c at start-up (proxy.prepwire_ops). */
+struct prepwire_ops {
+	void (*client_close)(struct client *c, const char *sqlstate, const char *reason);
+	void (*server_close)(struct server *s, const char *reason);
+	/* client.h's client_note_request() */
+	bool (*note_request)(struct client *c, struct server *s, uint8_t type, uint32_t len);
+};
+
 bool prepwire_on(const struct client *c);
 enum stream_act prepwire_client_header(struct client *c, struct server *s, uint8_t type,
 		uint32_t len);

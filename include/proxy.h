@@ -53,6 +53,33 @@ struct cred;
 
 /* ---- the instance ---- */
 
+struct client_ops;
+struct server_ops;
+struct prepwire_ops;
+struct pool_ops;
+struct db;
+
+/* The instance's calls up to the console (control.c, metrics.c): signals
+ * pause and resume like PAUSE and RESUME, a TLS change reconnects like
+ * RECONNECT, and teardown stops them. */
+struct console_ops {
+	int (*pause)(struct proxy *p, struct db *db);
+	int (*resume)(struct proxy *p, struct db *db);
+	void (*reconnect)(struct proxy *p, struct db *db);
+	void (*stop)(struct proxy *p);
+};
+
+/* Every table of upward calls, filled by main.c and handed to proxy_init():
+ * the lower layers reach the upper ones through these only (093_layers.pl
+ * checks that the call graph between files has no other cycle). */
+struct proxy_wiring {
+	const struct client_ops *client;
+	const struct server_ops *server;
+	const struct prepwire_ops *prepwire;
+	const struct pool_ops *pool;
+	const struct console_ops *console;
+};
+
 enum shutdown_mode {
 	SHUTDOWN_NONE,
 	SHUTDOWN_WAIT_SERVERS,   /* SIGINT: when no server is in use */
@@ -62,6 +89,11 @@ enum shutdown_mode {
 
 struct proxy {
 	struct event_base *base;
+	const struct client_ops *client_ops;   /* upward calls (struct proxy_wiring) */
+	const struct server_ops *server_ops;
+	const struct prepwire_ops *prepwire_ops;
+	const struct pool_ops *pool_ops;
+	const struct console_ops *console_ops;
 	struct slab_arena *arena;
 	struct stream_ctx sctx;
 	struct config *cfg;
@@ -137,8 +169,8 @@ static inline uint32_t proxy_random(struct proxy *p)
 }
 
 /* proxy.c */
-int proxy_init(struct proxy *p, const char *config_path, struct config *cfg, char *err,
-		size_t errlen);
+int proxy_init(struct proxy *p, const struct proxy_wiring *w, const char *config_path,
+		struct config *cfg, char *err, size_t errlen);
 int proxy_apply_config(struct proxy *p, struct config *cfg, char *err, size_t errlen);
 void proxy_run(struct proxy *p);
 void proxy_destroy(struct proxy *p);

@@ -54,6 +54,29 @@ struct server {
 #define PREP_FAILED 0x4   /* an internal step's query failed */
 
 
+/* The server side's calls upward (the pool, auth_query), which server.c
+ * makes through this table only: main.c fills it at start-up
+ * (proxy.server_ops). */
+struct server_ops {
+	/* the client is done with <s> at a transaction boundary: reset or park it */
+	void (*release)(struct server *s);
+	/* <s> finished login or reset: hand it to a waiter or park it */
+	void (*idle)(struct server *s);
+	/* run the statements <s> owes before its client (false: none) */
+	bool (*prepare)(struct server *s);
+	/* <s> is torn down: off its pool, its lookup (if any) fails */
+	void (*gone)(struct server *s);
+	/* a login was refused: the clients waiting for <pool> get the error */
+	void (*fail_waiting)(struct pool *pool, const char *sqlstate, const char *msg);
+	/* a connect failed: logins waiting on a lookup in <pool> are refused */
+	void (*lookups_failed)(struct pool *pool, const char *why);
+	/* <pool> learnt its server parameters: welcome its waiting clients */
+	void (*welcome_all)(struct pool *pool);
+	/* a message from <s> while it runs an auth_query lookup (SV_AUTHQ) */
+	enum stream_act (*lookup_message)(struct server *s, uint8_t type, const uint8_t *msg,
+			uint32_t len);
+};
+
 struct server *server_launch(struct pool *pool);
 void server_close(struct server *s, const char *reason);
 /* Send <sql> as a simple query whose results pgslab swallows; the server is

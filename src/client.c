@@ -181,7 +181,7 @@ static void login_free(struct client *c)
 
 	if (c->login == NULL)
 		return;
-	authq_cancel(p, &c->login->wait);
+	p->client_ops->lookup_cancel(p, &c->login->wait);
 	scram_server_clear(&c->login->scram);
 	memset(&c->login->secret, 0, sizeof(c->login->secret));
 	slab_free(p->client_login_cache, c->login);
@@ -233,10 +233,10 @@ static void client_destroy(struct client *c)
 	login_free(c);
 	cancel_unregister(p, c);
 	if (c->server)
-		pool_client_left(c->server, c);
+		p->client_ops->left(c->server, c);
 	prep_client_clear(p->prep, &c->pst);
 	if (c->pool && prev != CL_LOGIN) {
-		pool_client_gone(c, prev);
+		p->client_ops->gone(c, prev);
 	} else {
 		list_del(&c->node);
 		if (c->db && prev != CL_LOGIN)
@@ -626,7 +626,7 @@ static bool wants_lookup(struct proxy *p, const struct client *c)
 		return false;
 	if (db && db->admin && p->cfg->s.auth_dbname[0] == 0)
 		return false;
-	return authq_user_for(p, db, c->login->dbname)[0] != 0;
+	return p->client_ops->lookup_user(p, db, c->login->dbname)[0] != 0;
 }
 
 /* Is this a console login by name "pgbouncer" or "pgslab" over the Unix
@@ -797,7 +797,7 @@ static enum stream_act handle_startup(struct client *c, const uint8_t *msg, uint
 		/* not in the auth_file: ask PostgreSQL (auth_query); the login
 		 * waits, the loop does not */
 		c->login->step = LOGIN_LOOKUP;
-		if (authq_start(c, &c->login->wait, c->login->db, c->login->dbname, user, buf,
+		if (p->client_ops->lookup_start(c, &c->login->wait, c->login->db, c->login->dbname, user, buf,
 				    sizeof(buf)) < 0)
 			client_close(c, SQLSTATE_INVALID_AUTH_SPEC, buf);
 	} else {
@@ -1102,7 +1102,7 @@ void client_finish_login(struct client *c)
 			client_close(c, SQLSTATE_INVALID_AUTH_SPEC, "no credentials for server login");
 			return;
 		}
-		c->pool = pool_get(p, db, cred);
+		c->pool = p->client_ops->pool_get(p, db, cred);
 		if (c->pool == NULL) {
 			client_close(c, SQLSTATE_TOO_MANY_CONNECTIONS, "out of memory for pool");
 			return;
@@ -1129,7 +1129,7 @@ void client_finish_login(struct client *c)
 		list_append(&c->pool->welcome_wait, &c->node);
 		c->pool->n_welcome++;
 		stream_pause_read(&c->st, true);
-		pool_launch(c->pool);
+		p->client_ops->pool_launch(c->pool);
 		return;
 	}
 	login_free(c);
@@ -1206,7 +1206,7 @@ static enum stream_act client_on_header(struct stream *st, uint8_t type, uint32_
 		return STREAM_WANT;
 	}
 	if (s == NULL || s->state != SV_ACTIVE) {
-		if (s == NULL && !pool_assign(c))
+		if (s == NULL && !proxy_of(st)->client_ops->assign(c))
 			return c->closing ? STREAM_CLOSED : STREAM_STOP;
 		s = c->server;
 		if (s == NULL || s->state != SV_ACTIVE)
@@ -1265,7 +1265,7 @@ static enum stream_act admin_message(struct client *c, uint8_t type, const uint8
 	}
 	memcpy(sql, msg + PROTO_HDR_LEN, n);
 	c->request_us = proxy_now_us();
-	if (!admin_query(c, sql))
+	if (!proxy_of(&c->st)->client_ops->console_query(c, sql))
 		return c->closing ? STREAM_CLOSED : STREAM_DROP;
 	if (c->closing)
 		return STREAM_CLOSED;

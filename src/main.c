@@ -1,4 +1,7 @@
-/* main.c -- command line, daemonizing, start-up and shutdown of pgslab. */
+/* main.c -- command line, daemonizing, start-up and shutdown of pgslab, and
+ * the wiring: the tables through which the lower layers call the upper
+ * ones (see README's layering section; 093_layers.pl checks the rest of
+ * the call graph has no cycle). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -11,14 +14,85 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "admin.h"
+#include "authq.h"
+#include "client.h"
 #include "config.h"
+#include "control.h"
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
+#include "pool.h"
+#include "prepwire.h"
 #include "proxy.h"
+#include "server.h"
 #include "sdnotify.h"
 #include "slab.h"
 #include "sysalloc.h"
+
+/* ---- wiring ---- */
+
+static const struct client_ops client_ops = {
+	.pool_get = pool_get,
+	.pool_launch = pool_launch,
+	.assign = pool_assign,
+	.left = pool_client_left,
+	.gone = pool_client_gone,
+	.lookup_user = authq_user_for,
+	.lookup_start = authq_start,
+	.lookup_cancel = authq_cancel,
+	.console_query = admin_query,
+};
+
+static void server_gone(struct server *s)
+{
+	pool_server_gone(s);
+	authq_server_gone(s);
+}
+
+static const struct server_ops server_ops = {
+	.release = pool_release,
+	.idle = pool_server_idle,
+	.prepare = pool_prepare,
+	.gone = server_gone,
+	.fail_waiting = pool_fail_waiting,
+	.lookups_failed = authq_pool_failed,
+	.welcome_all = pool_welcome_all,
+	.lookup_message = authq_server_message,
+};
+
+static const struct prepwire_ops prepwire_ops = {
+	.client_close = client_close,
+	.server_close = server_close,
+	.note_request = client_note_request,
+};
+
+static const struct pool_ops pool_ops = {
+	.lookup_run = authq_run,
+	.lookups_failed = authq_pool_failed,
+	.lookups_expire = authq_expire,
+};
+
+static void console_stop(struct proxy *p)
+{
+	metrics_stop(p);
+	control_destroy(p);
+}
+
+static const struct console_ops console_ops = {
+	.pause = control_pause,
+	.resume = control_resume,
+	.reconnect = control_reconnect,
+	.stop = console_stop,
+};
+
+static const struct proxy_wiring wiring = {
+	.client = &client_ops,
+	.server = &server_ops,
+	.prepwire = &prepwire_ops,
+	.pool = &pool_ops,
+	.console = &console_ops,
+};
 
 static void usage(FILE *f)
 {
@@ -176,7 +250,7 @@ int main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 
-	rc = proxy_init(&proxy, argv[optind], cfg, err, sizeof(err));
+	rc = proxy_init(&proxy, &wiring, argv[optind], cfg, err, sizeof(err));
 	if (rc < 0) {
 		fprintf(stderr, "pgslab: %s\n", err);
 		return 1;

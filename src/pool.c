@@ -248,7 +248,7 @@ static bool link_pair(struct client *c, struct server *s)
 static void run_lookup(struct server *s, struct authq_req *r)
 {
 	server_activate(s, SV_AUTHQ);
-	authq_run(s, r);
+	s->pool->proxy->pool_ops->lookup_run(s, r);
 }
 
 void pool_lookup(struct pool *pool, struct authq_req *r)
@@ -678,7 +678,7 @@ void pool_launch(struct pool *pool)
 		note_reserve(pool);
 		if (server_launch(pool) == NULL) {
 			pool->retry_at_us = now + 1000000;
-			authq_pool_failed(pool, "could not connect");
+			pool->proxy->pool_ops->lookups_failed(pool, "could not connect");
 			break;
 		}
 	}
@@ -704,7 +704,7 @@ void pool_fail_waiting(struct pool *pool, const char *sqlstate, const char *msg)
 {
 	pool_close_clients(&pool->welcome_wait, sqlstate, msg);
 	pool_close_clients(&pool->waiting, sqlstate, msg);
-	authq_pool_failed(pool, msg);
+	pool->proxy->pool_ops->lookups_failed(pool, msg);
 }
 
 /* client_close() the clients of <l> that have waited <timeout> or more. */
@@ -863,7 +863,7 @@ void pool_janitor(struct proxy *p)
 	list_for_each_safe(it, tmp, &p->pools)
 		janitor_pool(list_entry(it, struct pool, node), now);
 	/* a lookup never outlives the logins it serves */
-	authq_expire(p, now, login_to > 0 ? login_to : 60 * 1000000);
+	p->pool_ops->lookups_expire(p, now, login_to > 0 ? login_to : 60 * 1000000);
 	cancel_expire(p, now, p->cfg->s.cancel_wait_timeout_us);
 	/* give memory back after bursts: empty slabs, then free 4 MiB blocks */
 	if (now - p->last_reap_us > 10 * 1000000) {

@@ -154,7 +154,7 @@ enum stream_act prepwire_client_header(struct client *c, struct server *s, uint8
 		return bind_stream(c, s, m, len, e1, e2);
 	}
 	if (len > p->sctx.max_whole) {
-		client_close(c, SQLSTATE_PROGRAM_LIMIT,
+		proxy_of(&c->st)->prepwire_ops->client_close(c, SQLSTATE_PROGRAM_LIMIT,
 				"named Parse message larger than 1 MiB");
 		return STREAM_CLOSED;
 	}
@@ -209,7 +209,7 @@ static size_t op_write(const struct prep_op *o, uint8_t type, const char *portal
 /* The plan could not be sent: the maps and the backend now disagree. */
 static enum stream_act lost(struct server *s, const char *why)
 {
-	server_close(s, why); /* closes its client too */
+	proxy_of(&s->st)->prepwire_ops->server_close(s, why); /* and its client */
 	return STREAM_CLOSED;
 }
 
@@ -235,7 +235,7 @@ static enum stream_act send_plan(struct client *c, struct server *s, const struc
 	buf = stream_write_reserve(&s->st, total);
 	if (buf == NULL)
 		return lost(s, "out of memory for a prepared-statement message");
-	client_note_request(c, s, 0, 0);
+	p->prepwire_ops->note_request(c, s, 0, 0);
 	for (i = 0; i < pl->n; i++) {
 		const struct prep_op *o = &pl->op[i];
 
@@ -298,7 +298,7 @@ static enum stream_act plan_failed(struct client *c, struct server *s, int rc)
 		(void)p;
 		return STREAM_STOP;
 	}
-	client_close(c, rc == -E2BIG ? SQLSTATE_PROGRAM_LIMIT : SQLSTATE_INTERNAL,
+	proxy_of(&c->st)->prepwire_ops->client_close(c, rc == -E2BIG ? SQLSTATE_PROGRAM_LIMIT : SQLSTATE_INTERNAL,
 			rc == -E2BIG ? "prepared statement too large" :
 				       "out of memory for prepared statements");
 	return STREAM_CLOSED;
@@ -318,7 +318,7 @@ static enum stream_act refuse_sql(struct client *c, struct server *s)
 	buf[3] = (uint8_t)((n - 1) >> 8);
 	buf[4] = (uint8_t)(n - 1);
 	memcpy(buf + PROTO_HDR_LEN, REFUSE_SQL, sizeof(REFUSE_SQL));
-	client_note_request(c, s, 0, 0);
+	p->prepwire_ops->note_request(c, s, 0, 0);
 	if (track_req(&s->tr, p->arena, 'Q') < 0)
 		return lost(s, "too many pipelined requests");
 	stream_write_commit(&s->st, n);
@@ -398,7 +398,7 @@ bad_or_pass:
 	if (blen >= 1 && body[0] != 'S')
 		return STREAM_FWD;
 bad:
-	client_close(c, SQLSTATE_PROTOCOL_VIOLATION, "malformed extended-protocol message");
+	proxy_of(&c->st)->prepwire_ops->client_close(c, SQLSTATE_PROTOCOL_VIOLATION, "malformed extended-protocol message");
 	return STREAM_CLOSED;
 }
 

@@ -236,7 +236,7 @@ int proxy_apply_config(struct proxy *p, struct config *cfg, char *err, size_t er
 	pool_budget_refresh(p);
 	if (tls_changed) {
 		log_info("server TLS settings changed: reconnecting servers");
-		control_reconnect(p, NULL);
+		p->console_ops->reconnect(p, NULL);
 	}
 	return 0;
 }
@@ -401,13 +401,13 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 		break;
 	}
 	case SIGUSR1:
-		control_pause(p, NULL);
+		p->console_ops->pause(p, NULL);
 		break;
 	case SIGUSR2:
 		if (p->shutdown != SHUTDOWN_NONE)
 			log_info("got SIGUSR2 while shutting down, ignoring");
 		else
-			control_resume(p, NULL);
+			p->console_ops->resume(p, NULL);
 		break;
 	case SIGINT:
 	case SIGTERM:
@@ -425,8 +425,8 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	proxy_settle(p);
 }
 
-int proxy_init(struct proxy *p, const char *config_path, struct config *cfg, char *err,
-		size_t errlen)
+int proxy_init(struct proxy *p, const struct proxy_wiring *w, const char *config_path,
+		struct config *cfg, char *err, size_t errlen)
 {
 	static const int sigs[] = { SIGHUP, SIGINT, SIGTERM, SIGQUIT, SIGUSR1, SIGUSR2 };
 	struct timeval tv = { 0, 333333 };
@@ -434,6 +434,11 @@ int proxy_init(struct proxy *p, const char *config_path, struct config *cfg, cha
 	size_t i;
 
 	memset(p, 0, sizeof(*p));
+	p->client_ops = w->client;
+	p->server_ops = w->server;
+	p->prepwire_ops = w->prepwire;
+	p->pool_ops = w->pool;
+	p->console_ops = w->console;
 	p->config_path = config_path;
 	list_init(&p->dbs);
 	list_init(&p->creds);
@@ -612,8 +617,7 @@ void proxy_destroy(struct proxy *p)
 	nametab_destroy(&p->db_index);
 	cred_destroy_all(p);
 	authq_destroy_all(p);
-	metrics_stop(p);
-	control_destroy(p);
+	p->console_ops->stop(p);
 	cancel_destroy(p);
 	vars_destroy(p);
 	event_del(&p->janitor_ev);

@@ -160,8 +160,7 @@ void server_close(struct server *s, const char *reason)
 		s->client = NULL;
 	}
 	login_free(s);
-	pool_server_gone(s);
-	authq_server_gone(s);
+	p->server_ops->gone(s);
 	vars_put(p, s->vars);
 	s->vars = NULL;
 	s->state = SV_CLOSED;
@@ -254,7 +253,7 @@ void server_drain_step(struct server *s)
 		server_send_internal(s, "ROLLBACK");
 	} else {
 		s->state = SV_ACTIVE; /* pool_release() starts from a clean active server */
-		pool_release(s);
+		proxy_of(&s->st)->server_ops->release(s);
 	}
 }
 
@@ -332,7 +331,7 @@ static void login_failed_sev(struct server *s, const char *severity, const char 
 	pool->login_failing = true;
 	snprintf(pool->login_error, sizeof(pool->login_error), "%s", why);
 	server_close(s, "login failed");
-	pool_fail_waiting(pool, state, why);
+	p->server_ops->fail_waiting(pool, state, why);
 }
 
 static void login_failed(struct server *s, const char *sqlstate, const char *msg)
@@ -550,7 +549,7 @@ static enum stream_act login_message(struct server *s, uint8_t type, const uint8
 				pool->welcome_len = l->params_len;
 				pool->welcome_cap = (uint32_t)cap;
 				pool->defaults = vars_get(s->vars);
-				pool_welcome_all(pool);
+				p->server_ops->welcome_all(pool);
 			}
 		}
 		login_free(s);
@@ -571,7 +570,7 @@ static enum stream_act login_message(struct server *s, uint8_t type, const uint8
 			server_send_internal(s, pool->db->connect_query);
 			return STREAM_DROP;
 		}
-		pool_server_idle(s);
+		p->server_ops->idle(s);
 		return STREAM_DROP;
 	default: /* NoticeResponse, NegotiateProtocolVersion */
 		return STREAM_DROP;
@@ -691,10 +690,10 @@ static enum stream_act internal_message(struct server *s, uint8_t type, const ui
 				vars_put(proxy_of(&s->st), s->vars);
 				s->vars = vars_get(s->client->vars);
 			}
-			if (pool_prepare(s))
+			if (proxy_of(&s->st)->server_ops->prepare(s))
 				client_server_ready(s->client);
 		} else {
-			pool_server_idle(s);
+			proxy_of(&s->st)->server_ops->idle(s);
 		}
 	}
 	return STREAM_DROP;
@@ -737,7 +736,7 @@ static enum stream_act server_on_message(struct stream *st, uint8_t type, const 
 	case SV_DRAIN:
 		return internal_message(s, type, msg, len);
 	case SV_AUTHQ:
-		return authq_server_message(s, type, msg, len);
+		return proxy_of(st)->server_ops->lookup_message(s, type, msg, len);
 	default: /* idle: nobody is listening */
 		if (type == 'E') {
 			const char *m = proto_error_field(msg + PROTO_HDR_LEN, len - PROTO_HDR_LEN, 'M');
@@ -806,7 +805,7 @@ static void server_on_drained(struct stream *st)
 		/* the client may have sent more since the ReadyForQuery */
 		if (s->state == SV_ACTIVE && c && !c->closing && track_idle(&s->tr) &&
 				!stream_in_flight(&c->st))
-			pool_release(s);
+			proxy_of(st)->server_ops->release(s);
 		if (c && c->prep_wait && !c->closing) { /* its answers are in: go on */
 			c->prep_wait = false;
 			stream_resume(&c->st);
@@ -836,7 +835,7 @@ static void server_on_error(struct stream *st, enum stream_err kind, const char 
 		}
 		server_close(s, reason);
 		/* logins waiting on a lookup get an answer now, not at client_login_timeout */
-		authq_pool_failed(pool, reason);
+		p->server_ops->lookups_failed(pool, reason);
 		return;
 	}
 	server_close(s, reason);
