@@ -88,6 +88,20 @@ void pool_launch(struct pool *pool);
 /* Close <pool>'s idle servers (<reason>) and mark the others to close when
  * released (RECONNECT, a changed database entry). */
 void pool_reconnect(struct pool *pool, const char *reason);
+/* The console's verbs (control.c, admin.c).  Close <pool>'s idle and
+ * connecting servers: a paused pool keeps only those in use. */
+void pool_shed(struct pool *pool, const char *reason);
+/* Hand idle servers to waiters and open what is missing (after a pause). */
+void pool_kick(struct pool *pool);
+/* KILL: close every client (57P01, <reason>) and server of <pool>. */
+void pool_kill(struct pool *pool, const char *reason);
+/* Is a server of <pool> still to close once released (RECONNECT)? */
+bool pool_closing(const struct pool *pool);
+/* Call <fn> for each logged-in client of <pool> (linked or idle, waiting for
+ * a server, waiting for the welcome: in that order), or each server
+ * (linked, idle, logging in).  <fn> may close the one it is given. */
+void pool_foreach_client(struct pool *pool, void (*fn)(struct client *c, void *arg), void *arg);
+void pool_foreach_server(struct pool *pool, void (*fn)(struct server *s, void *arg), void *arg);
 void pool_fail_waiting(struct pool *pool, const char *sqlstate, const char *msg);
 /* client_close() every client on list <l>. */
 void pool_close_clients(struct list *l, const char *sqlstate, const char *msg);

@@ -795,55 +795,52 @@ static const char *server_state_name(const struct server *s, bool sockets)
 	}
 }
 
+struct rows_arg {
+	struct rs *r;
+	bool sockets, busy_only;
+};
+
+static void server_row_of(struct server *s, void *arg)
+{
+	struct rows_arg *a = arg;
+
+	if (!a->busy_only || sock_busy(&s->st))
+		server_row(a->r, s, server_state_name(s, a->sockets), a->sockets);
+}
+
 /* Servers of every pool, or only those with buffered data (<busy_only>). */
 static void server_rows(struct rs *r, struct proxy *p, bool sockets, bool busy_only)
 {
-	struct list *it, *si;
+	struct rows_arg a = { r, sockets, busy_only };
+	struct list *it;
 
-	list_for_each(it, &p->pools) {
-		struct pool *pool = list_entry(it, struct pool, node);
-		struct list *lists[3] = { &pool->active, &pool->idle, &pool->login };
-		int i;
+	list_for_each(it, &p->pools)
+		pool_foreach_server(list_entry(it, struct pool, node), server_row_of, &a);
+}
 
-		for (i = 0; i < 3; i++) {
-			list_for_each(si, lists[i]) {
-				struct server *s = list_entry(si, struct server, node);
+static void client_row_of(struct client *cl, void *arg)
+{
+	struct rows_arg *a = arg;
+	const char *state;
 
-				if (busy_only && !sock_busy(&s->st))
-					continue;
-				server_row(r, s, server_state_name(s, sockets), sockets);
-			}
-		}
-	}
+	if (a->busy_only && !sock_busy(&cl->st))
+		return;
+	if (cl->state == CL_WELCOME) /* waiting for the pool's first server parameters */
+		state = a->sockets ? "cl_waiting" : "waiting";
+	else if (a->sockets)
+		state = cl->state == CL_WAITING ? "cl_waiting" : "cl_active";
+	else
+		state = NULL;
+	client_row(a->r, cl, state, a->sockets);
 }
 
 static void client_rows(struct rs *r, struct proxy *p, bool sockets, bool busy_only)
 {
+	struct rows_arg a = { r, sockets, busy_only };
 	struct list *it, *ci;
 
-	list_for_each(it, &p->pools) {
-		struct pool *pool = list_entry(it, struct pool, node);
-
-		list_for_each(ci, &pool->clients) {
-			struct client *cl = list_entry(ci, struct client, node);
-
-			if (!busy_only || sock_busy(&cl->st))
-				client_row(r, cl, sockets ? "cl_active" : NULL, sockets);
-		}
-		list_for_each(ci, &pool->waiting) {
-			struct client *cl = list_entry(ci, struct client, node);
-
-			if (!busy_only || sock_busy(&cl->st))
-				client_row(r, cl, sockets ? "cl_waiting" : NULL, sockets);
-		}
-		/* authenticated, waiting for the pool's first server parameters */
-		list_for_each(ci, &pool->welcome_wait) {
-			struct client *cl = list_entry(ci, struct client, node);
-
-			if (!busy_only || sock_busy(&cl->st))
-				client_row(r, cl, sockets ? "cl_waiting" : "waiting", sockets);
-		}
-	}
+	list_for_each(it, &p->pools)
+		pool_foreach_client(list_entry(it, struct pool, node), client_row_of, &a);
 	/* console clients (and, for SOCKETS, clients still logging in) */
 	list_for_each(ci, &p->login_clients) {
 		struct client *cl = list_entry(ci, struct client, node);

@@ -28,7 +28,6 @@
 #include "pool.h"
 #include "proto.h"
 #include "proxy.h"
-#include "server.h"
 #include "slab.h"
 #include "sysalloc.h"
 
@@ -155,12 +154,6 @@ static struct client *console_client(struct proxy *p, uint64_t id)
 
 /* ---- holding and releasing pools ---- */
 
-static void close_list(struct list *l, const char *reason)
-{
-	while (!list_empty(l))
-		server_close(list_first_entry(l, struct server, node), reason);
-}
-
 /* PgBouncer's pause loop: a held pool keeps only servers still in use. */
 static void enforce_pause(struct control *ctl)
 {
@@ -172,19 +165,15 @@ static void enforce_pause(struct control *ctl)
 
 		if (pool->db->admin || !(pool->db->paused || (p->paused && !ctl->p->suspended)))
 			continue;
-		close_list(&pool->idle, "pause mode");
-		close_list(&pool->login, "pause mode");
+		pool_shed(pool, "pause mode");
 	}
 }
 
 /* A released pool: hand idle servers to its waiters, open what is missing. */
-static void pool_kick(struct proxy *p, struct pool *pool)
+static void kick(struct proxy *p, struct pool *pool)
 {
-	if (pool_held(p, pool))
-		return;
-	while (pool->n_waiting > 0 && !list_empty(&pool->idle))
-		pool_server_idle(list_first_entry(&pool->idle, struct server, node));
-	pool_launch(pool);
+	if (!pool_held(p, pool))
+		pool_kick(pool);
 }
 
 static void kick_all(struct proxy *p, const struct db *db)
@@ -195,7 +184,7 @@ static void kick_all(struct proxy *p, const struct db *db)
 		struct pool *pool = list_entry(it, struct pool, node);
 
 		if (pool_in(pool, db))
-			pool_kick(p, pool);
+			kick(p, pool);
 	}
 }
 
@@ -212,16 +201,6 @@ bool control_pause_done(struct proxy *p, struct db *db)
 	return true;
 }
 
-static bool list_close_needed(const struct list *l)
-{
-	const struct list *it;
-
-	for (it = l->next; it != l; it = it->next)
-		if (list_entry(it, struct server, node)->close_needed)
-			return true;
-	return false;
-}
-
 bool control_close_done(struct proxy *p, struct db *db)
 {
 	struct list *it;
@@ -229,33 +208,26 @@ bool control_close_done(struct proxy *p, struct db *db)
 	list_for_each(it, &p->pools) {
 		struct pool *pool = list_entry(it, struct pool, node);
 
-		if (pool_in(pool, db) && (list_close_needed(&pool->idle) ||
-						 list_close_needed(&pool->active) ||
-						 list_close_needed(&pool->login)))
+		if (pool_in(pool, db) && pool_closing(pool))
 			return false;
 	}
 	return true;
 }
 
+static void suspend_client(struct client *c, void *arg)
+{
+	/* login owns the flag until welcomed */
+	if (c->login == NULL && c->state != CL_WELCOME)
+		stream_pause_read(&c->st, *(bool *)arg);
+}
+
 /* Reading from pooled clients stops while suspended (console clients go on). */
 static void suspend_clients(struct proxy *p, bool suspend)
 {
-	struct list *it, *ci;
+	struct list *it;
 
-	list_for_each(it, &p->pools) {
-		struct pool *pool = list_entry(it, struct pool, node);
-		struct list *lists[2] = { &pool->clients, &pool->waiting };
-		int i;
-
-		for (i = 0; i < 2; i++) {
-			list_for_each(ci, lists[i]) {
-				struct client *c = list_entry(ci, struct client, node);
-
-				if (c->login == NULL) /* login owns the flag until welcomed */
-					stream_pause_read(&c->st, suspend);
-			}
-		}
-	}
+	list_for_each(it, &p->pools)
+		pool_foreach_client(list_entry(it, struct pool, node), suspend_client, &suspend);
 	listener_pause(p, suspend);
 }
 
@@ -331,18 +303,8 @@ void control_reconnect(struct proxy *p, struct db *db)
 		if (!pool_in(pool, db))
 			continue;
 		pool_reconnect(pool, "reconnect requested");
-		pool_kick(p, pool);
+		kick(p, pool);
 	}
-}
-
-static void kill_pool(struct pool *pool, const char *reason)
-{
-	pool_close_clients(&pool->welcome_wait, SQLSTATE_ADMIN_SHUTDOWN, reason);
-	pool_close_clients(&pool->waiting, SQLSTATE_ADMIN_SHUTDOWN, reason);
-	pool_close_clients(&pool->clients, SQLSTATE_ADMIN_SHUTDOWN, reason);
-	close_list(&pool->active, "database killed");
-	close_list(&pool->idle, "database killed");
-	close_list(&pool->login, "database killed");
 }
 
 void control_kill(struct proxy *p, struct db *db, const char *reason)
@@ -360,32 +322,36 @@ void control_kill(struct proxy *p, struct db *db, const char *reason)
 		struct pool *pool = list_entry(it, struct pool, node);
 
 		if (pool_in(pool, db))
-			kill_pool(pool, reason);
+			pool_kill(pool, reason);
 	}
 	if (ctl)
 		tick_start(ctl);
 }
 
+struct kill_arg {
+	uint64_t id;
+	bool found;
+};
+
+static void kill_client(struct client *c, void *arg)
+{
+	struct kill_arg *k = arg;
+
+	if (c->id == k->id && !k->found) {
+		client_close(c, SQLSTATE_ADMIN_SHUTDOWN, "admin forced disconnect (KILL_CLIENT)");
+		k->found = true;
+	}
+}
+
 int control_kill_client(struct proxy *p, uint64_t id)
 {
+	struct kill_arg k = { .id = id, .found = false };
 	struct list *it, *ci;
 
 	list_for_each(it, &p->pools) {
-		struct pool *pool = list_entry(it, struct pool, node);
-		struct list *lists[3] = { &pool->clients, &pool->waiting, &pool->welcome_wait };
-		int i;
-
-		for (i = 0; i < 3; i++) {
-			list_for_each(ci, lists[i]) {
-				struct client *c = list_entry(ci, struct client, node);
-
-				if (c->id == id) {
-					client_close(c, SQLSTATE_ADMIN_SHUTDOWN,
-							"admin forced disconnect (KILL_CLIENT)");
-					return 0;
-				}
-			}
-		}
+		pool_foreach_client(list_entry(it, struct pool, node), kill_client, &k);
+		if (k.found)
+			return 0;
 	}
 	list_for_each(ci, &p->login_clients) {
 		struct client *c = list_entry(ci, struct client, node);

@@ -644,6 +644,12 @@ static void note_reserve(const struct pool *pool)
 	slog_warning(id, "taking connection from reserve_pool");
 }
 
+static void close_servers(struct list *l, const char *reason)
+{
+	while (!list_empty(l))
+		server_close(list_first_entry(l, struct server, node), reason);
+}
+
 void pool_reconnect(struct pool *pool, const char *reason)
 {
 	struct list *it;
@@ -652,8 +658,71 @@ void pool_reconnect(struct pool *pool, const char *reason)
 		list_entry(it, struct server, node)->close_needed = true;
 	list_for_each(it, &pool->login)
 		list_entry(it, struct server, node)->close_needed = true;
-	while (!list_empty(&pool->idle))
-		server_close(list_first_entry(&pool->idle, struct server, node), reason);
+	close_servers(&pool->idle, reason);
+}
+
+/* ---- the console's verbs: control.c and admin.c reach a pool's clients
+ * and servers through these, never through its lists ---- */
+
+void pool_shed(struct pool *pool, const char *reason)
+{
+	close_servers(&pool->idle, reason);
+	close_servers(&pool->login, reason);
+}
+
+void pool_kick(struct pool *pool)
+{
+	while (pool->n_waiting > 0 && !list_empty(&pool->idle))
+		pool_server_idle(list_first_entry(&pool->idle, struct server, node));
+	pool_launch(pool);
+}
+
+void pool_kill(struct pool *pool, const char *reason)
+{
+	pool_close_clients(&pool->welcome_wait, SQLSTATE_ADMIN_SHUTDOWN, reason);
+	pool_close_clients(&pool->waiting, SQLSTATE_ADMIN_SHUTDOWN, reason);
+	pool_close_clients(&pool->clients, SQLSTATE_ADMIN_SHUTDOWN, reason);
+	close_servers(&pool->active, "database killed");
+	close_servers(&pool->idle, "database killed");
+	close_servers(&pool->login, "database killed");
+}
+
+static bool any_close_needed(const struct list *l)
+{
+	const struct list *it;
+
+	for (it = l->next; it != l; it = it->next)
+		if (list_entry(it, struct server, node)->close_needed)
+			return true;
+	return false;
+}
+
+bool pool_closing(const struct pool *pool)
+{
+	return any_close_needed(&pool->idle) || any_close_needed(&pool->active) ||
+		any_close_needed(&pool->login);
+}
+
+void pool_foreach_client(struct pool *pool, void (*fn)(struct client *c, void *arg), void *arg)
+{
+	struct list *lists[3] = { &pool->clients, &pool->waiting, &pool->welcome_wait };
+	struct list *it, *tmp;
+	int i;
+
+	for (i = 0; i < 3; i++)
+		list_for_each_safe(it, tmp, lists[i])
+			fn(list_entry(it, struct client, node), arg);
+}
+
+void pool_foreach_server(struct pool *pool, void (*fn)(struct server *s, void *arg), void *arg)
+{
+	struct list *lists[3] = { &pool->active, &pool->idle, &pool->login };
+	struct list *it, *tmp;
+	int i;
+
+	for (i = 0; i < 3; i++)
+		list_for_each_safe(it, tmp, lists[i])
+			fn(list_entry(it, struct server, node), arg);
 }
 
 void pool_launch(struct pool *pool)
