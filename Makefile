@@ -80,7 +80,7 @@ $(BUILD)/%.o: src/%.c
 # (no stubs): UNIT_DEPS_<test> names the src/*.c modules, lowest last.
 UNIT_DEPS_t_buddy     := buddy sysalloc
 UNIT_DEPS_t_budget    := budget buddy sysalloc
-UNIT_DEPS_t_config    := config connstr textfile sysalloc
+UNIT_DEPS_t_config    := config_load config connstr textfile sysalloc
 UNIT_DEPS_t_connstr   := connstr
 UNIT_DEPS_t_crypto    := crypto
 UNIT_DEPS_t_hba       := hba ident hbatok textfile sysalloc
@@ -88,7 +88,7 @@ UNIT_DEPS_t_hist      := hist
 UNIT_DEPS_t_log       := log slab buddy sysalloc
 UNIT_DEPS_t_nametab   := nametab sysalloc
 UNIT_DEPS_t_pool      := pool server client db cancel prepwire prep vars cred userlist hba ident hbatok \
-                         config connstr stream tls track proto log budget slab buddy nametab \
+                         config_load config connstr stream tls track proto log budget slab buddy nametab \
                          scram_server scram_client pwd scram saslprep crypto textfile sysalloc
 UNIT_DEPS_t_prep      := prep slab buddy sysalloc
 UNIT_DEPS_t_pwd       := pwd scram saslprep crypto
@@ -201,7 +201,7 @@ FUZZ_DEPS_fuzz_stream        := stream tls track proto slab buddy sysalloc
 FUZZ_DEPS_fuzz_scram_server  := scram scram_server scram_client saslprep crypto
 FUZZ_DEPS_fuzz_scram_client  := scram scram_server scram_client saslprep crypto
 FUZZ_DEPS_fuzz_pwd           := pwd scram saslprep crypto
-FUZZ_DEPS_fuzz_config        := config connstr textfile sysalloc
+FUZZ_DEPS_fuzz_config        := config_load config connstr textfile sysalloc
 FUZZ_DEPS_fuzz_userlist      := userlist pwd scram saslprep crypto textfile sysalloc
 FUZZ_DEPS_fuzz_connstr       := connstr
 FUZZ_DEPS_fuzz_admin_cmd     := admincmd config connstr textfile sysalloc

@@ -1,6 +1,6 @@
 /* config.h -- PgBouncer-compatible ini parsing into plain structs.
  *
- * config_load() reads a PgBouncer ini file (sections [databases], [users],
+ * config_load() (config_load.c) reads a PgBouncer ini file (sections [databases], [users],
  * [pgbouncer], [peers]; "%include"; ';'/'#' comment lines) into a struct
  * config and does nothing else: no sockets, no logging, no globals.  Errors
  * are written to a caller buffer as "<file>:<line>: <what>"; settings that
@@ -288,6 +288,11 @@ struct config {
 struct config *config_load(const char *path, char *err, size_t errlen);
 /* A config holding only the defaults, no databases or users; NULL on OOM. */
 struct config *config_new_defaults(void);
+/* A deep copy of <cfg>: every setting (through the settings table, so a new
+ * setting is covered without code here), the [databases] and [users]
+ * entries, warnings and file names, nothing shared with <cfg>.  NULL on
+ * OOM.  Caller frees with config_free(). */
+struct config *config_clone(const struct config *cfg);
 void config_free(struct config *cfg);
 
 /* The entry for <name>, else the "*" entry, else NULL. */

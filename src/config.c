@@ -1,4 +1,4 @@
-/* config.c -- PgBouncer-compatible ini parsing into plain structs.
+/* config.c -- what a config holds: the settings table, typed values, entries, lifetime.
  *
  * Theory.  One sorted constant table (setting_table) describes every
  * [pgbouncer] setting: name, type, flags, field offset in struct
@@ -8,14 +8,17 @@
  *
  *	text --parse_cval--> cval --store_cval--> field
  *	field --load_cval--> cval --format_cval--> text
+ *	field --load_cval--> cval --copy_cval--> cval --store_cval--> field (clone)
  *
  * store_cval() takes ownership of the strings inside the cval and frees the
  * ones it replaces; nothing else frees setting fields except free_settings().
+ * Because every field is reached through the table, a setting added to it
+ * is parsed, shown, compared on reload and cloned without further code.
  *
- * [databases] and [users] entries are parsed into local structs, appended to
- * growable arrays in file order, then sorted by name (ties by position) and
- * deduplicated keeping the last definition, which is PgBouncer's "later line
- * wins".  Lookups then bsearch.  The "*" entry lives apart in fallback_db.
+ * [databases] and [users] entries are described the same way (db_keys,
+ * user_keys) for the reader, and their owned strings by db_strs/user_strs
+ * for freeing and cloning.  The ini reader itself is config_load.c, which
+ * reaches this file through config_int.h only.
  *
  * Nothing here logs, opens sockets or keeps state outside a struct config.
  */
@@ -29,11 +32,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
-#include "connstr.h"
+#include "config_int.h"
 #include "sysalloc.h"
-#include "textfile.h"
 
 _Static_assert(sizeof(enum pool_mode) == sizeof(int), "enum fields are stored as int");
 _Static_assert(sizeof(enum auth_type) == sizeof(int), "enum fields are stored as int");
@@ -58,8 +59,6 @@ static const char *enum_name(const char *const *names, size_t n, int v)
 		return "unknown";
 	return names[v];
 }
-
-#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 const char *config_pool_mode_name(enum pool_mode m)
 {
@@ -241,9 +240,19 @@ static int key_cmp(const void *a, const void *b)
 	return strcasecmp(name, k->name);
 }
 
-static const struct config_key *setting_find(const char *name)
+const struct config_key *config_key_find(const char *name)
 {
 	return bsearch(name, setting_table, N_SETTINGS, sizeof(setting_table[0]), key_cmp);
+}
+
+const char *config_key_name(const struct config_key *k)
+{
+	return k->name;
+}
+
+unsigned config_key_flags(const struct config_key *k)
+{
+	return k->flags;
 }
 
 int config_setting_count(void)
@@ -253,15 +262,14 @@ int config_setting_count(void)
 
 int config_setting_flags(const char *key)
 {
-	const struct config_key *k = setting_find(key);
+	const struct config_key *k = config_key_find(key);
 
 	return k ? (int)k->flags : -ENOENT;
 }
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static void msgf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void msgf(char *buf, size_t len, const char *fmt, ...)
+void config_msgf(char *buf, size_t len, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -272,14 +280,6 @@ static void msgf(char *buf, size_t len, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void rtrim(char *s)
-{
-	size_t n = strlen(s);
-
-	while (n > 0 && isspace((unsigned char)s[n - 1]))
-		s[--n] = '\0';
-}
-
 /* Strict decimal (or octal) integer in [min, max]. */
 static int parse_ll(const char *s, int base, long long min, long long max, long long *out, char *em,
 		size_t emlen)
@@ -288,17 +288,17 @@ static int parse_ll(const char *s, int base, long long min, long long max, long 
 	long long v;
 
 	if (!isdigit((unsigned char)s[0]) && !(s[0] == '-' && isdigit((unsigned char)s[1]))) {
-		msgf(em, emlen, base == 8 ? "expected an octal number" : "expected an integer");
+		config_msgf(em, emlen, base == 8 ? "expected an octal number" : "expected an integer");
 		return -EINVAL;
 	}
 	errno = 0;
 	v = strtoll(s, &end, base);
 	if (*end != '\0') {
-		msgf(em, emlen, base == 8 ? "expected an octal number" : "expected an integer");
+		config_msgf(em, emlen, base == 8 ? "expected an octal number" : "expected an integer");
 		return -EINVAL;
 	}
 	if (errno == ERANGE || v < min || v > max) {
-		msgf(em, emlen,
+		config_msgf(em, emlen,
 				base == 8 ? "must be between %#llo and %#llo"
 					  : "must be between %lld and %lld",
 				min, max);
@@ -330,13 +330,13 @@ static int parse_duration(const char *s, int64_t *out_us, char *em, size_t emlen
 		}
 	}
 	if (!digits || *p != '\0') {
-		msgf(em, emlen, "expected a number of seconds");
+		config_msgf(em, emlen, "expected a number of seconds");
 		return -EINVAL;
 	}
 	*out_us = sec * USEC + frac;
 	return 0;
 range:
-	msgf(em, emlen, "must be at most %lld seconds", DUR_MAX_SEC);
+	config_msgf(em, emlen, "must be at most %lld seconds", DUR_MAX_SEC);
 	return -EINVAL;
 }
 
@@ -512,6 +512,24 @@ static int strlist_parse(const char *text, bool expand_star, struct config_strli
 	return 0;
 }
 
+/* A deep copy of <src> into <out> (items copied, not re-derived from the
+ * text, so the copy equals <src> whatever built it). */
+static int strlist_copy(const struct config_strlist *src, struct config_strlist *out)
+{
+	int i;
+
+	memset(out, 0, sizeof(*out));
+	if (src->str != NULL && (out->str = sys_strdup(src->str)) == NULL)
+		return -ENOMEM;
+	for (i = 0; i < src->n; i++) {
+		if (!strlist_push(out, src->v[i], strlen(src->v[i]))) {
+			strlist_free(out);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
 /* ---- typed values ----------------------------------------------------- */
 
 union cval {
@@ -543,7 +561,7 @@ static int parse_cval(
 		return parse_ll(text, 8, k->min, k->max, &v->i, em, emlen);
 	case CT_BOOL:
 		if (parse_bool(text, &b) < 0) {
-			msgf(em, emlen, "expected a boolean (0/1, yes/no, on/off, true/false)");
+			config_msgf(em, emlen, "expected a boolean (0/1, yes/no, on/off, true/false)");
 			return -EINVAL;
 		}
 		v->i = b;
@@ -556,7 +574,7 @@ static int parse_cval(
 	case CT_ENUM:
 		if (parse_enum(k->names, text, &e) < 0) {
 			enum_choices(k->names, choices, sizeof(choices));
-			msgf(em, emlen, "expected one of: %s", choices);
+			config_msgf(em, emlen, "expected one of: %s", choices);
 			return -EINVAL;
 		}
 		v->i = e;
@@ -564,13 +582,13 @@ static int parse_cval(
 	case CT_STR:
 		v->s = sys_strdup(text);
 		if (v->s == NULL) {
-			msgf(em, emlen, "out of memory");
+			config_msgf(em, emlen, "out of memory");
 			return -ENOMEM;
 		}
 		return 0;
 	case CT_LIST:
 		if (strlist_parse(text, k->off == OFF(listen_addr), &v->l) < 0) {
-			msgf(em, emlen, "out of memory");
+			config_msgf(em, emlen, "out of memory");
 			return -ENOMEM;
 		}
 		return 0;
@@ -696,6 +714,52 @@ static int settings_init_defaults(struct config_settings *s)
 	return 0;
 }
 
+/* <src>'s value of <k> with its own copies of any strings. */
+static int copy_cval(const struct config_settings *src, const struct config_key *k, union cval *v)
+{
+	union cval borrowed;
+
+	load_cval(src, k, &borrowed);
+	*v = borrowed;
+	if (k->type == CT_STR && borrowed.s != NULL)
+		v->s = sys_strdup(borrowed.s);
+	else if (k->type == CT_LIST)
+		return strlist_copy(&borrowed.l, &v->l);
+	return k->type == CT_STR && borrowed.s != NULL && v->s == NULL ? -ENOMEM : 0;
+}
+
+/* Every setting of <src> into the empty (zeroed) <s>, through the table. */
+static int copy_settings(struct config_settings *s, const struct config_settings *src)
+{
+	union cval v;
+	int i;
+
+	for (i = 0; i < N_SETTINGS; i++) {
+		if (copy_cval(src, &setting_table[i], &v) < 0)
+			return -ENOMEM;
+		store_cval(s, &setting_table[i], &v);
+	}
+	return 0;
+}
+
+int config_key_put(struct config_settings *s, const struct config_key *k, const char *text,
+		char *em, size_t emlen)
+{
+	union cval v;
+	int rc = parse_cval(k, text, &v, em, emlen);
+
+	if (rc == 0)
+		store_cval(s, k, &v);
+	return rc;
+}
+
+bool config_key_is_default(const struct config_settings *s, const struct config_key *k)
+{
+	char buf[64];
+
+	return strcmp(format_field(s, k, buf, sizeof(buf)), k->dflt) == 0;
+}
+
 /* ---- public settings API --------------------------------------------- */
 
 void config_foreach_setting(const struct config *cfg, config_setting_fn fn, void *arg)
@@ -713,7 +777,7 @@ void config_foreach_setting(const struct config *cfg, config_setting_fn fn, void
 
 const char *config_setting_get(const struct config *cfg, const char *key, char *buf, size_t buflen)
 {
-	const struct config_key *k = setting_find(key);
+	const struct config_key *k = config_key_find(key);
 
 	if (k == NULL)
 		return NULL;
@@ -724,17 +788,17 @@ const char *config_setting_get(const struct config *cfg, const char *key, char *
  * client could ever log in, refuse to load: accepting and ignoring them
  * would run a pooler other than its configuration says.  0, or -ENOTSUP /
  * -EINVAL with the reason in <em>. */
-static int check_settings(const struct config_settings *s, char *em, size_t emlen)
+int config_check_settings(const struct config_settings *s, char *em, size_t emlen)
 {
 	if (s->auth_type == AUTH_TYPE_CERT && (s->client_tls_sslmode == SSLMODE_DISABLE ||
 			s->client_tls_ca_file == NULL || s->client_tls_ca_file[0] == 0)) {
-		msgf(em, emlen, "auth_type = cert needs client TLS with client certificates: "
+		config_msgf(em, emlen, "auth_type = cert needs client TLS with client certificates: "
 				"client_tls_sslmode other than disable and client_tls_ca_file "
 				"(no client could log in)");
 		return -EINVAL;
 	}
 	if (s->auth_type == AUTH_TYPE_PAM || s->auth_type == AUTH_TYPE_LDAP) {
-		msgf(em, emlen, "auth_type = %s is not supported by pgslab (it would need a "
+		config_msgf(em, emlen, "auth_type = %s is not supported by pgslab (it would need a "
 				"blocking %s conversation moved off the event loop into a worker thread)",
 				config_auth_type_name(s->auth_type),
 				s->auth_type == AUTH_TYPE_PAM ? "PAM" : "LDAP");
@@ -745,22 +809,22 @@ static int check_settings(const struct config_settings *s, char *em, size_t emle
 
 int config_set(struct config *cfg, const char *key, const char *value, char *err, size_t errlen)
 {
-	const struct config_key *k = setting_find(key);
+	const struct config_key *k = config_key_find(key);
 	char em[200];
 	union cval v;
 	int rc;
 
 	if (k == NULL) {
-		msgf(err, errlen, "unknown setting \"%s\"", key);
+		config_msgf(err, errlen, "unknown setting \"%s\"", key);
 		return -ENOENT;
 	}
 	if (k->flags & CONFIG_F_NORELOAD) {
-		msgf(err, errlen, "setting \"%s\" cannot be changed at run time", k->name);
+		config_msgf(err, errlen, "setting \"%s\" cannot be changed at run time", k->name);
 		return -EPERM;
 	}
 	rc = parse_cval(k, value, &v, em, sizeof(em));
 	if (rc < 0) {
-		msgf(err, errlen, "invalid value \"%s\" for %s: %s", value, k->name, em);
+		config_msgf(err, errlen, "invalid value \"%s\" for %s: %s", value, k->name, em);
 		return rc;
 	}
 	if (k->type == CT_ENUM || k->type == CT_STR) {
@@ -771,7 +835,7 @@ int config_set(struct config *cfg, const char *key, const char *value, char *err
 			*(char **)field_of(&probe, k) = v.s;
 		else
 			store_cval(&probe, k, &v);
-		rc = check_settings(&probe, err, errlen);
+		rc = config_check_settings(&probe, err, errlen);
 		if (rc < 0) {
 			if (k->type == CT_STR)
 				sys_free(v.s);
@@ -877,7 +941,7 @@ static int entry_set(
 	case ET_STR:
 		s = sys_strdup(val);
 		if (s == NULL) {
-			msgf(em, emlen, "out of memory");
+			config_msgf(em, emlen, "out of memory");
 			return -ENOMEM;
 		}
 		sys_free(*(char **)f);
@@ -895,14 +959,14 @@ static int entry_set(
 		return 0;
 	case ET_POOL_MODE:
 		if (parse_enum(pool_mode_names, val, &e) < 0) {
-			msgf(em, emlen, "expected one of: session, transaction, statement");
+			config_msgf(em, emlen, "expected one of: session, transaction, statement");
 			return -EINVAL;
 		}
 		*(int *)f = e;
 		return 0;
 	case ET_LB:
 		if (parse_enum(lb_names, val, &e) < 0) {
-			msgf(em, emlen, "expected one of: disable, round-robin");
+			config_msgf(em, emlen, "expected one of: disable, round-robin");
 			return -EINVAL;
 		}
 		*(int *)f = e;
@@ -911,61 +975,72 @@ static int entry_set(
 	return -EINVAL;
 }
 
-/* Applies every pair of <connstr> to <entry> via <keys>.  <what> names the
- * entry kind for messages ("database", "user"). */
-static int entry_parse(void *entry, const struct entry_key *keys, size_t nkeys, const char *connstr,
-		char *em, size_t emlen)
+int config_entry_put(void *entry, bool db, const char *key, const char *val, char *em,
+		size_t emlen)
 {
-	char *copy = sys_strdup(connstr), *p, *key, *val;
-	const struct entry_key *k;
+	const struct entry_key *keys = db ? db_keys : user_keys;
+	size_t nkeys = db ? NELEM(db_keys) : NELEM(user_keys);
+	const struct entry_key *k = bsearch(key, keys, nkeys, sizeof(*keys), entry_key_cmp);
 	char sub[200];
 	int rc;
 
-	if (copy == NULL) {
-		msgf(em, emlen, "out of memory");
-		return -ENOMEM;
+	if (k == NULL) {
+		config_msgf(em, emlen, "unknown parameter \"%s\"", key);
+		return -EINVAL;
 	}
-	p = copy;
-	while ((rc = connstr_next(&p, &key, &val, em, emlen)) > 0) {
-		k = bsearch(key, keys, nkeys, sizeof(*keys), entry_key_cmp);
-		if (k == NULL) {
-			msgf(em, emlen, "unknown parameter \"%s\"", key);
-			rc = -EINVAL;
-			break;
-		}
-		rc = entry_set(entry, k, val, sub, sizeof(sub));
-		if (rc < 0) {
-			msgf(em, emlen, "invalid value \"%s\" for %s: %s", val, k->name, sub);
-			break;
-		}
-	}
-	sys_free(copy);
-	return rc < 0 ? rc : 0;
+	rc = entry_set(entry, k, val, sub, sizeof(sub));
+	if (rc < 0)
+		config_msgf(em, emlen, "invalid value \"%s\" for %s: %s", val, k->name, sub);
+	return rc;
 }
 
-static void db_free_fields(struct config_db *db)
+/* Every char * an entry owns: freeing and cloning both walk these, so the
+ * two cannot disagree.  (<file> is not owned: it points into cfg->files.) */
+static const size_t db_strs[] = {
+	DOFF(name), DOFF(dbname), DOFF(host), DOFF(user), DOFF(password), DOFF(auth_user),
+	DOFF(auth_query), DOFF(auth_dbname), DOFF(client_encoding), DOFF(datestyle),
+	DOFF(timezone), DOFF(connect_query), DOFF(application_name),
+};
+static const size_t user_strs[] = { UOFF(name) };
+
+struct entry_shape {
+	size_t size;
+	size_t file_off;    /* const char *file, pointing into cfg->files */
+	const size_t *strs; /* the owned strings */
+	size_t n_strs;
+};
+
+static const struct entry_shape db_shape = {
+	sizeof(struct config_db), DOFF(file), db_strs, NELEM(db_strs)
+};
+static const struct entry_shape user_shape = {
+	sizeof(struct config_user), UOFF(file), user_strs, NELEM(user_strs)
+};
+
+static char **str_at(const void *entry, size_t off)
 {
-	sys_free(db->name);
-	sys_free(db->dbname);
-	sys_free(db->host);
-	sys_free(db->user);
-	sys_free(db->password);
-	sys_free(db->auth_user);
-	sys_free(db->auth_query);
-	sys_free(db->auth_dbname);
-	sys_free(db->client_encoding);
-	sys_free(db->datestyle);
-	sys_free(db->timezone);
-	sys_free(db->connect_query);
-	sys_free(db->application_name);
+	return (char **)(void *)((char *)entry + off);
 }
 
-static void user_free_fields(struct config_user *u)
+static void entry_free_strs(void *entry, const struct entry_shape *sh)
 {
-	sys_free(u->name);
+	size_t i;
+
+	for (i = 0; i < sh->n_strs; i++)
+		sys_free(*str_at(entry, sh->strs[i]));
 }
 
-static void db_init(struct config_db *db)
+void config_db_free_fields(struct config_db *db)
+{
+	entry_free_strs(db, &db_shape);
+}
+
+void config_user_free_fields(struct config_user *u)
+{
+	entry_free_strs(u, &user_shape);
+}
+
+void config_db_init(struct config_db *db)
 {
 	memset(db, 0, sizeof(*db));
 	db->port = 5432;
@@ -981,7 +1056,7 @@ static void db_init(struct config_db *db)
 	db->pool_weight = 1;
 }
 
-static void user_init(struct config_user *u)
+void config_user_init(struct config_user *u)
 {
 	memset(u, 0, sizeof(*u));
 	u->pool_mode = CONFIG_INHERIT;
@@ -994,442 +1069,6 @@ static void user_init(struct config_user *u)
 	u->idle_transaction_timeout_us = CONFIG_INHERIT;
 	u->transaction_timeout_us = CONFIG_INHERIT;
 	u->client_idle_timeout_us = CONFIG_INHERIT;
-}
-
-/* ---- the loader ------------------------------------------------------- */
-
-enum section { SECT_NONE, SECT_DATABASES, SECT_USERS, SECT_PGBOUNCER, SECT_PEERS };
-
-struct loader {
-	struct config *cfg;
-	char *err;
-	size_t errlen;
-	const char *file; /* current file, owned by cfg->files */
-	int line;
-	int depth;
-	enum section sect;
-	int db_cap, user_cap, warn_cap;
-};
-
-static int lerr(struct loader *ld, int rc, const char *fmt, ...)
-		__attribute__((format(printf, 3, 4)));
-static int lerr(struct loader *ld, int rc, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (rc == -ENOMEM)
-		msgf(ld->err, ld->errlen, "%s:%d: out of memory", ld->file, ld->line);
-	else
-		msgf(ld->err, ld->errlen, "%s:%d: %s", ld->file, ld->line, msg);
-	return rc;
-}
-
-static int grow(void **arr, int *cap, int n, size_t esz)
-{
-	int ncap;
-	void *p;
-
-	if (n < *cap)
-		return 0;
-	ncap = *cap ? *cap * 2 : 16;
-	p = sys_realloc(*arr, (size_t)ncap * esz);
-	if (p == NULL)
-		return -ENOMEM;
-	*arr = p;
-	*cap = ncap;
-	return 0;
-}
-
-static int lwarn(struct loader *ld, const char *key, bool is_default, const char *fmt, ...)
-		__attribute__((format(printf, 4, 5)));
-static int lwarn(struct loader *ld, const char *key, bool is_default, const char *fmt, ...)
-{
-	struct config *cfg = ld->cfg;
-	struct config_warning *w;
-	char msg[512];
-	va_list ap;
-	int n;
-
-	if (grow((void **)&cfg->warnings, &ld->warn_cap, cfg->n_warnings, sizeof(*w)) < 0)
-		return lerr(ld, -ENOMEM, "out of memory");
-	n = snprintf(msg, sizeof(msg), "%s:%d: ", ld->file, ld->line);
-	va_start(ap, fmt);
-	vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
-	va_end(ap);
-	w = &cfg->warnings[cfg->n_warnings];
-	w->msg = sys_strdup(msg);
-	if (w->msg == NULL)
-		return lerr(ld, -ENOMEM, "out of memory");
-	w->key = key;
-	w->is_default = is_default;
-	cfg->n_warnings++;
-	return 0;
-}
-
-static int set_pgbouncer(struct loader *ld, const char *key, const char *val)
-{
-	const struct config_key *k = setting_find(key);
-	char em[200], buf[64];
-	union cval v;
-	int rc;
-
-	if (k == NULL)
-		return lerr(ld, -EINVAL, "unknown key \"%s\" in [pgbouncer]", key);
-	rc = parse_cval(k, val, &v, em, sizeof(em));
-	if (rc < 0)
-		return lerr(ld, rc, "invalid value \"%s\" for %s: %s", val, k->name, em);
-	store_cval(&ld->cfg->s, k, &v);
-	if (k->flags & CONFIG_F_UNSUPPORTED) {
-		bool dflt = strcmp(format_field(&ld->cfg->s, k, buf, sizeof(buf)), k->dflt) == 0;
-
-		return lwarn(ld, k->name, dflt, "setting \"%s\" is not supported yet; ignored",
-				k->name);
-	}
-	return 0;
-}
-
-static int add_database(struct loader *ld, const char *name, const char *connstr)
-{
-	struct config *cfg = ld->cfg;
-	struct config_db db;
-	char em[300];
-	int rc;
-
-	if (strcmp(name, CONFIG_RESERVED_DB) == 0)
-		return lerr(ld, -EINVAL, "database name \"%s\" is reserved", name);
-	db_init(&db);
-	db.file = ld->file;
-	db.line = ld->line;
-	rc = entry_parse(&db, db_keys, NELEM(db_keys), connstr, em, sizeof(em));
-	if (rc < 0)
-		goto fail;
-	rc = -ENOMEM;
-	db.name = sys_strdup(name);
-	if (db.name == NULL)
-		goto fail;
-	if (strcmp(name, CONFIG_FALLBACK_DB) == 0) {
-		db.fallback = true;
-		if (cfg->fallback_db == NULL) {
-			cfg->fallback_db = sys_malloc(sizeof(*cfg->fallback_db));
-			if (cfg->fallback_db == NULL)
-				goto fail;
-		} else {
-			db_free_fields(cfg->fallback_db);
-		}
-		*cfg->fallback_db = db;
-		return 0;
-	}
-	if (db.dbname == NULL) {
-		db.dbname = sys_strdup(name);
-		if (db.dbname == NULL)
-			goto fail;
-	}
-	if (grow((void **)&cfg->dbs, &ld->db_cap, cfg->n_dbs, sizeof(db)) < 0)
-		goto fail;
-	cfg->dbs[cfg->n_dbs++] = db;
-	return 0;
-fail:
-	db_free_fields(&db);
-	if (rc == -ENOMEM)
-		return lerr(ld, rc, "out of memory");
-	return lerr(ld, rc, "database \"%s\": %s", name, em);
-}
-
-static int add_user(struct loader *ld, const char *name, const char *connstr)
-{
-	struct config *cfg = ld->cfg;
-	struct config_user u;
-	char em[300];
-	int rc;
-
-	user_init(&u);
-	u.file = ld->file;
-	u.line = ld->line;
-	rc = entry_parse(&u, user_keys, NELEM(user_keys), connstr, em, sizeof(em));
-	if (rc < 0)
-		goto fail;
-	rc = -ENOMEM;
-	u.name = sys_strdup(name);
-	if (u.name == NULL)
-		goto fail;
-	if (grow((void **)&cfg->users, &ld->user_cap, cfg->n_users, sizeof(u)) < 0)
-		goto fail;
-	cfg->users[cfg->n_users++] = u;
-	return 0;
-fail:
-	user_free_fields(&u);
-	if (rc == -ENOMEM)
-		return lerr(ld, rc, "out of memory");
-	return lerr(ld, rc, "user \"%s\": %s", name, em);
-}
-
-
-/* The path to open for "%include <path>" seen in <cur>: as given if it
- * exists (cwd-relative, like PgBouncer), else relative to <cur>'s
- * directory if that exists, else as given (so the error names it). */
-static char *resolve_include(const char *cur, const char *path)
-{
-	const char *slash = strrchr(cur, '/');
-	size_t dlen;
-	char *alt;
-
-	if (path[0] == '/' || access(path, F_OK) == 0 || slash == NULL)
-		return sys_strdup(path);
-	dlen = (size_t)(slash - cur);
-	alt = sys_malloc(dlen + 1 + strlen(path) + 1);
-	if (alt == NULL)
-		return NULL;
-	memcpy(alt, cur, dlen);
-	alt[dlen] = '/';
-	strcpy(alt + dlen + 1, path);
-	if (access(alt, F_OK) == 0)
-		return alt;
-	sys_free(alt);
-	return sys_strdup(path);
-}
-
-static int parse_file(struct loader *ld, const char *path);
-
-static int parse_section(struct loader *ld, char *p)
-{
-	static const struct {
-		const char *name;
-		enum section sect;
-	} sects[] = {
-			{"databases", SECT_DATABASES},
-			{"users", SECT_USERS},
-			{"pgbouncer", SECT_PGBOUNCER},
-			{"peers", SECT_PEERS},
-	};
-	char *end = strchr(p, ']'), *name;
-	size_t i;
-
-	if (end == NULL)
-		return lerr(ld, -EINVAL, "missing \"]\" in section header");
-	if (*connstr_skip_blanks(end + 1) != '\0')
-		return lerr(ld, -EINVAL, "unexpected text after section header");
-	*end = '\0';
-	name = connstr_skip_blanks(p + 1);
-	rtrim(name);
-	for (i = 0; i < NELEM(sects); i++) {
-		if (strcasecmp(name, sects[i].name) == 0) {
-			ld->sect = sects[i].sect;
-			if (ld->sect == SECT_PEERS)
-				return lwarn(ld, NULL, false,
-						"[peers] section is not supported yet; its entries "
-						"are ignored");
-			return 0;
-		}
-	}
-	return lerr(ld, -EINVAL, "unknown section [%s]", name);
-}
-
-static int parse_include(struct loader *ld, char *p)
-{
-	const char *saved_file = ld->file;
-	int saved_line = ld->line, rc;
-	char *target;
-
-	p = connstr_skip_blanks(p);
-	rtrim(p);
-	if (*p == '\0')
-		return lerr(ld, -EINVAL, "%%include needs a file name");
-	if (ld->depth >= CONFIG_MAX_INCLUDE_DEPTH)
-		return lerr(ld, -ELOOP, "%%include nested more than %d deep",
-				CONFIG_MAX_INCLUDE_DEPTH);
-	target = resolve_include(ld->file, p);
-	if (target == NULL)
-		return lerr(ld, -ENOMEM, "out of memory");
-	ld->depth++;
-	rc = parse_file(ld, target);
-	ld->depth--;
-	sys_free(target);
-	ld->file = saved_file;
-	ld->line = saved_line;
-	return rc;
-}
-
-/* Splits "key = value" (key possibly "quoted") and dispatches it. */
-static int parse_keyval(struct loader *ld, char *p)
-{
-	char *key, *val, *w;
-
-	if (*p == '"') {
-		key = w = ++p;
-		for (;;) {
-			if (*p == '\0')
-				return lerr(ld, -EINVAL, "unterminated quoted name");
-			if (*p == '"' && p[1] == '"') {
-				*w++ = '"';
-				p += 2;
-			} else if (*p == '"') {
-				p++;
-				break;
-			} else {
-				*w++ = *p++;
-			}
-		}
-		*w = '\0'; /* w < p: the closing quote was consumed */
-	} else {
-		key = p;
-		while (*p && *p != '=' && !connstr_is_blank(*p))
-			p++;
-		if (*p == '=') {
-			*p = '\0';
-			val = p + 1;
-			goto have_val;
-		}
-		if (*p)
-			*p++ = '\0';
-	}
-	p = connstr_skip_blanks(p);
-	if (*p != '=')
-		return lerr(ld, -EINVAL, "expected \"key = value\"");
-	val = p + 1;
-have_val:
-	val = connstr_skip_blanks(val);
-	rtrim(val);
-	if (*key == '\0')
-		return lerr(ld, -EINVAL, "empty name before \"=\"");
-	switch (ld->sect) {
-	case SECT_NONE:
-		return lerr(ld, -EINVAL, "\"%s\" is outside of any section", key);
-	case SECT_PGBOUNCER:
-		return set_pgbouncer(ld, key, val);
-	case SECT_DATABASES:
-		return add_database(ld, key, val);
-	case SECT_USERS:
-		return add_user(ld, key, val);
-	case SECT_PEERS:
-		return 0; /* warned once at the section header */
-	}
-	return 0;
-}
-
-static int remember_file(struct loader *ld, const char *path)
-{
-	struct config *cfg = ld->cfg;
-	char **nf = sys_realloc(cfg->files, sizeof(*nf) * (size_t)(cfg->n_files + 1));
-
-	if (nf == NULL)
-		return -ENOMEM;
-	cfg->files = nf;
-	nf[cfg->n_files] = sys_strdup(path);
-	if (nf[cfg->n_files] == NULL)
-		return -ENOMEM;
-	ld->file = nf[cfg->n_files++];
-	return 0;
-}
-
-static int parse_file(struct loader *ld, const char *path)
-{
-	char *buf, *line, *next, *p;
-	int rc = 0, e = 0;
-
-	buf = textfile_read(path, &e);
-	if (buf == NULL) {
-		const char *why = e == EILSEQ ? "contains a NUL byte" : strerror(e);
-
-		if (ld->depth > 0)
-			return lerr(ld, -e, "cannot read include file \"%s\": %s", path, why);
-		msgf(ld->err, ld->errlen, "%s: %s", path, why);
-		return -e;
-	}
-	if (remember_file(ld, path) < 0) {
-		sys_free(buf);
-		msgf(ld->err, ld->errlen, "%s: out of memory", path);
-		return -ENOMEM;
-	}
-	ld->line = 0;
-	for (line = buf; line != NULL && rc == 0; line = next) {
-		ld->line++;
-		next = strchr(line, '\n');
-		if (next != NULL)
-			*next++ = '\0';
-		rtrim(line);
-		p = line;
-		while (isspace((unsigned char)*p))
-			p++;
-		if (*p == '\0' || *p == ';' || *p == '#')
-			continue;
-		if (*p == '[')
-			rc = parse_section(ld, p);
-		else if (strncmp(p, "%include", 8) == 0 && (p[8] == '\0' || connstr_is_blank(p[8])))
-			rc = parse_include(ld, p + 8);
-		else if (*p == '%')
-			rc = lerr(ld, -EINVAL, "unknown directive \"%s\"", p);
-		else
-			rc = parse_keyval(ld, p);
-	}
-	sys_free(buf);
-	return rc;
-}
-
-/* ---- sorting, dedup, lookup ------------------------------------------ */
-
-/* Both entry structs start with their name; ties keep file order. */
-static int entry_ptr_cmp(const void *a, const void *b)
-{
-	const char *const *ea = *(const char *const *const *)a;
-	const char *const *eb = *(const char *const *const *)b;
-	int c;
-
-	if (ea == eb)
-		return 0;
-	c = strcmp(*ea, *eb);
-	if (c != 0)
-		return c;
-	return (const char *)ea < (const char *)eb ? -1 : 1;
-}
-
-_Static_assert(offsetof(struct config_db, name) == 0, "name must come first");
-_Static_assert(offsetof(struct config_user, name) == 0, "name must come first");
-
-/* Sorts the <n> entries of size <esz> at *<arr> by name and keeps only the
- * last definition of each name, freeing the others with <free_fn>. */
-static int sort_dedup(void **arr, int *n, size_t esz, void (*free_fn)(void *))
-{
-	char *base = *arr, *out;
-	void **ptrs;
-	int i, m = 0;
-
-	if (*n == 0)
-		return 0;
-	ptrs = sys_malloc(sizeof(*ptrs) * (size_t)*n);
-	out = sys_malloc(esz * (size_t)*n);
-	if (ptrs == NULL || out == NULL) {
-		sys_free(ptrs);
-		sys_free(out);
-		return -ENOMEM;
-	}
-	for (i = 0; i < *n; i++)
-		ptrs[i] = base + (size_t)i * esz;
-	qsort(ptrs, (size_t)*n, sizeof(*ptrs), entry_ptr_cmp);
-	for (i = 0; i < *n; i++) {
-		if (i + 1 < *n && strcmp(*(char **)ptrs[i], *(char **)ptrs[i + 1]) == 0)
-			free_fn(ptrs[i]); /* a later line redefines it */
-		else
-			memcpy(out + (size_t)m++ * esz, ptrs[i], esz);
-	}
-	sys_free(ptrs);
-	sys_free(*arr);
-	*arr = out;
-	*n = m;
-	return 0;
-}
-
-static void db_free_void(void *p)
-{
-	db_free_fields(p);
-}
-
-static void user_free_void(void *p)
-{
-	user_free_fields(p);
 }
 
 static int name_cmp(const void *key, const void *entry)
@@ -1468,50 +1107,115 @@ struct config *config_new_defaults(void)
 	return cfg;
 }
 
-struct config *config_load(const char *path, char *err, size_t errlen)
+/* ---- cloning ---------------------------------------------------------- */
+
+/* The name in <cfg>->files of the file <from>->files[i] == <file>. */
+static const char *clone_file(const struct config *cfg, const struct config *from,
+		const char *file)
 {
-	struct loader ld = {0};
-	struct config *cfg;
-	union cval v;
+	int i;
 
-	msgf(err, errlen, "no error");
-	cfg = config_new_defaults();
-	if (cfg == NULL) {
-		msgf(err, errlen, "%s: out of memory", path);
+	for (i = 0; i < from->n_files; i++)
+		if (from->files[i] == file)
+			return cfg->files[i];
+	return NULL;
+}
+
+/* <src> (an entry of <from>) into <dst> (one of <cfg>), its strings copied.
+ * On failure the strings not yet copied are NULL: <dst> can be freed. */
+static int entry_copy(const struct config *cfg, const struct config *from, void *dst,
+		const void *src, const struct entry_shape *sh)
+{
+	const char **file = (const char **)(void *)str_at(dst, sh->file_off);
+	size_t i;
+
+	memcpy(dst, src, sh->size);
+	*file = clone_file(cfg, from, *file);
+	for (i = 0; i < sh->n_strs; i++)
+		*str_at(dst, sh->strs[i]) = NULL;
+	for (i = 0; i < sh->n_strs; i++) {
+		const char *s = *str_at(src, sh->strs[i]);
+
+		if (s != NULL && (*str_at(dst, sh->strs[i]) = sys_strdup(s)) == NULL)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* The <n> entries at <src> into a new array *<dst>; *<dst_n> is set before
+ * any copy, so a failure leaves what config_free() frees. */
+static int entries_copy(const struct config *cfg, const struct config *from, void **dst,
+		int *dst_n, const void *src, int n, const struct entry_shape *sh)
+{
+	int i;
+
+	if (n <= 0)
+		return 0;
+	*dst = sys_calloc((size_t)n, sh->size);
+	if (*dst == NULL)
+		return -ENOMEM;
+	*dst_n = n;
+	for (i = 0; i < n; i++)
+		if (entry_copy(cfg, from, (char *)*dst + (size_t)i * sh->size,
+				    (const char *)src + (size_t)i * sh->size, sh) < 0)
+			return -ENOMEM;
+	return 0;
+}
+
+static int strs_copy(char ***dst, int *dst_n, char *const *src, int n)
+{
+	int i;
+
+	if (n <= 0)
+		return 0;
+	*dst = sys_calloc((size_t)n, sizeof(**dst));
+	if (*dst == NULL)
+		return -ENOMEM;
+	*dst_n = n;
+	for (i = 0; i < n; i++)
+		if (((*dst)[i] = sys_strdup(src[i])) == NULL)
+			return -ENOMEM;
+	return 0;
+}
+
+struct config *config_clone(const struct config *src)
+{
+	struct config *cfg = sys_calloc(1, sizeof(*cfg));
+	int i, n_fallback = 0;
+
+	if (cfg == NULL)
 		return NULL;
-	}
-	ld.cfg = cfg;
-	ld.err = err;
-	ld.errlen = errlen;
-	ld.file = path;
-	if (parse_file(&ld, path) < 0)
-		goto fail;
-	if (cfg->s.conffile[0] == '\0') {
-		v.s = sys_strdup(path);
-		if (v.s == NULL)
+	if (copy_settings(&cfg->s, &src->s) < 0)
+		goto oom;
+	/* the files first: the entries' <file> point into them */
+	if (strs_copy(&cfg->files, &cfg->n_files, src->files, src->n_files) < 0)
+		goto oom;
+	if (entries_copy(cfg, src, (void **)&cfg->dbs, &cfg->n_dbs, src->dbs, src->n_dbs,
+			    &db_shape) < 0 ||
+			entries_copy(cfg, src, (void **)&cfg->fallback_db, &n_fallback, src->fallback_db,
+					src->fallback_db ? 1 : 0, &db_shape) < 0 ||
+			entries_copy(cfg, src, (void **)&cfg->users, &cfg->n_users, src->users,
+					src->n_users, &user_shape) < 0)
+		goto oom;
+	if (src->n_warnings > 0) {
+		cfg->warnings = sys_calloc((size_t)src->n_warnings, sizeof(*cfg->warnings));
+		if (cfg->warnings == NULL)
 			goto oom;
-		store_cval(&cfg->s, setting_find("conffile"), &v);
-	}
-	if (sort_dedup((void **)&cfg->dbs, &cfg->n_dbs, sizeof(*cfg->dbs), db_free_void) < 0)
-		goto oom;
-	if (sort_dedup((void **)&cfg->users, &cfg->n_users, sizeof(*cfg->users), user_free_void) <
-			0)
-		goto oom;
-	{
-		char em[200];
-
-		if (check_settings(&cfg->s, em, sizeof(em)) < 0) {
-			msgf(err, errlen, "%s: %s", path, em);
-			goto fail;
+		cfg->n_warnings = src->n_warnings;
+		for (i = 0; i < src->n_warnings; i++) {
+			cfg->warnings[i] = src->warnings[i]; /* <key> is static */
+			cfg->warnings[i].msg = sys_strdup(src->warnings[i].msg);
+			if (cfg->warnings[i].msg == NULL)
+				goto oom;
 		}
 	}
 	return cfg;
 oom:
-	msgf(err, errlen, "%s: out of memory", path);
-fail:
 	config_free(cfg);
 	return NULL;
 }
+
+/* ---- freeing ---------------------------------------------------------- */
 
 void config_free(struct config *cfg)
 {
@@ -1521,13 +1225,13 @@ void config_free(struct config *cfg)
 		return;
 	free_settings(&cfg->s);
 	for (i = 0; i < cfg->n_dbs; i++)
-		db_free_fields(&cfg->dbs[i]);
+		config_db_free_fields(&cfg->dbs[i]);
 	sys_free(cfg->dbs);
 	if (cfg->fallback_db != NULL)
-		db_free_fields(cfg->fallback_db);
+		config_db_free_fields(cfg->fallback_db);
 	sys_free(cfg->fallback_db);
 	for (i = 0; i < cfg->n_users; i++)
-		user_free_fields(&cfg->users[i]);
+		config_user_free_fields(&cfg->users[i]);
 	sys_free(cfg->users);
 	for (i = 0; i < cfg->n_warnings; i++)
 		sys_free(cfg->warnings[i].msg);

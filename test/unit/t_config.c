@@ -930,9 +930,257 @@ static void test_set(void)
 	config_free(cfg);
 }
 
+/* ---- config_clone ---------------------------------------------------------- */
+
+/* A value for <key> that loads and differs from its default, tried from a
+ * list wide enough for every type in the table; NULL when none does. */
+static const char *non_default(const char *key, const char *dflt)
+{
+	static const char *const tries[] = { "2", "1", "0", "4000", "0.5", "transaction", "trust",
+		"verify-full", "a, b" };
+	char text[200], path[256], buf[64];
+	size_t i;
+
+	snprintf(path, sizeof(path), "%s/probe.ini", tmpdir);
+	for (i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
+		struct config *cfg;
+		bool differs;
+
+		if (strcmp(tries[i], dflt) == 0)
+			continue;
+		snprintf(text, sizeof(text), "[pgbouncer]\n%s = %s\n", key, tries[i]);
+		write_file(path, text);
+		cfg = config_load(path, errbuf, sizeof(errbuf));
+		unlink(path);
+		differs = cfg && strcmp(config_setting_get(cfg, key, buf, sizeof(buf)), dflt) != 0;
+		config_free(cfg);
+		if (differs)
+			return tries[i];
+	}
+	return NULL;
+}
+
+struct every {
+	char text[8192];
+	size_t len;
+	const char *stuck; /* a key no tried value moves off its default */
+};
+
+static void every_fn(const char *key, const char *value, const char *dflt, bool changeable,
+		void *arg)
+{
+	struct every *e = arg;
+	const char *v = non_default(key, dflt);
+
+	if (v == NULL) {
+		if (e->stuck == NULL)
+			e->stuck = key;
+		return;
+	}
+	e->len += (size_t)snprintf(e->text + e->len, sizeof(e->text) - e->len, "%s = %s\n", key, v);
+}
+
+struct same {
+	const struct config *clone;
+	int n, differ;
+	const char *first_bad;
+};
+
+/* Every setting of the original against the clone prints the same.  (That
+ * no string is shared shows under ASan: test_clone reads a clone after
+ * freeing its original.) */
+static void same_fn(const char *key, const char *value, const char *dflt, bool changeable,
+		void *arg)
+{
+	struct same *x = arg;
+	char buf[64];
+	const char *mine = config_setting_get(x->clone, key, buf, sizeof(buf));
+
+	x->n++;
+	if (mine == NULL || strcmp(mine, value) != 0) {
+		x->differ++;
+		if (x->first_bad == NULL)
+			x->first_bad = key;
+	}
+}
+
+static bool str_same(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return a != b && strcmp(a, b) == 0; /* equal, and a copy */
+}
+
+static bool list_same(const struct config_strlist *a, const struct config_strlist *b)
+{
+	int i;
+
+	if (!str_same(a->str, b->str) || a->n != b->n)
+		return false;
+	for (i = 0; i < a->n; i++)
+		if (!str_same(a->v[i], b->v[i]))
+			return false;
+	return true;
+}
+
+/* <file> of an entry of <cfg> names one of cfg->files (not another config's). */
+static bool file_of(const struct config *cfg, const char *file)
+{
+	int i;
+
+	for (i = 0; i < cfg->n_files; i++)
+		if (cfg->files[i] == file)
+			return true;
+	return false;
+}
+
+static bool db_same(const struct config *ca, const struct config_db *a, const struct config *cb,
+		const struct config_db *b)
+{
+	return str_same(a->name, b->name) && a->fallback == b->fallback &&
+	       str_same(a->dbname, b->dbname) && str_same(a->host, b->host) && a->port == b->port &&
+	       str_same(a->user, b->user) && str_same(a->password, b->password) &&
+	       str_same(a->auth_user, b->auth_user) && str_same(a->auth_query, b->auth_query) &&
+	       str_same(a->auth_dbname, b->auth_dbname) &&
+	       str_same(a->client_encoding, b->client_encoding) &&
+	       str_same(a->datestyle, b->datestyle) && str_same(a->timezone, b->timezone) &&
+	       str_same(a->connect_query, b->connect_query) &&
+	       str_same(a->application_name, b->application_name) && a->pool_size == b->pool_size &&
+	       a->min_pool_size == b->min_pool_size && a->reserve_pool_size == b->reserve_pool_size &&
+	       a->max_db_connections == b->max_db_connections &&
+	       a->max_db_client_connections == b->max_db_client_connections &&
+	       a->server_lifetime_us == b->server_lifetime_us &&
+	       a->query_wait_timeout_us == b->query_wait_timeout_us && a->pool_mode == b->pool_mode &&
+	       a->load_balance_hosts == b->load_balance_hosts && a->pool_weight == b->pool_weight &&
+	       str_same(a->file, b->file) && file_of(ca, a->file) && file_of(cb, b->file) &&
+	       a->line == b->line;
+}
+
+static bool user_same(const struct config *ca, const struct config_user *a,
+		const struct config *cb, const struct config_user *b)
+{
+	return str_same(a->name, b->name) && a->pool_mode == b->pool_mode &&
+	       a->pool_size == b->pool_size && a->reserve_pool_size == b->reserve_pool_size &&
+	       a->max_user_connections == b->max_user_connections &&
+	       a->max_user_client_connections == b->max_user_client_connections &&
+	       a->query_timeout_us == b->query_timeout_us &&
+	       a->query_wait_timeout_us == b->query_wait_timeout_us &&
+	       a->idle_transaction_timeout_us == b->idle_transaction_timeout_us &&
+	       a->transaction_timeout_us == b->transaction_timeout_us &&
+	       a->client_idle_timeout_us == b->client_idle_timeout_us && str_same(a->file, b->file) &&
+	       file_of(ca, a->file) && file_of(cb, b->file) && a->line == b->line;
+}
+
+/* The settings, entries, warnings and files of <b> equal <a>'s, all copies. */
+static void expect_same(const struct config *a, const struct config *b, const char *what)
+{
+	struct same x = {.clone = b};
+	bool dbs = a->n_dbs == b->n_dbs, users = a->n_users == b->n_users;
+	bool warns = a->n_warnings == b->n_warnings, files = a->n_files == b->n_files;
+	int i;
+
+	config_foreach_setting(a, same_fn, &x);
+	ok(x.n == config_setting_count(), "%s: every setting compared", what);
+	if (!ok(x.differ == 0, "%s: every setting prints the same", what))
+		diag("%d differ, first %s", x.differ, x.first_bad);
+	ok(list_same(&a->s.admin_users, &b->s.admin_users) &&
+					list_same(&a->s.stats_users, &b->s.stats_users) &&
+					list_same(&a->s.listen_addr, &b->s.listen_addr) &&
+					list_same(&a->s.ignore_startup_parameters,
+							&b->s.ignore_startup_parameters) &&
+					list_same(&a->s.track_extra_parameters,
+							&b->s.track_extra_parameters),
+			"%s: list items copied", what);
+	for (i = 0; dbs && i < a->n_dbs; i++)
+		dbs = db_same(a, &a->dbs[i], b, &b->dbs[i]);
+	ok(dbs, "%s: [databases] equal, strings copied, files remapped", what);
+	ok(a->fallback_db == NULL ? b->fallback_db == NULL :
+				    b->fallback_db != NULL && b->fallback_db != a->fallback_db &&
+						    db_same(a, a->fallback_db, b, b->fallback_db),
+			"%s: the \"*\" entry equal", what);
+	for (i = 0; users && i < a->n_users; i++)
+		users = user_same(a, &a->users[i], b, &b->users[i]);
+	ok(users, "%s: [users] equal", what);
+	for (i = 0; warns && i < a->n_warnings; i++)
+		warns = str_same(a->warnings[i].msg, b->warnings[i].msg) &&
+			a->warnings[i].key == b->warnings[i].key &&
+			a->warnings[i].is_default == b->warnings[i].is_default;
+	ok(warns, "%s: warnings equal", what);
+	for (i = 0; files && i < a->n_files; i++)
+		files = str_same(a->files[i], b->files[i]);
+	ok(files, "%s: file names equal", what);
+}
+
+static void test_clone(void)
+{
+	static struct every e;
+	char inc[300], main_ini[300], buf[64], err[256];
+	struct config *cfg, *clone, *dflt;
+	struct changes ch = {0};
+
+	/* every setting off its default, so a clone that kept defaults fails */
+	dflt = config_new_defaults();
+	e.len = (size_t)snprintf(e.text, sizeof(e.text), "[pgbouncer]\n");
+	config_foreach_setting(dflt, every_fn, &e);
+	if (!ok(e.stuck == NULL, "every setting has a loadable non-default value"))
+		diag("stuck: %s", e.stuck);
+	/* the entries in an included file: two files for <file> to point into */
+	snprintf(inc, sizeof(inc), "%s/clone_inc.ini", tmpdir);
+	write_file(inc, strstr(full_ini, "[databases]"));
+	track(inc);
+	e.len += (size_t)snprintf(e.text + e.len, sizeof(e.text) - e.len,
+			"[databases]\nlate = host=h9 port=9\n%%include %s\n", inc);
+	cfg = load_text(e.text, main_ini, sizeof(main_ini));
+	if (!ok(cfg != NULL, "config with every setting changed loads"))
+		diag("%s", errbuf);
+	if (cfg == NULL) {
+		config_free(dflt);
+		return;
+	}
+	config_foreach_changed(dflt, cfg, change_fn, &ch);
+	is_int(ch.n, config_setting_count(), "every setting differs from its default");
+	ok(cfg->n_dbs == 6 && cfg->n_users == 2 && cfg->fallback_db && cfg->n_files == 2 &&
+					cfg->n_warnings > 0,
+			"entries from two files, a \"*\" entry, warnings");
+
+	clone = config_clone(cfg);
+	if (!ok(clone != NULL && clone != cfg, "config_clone")) {
+		config_free(cfg);
+		config_free(dflt);
+		return;
+	}
+	expect_same(cfg, clone, "clone");
+	ok(config_find_db(clone, "full") == &clone->dbs[0] &&
+					config_find_db(clone, "unlisted") == clone->fallback_db &&
+					config_find_user(clone, "alice") == &clone->users[0],
+			"lookups on the clone find the clone's entries");
+
+	/* a change to the clone stays there */
+	is_int(config_set(clone, "pool_mode", "statement", err, sizeof(err)), 0, "SET on the clone");
+	is_str(config_setting_get(cfg, "pool_mode", buf, sizeof(buf)), "transaction",
+			"the original keeps its value");
+
+	/* the original gone, the clone still reads whole (ASan: nothing shared) */
+	config_free(cfg);
+	cfg = config_clone(clone);
+	expect_same(clone, cfg, "clone of a clone after the original was freed");
+	config_free(clone);
+	config_free(cfg);
+
+	/* a config with no entries, warnings or files */
+	clone = config_clone(dflt);
+	ok(clone && clone->dbs == NULL && clone->users == NULL && clone->fallback_db == NULL &&
+					clone->warnings == NULL && clone->files == NULL,
+			"clone of the defaults: no entries");
+	if (clone)
+		expect_same(dflt, clone, "defaults");
+	config_free(clone);
+	config_free(dflt);
+}
+
 int main(void)
 {
-	plan(197);
+	plan(230);
 	if (mkdtemp(tmpdir) == NULL) {
 		perror("mkdtemp");
 		return 2;
@@ -947,6 +1195,7 @@ int main(void)
 	test_include();
 	test_warnings();
 	test_set();
+	test_clone();
 
 	while (n_created > 0) {
 		unlink(created[--n_created]);
