@@ -9,8 +9,18 @@
  *
  * Ownership: everything reachable from a struct config (strings, arrays,
  * entries, warnings) belongs to it and is released by config_free().
- * Pointers returned by the lookup helpers stay valid until then.  A config is
- * not shared between threads while config_set() may run on it.
+ * Pointers returned by the lookup helpers stay valid until then.
+ *
+ * Snapshots: the config a pooler runs with is immutable once it is in use.
+ * A change makes a new one and swaps it in whole: a reload loads a fresh
+ * file, and the console's SET clones the running config (config_clone),
+ * applies config_set() to the copy and swaps the copy in only if that
+ * succeeded (proxy_swap_config), so a failed SET leaves the running config
+ * untouched and no reader ever sees one half changed.  config_set() writes
+ * in place and is therefore only for a config nobody else reads yet.  With
+ * several event loops, each would switch to the new snapshot at a loop
+ * boundary (workers.h), and nothing keeps a pointer into a config beyond
+ * the call that read it (proxy.c lists what is copied out instead).
  *
  * [pgbouncer] settings are described by one sorted constant table in
  * config.c (name, type, field offset, default, flags) that drives parsing,
@@ -317,9 +327,12 @@ int config_setting_flags(const char *key);
  * <cfg> or into <buf>.  NULL if the key is unknown. */
 const char *config_setting_get(const struct config *cfg, const char *key, char *buf, size_t buflen);
 
-/* SET <key> = <value>.  Returns 0, -ENOENT (unknown key), -EPERM (not
- * changeable at run time), -EINVAL (bad value) or -ENOMEM, with a message in
- * <err>.  Unsupported settings can be set (and change nothing). */
+/* SET <key> = <value> on <cfg>, in place: use it on a config not yet in
+ * use (the console's SET applies it to a config_clone() of the running one,
+ * see above).  Returns 0, -ENOENT (unknown key), -EPERM (not changeable at
+ * run time), -EINVAL (bad value, or a combination config_load() would
+ * refuse) or -ENOMEM, with a message in <err>; on failure <cfg> is
+ * unchanged.  Unsupported settings can be set (and change nothing). */
 int config_set(struct config *cfg, const char *key, const char *value, char *err, size_t errlen);
 
 /* Reload support: calls <fn> for each [pgbouncer] setting whose value differs

@@ -172,6 +172,10 @@ static inline uint32_t proxy_random(struct proxy *p)
 int proxy_init(struct proxy *p, const struct proxy_wiring *w, const char *config_path,
 		struct config *cfg, char *err, size_t errlen);
 int proxy_apply_config(struct proxy *p, struct config *cfg, char *err, size_t errlen);
+/* Make <cfg> the running config, taking it, and free the one it replaces:
+ * a running config is never written, a change (SET, reload) is a new
+ * snapshot swapped in here. */
+void proxy_swap_config(struct proxy *p, struct config *cfg);
 void proxy_run(struct proxy *p);
 void proxy_destroy(struct proxy *p);
 void proxy_reap_dead(struct proxy *p);

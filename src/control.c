@@ -376,7 +376,8 @@ static void apply_pool_modes(struct proxy *p)
 
 int control_set(struct proxy *p, const char *key, const char *value, char *err, size_t errlen)
 {
-	const struct config_settings *s = &p->cfg->s;
+	const struct config_settings *s;
+	struct config *next;
 	int rc;
 
 	if (strcasecmp(key, "max_packet_size") == 0) {
@@ -391,9 +392,20 @@ int control_set(struct proxy *p, const char *key, const char *value, char *err, 
 			return -EINVAL;
 		}
 	}
-	rc = config_set(p->cfg, key, value, err, errlen);
-	if (rc < 0)
+	/* the running config is a snapshot nobody writes: the change goes into
+	 * a copy, which replaces it only once the value is known good */
+	next = config_clone(p->cfg);
+	if (next == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	rc = config_set(next, key, value, err, errlen);
+	if (rc < 0) {
+		config_free(next);
 		return rc;
+	}
+	proxy_swap_config(p, next);
+	s = &p->cfg->s;
 	if (strcasecmp(key, "verbose") == 0 && p->log) {
 		log_set_verbose(p->log, s->verbose);
 	} else if (strcasecmp(key, "max_packet_size") == 0) {

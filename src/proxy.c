@@ -191,6 +191,19 @@ static int apply_tls(struct proxy *p, const struct config *cfg, char *err, size_
 	return changed;
 }
 
+/* Nothing keeps a pointer into a config past the call that read it: every
+ * reader goes through p->cfg, and what outlives a call is copied out (a
+ * db's fields, TLS contexts, the log's paths, tracked parameter names, an
+ * auth_query's text).  So the replaced snapshot can go at once; with
+ * several workers it would go once each had passed a loop boundary. */
+void proxy_swap_config(struct proxy *p, struct config *cfg)
+{
+	struct config *old = p->cfg;
+
+	p->cfg = cfg;
+	config_free(old);
+}
+
 int proxy_apply_config(struct proxy *p, struct config *cfg, char *err, size_t errlen)
 {
 	struct userlist *ul = NULL;
@@ -221,9 +234,7 @@ int proxy_apply_config(struct proxy *p, struct config *cfg, char *err, size_t er
 	if (p->userlist)
 		userlist_free(p->userlist);
 	p->userlist = ul;
-	if (p->cfg)
-		config_free(p->cfg);
-	p->cfg = cfg;
+	proxy_swap_config(p, cfg);
 	p->sctx.buf_size = cfg->s.pkt_buf >= 512 ? (uint32_t)cfg->s.pkt_buf : 4096;
 	/* PostgreSQL accepts no message over 1 GiB (PQ_LARGE_MESSAGE_LIMIT):
 	 * refusing it here keeps a backend from being left mid-message. */
