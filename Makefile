@@ -20,7 +20,8 @@
 #   make install      binary, man pages, example config, systemd unit (PREFIX, DESTDIR)
 #   make uninstall    remove what make install put there
 #
-# Every src/*.c except main.c goes into build/<variant>/libpgslab.a; every
+# Every src/*.c except main.c and log_test.c (the logger's test hooks, which
+# only its unit test links) goes into build/<variant>/libpgslab.a; every
 # test/unit/t_*.c becomes an executable printing TAP, linked against the
 # objects of its module and the layers below (UNIT_DEPS_* below).
 
@@ -44,9 +45,11 @@ LDFLAGS  += $(EXTRA_LDFLAGS)
 LIBS     := $(PKG_LIBS) -lpthread -lm
 PROG     ?= pgslab
 
-SRCS     := $(filter-out src/main.c,$(wildcard src/*.c))
+SRCS     := $(filter-out src/main.c src/log_test.c,$(wildcard src/*.c))
 OBJS     := $(SRCS:src/%.c=$(BUILD)/%.o)
 LIB      := $(BUILD)/libpgslab.a
+# Built only as t_log's prerequisite: kept, not deleted as an intermediate.
+.SECONDARY: $(BUILD)/log_test.o
 UNIT_SRCS := $(wildcard test/unit/t_*.c)
 UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BUILD)/test/%)
 
@@ -85,7 +88,7 @@ UNIT_DEPS_t_connstr   := connstr
 UNIT_DEPS_t_crypto    := crypto
 UNIT_DEPS_t_hba       := hba ident hbatok textfile sysalloc
 UNIT_DEPS_t_hist      := hist
-UNIT_DEPS_t_log       := log slab buddy sysalloc
+UNIT_DEPS_t_log       := log_test log_sync log slab buddy sysalloc
 UNIT_DEPS_t_nametab   := nametab sysalloc
 UNIT_DEPS_t_pool      := pool server client db cancel prepwire prep vars cred userlist hba ident hbatok \
                          config_load config connstr stream tls track proto log budget slab buddy nametab \
@@ -108,7 +111,7 @@ $(BUILD)/test/%: test/unit/%.c test/unit/tap.h test/unit/testutil.h $$(call unit
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(TEST_CFLAGS) -Itest/unit $(LDFLAGS) -o $@ $< $(call unit_objs,$*) $(LIBS) $(TEST_LIBS)
 
--include $(OBJS:.o=.d) $(BUILD)/main.d
+-include $(OBJS:.o=.d) $(BUILD)/main.d $(BUILD)/log_test.d
 
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do \

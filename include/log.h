@@ -28,6 +28,8 @@
  * and writes it to the outputs before it returns, as a plain logger would.
  * Same API and line format; it exists as the baseline the asynchronous
  * writer is measured against (make bench-log), and never drops a record.
+ * It lives in log_sync.c, which only programs that ask for it link (the
+ * unit test, the -DLOG_SYNC_WRITE build); pgslab does not.
  *
  * Levels are named LL_* because <syslog.h> owns LOG_*.
  */
@@ -67,7 +69,7 @@ struct log_config {
 	int verbose;		     /* 0: up to INFO, 1: DEBUG, 2: NOISE */
 	size_t queue_len;	     /* ring entries, rounded up to a power of two; 0: default */
 	bool sync_write;	     /* write in the caller, no writer thread (a baseline);
-				      * forced on by -DLOG_SYNC_WRITE */
+				      * forced on by -DLOG_SYNC_WRITE; needs log_sync.o */
 };
 
 struct log_stats {
@@ -87,7 +89,7 @@ struct log_stats {
 /* Open the outputs and start the writer thread.  <arena> (borrowed, must
  * outlive the logger) supplies the record buffers; only the calling thread
  * may use it while the logger lives.  On failure returns NULL with a reason
- * in <err>. */
+ * in <err> (also for sync_write in a program without log_sync.o). */
 struct logger *log_create(
 		struct slab_arena *arena, const struct log_config *cfg, char *err, size_t errlen);
 /* Write everything still queued (and a pending drop notice), stop and join the
@@ -135,11 +137,6 @@ void log_stats_get(struct logger *lg, struct log_stats *st);
 
 /* "LOG", "WARNING", ... as printed in a line. */
 const char *log_level_tag(enum log_level level);
-
-/* Test hook, not for production: stop (true) or resume (false) the writer.
- * Pausing returns once the writer has finished its current batch.  A no-op
- * for a synchronous logger. */
-void log_test_pause_writer(struct logger *lg, bool pause);
 
 /* ---- per-thread current logger, for the log_*() macros ---- */
 

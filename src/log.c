@@ -33,15 +33,24 @@
  * Counters: records == written + dropped + pending, where written counts
  * records the writer finished (or FATAL records the producer wrote itself).
  *
- * Synchronous mode (lg->sync: log_config.sync_write, or -DLOG_SYNC_WRITE for
- * the benchmark baseline): no writer thread is started and the ring stays
- * empty (head == done == freed == 0).  log_write() formats the record into a
- * buffer as above and calls the writer's own output code in the caller's
- * thread, which then owns the w_* fields; control records are applied the
- * same way at once.  pending is always 0; dropped moves only when no buffer
- * could be had.
+ * Synchronous mode (log_config.sync_write, or -DLOG_SYNC_WRITE for the
+ * benchmark baseline) is log_sync.c's: lg->sync points at its table and the
+ * producer calls it where it would start the thread, queue a record or a
+ * control record, and join.  No production path asks for it (pgslab never
+ * sets sync_write), so log.c refers to the table weakly: a weak undefined
+ * symbol does not pull log_sync.o out of libpgslab.a, ./pgslab has no
+ * synchronous path, and log_create() refuses sync_write where the table is
+ * missing.  Only the unit test (which links log_sync.o) and the
+ * -DLOG_SYNC_WRITE build (whose reference is strong) have it.  log_sync.c
+ * calls log.c by name (log_int.h); log.c reaches log_sync.c only through
+ * the table (as a lower layer reaches an upper one through the ops tables
+ * main.c fills), so the call graph between the two files has no cycle.
+ *
+ * Test hooks live in log_test.c, which the Makefile keeps out of
+ * libpgslab.a.  What stays here for them is the writer's side of a pause:
+ * pause_req is read once per writer loop and never set in production.
  */
-#include "log.h"
+#include "log_int.h"
 #include "slab.h"
 #include "sysalloc.h"
 
@@ -62,7 +71,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LOG_CACHELINE 64
 #define LOG_IOV_MAX 256	   /* records per writev */
 #define LOG_PREFIX_MAX 160 /* timestamp, zone, pid, level tag */
 #define LOG_USER_PREFIX_MAX 1024
@@ -74,106 +82,16 @@
 #define LOG_RECLAIM_STEP 2u
 #define LOG_RECLAIM_POLL 32u
 #define LOG_RECLAIM_ALL UINT32_MAX
-/* Free record buffers the producer keeps in front of the slab cache (a
- * Bonwick magazine): the working set of a busy loop swings by a writev batch
- * every iteration, and the slab layer keeps only one empty slab per cache,
- * so without it every swing would release and regrow slabs. */
-#define LOG_MAG_SIZE 64
 
 #ifdef LOG_SYNC_WRITE
-#define LOG_SYNC_FORCED true
+#define LOG_SYNC_FORCED true /* and log_int.h's strong reference links log_sync.o */
 #else
 #define LOG_SYNC_FORCED false
+/* Weak: resolves to NULL unless log_sync.o is linked (see the theory). */
+extern const struct log_sync_ops log_sync_ops __attribute__((weak));
 #endif
 
-enum log_rec_kind {
-	LOG_REC_TEXT,	/* a line in text[] */
-	LOG_REC_REOPEN, /* reopen the logfile */
-	LOG_REC_CONFIG, /* text[] = "logfile\0ident\0", arg = facility | LOG_CF_* */
-};
-
-#define LOG_CF_STDERR (1u << 16)
-#define LOG_CF_SYSLOG (1u << 17)
-#define LOG_CF_FACMASK 0xffffu
-
-struct log_rec {
-	uint32_t len;	  /* bytes in text[]; a TEXT line ends in '\n' */
-	uint32_t cap;	  /* 0: from the record cache, else the slab_buf_alloc capacity */
-	uint16_t msg_off; /* TEXT: where "LEVEL message" starts (what syslog gets) */
-	uint8_t level;
-	uint8_t kind;
-	uint32_t arg;
-	char text[];
-};
-
 #define LOG_SMALL_ROOM (LOG_RECORD_SIZE - sizeof(struct log_rec))
-
-struct log_ring {
-	/* producer's line */
-	_Atomic uint32_t head;
-	uint32_t freed;
-	uint32_t mask;
-	struct log_rec **slot;
-	char pad1[LOG_CACHELINE];
-	/* writer's line */
-	_Atomic uint32_t done;
-	_Atomic uint64_t written;
-	_Atomic uint64_t bytes;
-	char pad2[LOG_CACHELINE];
-};
-
-/* Per-second cache of the timestamp text. */
-struct log_clock {
-	time_t sec;
-	int pid;
-	size_t date_len, tail_len;
-	char date[32]; /* "2026-11-25 10:11:12" */
-	char tail[80]; /* " UTC [4242] " */
-};
-
-struct logger {
-	/* ---- producer only ---- */
-	struct slab_arena *arena;
-	struct slab_cache *cache;
-	struct log_ring *rings;
-	unsigned nrings;
-	int verbose;
-	bool sync; /* write in the caller; no thread (see the theory above) */
-	struct log_clock clock;
-	char *logfile; /* for the FATAL fallback and error messages */
-	bool to_stderr;
-	struct log_rec *pending_ctl; /* control record waiting for room */
-	uint64_t records, dropped, dropped_important, written_direct;
-	uint64_t drop_pending, drop_pending_important;
-	uint64_t high_water, buf_allocs, mag_hits;
-	unsigned nmag;
-	struct log_rec *mag[LOG_MAG_SIZE]; /* free "log-record" buffers, LIFO */
-
-	char pad1[LOG_CACHELINE];
-	/* ---- shared ---- */
-	_Atomic uint32_t wake_seq; /* futex word the writer sleeps on */
-	_Atomic int sleeping;
-	_Atomic int flush_wait;
-	_Atomic int stop;
-	_Atomic int pause_req;
-	_Atomic int paused;
-	_Atomic int err_reopen; /* errno of the last failed reopen, for log_poll */
-	_Atomic int err_write;	/* errno of the first failed write of a streak */
-	_Atomic uint64_t writes, write_errors;
-
-	char pad2[LOG_CACHELINE];
-	/* ---- writer only (the producer sets them up before the thread starts;
-	 * a synchronous logger's producer owns them) ---- */
-	pthread_t thread;
-	bool thread_started;
-	int w_fd;
-	char *w_logfile;
-	bool w_stderr;
-	bool w_syslog;
-	char *w_ident;
-	int w_facility;
-	bool w_failing;
-};
 
 static const char *const log_tags[] = {
 		[LL_FATAL] = "FATAL",
@@ -221,10 +139,6 @@ static const struct {
 };
 
 static __thread struct logger *log_current;
-
-static void log_writer_output(
-		struct logger *lg, struct log_ring *rg, struct log_rec **batch, int n);
-static void log_writer_control(struct logger *lg, const struct log_rec *r);
 
 /* ---- small helpers ---- */
 
@@ -405,7 +319,7 @@ static size_t log_escape(char *dst, size_t cap, const char *src, size_t len)
 }
 
 /* Synchronous fallback when no logger exists (early startup): one write(2). */
-static void log_vwrite_stderr(enum log_level level, const char *prefix, const char *fmt, va_list ap)
+void log_vwrite_stderr(enum log_level level, const char *prefix, const char *fmt, va_list ap)
 {
 	char buf[4096], msg[4096];
 	struct log_clock ck;
@@ -458,7 +372,7 @@ static struct log_rec *log_rec_alloc(struct logger *lg, size_t total)
 	return r;
 }
 
-static void log_rec_free(struct logger *lg, struct log_rec *r)
+void log_rec_free(struct logger *lg, struct log_rec *r)
 {
 	if (r->cap == 0 && lg->nmag < LOG_MAG_SIZE)
 		lg->mag[lg->nmag++] = r;
@@ -498,7 +412,7 @@ static struct log_rec *log_escape_rec(struct logger *lg, struct log_rec *r, size
 }
 
 /* Format one TEXT record; NULL when no buffer could be had. */
-static struct log_rec *log_format(struct logger *lg, enum log_level level, const char *prefix,
+struct log_rec *log_format(struct logger *lg, enum log_level level, const char *prefix,
 		const char *fmt, va_list ap)
 {
 	char head[LOG_PREFIX_MAX];
@@ -626,7 +540,7 @@ static void log_ring_push(struct logger *lg, struct log_ring *rg, struct log_rec
 	log_wake_writer(lg, false);
 }
 
-static void log_count_drop(struct logger *lg, enum log_level level)
+void log_count_drop(struct logger *lg, enum log_level level)
 {
 	lg->dropped++;
 	lg->drop_pending++;
@@ -636,18 +550,9 @@ static void log_count_drop(struct logger *lg, enum log_level level)
 	}
 }
 
-/* ---- synchronous mode ---- */
-
-/* Write <r> to the outputs now, in the caller's thread; frees <r>. */
-static void log_sync_emit(struct logger *lg, struct log_rec *r)
-{
-	log_writer_output(lg, &lg->rings[0], &r, 1);
-	log_rec_free(lg, r);
-}
-
 /* The "N log lines dropped" record for the drops counted so far, which it
  * then clears; NULL when no buffer could be had (the drops stay counted). */
-static struct log_rec *log_drop_notice(struct logger *lg)
+struct log_rec *log_drop_notice(struct logger *lg)
 {
 	struct log_rec *r = log_formatf(lg, LL_WARNING,
 			"%llu log lines dropped (%llu of them WARNING or ERROR)",
@@ -661,38 +566,6 @@ static struct log_rec *log_drop_notice(struct logger *lg)
 	return r;
 }
 
-/* Write the drop notice, if drops (out of buffers) are waiting for one. */
-static void log_sync_notice(struct logger *lg)
-{
-	struct log_rec *r;
-
-	if (lg->drop_pending == 0)
-		return;
-	r = log_drop_notice(lg);
-	if (r == NULL)
-		return;
-	log_sync_emit(lg, r);
-}
-
-static void log_sync_vwrite(struct logger *lg, enum log_level level, const char *prefix,
-		const char *fmt, va_list ap)
-{
-	struct log_rec *r;
-
-	log_sync_notice(lg);
-	r = log_format(lg, level, prefix, fmt, ap);
-	if (r == NULL) {
-		if (level == LL_FATAL) {
-			lg->written_direct++;
-			log_vwrite_stderr(level, prefix, fmt, ap);
-		} else {
-			log_count_drop(lg, level);
-		}
-		return;
-	}
-	log_sync_emit(lg, r);
-}
-
 /* Reclaim up to <budget>, then push a waiting control record and drop
  * notice if there is room.  Everything the producer does before looking for
  * room. */
@@ -701,7 +574,7 @@ static void log_housekeep(struct logger *lg, struct log_ring *rg, uint32_t budge
 	struct log_rec *r;
 
 	if (lg->sync) {
-		log_sync_notice(lg);
+		lg->sync->housekeep(lg);
 		return;
 	}
 	log_ring_reclaim(lg, rg, budget);
@@ -839,7 +712,7 @@ void log_set_verbose(struct logger *lg, int verbose)
 
 bool log_synchronous(const struct logger *lg)
 {
-	return lg == NULL || lg->sync;
+	return lg == NULL || lg->sync != NULL;
 }
 
 void log_vwrite(struct logger *lg, enum log_level level, const char *prefix, const char *fmt,
@@ -856,7 +729,7 @@ void log_vwrite(struct logger *lg, enum log_level level, const char *prefix, con
 	}
 	lg->records++;
 	if (lg->sync) {
-		log_sync_vwrite(lg, level, prefix, fmt, ap);
+		lg->sync->vwrite(lg, level, prefix, fmt, ap);
 		return;
 	}
 	if (level == LL_FATAL) {
@@ -925,9 +798,7 @@ static void log_queue_ctl(struct logger *lg, struct log_rec *r)
 	struct log_ring *rg = &lg->rings[0];
 
 	if (lg->sync) {
-		/* Nothing is queued: apply it now (log_poll reports a failure). */
-		log_writer_control(lg, r);
-		log_rec_free(lg, r);
+		lg->sync->control(lg, r);
 		return;
 	}
 	if (lg->pending_ctl != NULL) {
@@ -1027,19 +898,12 @@ void log_stats_get(struct logger *lg, struct log_stats *st)
 	st->buffer_reuses = lg->mag_hits + ss.hits;
 }
 
-void log_test_pause_writer(struct logger *lg, bool pause)
+/* The writer's half of log_test_pause_writer() (log_test.c); log_destroy
+ * also resumes a paused writer. */
+void log_writer_pause(struct logger *lg, bool pause)
 {
-	if (lg->sync)
-		return;
 	atomic_store_explicit(&lg->pause_req, pause ? 1 : 0, memory_order_seq_cst);
 	log_wake_writer(lg, true);
-	if (!pause)
-		return;
-	while (!atomic_load_explicit(&lg->paused, memory_order_acquire)) {
-		struct timespec ts = {0, 100000};
-
-		nanosleep(&ts, NULL);
-	}
 }
 
 void log_set_thread(struct logger *lg)
@@ -1112,7 +976,7 @@ static void log_writer_to_fd(struct logger *lg, int fd, struct log_rec **batch, 
 		lg->w_failing = false;
 }
 
-static void log_writer_output(struct logger *lg, struct log_ring *rg, struct log_rec **batch, int n)
+void log_writer_output(struct logger *lg, struct log_ring *rg, struct log_rec **batch, int n)
 {
 	uint64_t bytes = 0;
 	int i;
@@ -1137,7 +1001,7 @@ static void log_writer_output(struct logger *lg, struct log_ring *rg, struct log
 			memory_order_relaxed);
 }
 
-static void log_writer_syslog(struct logger *lg, bool on)
+void log_writer_syslog(struct logger *lg, bool on)
 {
 	if (lg->w_syslog)
 		closelog();
@@ -1146,7 +1010,7 @@ static void log_writer_syslog(struct logger *lg, bool on)
 		openlog(lg->w_ident, LOG_PID | LOG_NDELAY, lg->w_facility);
 }
 
-static void log_writer_control(struct logger *lg, const struct log_rec *r)
+void log_writer_control(struct logger *lg, const struct log_rec *r)
 {
 	if (r->kind == LOG_REC_CONFIG) {
 		const char *path = r->text;
@@ -1299,6 +1163,7 @@ static void *log_writer_main(void *arg)
 struct logger *log_create(
 		struct slab_arena *arena, const struct log_config *cfg, char *err, size_t errlen)
 {
+	const struct log_sync_ops *sync = NULL;
 	struct logger *lg;
 	size_t qlen;
 	sigset_t all, old;
@@ -1313,6 +1178,13 @@ struct logger *log_create(
 		log_errf(err, errlen, "unknown syslog_facility \"%s\"", cfg->syslog_facility);
 		return NULL;
 	}
+	if (cfg->sync_write || LOG_SYNC_FORCED) {
+		sync = &log_sync_ops;
+		if (sync == NULL) {
+			log_errf(err, errlen, "sync_write, but no log_sync.o linked");
+			return NULL;
+		}
+	}
 	lg = sys_calloc(1, sizeof(*lg));
 	if (lg == NULL) {
 		log_errf(err, errlen, "out of memory");
@@ -1321,7 +1193,7 @@ struct logger *log_create(
 	lg->w_fd = -1;
 	lg->arena = arena;
 	lg->verbose = cfg->verbose < 0 ? 0 : cfg->verbose;
-	lg->sync = cfg->sync_write || LOG_SYNC_FORCED;
+	lg->sync = sync;
 	lg->to_stderr = cfg->to_stderr;
 	lg->w_stderr = cfg->to_stderr;
 	lg->w_syslog = cfg->syslog;
@@ -1368,10 +1240,7 @@ struct logger *log_create(
 	}
 
 	if (lg->sync) {
-		if (lg->w_syslog) {
-			lg->w_syslog = false;
-			log_writer_syslog(lg, true);
-		}
+		lg->sync->start(lg);
 		return lg;
 	}
 	/* The writer takes no signals: they belong to the event loop. */
@@ -1403,7 +1272,7 @@ void log_destroy(struct logger *lg)
 		return;
 	if (lg->thread_started) {
 		if (atomic_load_explicit(&lg->pause_req, memory_order_relaxed))
-			log_test_pause_writer(lg, false);
+			log_writer_pause(lg, false);
 		/* Room for a pending drop notice or control record, then stop. */
 		if (lg->drop_pending || lg->pending_ctl)
 			(void)log_flush(lg, -1);
@@ -1427,9 +1296,7 @@ void log_destroy(struct logger *lg)
 	while (lg->nmag > 0)
 		slab_free(lg->cache, lg->mag[--lg->nmag]);
 	if (lg->sync)
-		log_sync_notice(lg);
-	if (lg->sync && lg->w_syslog)
-		closelog(); /* a writer thread closes its own */
+		lg->sync->stop(lg);
 	if (lg->w_fd >= 0)
 		close(lg->w_fd);
 	if (lg->cache != NULL)

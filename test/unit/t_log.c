@@ -1,4 +1,6 @@
-/* t_log.c -- unit tests for the asynchronous logger (log.c). */
+/* t_log.c -- unit tests for the logger: the asynchronous one (log.c), the synchronous baseline
+ * (log_sync.c), paused through the test hook (log_test.c). */
+#include "../../src/log_int.h" /* log_test_pause_writer() */
 #include "log.h"
 #include "slab.h"
 #include "sysalloc.h"
