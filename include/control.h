@@ -74,9 +74,12 @@ void control_reconnect(struct proxy *p, struct db *db);
 void control_kill(struct proxy *p, struct db *db, const char *reason);
 /* 0 or -ENOENT. */
 int control_kill_client(struct proxy *p, uint64_t id);
-/* SET on the live config, then apply what must be applied (log level, pool
- * sizes, pool_mode, stats_period, max_packet_size).  Returns config_set()'s
- * result, message in <err>. */
+/* SET: a copy of the running config with the change becomes the running
+ * one, then what must be applied is (log level, pool sizes, pool_mode,
+ * stats_period, max_packet_size, TLS contexts).  Returns config_set()'s
+ * error (message in <err>, nothing changed), 0, or 1 when the setting is
+ * stored but its TLS contexts could not be made (<err> says why; the old
+ * ones stay, as in PgBouncer). */
 int control_set(struct proxy *p, const char *key, const char *value, char *err, size_t errlen);
 
 /* A non-console database by name (not created from the "*" entry). */

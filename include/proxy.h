@@ -60,12 +60,10 @@ struct pool_ops;
 struct db;
 
 /* The instance's calls up to the console (control.c, metrics.c): signals
- * pause and resume like PAUSE and RESUME, a TLS change reconnects like
- * RECONNECT, and teardown stops them. */
+ * pause and resume like PAUSE and RESUME, and teardown stops them. */
 struct console_ops {
 	int (*pause)(struct proxy *p, struct db *db);
 	int (*resume)(struct proxy *p, struct db *db);
-	void (*reconnect)(struct proxy *p, struct db *db);
 	void (*stop)(struct proxy *p);
 };
 
@@ -176,6 +174,12 @@ int proxy_apply_config(struct proxy *p, struct config *cfg, char *err, size_t er
  * a running config is never written, a change (SET, reload) is a new
  * snapshot swapped in here. */
 void proxy_swap_config(struct proxy *p, struct config *cfg);
+/* New TLS contexts from <cfg>'s *_tls_* settings, replacing the running
+ * ones; on failure (<err>) the running ones stay.  Returns 1 when the
+ * server side changed (its servers then belong to the old settings:
+ * proxy_reconnect_servers() once <cfg> runs), else 0, or <0. */
+int proxy_tls_apply(struct proxy *p, const struct config *cfg, char *err, size_t errlen);
+void proxy_reconnect_servers(struct proxy *p);
 void proxy_run(struct proxy *p);
 void proxy_destroy(struct proxy *p);
 void proxy_reap_dead(struct proxy *p);

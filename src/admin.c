@@ -1524,9 +1524,12 @@ static void run_set(struct client *c, const struct admin_cmd *cmd)
 	if (!admin_only(c, "SET"))
 		return;
 	rc = control_set(p, cmd->arg, cmd->value, err, sizeof(err));
-	if (rc == 0) {
+	if (rc >= 0) {
 		log_info("SET %s = %s by console user %s", cmd->arg, cmd->value,
 				c->cred ? c->cred->name : "?");
+		if (rc > 0)
+			client_notice(c, "TLS settings could not be applied, still using old "
+					 "configuration");
 		admin_done(c, "SET");
 	} else {
 		client_error(c, rc == -ENOENT ? "42704" : rc == -EPERM ? "55P02" : "22023", "%s",

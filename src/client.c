@@ -1117,8 +1117,14 @@ void client_finish_login(struct client *c)
 	if (c->pool)
 		c->pool->st.client_login_count++;
 	if (p->cfg->s.log_connections) {
+		char tls[96] = "no";
+
+		if (stream_is_tls(&c->st))
+			stream_tls_info(&c->st, tls, sizeof(tls));
 		client_logid(c, id, sizeof(id));
-		slog_info(id, "login attempt: db=%s user=%s", db->name, c->cred ? c->cred->name : "?");
+		/* PgBouncer's line: replication connections are refused at startup */
+		slog_info(id, "login attempt: db=%s user=%s tls=%s replication=no", db->name,
+				c->cred ? c->cred->name : "?", tls);
 	}
 	if (c->pool && c->pool->welcome == NULL) {
 		/* No server has told us its parameters yet: wait for one. */

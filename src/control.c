@@ -378,7 +378,7 @@ int control_set(struct proxy *p, const char *key, const char *value, char *err, 
 {
 	const struct config_settings *s;
 	struct config *next;
-	int rc;
+	int rc, tls = 0;
 
 	if (strcasecmp(key, "max_packet_size") == 0) {
 		char *end;
@@ -404,7 +404,19 @@ int control_set(struct proxy *p, const char *key, const char *value, char *err, 
 		config_free(next);
 		return rc;
 	}
+	/* a TLS setting takes effect now, as in PgBouncer: new contexts, and
+	 * servers reconnect when their side changed.  When the contexts cannot
+	 * be made the setting is still stored (a change of key and certificate
+	 * takes two SETs) and the old contexts stay: a notice says so. */
+	if (strncasecmp(key, "client_tls", 10) == 0 || strncasecmp(key, "server_tls", 10) == 0) {
+		tls = proxy_tls_apply(p, next, err, errlen);
+		if (tls < 0)
+			log_error("TLS settings could not be applied, still using old configuration: %s",
+					err);
+	}
 	proxy_swap_config(p, next);
+	if (tls > 0)
+		proxy_reconnect_servers(p);
 	s = &p->cfg->s;
 	if (strcasecmp(key, "verbose") == 0 && p->log) {
 		log_set_verbose(p->log, s->verbose);
@@ -429,7 +441,7 @@ int control_set(struct proxy *p, const char *key, const char *value, char *err, 
 		pool_budget_refresh(p); /* the databases' slot budgets follow the sizes */
 		kick_all(p, NULL); /* a larger pool admits waiting clients now */
 	}
-	return 0;
+	return tls < 0 ? 1 : 0;
 }
 
 /* ---- deferred replies and the tick ---- */

@@ -82,7 +82,6 @@ static void console_stop(struct proxy *p)
 static const struct console_ops console_ops = {
 	.pause = control_pause,
 	.resume = control_resume,
-	.reconnect = control_reconnect,
 	.stop = console_stop,
 };
 

@@ -383,7 +383,7 @@ void pool_server_idle(struct server *s)
 	pool->n_idle++;
 	if (s->close_needed || pool->db->dead || p->shutdown == SHUTDOWN_NOW ||
 			too_old(s, s->used_us, false)) {
-		server_close(s, s->close_needed ? "close needed" : "server lifetime over");
+		server_close(s, s->close_needed ? "obsolete connection" : "server lifetime over");
 		pool_launch(pool);
 		return;
 	}

@@ -42,15 +42,22 @@
 
 /* ---- databases ---- */
 
-static void db_close_servers(struct proxy *p, struct db *db)
+/* The servers of <db> (of every database when NULL) belong to an old
+ * configuration: idle ones close now, busy ones when released (PgBouncer's
+ * words for both).  With <kick>, a pool not paused opens new ones for its
+ * waiting clients at once. */
+static void reconnect_servers(struct proxy *p, struct db *db, bool kick)
 {
-	struct list *it;
+	struct list *it, *tmp;
 
-	list_for_each(it, &p->pools) {
+	list_for_each_safe(it, tmp, &p->pools) {
 		struct pool *pool = list_entry(it, struct pool, node);
 
-		if (pool->db == db)
-			pool_reconnect(pool, "database configuration changed");
+		if (pool->db->admin || (db && pool->db != db))
+			continue;
+		pool_reconnect(pool, "database configuration changed");
+		if (kick && !p->paused && !pool->db->paused)
+			pool_kick(pool);
 	}
 }
 
@@ -61,7 +68,7 @@ static void db_close_servers(struct proxy *p, struct db *db)
 static void db_apply(struct proxy *p, struct db *db, const struct config_db *e, const char *name)
 {
 	if (db_set(db, e, name) && db->n_servers)
-		db_close_servers(p, db);
+		reconnect_servers(p, db, false);
 }
 
 static void apply_dbs(struct proxy *p)
@@ -100,7 +107,7 @@ static void apply_dbs(struct proxy *p)
 		struct db *db = list_entry(it, struct db, node);
 
 		if (db->dead)
-			db_close_servers(p, db);
+			reconnect_servers(p, db, false);
 	}
 	list_for_each(it, &p->pools)
 		pool_refresh_mode(list_entry(it, struct pool, node));
@@ -166,7 +173,7 @@ static void tls_settings_of(const struct config_settings *s, bool clients,
  * keep the context they started with.  Returns 1 when a server_tls_*
  * setting changed (the servers are then recycled, as PgBouncer 1.24 does),
  * 0, or -EINVAL with <err>. */
-static int apply_tls(struct proxy *p, const struct config *cfg, char *err, size_t errlen)
+int proxy_tls_apply(struct proxy *p, const struct config *cfg, char *err, size_t errlen)
 {
 	struct tls_settings cs, ss, old;
 	struct tls_ctx *acc = NULL, *con = NULL;
@@ -220,7 +227,7 @@ int proxy_apply_config(struct proxy *p, struct config *cfg, char *err, size_t er
 			return -EINVAL;
 		}
 	}
-	if ((tls_changed = apply_tls(p, cfg, err, errlen)) < 0) {
+	if ((tls_changed = proxy_tls_apply(p, cfg, err, errlen)) < 0) {
 		if (ul)
 			userlist_free(ul);
 		hba_free(hba);
@@ -245,11 +252,15 @@ int proxy_apply_config(struct proxy *p, struct config *cfg, char *err, size_t er
 	apply_dbs(p);
 	cred_sync_all(p);
 	pool_budget_refresh(p);
-	if (tls_changed) {
-		log_info("server TLS settings changed: reconnecting servers");
-		p->console_ops->reconnect(p, NULL);
-	}
+	if (tls_changed)
+		proxy_reconnect_servers(p);
 	return 0;
+}
+
+void proxy_reconnect_servers(struct proxy *p)
+{
+	log_info("server TLS settings changed: reconnecting servers");
+	reconnect_servers(p, NULL, true);
 }
 
 /* ---- loop ---- */

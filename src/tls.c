@@ -220,7 +220,8 @@ struct tls_ctx *tls_ctx_new(const struct tls_settings *ts, bool accept, char *er
 	if (SSL_CTX_set_cipher_list(c, cipher_list(ts->ciphers)) != 1)
 		FAIL("%s_ciphers = %s: %s", side, ts->ciphers, err_take("no usable cipher"));
 	if (!unset(ts->tls13_ciphers) && SSL_CTX_set_ciphersuites(c, ts->tls13_ciphers) != 1)
-		FAIL("%s13_ciphers = %s: %s", accept ? "client" : "server", ts->tls13_ciphers,
+		FAIL("%s13_ciphers = %s: failed to set the TLSv1.3 cipher suites (%s)",
+				accept ? "client" : "server", ts->tls13_ciphers,
 				err_take("no usable cipher suite"));
 	if (!unset(ts->cert_file) &&
 			SSL_CTX_use_certificate_chain_file(c, ts->cert_file) != 1)

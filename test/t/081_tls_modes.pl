@@ -1,5 +1,6 @@
 # 081_tls_modes.pl -- issue 13: every libpq sslmode against every client_tls_sslmode (switched by
-# RELOAD while a TLS client stays connected), through psql; what fails says why.
+# RELOAD while a TLS client stays connected), through psql; what fails says why.  Then the
+# same switched by the console's SET, which takes effect at once (client and server side).
 
 use strict;
 use warnings;
@@ -74,6 +75,41 @@ ok($proxy->wait_for_log(qr/reload failed.*missing\.key/), 'RELOAD with a missing
 	sslcert => $c->{client_crt}, sslkey => $c->{client_key} });
 is($rc, 0, '... and the TLS settings in use stay') or diag($err);
 
+# SET over the console takes effect at once, as in PgBouncer (no RELOAD): new
+# contexts for clients, and the servers of the old server-side settings go.
+$proxy->set(client_tls_key_file => $c->{server_key}, client_tls_sslmode => 'prefer');
+$proxy->reload;
+sleep 0.5;
+is(attempt('disable'), 'ok', 'RELOAD: the key file is back, prefer');
+$proxy->admin("SET client_tls_sslmode = 'disable'");
+like(attempt('require'), qr/server does not support SSL/, 'SET client_tls_sslmode = disable: TLS refused at once');
+$proxy->admin("SET client_tls_sslmode = 'require'");
+like(attempt('disable'), qr/SSL required/, 'SET client_tls_sslmode = require: a plain startup refused at once');
+is(attempt('require'), 'ok', '... and a TLS client connects');
+ok($proxy->wait_for_log(qr/login attempt: db=postgres user=\S+ tls=TLSv1\.[23]\/\S+ replication=no/),
+	'the login line names the TLS version and cipher, as PgBouncer');
+
+# A setting whose contexts cannot be made is stored with a notice, and the
+# running contexts stay (a new key and certificate take two SETs).
+my ($src, $sout, $serr) = $proxy->psql('pgslab', "SET client_tls13_ciphers = 'unknown'",
+	user => $proxy->admin_user, password => $proxy->{admin_password});
+is($src, 0, 'SET client_tls13_ciphers = unknown succeeds');
+like($serr, qr/NOTICE:\s+TLS settings could not be applied, still using old configuration/,
+	'... with PgBouncer\'s notice');
+ok($proxy->wait_for_log(qr/failed to set the TLSv1\.3 cipher suites/), '... and the reason in the log');
+is(attempt('require'), 'ok', '... and TLS clients still connect with the old contexts');
+$proxy->admin("SET client_tls13_ciphers = 'TLS_AES_256_GCM_SHA384'");
+is(attempt('require'), 'ok', 'a good value after it applies');
+
+# Server side: an idle server of the old settings closes at once.
+$proxy->safe_psql('postgres', 'SELECT 1', params => { sslmode => 'require' });
+$proxy->admin("SET server_tls_sslmode = 'prefer'");
+ok($proxy->wait_for_log(qr/closing because: database configuration changed/),
+	'SET server_tls_sslmode: the idle server of the old setting closes');
+is(attempt('require'), 'ok', '... and a new one serves the next client');
+
 $keep->disconnect;
+ok($proxy->wait_for_log(qr/closing because: obsolete connection/),
+	'the server busy during the SET closes when released (PgBouncer\'s words)');
 is($proxy->stop, 0, 'pgslab exits cleanly');
 done_testing();
