@@ -30,9 +30,10 @@ static inline SSL *ssl_of(const struct tls_conn *t)
 
 /* ---- error strings ---- */
 
+/* Per thread: each event loop (a future worker) formats its own. */
 #define ERR_SLOTS 4
-static char err_ring[ERR_SLOTS][200];
-static unsigned err_next;
+static __thread char err_ring[ERR_SLOTS][200];
+static __thread unsigned err_next;
 
 /* The first queued OpenSSL error (or <what>) in a static slot. */
 static const char *err_take(const char *what)
@@ -354,7 +355,7 @@ static int io_result(SSL *ssl, int rc)
 	}
 }
 
-static const char *last_error[1];
+static __thread const char *last_error[1];
 
 int tls_handshake(struct tls_conn *t)
 {
