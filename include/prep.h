@@ -20,10 +20,13 @@
  * message whose outcome changes a map leaves a struct prep_pend on the
  * server's FIFO, in request order; the tracker pops requests in the same
  * order and prep_server_settle() applies the outcome (a Parse that failed
- * or was skipped after an error takes its statement out of the server set
- * and the client's name out of the client map; a Close that was skipped
- * puts the name back).  So the maps never claim a statement the backend
- * does not hold.
+ * or was skipped after an error takes its statement out of the server set;
+ * a Close that was skipped puts the name back).  So the server sets never
+ * claim a statement the backend does not hold.  A client's name whose Parse
+ * failed stays, marked <failed> (as in PgBouncer: drivers that pipeline go
+ * on to Bind it, and the Bind then prepares the text, or fails as the Parse
+ * did); a new Parse of that name replaces it, as PostgreSQL, which never
+ * had it, would allow.
  *
  * Ownership and memory: statements, map records and pending records come
  * from slab caches of the arena; a statement's key (query text and types)
@@ -82,6 +85,7 @@ struct prep_cmap {
 	struct list node;        /* on <pc>'s list (linked, or detached by a pending Close) */
 	struct prep_stmt *stmt;
 	bool linked;
+	bool failed;             /* its Parse failed or was skipped: a Parse may replace it */
 	uint8_t name_len;
 	char name[PREP_NAME_MAX + 1];
 };
@@ -164,27 +168,31 @@ struct prep_stats {
 
 /* ---- messages the caller queues, in order ---- */
 
-/* What to send for one client message (at most four backend messages: a
- * Close of the statement, an eviction, its Parse, the client's message). */
+/* What to send for one client message: a run of Closes (of the statement
+ * itself, then of the least recently used ones until the backend holds
+ * fewer than max_prepared_statements), its Parse, the client's message. */
 enum prep_op_kind {
-	PREP_OP_CLOSE_EVICT, /* Close S <stmt> (tracker 'x', answer swallowed) */
+	PREP_OP_CLOSE_EVICT, /* <count> x Close S (tracker 'x' each, answers swallowed): the
+	                      * statements of <count> pending records from <pend> on */
 	PREP_OP_PARSE_INJECT,/* Parse <stmt> (tracker 'p', answer swallowed) */
 	PREP_OP_PARSE,       /* the client's Parse as Parse <stmt> (tracker 'P') */
 	PREP_OP_PARSE_HAVE,  /* the client's Parse as Close S PGSLAB_0 (tracker 'k': 3 -> 1) */
 	PREP_OP_REWRITE,     /* the client's Bind/Describe/Close with <stmt>'s name */
 	PREP_OP_CLOSE_NONE,  /* the client's Close as Close S PGSLAB_0 (tracker 'C') */
-	PREP_OP_PASS,        /* the client's message as it came (unknown name) */
 };
 
 struct prep_op {
 	uint8_t kind;
 	uint8_t track;           /* tracker request type (track.h), 0: the message's */
-	struct prep_stmt *stmt;
+	uint32_t count;          /* CLOSE_EVICT: Closes in the run; else 1 */
+	struct prep_stmt *stmt;  /* CLOSE_EVICT: the first one's */
+	const struct prep_pend *pend; /* CLOSE_EVICT: the first one's pending record */
 };
 
 struct prep_plan {
 	struct prep_op op[4];
 	unsigned n;
+	bool dup;                /* a Parse of a name the client has (answered 42P05) */
 };
 
 struct prep_reg *prep_reg_create(struct slab_arena *a);
@@ -222,8 +230,10 @@ static inline void prep_server_sync(struct prep_server *ps)
 /* Plans.  <max> is max_prepared_statements (> 0).  Each returns 0; or
  * -EAGAIN when an answer owed from before the last Sync could change the
  * plan (the caller waits for that ReadyForQuery and asks again); -ENOMEM;
- * -E2BIG (text too large).  prep_plan_parse for a name the client already
- * has makes the backend answer 42P05 itself.  On success the pending
+ * -E2BIG (text too large); -ENOENT (prep_plan_use: the client has no such
+ * name; PgBouncer closes the client then, and so does the caller).
+ * prep_plan_parse for a name the client already has makes the backend
+ * answer 42P05 itself (<pl>->dup).  On success the pending
  * records are already on <ps>'s FIFO, in the plan's order, and each op's
  * <track> says what the tracker must queue for it (0: the client message's
  * own type). */
@@ -238,7 +248,7 @@ static inline void prep_server_sync(struct prep_server *ps)
 int prep_plan_parse(struct prep_reg *r, struct prep_client *pc, struct prep_server *ps, int max,
 		const char *name, const uint8_t *key, uint32_t key_len, uint8_t ctx, bool sure,
 		struct prep_plan *pl);
-/* Bind or Describe of statement <name>: PASS when the client has no such name. */
+/* Bind or Describe of statement <name>. */
 int prep_plan_use(struct prep_reg *r, struct prep_client *pc, struct prep_server *ps, int max,
 		const char *name, uint8_t ctx, struct prep_plan *pl);
 /* Close of statement <name>. */

@@ -33,6 +33,8 @@ static inline bool prepwire_msg_maybe(const struct stream *st)
 struct prepwire_ops {
 	void (*client_close)(struct client *c, const char *sqlstate, const char *reason);
 	void (*server_close)(struct server *s, const char *reason);
+	/* client.h's client_logid(): the prefix of the client's log lines */
+	void (*client_logid)(const struct client *c, char *buf, size_t len);
 	/* client.h's client_note_request() */
 	bool (*note_request)(struct client *c, struct server *s, uint8_t type, uint32_t len);
 };

@@ -64,6 +64,7 @@ static const struct server_ops server_ops = {
 static const struct prepwire_ops prepwire_ops = {
 	.client_close = client_close,
 	.server_close = server_close,
+	.client_logid = client_logid,
 	.note_request = client_note_request,
 };
 

@@ -512,19 +512,22 @@ void prep_server_settle(struct prep_reg *r, struct prep_server *ps, bool answere
 			if (!answered)
 				smap_del(r, ps, sm);
 		}
-		if (!answered && pd->kind == PREP_P_PARSE && m && m->pc)
-			cmap_drop(r, m);
+		if (!answered && m && m->linked)
+			m->failed = true; /* the client's name stays, marked (prep.h) */
 		break;
 	case PREP_P_HAVE:
-		if (!answered && m && m->pc)
-			cmap_drop(r, m);
+		if (!answered && m && m->linked)
+			m->failed = true;
 		break;
 	case PREP_P_EVICT:
 		if (answered)
 			break;
 		/* skipped after an error: the backend still holds what it held.
 		 * A later Parse of the statement in the same skipped run fails
-		 * with it, so the statement is simply held (no adder). */
+		 * with it, so the statement is simply held (no adder).  Back in
+		 * the set only while that stays at most one over max (a run of
+		 * evictions skipped after max_prepared_statements was lowered
+		 * leaves the set unknown instead). */
 		sm = smap_find(r, ps, pd->stmt);
 		if (pd->held && sm)
 			sm->adder = NULL;
@@ -555,10 +558,13 @@ void prep_server_settle(struct prep_reg *r, struct prep_server *ps, bool answere
 
 static void op(struct prep_plan *pl, uint8_t kind, uint8_t track, struct prep_stmt *st)
 {
-	pl->op[pl->n].kind = kind;
-	pl->op[pl->n].track = track;
-	pl->op[pl->n].stmt = st;
-	pl->n++;
+	struct prep_op *o = &pl->op[pl->n++];
+
+	o->kind = kind;
+	o->track = track;
+	o->count = 1;
+	o->stmt = st;
+	o->pend = NULL;
 }
 
 static bool must_wait(const struct prep_server *ps)
@@ -566,23 +572,32 @@ static bool must_wait(const struct prep_server *ps)
 	return ps->ph != NULL && ps->ph->seg != ps->seg;
 }
 
-/* Queue an injected Close ('x') of <st>, which the backend <held> for sure. */
+/* Queue an injected Close ('x') of <st>, which the backend <held> for
+ * sure, onto the plan's run of Closes. */
 static int close_op(struct prep_reg *r, struct prep_server *ps, struct prep_stmt *st, bool held,
 		struct prep_plan *pl)
 {
 	struct prep_pend *pd = pend_push(r, ps, PREP_P_EVICT, st, NULL);
+	struct prep_op *o = pl->n ? &pl->op[pl->n - 1] : NULL;
 
 	if (pd == NULL)
 		return -ENOMEM;
 	pd->held = held;
+	if (o && o->kind == PREP_OP_CLOSE_EVICT) {
+		o->count++; /* its records are consecutive on the FIFO */
+		return 0;
+	}
 	op(pl, PREP_OP_CLOSE_EVICT, 'x', st);
+	pl->op[pl->n - 1].pend = pd;
 	return 0;
 }
 
 /* Before a Parse of <st> (<sm>: its entry in the set, or NULL): a Close of
  * <st> itself when the backend may hold it (<sm>, or a set not to be
- * trusted: a Close of a missing statement succeeds), and one of the least
- * recently used statement past <max>.  0 or -ENOMEM. */
+ * trusted: a Close of a missing statement succeeds), then Closes of the
+ * least recently used statements until the backend holds fewer than <max>
+ * (more than one when max_prepared_statements was lowered, as PgBouncer
+ * evicts).  0 or -ENOMEM. */
 static int make_room(struct prep_reg *r, struct prep_server *ps, int max, struct prep_stmt *st,
 		struct prep_smap *sm, struct prep_plan *pl)
 {
@@ -595,13 +610,13 @@ static int make_room(struct prep_reg *r, struct prep_server *ps, int max, struct
 		if (sm)
 			smap_del(r, ps, sm);
 	}
-	if (ps->n < (uint32_t)max || list_empty(&ps->lru))
-		return 0;
-	old = list_last_entry(&ps->lru, struct prep_smap, lru);
-	if (close_op(r, ps, old->stmt, old->adder == NULL, pl) < 0)
-		return -ENOMEM;
-	r->st.evicts++;
-	smap_del(r, ps, old); /* the pending record keeps the statement */
+	while (ps->n >= (uint32_t)max && !list_empty(&ps->lru)) {
+		old = list_last_entry(&ps->lru, struct prep_smap, lru);
+		if (close_op(r, ps, old->stmt, old->adder == NULL, pl) < 0)
+			return -ENOMEM;
+		r->st.evicts++;
+		smap_del(r, ps, old); /* the pending record keeps the statement */
+	}
 	return 0;
 }
 
@@ -648,6 +663,7 @@ int prep_plan_parse(struct prep_reg *r, struct prep_client *pc, struct prep_serv
 	int rc;
 
 	pl->n = 0;
+	pl->dup = false;
 	if (must_wait(ps))
 		return -EAGAIN;
 	if (key_len > PREP_KEY_MAX)
@@ -656,7 +672,12 @@ int prep_plan_parse(struct prep_reg *r, struct prep_client *pc, struct prep_serv
 	if (!key_ctx_matters(key, key_len))
 		ctx = 0;
 	m = cmap_find(r, pc, name);
+	if (m && m->failed) {
+		cmap_drop(r, m); /* PostgreSQL never had it: the name is free */
+		m = NULL;
+	}
 	if (m) {
+		pl->dup = true;
 		/* PostgreSQL answers 42P05: make the backend say it, in order */
 		st = stmt_in_ctx(r, m->stmt, ctx);
 		if (st == NULL)
@@ -715,13 +736,12 @@ int prep_plan_use(struct prep_reg *r, struct prep_client *pc, struct prep_server
 	int rc;
 
 	pl->n = 0;
+	pl->dup = false;
 	if (must_wait(ps))
 		return -EAGAIN;
 	m = cmap_find(r, pc, name);
-	if (m == NULL) {
-		op(pl, PREP_OP_PASS, 0, NULL);
-		return 0;
-	}
+	if (m == NULL)
+		return -ENOENT;
 	r->st.binds++;
 	st = stmt_in_ctx(r, m->stmt, ctx);
 	if (st == NULL)
@@ -742,6 +762,7 @@ int prep_plan_close(struct prep_reg *r, struct prep_client *pc, struct prep_serv
 	struct prep_cmap *m;
 
 	pl->n = 0;
+	pl->dup = false;
 	if (must_wait(ps))
 		return -EAGAIN;
 	m = cmap_find(r, pc, name);

@@ -21,9 +21,9 @@
 
 #include <errno.h>
 #include <string.h>
-#include <strings.h>
 
 #include "client.h"
+#include "log.h"
 #include "server.h"
 #include "vars.h"
 
@@ -35,7 +35,8 @@
 
 static enum stream_act bind_stream(struct client *c, struct server *s, const uint8_t *body,
 		uint32_t len, uint32_t e1, uint32_t e2);
-static enum stream_act plan_failed(struct client *c, struct server *s, int rc);
+static enum stream_act plan_failed(struct client *c, struct server *s, int rc,
+		const char *name);
 
 static inline struct server *server_of_track(struct track *t)
 {
@@ -51,21 +52,32 @@ static int max_stmts(const struct proxy *p, const struct prep_server *ps)
 }
 
 /* The backend reads string literals with standard_conforming_strings off:
- * the same text then means something else, so it is another statement. */
+ * the same text then means something else, so it is another statement.
+ * Asked for every named Bind: the variable's index is remembered (checked
+ * with one strcmp, not looked up with a strcasecmp per tracked name) and
+ * the value compared by hand ("off", any case). */
 static uint8_t scs_off(struct proxy *p, const struct server *s)
 {
-	int i = vars_index(&p->vars, "standard_conforming_strings");
-	const struct istr *v = i >= 0 && s->vars ? s->vars->v[i] : NULL;
+	static const char scs[] = "standard_conforming_strings";
+	static __thread int idx = -1;
+	const struct vartab *t = &p->vars;
+	const struct istr *v;
 
-	return v != NULL && strcasecmp(v->s, "off") == 0;
+	if (idx < 0 || idx >= t->n || strcmp(t->names[idx], scs) != 0)
+		idx = vars_index(t, scs);
+	v = idx >= 0 && s->vars ? s->vars->v[idx] : NULL;
+	return v != NULL && (v->s[0] | 0x20) == 'o' && (v->s[1] | 0x20) == 'f' &&
+			(v->s[2] | 0x20) == 'f' && v->s[3] == 0;
 }
 
+/* max_prepared_statements = 0 turns the rewriting off at once, for every
+ * client (as PgBouncer: names go to the backend as they come, so one
+ * prepared before fails there); the maps stay, for a later SET back. */
 bool prepwire_on(const struct client *c)
 {
 	const struct proxy *p = proxy_of(&c->st);
 
-	return c->pool->mode != POOL_MODE_SESSION &&
-			(p->cfg->s.max_prepared_statements > 0 || c->pst.n > 0);
+	return c->pool->mode != POOL_MODE_SESSION && p->cfg->s.max_prepared_statements > 0;
 }
 
 static bool server_on(const struct server *s)
@@ -177,9 +189,15 @@ static bool in_order(struct client *c, struct server *s)
 
 static size_t op_len(const struct prep_op *o, uint8_t type, const char *portal, uint32_t rest_len)
 {
+	const struct prep_pend *pd;
+	size_t n = 0;
+	uint32_t i;
+
 	switch (o->kind) {
 	case PREP_OP_CLOSE_EVICT:
-		return prep_close_len(o->stmt);
+		for (i = 0, pd = o->pend; i < o->count; i++, pd = pd->next)
+			n += prep_close_len(pd->stmt);
+		return n;
 	case PREP_OP_PARSE_INJECT:
 	case PREP_OP_PARSE:
 		return prep_parse_len(o->stmt);
@@ -193,9 +211,15 @@ static size_t op_len(const struct prep_op *o, uint8_t type, const char *portal, 
 static size_t op_write(const struct prep_op *o, uint8_t type, const char *portal,
 		const uint8_t *rest, uint32_t rest_len, uint8_t *buf)
 {
+	const struct prep_pend *pd;
+	size_t n = 0;
+	uint32_t i;
+
 	switch (o->kind) {
 	case PREP_OP_CLOSE_EVICT:
-		return prep_write_close(o->stmt, buf);
+		for (i = 0, pd = o->pend; i < o->count; i++, pd = pd->next)
+			n += prep_write_close(pd->stmt, buf + n);
+		return n;
 	case PREP_OP_PARSE_INJECT:
 	case PREP_OP_PARSE:
 		return prep_write_parse(o->stmt, buf);
@@ -224,10 +248,9 @@ static enum stream_act send_plan(struct client *c, struct server *s, const struc
 	bool streamed = type == 'B' && rest == NULL;
 	size_t total = 0, off = 0;
 	uint8_t *buf;
+	uint32_t j;
 	unsigned i;
 
-	if (pl->n == 1 && pl->op[0].kind == PREP_OP_PASS)
-		return STREAM_FWD;
 	for (i = 0; i < pl->n; i++)
 		total += op_len(&pl->op[i], type, portal, rest_len);
 	if (streamed)
@@ -246,8 +269,9 @@ static enum stream_act send_plan(struct client *c, struct server *s, const struc
 			off -= rest_len; /* the client's bytes follow */
 			break;
 		}
-		if (track_req(&s->tr, p->arena, o->track ? o->track : type) < 0)
-			return lost(s, "too many pipelined requests");
+		for (j = 0; j < o->count; j++)
+			if (track_req(&s->tr, p->arena, o->track ? o->track : type) < 0)
+				return lost(s, "too many pipelined requests");
 	}
 	if (streamed) {
 		stream_write_commit(&s->st, off);
@@ -278,27 +302,55 @@ static enum stream_act bind_stream(struct client *c, struct server *s, const uin
 	rc = prep_plan_use(p->prep, &c->pst, &s->pst, max_stmts(p, &s->pst), name,
 			scs_off(p, s), &pl);
 	if (rc < 0)
-		return plan_failed(c, s, rc);
-	if (pl.op[pl.n - 1].kind == PREP_OP_REWRITE)
-		c->pool->st.bind_count++;
+		return plan_failed(c, s, rc, name);
+	c->pool->st.bind_count++;
 	a = send_plan(c, s, &pl, 'B', portal, NULL, len - 4 - e1 - e2);
-	if (a == STREAM_FWD && pl.op[pl.n - 1].kind == PREP_OP_REWRITE)
+	if (a == STREAM_FWD)
 		stream_cut(&c->st, PROTO_HDR_LEN + e1 + e2);
 	return a;
 }
 
-static enum stream_act plan_failed(struct client *c, struct server *s, int rc)
+/* A client's statement name for the log: at most the 63 bytes PostgreSQL
+ * keeps, anything unprintable as '?'. */
+static void log_name(const char *name, char out[PREP_NAME_MAX + 1])
 {
-	struct proxy *p = proxy_of(&c->st);
+	size_t i;
+
+	for (i = 0; i < PREP_NAME_MAX && name[i]; i++)
+		out[i] = (uint8_t)name[i] < 0x20 || (uint8_t)name[i] == 0x7f ? '?' : name[i];
+	out[i] = 0;
+}
+
+/* Log <what> about statement <name> of <c>, with the client's prefix. */
+static void log_stmt(struct client *c, const char *what, const char *name)
+{
+	const struct prepwire_ops *ops = proxy_of(&c->st)->prepwire_ops;
+	char id[200], nm[PREP_NAME_MAX + 1];
+
+	ops->client_logid(c, id, sizeof(id));
+	log_name(name, nm);
+	slog_warning(id, "prepared statement '%s' %s", nm, what);
+}
+
+static enum stream_act plan_failed(struct client *c, struct server *s, int rc, const char *name)
+{
+	const struct prepwire_ops *ops = proxy_of(&c->st)->prepwire_ops;
 
 	if (rc == -EAGAIN) {
 		/* wait for the answers owed from before the last Sync */
 		c->prep_wait = true;
 		s->st.flags |= STREAM_F_DRAIN_CB;
-		(void)p;
 		return STREAM_STOP;
 	}
-	proxy_of(&c->st)->prepwire_ops->client_close(c, rc == -E2BIG ? SQLSTATE_PROGRAM_LIMIT : SQLSTATE_INTERNAL,
+	if (rc == -ENOENT) {
+		/* a Bind or Describe of a name the client never prepared (or
+		 * dropped with DEALLOCATE ALL / DISCARD ALL): PgBouncer's answer,
+		 * never the name passed on to whatever the backend holds */
+		log_stmt(c, "not found", name);
+		ops->client_close(c, SQLSTATE_PROTOCOL_VIOLATION, "prepared statement did not exist");
+		return STREAM_CLOSED;
+	}
+	ops->client_close(c, rc == -E2BIG ? SQLSTATE_PROGRAM_LIMIT : SQLSTATE_INTERNAL,
 			rc == -E2BIG ? "prepared statement too large" :
 				       "out of memory for prepared statements");
 	return STREAM_CLOSED;
@@ -362,7 +414,9 @@ enum stream_act prepwire_client_message(struct client *c, struct server *s, uint
 		rc = prep_plan_parse(p->prep, &c->pst, &s->pst, max_stmts(p, &s->pst), name, key,
 				key_len, scs_off(p, s), s->tr.n == 0 && s->tr.txn != 'E', &pl);
 		if (rc < 0)
-			return plan_failed(c, s, rc);
+			return plan_failed(c, s, rc, name);
+		if (pl.dup) /* the backend answers 42P05; PgBouncer's words in the log */
+			log_stmt(c, "was already prepared", name);
 		c->pool->st.client_parse_count++;
 		return send_plan(c, s, &pl, type, "", NULL, 0);
 	case 'B':
@@ -390,8 +444,8 @@ enum stream_act prepwire_client_message(struct client *c, struct server *s, uint
 		rc = prep_plan_use(p->prep, &c->pst, &s->pst, max_stmts(p, &s->pst), name,
 			scs_off(p, s), &pl);
 	if (rc < 0)
-		return plan_failed(c, s, rc);
-	if (type == 'B' && pl.op[pl.n - 1].kind == PREP_OP_REWRITE)
+		return plan_failed(c, s, rc, name);
+	if (type == 'B')
 		c->pool->st.bind_count++;
 	return send_plan(c, s, &pl, type, portal, rest, rest_len);
 bad_or_pass:

@@ -57,6 +57,18 @@ sub xchg
 	return (join(' ', @{ $r->{types} }), join(',', @codes));
 }
 
+# A client closed by pgslab: "SQLSTATE message" of its FATAL error, and
+# whether the connection then ended.
+sub fatal_of
+{
+	my ($s, $bytes) = @_;
+	raw_send($s, $bytes);
+	my $r = read_until_n_ready($s, 1, 10);
+	my ($e) = grep { ($_->{S} // '') eq 'FATAL' } @{ $r->{errors} };
+	return ($e ? "$e->{C} $e->{M}" : 'no FATAL: ' . join(' ', @{ $r->{types} }),
+		$r->{types}[-1] eq 'EOF');
+}
+
 # Column 1 of each DataRow read up to <n> ReadyForQuery.
 sub rows_of
 {
@@ -207,14 +219,24 @@ PY
 
 	($t, $c) = xchg($a, Cs('nosuch') . S());
 	is($t, '3 Z', 'Close of an unknown name: CloseComplete, as PostgreSQL');
-	($t, $c) = xchg($a, B('nosuch') . E() . S());
-	is($c, '26000', 'Bind to an unknown name: 26000');
-	($t, $c) = xchg($a, Ds('nosuch') . S());
-	is($c, '26000', 'Describe of an unknown name: 26000');
+	# a Bind or Describe of a name the client never prepared closes it, as
+	# PgBouncer does (never passed on to whatever the backend holds)
+	for my $m ([ 'Bind', B('nosuch') . E() . S() ], [ 'Describe', Ds('nosuch') . S() ]) {
+		my $x = wconn($p);
+		my ($f, $eof) = fatal_of($x, $m->[1]);
+		is($f, '08P01 prepared statement did not exist', "$m->[0] of an unknown name: PgBouncer's FATAL");
+		ok($eof, "$m->[0] of an unknown name: the client is closed");
+		close $x;
+	}
+	ok($p->wait_for_log(qr/prepared statement 'nosuch' not found/),
+		"the log names the statement (PgBouncer's words)");
+	ok($p->wait_for_log(qr/closing because: prepared statement did not exist/), 'and the reason');
 
 	is(rows_of($a, P('s1', 'SELECT 1') . B('s1') . E() . S()), '1', 'Parse, Bind, Execute in one pipeline');
 	($t, $c) = xchg($a, P('s1', 'SELECT 2') . S());
 	is($c, '42P05', 'duplicate Parse of a name: 42P05');
+	ok($p->wait_for_log(qr/prepared statement 's1' was already prepared/),
+		"a duplicate Parse is logged in PgBouncer's words");
 	is(rows_of($a, B('s1') . E() . S()), '1', 'the first statement survives the duplicate');
 	is(rows_of($b, P('s1', 'SELECT 1') . B('s1') . E() . S()), '1',
 		'another client, same name and text: its own statement (backend already had it)');
@@ -255,15 +277,45 @@ PY
 	# DEALLOCATE ALL / DISCARD ALL keep both maps in step
 	($t, $c) = xchg($a, frontend_message('Q', "DEALLOCATE ALL\0"));
 	is($c, '', 'DEALLOCATE ALL runs');
-	($t, $c) = xchg($a, B('s1') . E() . S());
-	is($c, '26000', 'after DEALLOCATE ALL the name is gone, as in PostgreSQL');
+	is(rows_of($a, P('s1', 'SELECT 5') . B('s1') . E() . S()), '5',
+		'after DEALLOCATE ALL the name is free: re-Parse');
 	is(rows_of($b, B('s1') . E() . S()), '3', 'the other client is untouched (re-injected)');
-	is(rows_of($a, P('s1', 'SELECT 5') . B('s1') . E() . S()), '5', 're-Parse after DEALLOCATE ALL');
+	($t, $c) = xchg($a, frontend_message('Q', "DEALLOCATE ALL\0"));
+	my ($fat, $eof) = fatal_of($a, B('s1') . E() . S());
+	ok($fat eq '08P01 prepared statement did not exist' && $eof,
+		"after DEALLOCATE ALL a Bind of the name closes the client, as PgBouncer: $fat");
+	$a = wconn($p);
+	is(rows_of($a, P('s1', 'SELECT 5') . B('s1') . E() . S()), '5', 'a new client parses s1');
 	($t, $c) = xchg($b, frontend_message('Q', "DISCARD ALL\0"));
 	is($c, '', 'DISCARD ALL runs');
-	($t, $c) = xchg($b, B('s1') . E() . S());
-	is($c, '26000', 'after DISCARD ALL the name is gone');
+	($fat, $eof) = fatal_of($b, Ds('s1') . S());
+	ok($fat eq '08P01 prepared statement did not exist' && $eof,
+		"after DISCARD ALL a Describe of the name closes the client: $fat");
+	$b = wconn($p);
 	is(rows_of($a, B('s1') . E() . S()), '5', 'the other client still works');
+	is(rows_of($b, frontend_message('Q', "SELECT count(*) FROM pg_prepared_statements\0")),
+		join(',', @{ server_prepared($p) }),
+		'after both: the backend holds exactly what pgslab thinks it holds');
+
+	# a Parse that failed keeps its name, as PgBouncer (psycopg 3 goes on to
+	# Bind a statement whose Parse a pipeline error skipped): a Bind of it
+	# prepares the text then, and a new Parse of the name replaces it (no
+	# 42P05: PostgreSQL never had it)
+	my $g = wconn($p);
+	($t, $c) = xchg($g, P('ft', 'SELECT a FROM prep_later') . S());
+	is($c, '42P01', 'Parse of a missing table fails');
+	$node->safe_psql('postgres', 'CREATE TABLE prep_later (a int); INSERT INTO prep_later VALUES (7)');
+	is(rows_of($g, B('ft') . E() . S()), '7', 'a Bind of the name whose Parse failed prepares its text');
+	is(rows_of($g, P('ft', 'SELECT 8') . B('ft') . E() . S()), '8', 'a new Parse of that name replaces it');
+	($t, $c) = xchg($g, P('ft', 'SELECT 9') . S());
+	is($c, '42P05', 'a Parse that succeeded makes the name taken');
+	is(rows_of($g, P('q1', 'SELECT 1') . B('q1') . E() . P('q2', 'SELECT a FROM prep_nosuch') . B('q2') . E()
+		. P('q3', 'SELECT 3') . B('q3') . E() . S()), '1,E:42P01', 'a pipeline with a failing Parse');
+	is(rows_of($g, B('q1') . E() . S() . B('q3') . E() . S(), 2), '1,3',
+		'its skipped Parse\'s name: the Bind prepares it (psycopg 3 binds it)');
+	is(rows_of($g, P('q2', 'SELECT 2') . B('q2') . E() . S()), '2', 'the failed one parsed again');
+	$node->safe_psql('postgres', 'DROP TABLE prep_later');
+	close $g;
 
 	# a 1 MB query text
 	my $big = 'SELECT 7 /*' . ('x' x 1_000_000) . '*/';
@@ -456,6 +508,79 @@ PY
 	close $b;
 	ok(wait_idle($p), 'figures proxy idle');
 	is($p->stop, 0, 'figures proxy exits cleanly');
+}
+
+# ---- max_prepared_statements changed at run time: a randomized check
+# against a model of the backend's LRU (what PgBouncer does: a statement
+# prepared on a backend evicts the least recently used ones until it holds
+# at most max; lowering max evicts nothing until the next one), the
+# backend's pg_prepared_statements compared with the model after each step ----
+{
+	my $p = proxy_with('p071_resize', default_pool_size => 1, max_prepared_statements => 4);
+	my ($a, $b) = (wconn($p), wconn($p));
+	my $seed = $ENV{SEED} // int(rand(1_000_000));
+	srand($seed);
+	my (@lru, %name_of, @bad);	# texts, most recently used first
+	my ($max, $k) = (4, 0);
+	my $use = sub {
+		my ($text) = @_;
+		if (grep { $_ eq $text } @lru) {
+			@lru = ($text, grep { $_ ne $text } @lru);
+		} else {
+			pop @lru while @lru >= $max;
+			unshift @lru, $text;
+		}
+	};
+	for my $step (1 .. 80) {
+		my $r = rand();
+		my $did;
+		if ($r < 0.15) {
+			$max = 1 + int(rand(6));
+			$p->admin("SET max_prepared_statements = $max");
+			$did = "SET max $max";
+		} elsif ($r < 0.6 || !%name_of) {
+			my $v = int(rand(10));
+			my $n = 'r' . ++$k;
+			my $got = rows_of($a, P($n, "SELECT $v") . B($n) . E() . S());
+			push @bad, "step $step: $n got '$got'" unless $got eq $v;
+			$name_of{$n} = "SELECT $v";
+			$use->("SELECT $v");
+			$did = "P $n SELECT $v";
+		} else {
+			my @n = sort keys %name_of;
+			my $n = $n[int(rand(@n))];
+			my ($v) = $name_of{$n} =~ /(\d+)$/;
+			my $got = rows_of($a, B($n) . E() . S());
+			push @bad, "step $step: B $n got '$got'" unless $got eq $v;
+			$use->($name_of{$n});
+			$did = "B $n";
+		}
+		my $held = rows_of($b, frontend_message('Q',
+			"SELECT coalesce(string_agg(statement, '|' ORDER BY statement), '') FROM pg_prepared_statements\0"));
+		my $want = join('|', sort @lru);
+		push @bad, "step $step ($did, max $max): backend holds '$held', model '$want'" if $held ne $want;
+		my $sv = join(',', @{ server_prepared($p) });
+		push @bad, "step $step: SHOW SERVERS $sv, model " . scalar(@lru) if $sv ne scalar(@lru);
+		last if @bad > 3;
+	}
+	ok(!@bad, "80 random steps with max_prepared_statements changed at run time: the backend holds "
+		. "what the LRU model says (seed $seed)") or diag(join "\n", @bad);
+
+	# 0 turns the rewriting off at once (as PgBouncer): a name prepared
+	# before reaches the backend as it came; set back, it works again
+	$p->admin('SET max_prepared_statements = 4');
+	is(rows_of($a, P('z1', 'SELECT 77') . B('z1') . E() . S()), '77', 'z1 prepared');
+	my $before = join(',', @{ server_prepared($p) });
+	$p->admin('SET max_prepared_statements = 0');
+	my ($t, $c) = xchg($a, B('z1') . E() . S());
+	is($c, '26000', 'max_prepared_statements = 0: the name goes to the backend as it came (26000)');
+	is(rows_of($b, frontend_message('Q', "SELECT count(*) FROM pg_prepared_statements\0")), $before,
+		'nothing evicted by turning it off');
+	$p->admin('SET max_prepared_statements = 4');
+	is(rows_of($a, B('z1') . E() . S()), '77', 'set back: the client\'s names were kept');
+	close $_ for $a, $b;
+	ok(wait_idle($p), 'resize proxy idle');
+	is($p->stop, 0, 'resize proxy exits cleanly');
 }
 
 # ---- max_prepared_statements = 0: named statements pass through as before ----

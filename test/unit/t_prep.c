@@ -29,14 +29,16 @@ static int parse(struct prep_client *pc, struct prep_server *ps, int max, const 
 	return prep_plan_parse(R, pc, ps, max, name, key, kl, 0, true, pl);
 }
 
+/* One letter per message: a run of <count> Closes shows as that many x. */
 static const char *kinds(const struct prep_plan *pl)
 {
-	static char s[8];
-	unsigned i;
+	static char s[64];
+	unsigned i, j, k = 0;
 
 	for (i = 0; i < pl->n; i++)
-		s[i] = "xpPkRCA"[pl->op[i].kind];
-	s[i] = 0;
+		for (j = 0; j < pl->op[i].count && k < sizeof(s) - 1; j++)
+			s[k++] = "xpPkRC"[pl->op[i].kind];
+	s[k] = 0;
 	return s;
 }
 
@@ -59,7 +61,7 @@ int main(void)
 	uint32_t kl, rl;
 	size_t n;
 
-	plan(70);
+	plan(87);
 	A = slab_arena_create(0);
 	R = prep_reg_create(A);
 	ok(R != NULL, "registry created");
@@ -115,8 +117,8 @@ int main(void)
 			prep_bind_body(buf + 5, (uint32_t)n - 5, &portal, &name, &rest, &rl) &&
 			strcmp(portal, "portal") == 0 && strcmp(name, "PGSLAB_1") == 0 && rl == 6,
 			"rewritten Bind keeps portal and parameters");
-	is_int(prep_plan_use(R, &c1, &s2, 2, "nosuch", 0, &pl), 0, "use of an unknown name");
-	is_str(kinds(&pl), "A", "unknown name passes through (the backend answers 26000)");
+	is_int(prep_plan_use(R, &c1, &s2, 2, "nosuch", 0, &pl), -ENOENT,
+			"use of an unknown name: -ENOENT (the caller closes the client, as PgBouncer)");
 
 	/* eviction past max = 2 */
 	is_int(parse(&c1, &s2, 2, "b", "SELECT 'b'", &pl), 0, "parse b on s2");
@@ -145,11 +147,26 @@ int main(void)
 	is_str(kinds(&pl), "xpR", "untrusted: every Parse goes behind a Close of its statement");
 	settle_all(&s2, true);
 
-	/* a failed client Parse leaves no name */
+	/* a failed client Parse leaves its name, marked: a Bind prepares the
+	 * text again (as PgBouncer), a Parse of the name replaces it */
 	is_int(parse(&c2, &s1, 2, "bad", "SELEC oops", &pl), 0, "parse bad");
 	settle_all(&s1, false);
+	ok(c2.n == 2, "a failed Parse keeps the client's name");
 	is_int(prep_plan_use(R, &c2, &s1, 2, "bad", 0, &pl), 0, "use bad");
-	is_str(kinds(&pl), "A", "a failed Parse created no name");
+	is_str(kinds(&pl), "pR", "its Bind re-prepares the text first");
+	settle_all(&s1, false);
+	is_int(parse(&c2, &s1, 2, "bad", "SELECT 'fixed'", &pl), 0, "parse bad again");
+	ok(!pl.dup && pl.n >= 1 && pl.op[pl.n - 1].kind == PREP_OP_PARSE &&
+			memcmp(pl.op[pl.n - 1].stmt->key, "SELECT 'fixed'", 15) == 0,
+			"a Parse of a failed name replaces it (no 42P05)");
+	settle_all(&s1, true);
+	ok(c2.n == 2, "one name for it");
+	is_int(parse(&c2, &s1, 2, "bad", "SELECT 'again'", &pl), 0, "parse bad once more");
+	ok(pl.dup, "a name whose Parse succeeded: a duplicate");
+	settle_all(&s1, false);
+	is_int(prep_plan_close(R, &c2, &s1, "bad", &pl), 0, "close bad");
+	settle_all(&s1, true);
+	ok(s1.n == 2, "s1 holds SELECT 1 and the fixed text");
 
 	/* Close: drops only the client's name; skipped Close restores it */
 	is_int(prep_plan_close(R, &c2, &s1, "other", &pl), 0, "close other");
@@ -159,7 +176,7 @@ int main(void)
 	ok(c2.n == 1, "skipped Close: the name is back");
 	is_int(prep_plan_close(R, &c2, &s1, "other", &pl), 0, "close other again");
 	settle_all(&s1, true);
-	ok(c2.n == 0 && s1.n == 1, "answered Close: name gone, the backend keeps the statement");
+	ok(c2.n == 0 && s1.n == 2, "answered Close: name gone, the backend keeps the statement");
 	is_int(prep_plan_close(R, &c2, &s1, "never", &pl), 0, "close of an unknown name");
 	ok(pl.n == 1 && pl.op[0].track == 'C', "unknown name: a plain Close, no record");
 
@@ -193,6 +210,43 @@ int main(void)
 		is_int(prep_plan_use(R, &c1, &s1, 2, "bs", 0, &pl), 0, "use it under on again");
 		ok(pl.op[pl.n - 1].stmt->ctx == 0, "under on: the statement as parsed");
 		settle_all(&s1, true);
+	}
+
+	/* max_prepared_statements lowered: the next statement evicts down to
+	 * it in one run of Closes, least recently used first */
+	{
+		struct prep_client c3;
+		struct prep_server s3;
+		char nm[8], q[32];
+		int i;
+
+		prep_client_init(&c3, 103);
+		prep_server_init(&s3, 203);
+		for (i = 0; i < 6; i++) {
+			snprintf(nm, sizeof(nm), "m%d", i);
+			snprintf(q, sizeof(q), "SELECT 'm%d'", i);
+			parse(&c3, &s3, 10, nm, q, &pl);
+			settle_all(&s3, true);
+		}
+		ok(s3.n == 6, "six statements held under max 10");
+		is_int(parse(&c3, &s3, 3, "m6", "SELECT 'm6'", &pl), 0, "a seventh with max lowered to 3");
+		is_str(kinds(&pl), "xxxxP", "four Closes then the Parse");
+		ok(pl.op[0].count == 4 && pl.op[0].stmt == pl.op[0].pend->stmt &&
+				memcmp(pl.op[0].pend->stmt->key, "SELECT 'm0'", 11) == 0 &&
+				memcmp(pl.op[0].pend->next->next->next->stmt->key, "SELECT 'm3'", 11) == 0,
+				"one run, the least recently used first");
+		ok(s3.n == 3, "the backend holds max");
+		settle_all(&s3, true);
+		is_int(parse(&c3, &s3, 2, "m7", "SELECT 'm7'", &pl), 0, "an eighth with max lowered to 2");
+		is_str(kinds(&pl), "xxP", "two Closes then the Parse");
+		settle_all(&s3, false);
+		ok(s3.flags & PREP_SV_LOST,
+				"a run of evictions skipped: the set is not known (one over max at most)");
+		is_int(prep_plan_use(R, &c3, &s3, 2, "m6", 0, &pl), 0, "use m6 on that backend");
+		is_str(kinds(&pl), "xpR", "untrusted: its Parse behind a Close of it");
+		settle_all(&s3, true);
+		prep_client_clear(R, &c3);
+		prep_server_clear(R, &s3);
 	}
 
 	/* SQL keywords and tags */
