@@ -109,6 +109,9 @@ enum prep_pend_kind {
 	PREP_P_EVICT,    /* injected Close: skipped -> the backend still holds it (if
 	                  * it held it: <held>), else its set is not known (LOST) */
 	PREP_P_CLOSE,    /* client's Close: skipped -> the name comes back */
+	PREP_P_SQL_DEALLOC, /* client's SQL DEALLOCATE <name> (a Query: settled by its tags,
+	                  * prep_server_sql_end, not the tracker); <held>: its PREPARE
+	                  * tag came */
 };
 
 struct prep_pend {
@@ -280,9 +283,11 @@ size_t prep_write_rewrite(uint8_t type, const char *portal, const struct prep_st
  * text): what pgslab must do about it in transaction mode. */
 enum prep_sql {
 	PREP_SQL_OTHER,
-	PREP_SQL_PREPARE,     /* PREPARE / EXECUTE / DEALLOCATE name: refused */
+	PREP_SQL_PREPARE,     /* PREPARE / EXECUTE / DEALLOCATE name: refused, but
+	                       * for prep_sql_dealloc_name()'s one statement */
 	PREP_SQL_RESET,       /* DEALLOCATE [PREPARE] ALL, DISCARD ALL */
 	PREP_SQL_UNSURE,      /* the text ends before the keyword is known */
+	PREP_SQL_DEALLOC,     /* prep_tag_classify only: the tag DEALLOCATE */
 };
 enum prep_sql prep_sql_classify(const uint8_t *q, uint32_t len);
 /* The cheap first test: can a statement or command tag whose first byte
@@ -295,7 +300,37 @@ static inline bool prep_sql_maybe(uint8_t ch)
 	return l < 'a' || l > 'z' || l == 'd' || l == 'e' || l == 'p';
 }
 /* A CommandComplete tag: PREP_SQL_RESET for DEALLOCATE ALL / DISCARD ALL,
- * PREP_SQL_PREPARE for PREPARE, else OTHER. */
+ * PREP_SQL_PREPARE for PREPARE, PREP_SQL_DEALLOC for DEALLOCATE, else OTHER. */
 enum prep_sql prep_tag_classify(const uint8_t *tag, uint32_t len);
+
+/* SQL-level DEALLOCATE of a protocol-level name (DBD::Pg frees a statement
+ * handle so).  Is Query text <q> (<len> bytes) exactly one
+ * "DEALLOCATE [PREPARE] name [;]" (blanks and comments around)?  Then
+ * <out> has the name as PostgreSQL reads it: unquoted folded to lower
+ * case (ASCII only), quoted with "" undone; at most PREP_NAME_MAX bytes
+ * (a longer one, which PostgreSQL truncates with a notice, is not taken). */
+bool prep_sql_dealloc_name(const uint8_t *q, uint32_t len, char out[PREP_NAME_MAX + 1]);
+/* The text the backend runs in its place: it answers exactly as
+ * PostgreSQL answers a DEALLOCATE of an existing statement (its PREPARE
+ * tag swallowed), leaving every statement it held in place. */
+#define PREP_SQL_DEALLOC_TEXT "PREPARE \"PGSLAB_0\" AS SELECT; DEALLOCATE \"PGSLAB_0\""
+/* <pc> deallocates <name> by SQL on <ps>, which owes nothing (the caller
+ * checked).  1: the name is the client's; it leaves the client's table
+ * now (a Parse of it may follow) and for good once the DEALLOCATE tag
+ * comes (prep_server_sql_end), the caller sends PREP_SQL_DEALLOC_TEXT.
+ * 0: not the client's (a failed Parse's name is dropped): the caller
+ * sends the text as it came, and the backend answers 26000 in the
+ * client's own words.  -ENOMEM. */
+int prep_sql_dealloc(struct prep_reg *r, struct prep_client *pc, struct prep_server *ps,
+		const char *name);
+/* Is an SQL DEALLOCATE the oldest answer <ps> owes? */
+static inline bool prep_server_sql_pending(const struct prep_server *ps)
+{
+	return ps->ph != NULL && ps->ph->kind == PREP_P_SQL_DEALLOC;
+}
+/* Its Query answered: with its DEALLOCATE tag (<done>: the name goes) or
+ * ended without it (the name comes back; had its PREPARE run, the backend
+ * may hold PGSLAB_0: PREP_SV_LOST).  Nothing when none is pending. */
+void prep_server_sql_end(struct prep_reg *r, struct prep_server *ps, bool done);
 
 #endif

@@ -489,19 +489,76 @@ static struct prep_pend *pend_push(struct prep_reg *r, struct prep_server *ps, u
 	return pd;
 }
 
-void prep_server_settle(struct prep_reg *r, struct prep_server *ps, bool answered)
+/* A Close (or SQL DEALLOCATE) of client name <m> was <answered>: the name
+ * goes for good, or, skipped, comes back unless the client parsed it anew. */
+static void close_settle(struct prep_reg *r, struct prep_cmap *m, bool answered)
+{
+	if (m == NULL || m->pc == NULL)
+		return; /* the client went */
+	if (!answered && cmap_find(r, m->pc, m->name) == NULL && htab_add(r->a, &r->cmaps, &m->h)) {
+		m->linked = true;
+		m->refs++;
+		m->pc->n++;
+	} else {
+		list_del(&m->node);
+		m->pc = NULL;
+	}
+}
+
+static void pend_pop(struct prep_server *ps)
+{
+	ps->ph = ps->ph->next;
+	if (ps->ph == NULL)
+		ps->pt = NULL;
+}
+
+void prep_server_sql_end(struct prep_reg *r, struct prep_server *ps, bool done)
 {
 	struct prep_pend *pd = ps->ph;
+
+	if (!prep_server_sql_pending(ps))
+		return;
+	pend_pop(ps);
+	if (!done && pd->held)
+		ps->flags |= PREP_SV_LOST;
+	close_settle(r, pd->map, done);
+	pend_free(r, pd);
+}
+
+int prep_sql_dealloc(struct prep_reg *r, struct prep_client *pc, struct prep_server *ps,
+		const char *name)
+{
+	struct prep_cmap *m = cmap_find(r, pc, name);
+
+	if (m == NULL)
+		return 0;
+	if (m->failed) {
+		cmap_drop(r, m); /* PostgreSQL never had it */
+		return 0;
+	}
+	if (pend_push(r, ps, PREP_P_SQL_DEALLOC, m->stmt, m) == NULL)
+		return -ENOMEM;
+	cmap_unlink(r, m);
+	m->refs--; /* the table's reference; the pending record holds one */
+	return 1;
+}
+
+void prep_server_settle(struct prep_reg *r, struct prep_server *ps, bool answered)
+{
+	struct prep_pend *pd;
 	struct prep_smap *sm;
 	struct prep_cmap *m;
 
+	/* an SQL DEALLOCATE still first: its Query ended without its tag
+	 * where no ReadyForQuery hook saw it (its client had left) */
+	while (prep_server_sql_pending(ps))
+		prep_server_sql_end(r, ps, false);
+	pd = ps->ph;
 	if (pd == NULL) {
 		ps->flags |= PREP_SV_LOST; /* an answer we did not expect: trust nothing */
 		return;
 	}
-	ps->ph = pd->next;
-	if (ps->ph == NULL)
-		ps->pt = NULL;
+	pend_pop(ps);
 	m = pd->map;
 	switch (pd->kind) {
 	case PREP_P_INJECT:
@@ -535,18 +592,7 @@ void prep_server_settle(struct prep_reg *r, struct prep_server *ps, bool answere
 			ps->flags |= PREP_SV_LOST;
 		break;
 	case PREP_P_CLOSE:
-		if (m && m->pc) {
-			if (!answered && cmap_find(r, m->pc, m->name) == NULL &&
-					htab_add(r->a, &r->cmaps, &m->h)) {
-				/* skipped after an error: the name is still there */
-				m->linked = true;
-				m->refs++;
-				m->pc->n++;
-			} else {
-				list_del(&m->node);
-				m->pc = NULL;
-			}
-		}
+		close_settle(r, m, answered);
 		break;
 	default: /* PREP_P_DUP */
 		break;
@@ -1025,8 +1071,79 @@ enum prep_sql prep_tag_classify(const uint8_t *tag, uint32_t len)
 {
 	if (len >= 8 && memcmp(tag, "PREPARE", 8) == 0)
 		return PREP_SQL_PREPARE;
+	if (len >= 11 && memcmp(tag, "DEALLOCATE", 11) == 0)
+		return PREP_SQL_DEALLOC;
 	if ((len >= 15 && memcmp(tag, "DEALLOCATE ALL", 15) == 0) ||
 			(len >= 12 && memcmp(tag, "DISCARD ALL", 12) == 0))
 		return PREP_SQL_RESET;
 	return PREP_SQL_OTHER;
+}
+
+/* Blanks and comments up to the end of the text: true when nothing else
+ * is left (an unterminated comment is something else). */
+static bool only_blank(const uint8_t *p, const uint8_t *end)
+{
+	return !skip_blank(&p, end) && p == end;
+}
+
+static bool ident_start(uint8_t c)
+{
+	return ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || c == '_';
+}
+
+static bool ident_char(uint8_t c)
+{
+	return ident_start(c) || (c >= '0' && c <= '9') || c == '$';
+}
+
+bool prep_sql_dealloc_name(const uint8_t *q, uint32_t len, char out[PREP_NAME_MAX + 1])
+{
+	const uint8_t *p = q, *end = memchr(q, 0, len);
+	uint32_t n, o = 0;
+	bool quoted;
+
+	if (end == NULL)
+		end = q + len;
+	if (!skip_blank(&p, end) || (n = word_len(p, end)) != 10 || !word_is(p, n, "deallocate"))
+		return false;
+	p += n;
+	if (!skip_blank(&p, end))
+		return false;
+	n = word_len(p, end);
+	if (n == 7 && word_is(p, n, "prepare")) {
+		p += n;
+		if (!skip_blank(&p, end))
+			return false; /* "DEALLOCATE prepare" alone: left to the refusal */
+	}
+	quoted = *p == '"';
+	if (quoted) {
+		for (p++;; p++) {
+			if (p == end)
+				return false;
+			if (*p == '"' && (end - p < 2 || p[1] != '"'))
+				break;
+			if (*p == '"')
+				p++; /* "" is one " */
+			if (o == PREP_NAME_MAX)
+				return false;
+			out[o++] = (char)*p;
+		}
+		p++;
+	} else {
+		if (!ident_start(*p))
+			return false;
+		for (; p < end && ident_char(*p); p++) {
+			if (o == PREP_NAME_MAX)
+				return false;
+			out[o++] = (char)(*p >= 'A' && *p <= 'Z' ? *p | 0x20 : *p);
+		}
+		if (p < end && *p >= 0x80)
+			return false; /* folded by the server's encoding: not ours to guess */
+	}
+	out[o] = 0;
+	if (o == 0 || (!quoted && strcmp(out, "all") == 0))
+		return false;
+	if (skip_blank(&p, end) && *p == ';')
+		p++;
+	return only_blank(p, end);
 }

@@ -14,6 +14,12 @@
  * the server's socket; otherwise the message waits (STREAM_STOP) and the
  * client resumes when its forwarding drains.  A plan that depends on an
  * answer owed from before the last Sync waits for that ReadyForQuery.
+ *
+ * SQL: PREPARE and EXECUTE are refused in these modes (a query of
+ * pgslab's whose error the backend sends); DEALLOCATE of one of the
+ * client's protocol-level names, alone in its Query, runs as
+ * PREP_SQL_DEALLOC_TEXT, whose PREPARE tag is dropped, so the client sees
+ * PostgreSQL's own answer; the name goes when the DEALLOCATE tag does.
  */
 #include "prepwire.h"
 #include "pool.h"
@@ -48,7 +54,7 @@ static int max_stmts(const struct proxy *p, const struct prep_server *ps)
 	int m = p->cfg->s.max_prepared_statements;
 
 	(void)ps;
-	return m > 0 ? m : 1; /* names kept after a reload to 0 still work */
+	return m > 0 ? m : 1; /* 0 only if SET between the check and the plan */
 }
 
 /* The backend reads string literals with standard_conforming_strings off:
@@ -356,25 +362,57 @@ static enum stream_act plan_failed(struct client *c, struct server *s, int rc, c
 	return STREAM_CLOSED;
 }
 
-static enum stream_act refuse_sql(struct client *c, struct server *s)
+/* Send Query <sql> (<size> bytes with its NUL, under 64 KiB) in place of
+ * the client's. */
+static enum stream_act send_sql(struct client *c, struct server *s, const char *sql, size_t size)
 {
 	struct proxy *p = proxy_of(&c->st);
-	size_t n = sizeof(REFUSE_SQL) + PROTO_HDR_LEN;
+	size_t n = size + PROTO_HDR_LEN;
 	uint8_t *buf = stream_write_reserve(&s->st, n);
 
 	if (buf == NULL)
-		return lost(s, "out of memory for a refusal");
+		return lost(s, "out of memory for a query of pgslab's");
 	buf[0] = 'Q';
 	buf[1] = 0;
 	buf[2] = 0;
 	buf[3] = (uint8_t)((n - 1) >> 8);
 	buf[4] = (uint8_t)(n - 1);
-	memcpy(buf + PROTO_HDR_LEN, REFUSE_SQL, sizeof(REFUSE_SQL));
+	memcpy(buf + PROTO_HDR_LEN, sql, size);
 	p->prepwire_ops->note_request(c, s, 0, 0);
 	if (track_req(&s->tr, p->arena, 'Q') < 0)
 		return lost(s, "too many pipelined requests");
 	stream_write_commit(&s->st, n);
 	return stream_failed(&c->st) ? STREAM_CLOSED : STREAM_DROP;
+}
+
+static enum stream_act refuse_sql(struct client *c, struct server *s)
+{
+	return send_sql(c, s, REFUSE_SQL, sizeof(REFUSE_SQL));
+}
+
+/* SQL DEALLOCATE <name> (prep_sql_dealloc_name) on <s>, whose earlier
+ * bytes have all reached it.  The client's own name: PREP_SQL_DEALLOC_TEXT
+ * in its place (the backend says DEALLOCATE, the name goes once it has).
+ * A name it does not have: the text as it came, for PostgreSQL's own 26000
+ * (or in a failed transaction its 25P02, and the name stays), but never
+ * one of pgslab's PGSLAB_ names. */
+static enum stream_act sql_dealloc(struct client *c, struct server *s, const char *name)
+{
+	struct proxy *p = proxy_of(&c->st);
+	int rc;
+
+	if (s->tr.n > 0)
+		return plan_failed(c, s, -EAGAIN, name); /* its state after what is in flight */
+	if (strncmp(name, PREP_NAME_PREFIX, sizeof(PREP_NAME_PREFIX) - 1) == 0)
+		return refuse_sql(c, s);
+	if (s->tr.txn == 'E')
+		return STREAM_FWD;
+	rc = prep_sql_dealloc(p->prep, &c->pst, &s->pst, name);
+	if (rc < 0)
+		return plan_failed(c, s, rc, name);
+	if (rc == 0)
+		return STREAM_FWD;
+	return send_sql(c, s, PREP_SQL_DEALLOC_TEXT, sizeof(PREP_SQL_DEALLOC_TEXT));
 }
 
 enum stream_act prepwire_client_message(struct client *c, struct server *s, uint8_t type,
@@ -399,8 +437,15 @@ enum stream_act prepwire_client_message(struct client *c, struct server *s, uint
 			prep_server_forget_all(p->prep, &s->pst);
 			s->pst.flags |= PREP_SV_RESETTING;
 			return STREAM_FWD;
-		case PREP_SQL_PREPARE:
-			return in_order(c, s) ? refuse_sql(c, s) : STREAM_STOP;
+		case PREP_SQL_PREPARE: {
+			char nm[PREP_NAME_MAX + 1];
+
+			if (!in_order(c, s))
+				return STREAM_STOP;
+			if (prep_sql_dealloc_name(body, blen, nm))
+				return sql_dealloc(c, s, nm);
+			return refuse_sql(c, s);
+		}
 		default:
 			return STREAM_FWD;
 		}
@@ -458,7 +503,9 @@ bad:
 
 /* ---- server side ---- */
 
-static void on_tag(struct server *s, const uint8_t *tag, uint32_t len)
+/* A CommandComplete's tag: DROP for the PREPARE tag of pgslab's own SQL
+ * DEALLOCATE text, else FWD. */
+static enum stream_act on_tag(struct server *s, const uint8_t *tag, uint32_t len)
 {
 	struct proxy *p = s->pool->proxy;
 
@@ -478,12 +525,20 @@ static void on_tag(struct server *s, const uint8_t *tag, uint32_t len)
 		}
 		break;
 	case PREP_SQL_PREPARE:
+		if (prep_server_sql_pending(&s->pst) && !s->pst.ph->held) {
+			s->pst.ph->held = true; /* PREP_SQL_DEALLOC_TEXT's first half */
+			return STREAM_DROP;
+		}
 		/* an SQL-level statement we do not track: keep it off other clients */
 		s->close_needed = true;
+		break;
+	case PREP_SQL_DEALLOC:
+		prep_server_sql_end(p->prep, &s->pst, true);
 		break;
 	default:
 		break;
 	}
+	return STREAM_FWD;
 }
 
 bool prepwire_server_header(struct server *s, uint8_t type, uint32_t len)
@@ -492,6 +547,8 @@ bool prepwire_server_header(struct server *s, uint8_t type, uint32_t len)
 	uint8_t *m;
 
 	if (type == 'C') {
+		if (prep_server_sql_pending(&s->pst))
+			return true; /* the tags of an SQL DEALLOCATE: one may be dropped */
 		if (!server_on(s))
 			return false;
 		if (!prepwire_msg_maybe(&s->st))
@@ -522,12 +579,21 @@ enum stream_act prepwire_server_message(struct server *s, uint8_t type, const ui
 		uint32_t len)
 {
 	if (type == 'C') {
-		on_tag(s, msg + PROTO_HDR_LEN, len - PROTO_HDR_LEN);
+		enum stream_act a = on_tag(s, msg + PROTO_HDR_LEN, len - PROTO_HDR_LEN);
+
 		track_reply(&s->tr, type, 0);
-		return STREAM_FWD;
+		return a;
 	}
 	track_reply(&s->tr, type, 0);
 	return STREAM_DROP;
+}
+
+/* An SQL DEALLOCATE's Query ended without its DEALLOCATE tag (it failed). */
+static __attribute__((noinline)) void sql_unseen(struct server *s)
+{
+	prep_server_sql_end(s->pool->proxy->prep, &s->pst, false);
+	if (s->pst.flags & PREP_SV_LOST)
+		s->close_needed = true;
 }
 
 void prepwire_ready(struct server *s)
@@ -540,4 +606,6 @@ void prepwire_ready(struct server *s)
 	}
 	if (c && c->prep_wait)
 		s->st.flags |= STREAM_F_DRAIN_CB;
+	if (__builtin_expect(prep_server_sql_pending(&s->pst), 0))
+		sql_unseen(s); /* last: a tail call, so the usual path needs no frame */
 }

@@ -18,9 +18,8 @@ my ($CLIENTS, $TXNS) = (20, 50);
 sub work
 {
 	my ($k) = @_;
-	# the statement handles outlive every transaction: one freed while
-	# connected makes DBD::Pg send SQL DEALLOCATE, refused in transaction
-	# mode (README), which would abort the transaction it is sent in
+	# the statement handles outlive every transaction (072 frees handles
+	# inside transactions: DBD::Pg's SQL DEALLOCATE)
 	my $dbh = DBI->connect("dbi:Pg:dbname=postgres;host=$host;port=$port", $user, $pw,
 		{ AutoCommit => 0, RaiseError => 1, PrintError => 0, pg_server_prepare => 1 });
 	my $s1 = $dbh->prepare('SELECT $1::int + $2::int AS v, md5($3::text) AS t');

@@ -21,7 +21,8 @@
  *                    backend's DEALLOCATE ALL (server_forget_all), 2 a new
  *                    backend (server_clear, init), 3 a new client; bit 5
  *                    which one
- *   7 classify body  prep_sql_classify, prep_tag_classify
+ *   7 classify body  prep_sql_classify, prep_tag_classify; an SQL
+ *                    DEALLOCATE in it runs (step_sql)
  *
  * Every plan's messages are written, as prepwire does, into buffers of
  * exactly the _len() size and parsed back: the name is the statement's
@@ -83,7 +84,20 @@ static void parse_any(const uint8_t *d, size_t n)
 	FUZZ_ASSERT(k <= PREP_SQL_UNSURE);
 	FUZZ_ASSERT(n > 0 || k == PREP_SQL_OTHER);
 	k = prep_tag_classify(d, (uint32_t)n);
-	FUZZ_ASSERT(k == PREP_SQL_OTHER || k == PREP_SQL_PREPARE || k == PREP_SQL_RESET);
+	FUZZ_ASSERT(k == PREP_SQL_OTHER || k == PREP_SQL_PREPARE || k == PREP_SQL_RESET ||
+			k == PREP_SQL_DEALLOC);
+	{
+		char nm[PREP_NAME_MAX + 1];
+
+		if (prep_sql_dealloc_name(d, (uint32_t)n, nm)) {
+			size_t l = strlen(nm);
+
+			FUZZ_ASSERT(l >= 1 && l <= PREP_NAME_MAX);
+			/* prepwire asks only of a whole Query classified PREPARE */
+			FUZZ_ASSERT(memchr(d, 0, n) == NULL ||
+					prep_sql_classify(d, (uint32_t)n) == PREP_SQL_PREPARE);
+		}
+	}
 }
 
 static uint32_t be32(const uint8_t *p)
@@ -238,7 +252,7 @@ static void check_world(const struct world *w)
 		/* one over max after an eviction the backend skipped (prep.h) */
 		FUZZ_ASSERT(ps->n == list_count(&ps->lru) && ps->n <= (uint32_t)w->max + 1);
 		for (pd = ps->ph; pd; pd = pd->next) {
-			FUZZ_ASSERT(pd->kind <= PREP_P_CLOSE && pd->stmt && pd->stmt->refs > 0);
+			FUZZ_ASSERT(pd->kind <= PREP_P_SQL_DEALLOC && pd->stmt && pd->stmt->refs > 0);
 			last = pd;
 		}
 		FUZZ_ASSERT(ps->pt == last);
@@ -294,6 +308,34 @@ static void step_message(struct world *w, uint8_t opb, const uint8_t *body, uint
 	FUZZ_ASSERT(rc == 0 || rc == -EAGAIN || (rc == -ENOENT && type != 'C'));
 	if (rc == 0)
 		check_plan(&pl, type, portal, rest, rest_len);
+}
+
+/* An SQL DEALLOCATE <name> in the body: sent when the server owes nothing
+ * (as prepwire waits for), then, by bits 5-7, its PREPARE tag, its end
+ * with or without the DEALLOCATE tag, or neither (a later settle or
+ * ReadyForQuery ends it). */
+static void step_sql(struct world *w, uint8_t opb, const uint8_t *body, uint32_t len)
+{
+	struct prep_client *pc = &w->c[(opb >> 3) & 1];
+	struct prep_server *ps = &w->s[(opb >> 4) & 1];
+	char nm[PREP_NAME_MAX + 1];
+	uint32_t n0 = pc->n;
+	int rc;
+
+	if (!prep_sql_dealloc_name(body, len, nm) || ps->ph != NULL)
+		return;
+	rc = prep_sql_dealloc(w->r, pc, ps, nm);
+	FUZZ_ASSERT(rc == 0 || rc == 1);
+	FUZZ_ASSERT(rc == 0 || (prep_server_sql_pending(ps) && pc->n == n0 - 1));
+	if (rc == 0)
+		return;
+	if (opb & 0x20)
+		ps->ph->held = true;
+	if (opb & 0x40) {
+		prep_server_sql_end(w->r, ps, opb & 0x80);
+		FUZZ_ASSERT(!prep_server_sql_pending(ps));
+		FUZZ_ASSERT(pc->n == ((opb & 0x80) ? n0 - 1 : n0));
+	}
 }
 
 static void step_reset(struct world *w, uint8_t opb)
@@ -373,6 +415,7 @@ static void run_script(const uint8_t *d, size_t n)
 			break;
 		case 7:
 			parse_any(body, len);
+			step_sql(&w, opb, body, (uint32_t)len);
 			break;
 		default:
 			step_message(&w, opb, body, (uint32_t)len);

@@ -6,6 +6,7 @@
 use strict;
 use warnings;
 
+use File::Temp ();
 use Test::More;
 use PgSlab::Test::Cluster;
 use PgSlab::Test::Proxy;
@@ -265,13 +266,13 @@ PY
 		'E:22012,1',
 		'error mid-pipeline skips the injected Parse; the Bind after Sync still works');
 
-	# SQL-level PREPARE/EXECUTE/DEALLOCATE name: refused, never run on a random backend
+	# SQL-level PREPARE/EXECUTE: refused, never run on a random backend
 	($t, $c) = xchg($a, frontend_message('Q', "PREPARE q1 AS SELECT 1\0"));
 	is($c, '0A000', 'SQL PREPARE refused in transaction mode');
 	($t, $c) = xchg($a, frontend_message('Q', "  execute q1\0"));
 	is($c, '0A000', 'SQL EXECUTE refused');
-	($t, $c) = xchg($a, frontend_message('Q', "DEALLOCATE s1\0"));
-	is($c, '0A000', 'SQL DEALLOCATE of a name refused');
+	($t, $c) = xchg($a, frontend_message('Q', "DEALLOCATE s1; SELECT 1\0"));
+	is($c, '0A000', 'SQL DEALLOCATE inside a longer text refused (a name alone: below)');
 	is(rows_of($a, frontend_message('Q', "SELECT 'prepare'\0")), 'prepare', 'other SQL passes');
 
 	# DEALLOCATE ALL / DISCARD ALL keep both maps in step
@@ -508,6 +509,118 @@ PY
 	close $b;
 	ok(wait_idle($p), 'figures proxy idle');
 	is($p->stop, 0, 'figures proxy exits cleanly');
+}
+
+# ---- SQL DEALLOCATE of a protocol-level name (DBD::Pg frees a statement
+# handle so): differential, the same sequences straight to PostgreSQL and
+# through pgslab (pool of 1, so the statements meet the same backend) give
+# the same replies, tags and SQLSTATEs ----
+{
+	my $p = proxy_with('p071_dealloc', default_pool_size => 1);
+	my @conn = (wconn($p), raw_connect('127.0.0.1', $node->port));
+	password_login($conn[1], $node->superuser, $node->superuser_password)->{ready}
+	    or BAIL_OUT('direct login');
+	my $Q = sub { frontend_message('Q', "$_[0]\0") };
+	# every reply: its type, with the tag of a CommandComplete, the SQLSTATE
+	# and message of an error, the value of a row, the status of a ReadyForQuery
+	my $trace = sub {
+		my ($s, $bytes, $n) = @_;
+		raw_send($s, $bytes);
+		my (@t, $ready);
+		while (($ready // 0) < ($n // 1)) {
+			my ($ty, $b) = read_msg($s, 10);
+			push @t, $ty;
+			last if $ty eq 'EOF' || $ty eq 'TIMEOUT' || $ty eq 'BADLEN';
+			$ready++ if $ty eq 'Z';
+			if ($ty eq 'C') { $t[-1] .= '(' . unpack('Z*', $b) . ')' }
+			if ($ty eq 'E') { my $f = parse_fields($b); $t[-1] .= "($f->{C} $f->{M})" }
+			if ($ty eq 'D') { my ($nc, $l) = unpack('n l>', $b); $t[-1] .= '(' . substr($b, 6, $l) . ')' }
+			if ($ty eq 'Z') { $t[-1] .= "($b)" }
+		}
+		return join(' ', @t);
+	};
+	my @steps = (
+		[ 'parse d1', P('d1', 'SELECT 1') . S() ],
+		[ 'DEALLOCATE d1', $Q->('DEALLOCATE d1') ],
+		[ 'its name is free again', P('d1', 'SELECT 2') . B('d1') . E() . S() ],
+		[ 'DEALLOCATE PREPARE, comments, semicolon', $Q->("/* x */ DEALLOCATE PREPARE d1 -- y\n;  ") ],
+		[ "a name not there: 26000 in the client's words", $Q->('DEALLOCATE d1') ],
+		[ 'quoted and folded names', P('Mixed "Q"', 'SELECT 3') . P('lower1', 'SELECT 4') . S()
+			. $Q->('DEALLOCATE "Mixed ""Q"""') . $Q->('DEALLOCATE LOWER1'), 3 ],
+		[ 'inside a transaction', $Q->('BEGIN') . P('t1', 'SELECT 5') . P('t2', 'SELECT 6') . S()
+			. $Q->('DEALLOCATE t1') . $Q->('SELECT 1/0') . $Q->('DEALLOCATE t2') . $Q->('ROLLBACK'), 6 ],
+		[ 'a failed transaction kept t2, t1 is gone', B('t2') . E() . S() . P('t1', 'SELECT 7') . S(), 2 ],
+		[ 'a Parse pipelined behind the DEALLOCATE', $Q->('DEALLOCATE t1') . P('t1', 'SELECT 8')
+			. B('t1') . E() . S(), 2 ],
+		[ "a failed Parse's name: 26000", P('f1', 'SELEC 1') . S() . $Q->('DEALLOCATE f1'), 2 ],
+	);
+	for my $st (@steps) {
+		my ($what, $bytes, $n) = @$st;
+		my @r = map { $trace->($_, $bytes, $n) } @conn;
+		is($r[0], $r[1], "SQL DEALLOCATE, $what: as PostgreSQL") or diag("direct: $r[1]");
+	}
+	my ($t, $c) = xchg($conn[0], $Q->('DEALLOCATE "PGSLAB_1"'));
+	is($c, '0A000', "SQL DEALLOCATE of one of pgslab's own names refused");
+	is(rows_of($conn[0], $Q->("SELECT count(*) FROM pg_prepared_statements WHERE name = 'PGSLAB_0'")),
+		'0', 'no PGSLAB_0 left on the backend');
+	is(rows_of($conn[0], $Q->('SELECT count(*) FROM pg_prepared_statements')),
+		join(',', @{ server_prepared($p) }), 'the backend holds what pgslab thinks it holds');
+
+	# DBD::Pg frees a statement handle inside a transaction: the same rows
+	# straight to PostgreSQL and through pgslab (10 clients on 1 backend)
+	my $dbd = <<'PL';
+use strict; use warnings; use DBI;
+my ($port, $user, $pw, $dir) = @ARGV;
+my @kids;
+for my $k (0 .. 9) {
+	my $pid = fork // die "fork: $!";
+	if (!$pid) {
+		my $out = '';
+		eval {
+			my $dbh = DBI->connect("dbi:Pg:dbname=postgres;host=127.0.0.1;port=$port", $user, $pw,
+				{ AutoCommit => 0, RaiseError => 1, PrintError => 0, pg_server_prepare => 1 });
+			for my $i (1 .. 20) {
+				{
+					my $sth = $dbh->prepare('SELECT $1::int * 3 + $2::int', { pg_prepare_now => 1 });
+					$sth->execute($i, $k);
+					$out .= ($sth->fetchrow_array)[0] . ',';
+					$sth->finish;
+				}	# freed: DBD::Pg sends DEALLOCATE, inside the transaction
+				$out .= $dbh->selectrow_array('SELECT 1') . ';';
+				$dbh->commit;
+			}
+			$dbh->disconnect;
+			1;
+		} or $out = "error: $@";
+		open(my $f, '>', "$dir/$k.out") or die "$dir/$k.out: $!";
+		print $f $out;
+		close $f;
+		exit 0;
+	}
+	push @kids, $pid;
+}
+waitpid($_, 0) for @kids;
+for my $k (0 .. 9) {
+	open(my $f, '<', "$dir/$k.out") or die "$dir/$k.out: $!";
+	local $/;
+	print scalar(<$f>), "\n";
+	close $f;
+}
+PL
+	my @out;
+	for my $port ($p->port, $node->port) {
+		my $dir = File::Temp::tempdir(CLEANUP => 1);
+		my ($rc, $o, $e) = PgSlab::Test::Cluster::run_command(
+			[ $^X, '-e', $dbd, $port, $node->superuser, $node->superuser_password, $dir ],
+			timeout => 60);
+		push @out, $o . $e;
+	}
+	ok($out[0] eq $out[1] && $out[0] !~ /error/ && $out[0] =~ /^(?:\d+,1;){20}$/m,
+		'DBD::Pg freeing statement handles inside transactions: the same rows as straight to PostgreSQL')
+	    or diag("pgslab:\n$out[0]\ndirect:\n$out[1]");
+	close $_ for @conn;
+	ok(wait_idle($p), 'dealloc proxy idle');
+	is($p->stop, 0, 'dealloc proxy exits cleanly');
 }
 
 # ---- max_prepared_statements changed at run time: a randomized check

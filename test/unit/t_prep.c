@@ -42,6 +42,20 @@ static const char *kinds(const struct prep_plan *pl)
 	return s;
 }
 
+/* Does <pc>'s name <name> map to text <q>? */
+static bool cmap_stmt_is(struct prep_client *pc, const char *name, const char *q)
+{
+	struct list *it;
+
+	list_for_each(it, &pc->maps) {
+		const struct prep_cmap *m = list_entry(it, struct prep_cmap, node);
+
+		if (m->linked && strcmp(m->name, name) == 0)
+			return strcmp((const char *)m->stmt->key, q) == 0;
+	}
+	return false;
+}
+
 /* Answer every pending record of <ps> (true) or fail them all. */
 static void settle_all(struct prep_server *ps, bool answered)
 {
@@ -61,7 +75,7 @@ int main(void)
 	uint32_t kl, rl;
 	size_t n;
 
-	plan(87);
+	plan(102);
 	A = slab_arena_create(0);
 	R = prep_reg_create(A);
 	ok(R != NULL, "registry created");
@@ -261,6 +275,77 @@ int main(void)
 			"other text passes");
 	ok(prep_sql_classify((const uint8_t *)"  DEALLO", 8) == PREP_SQL_UNSURE,
 			"a text cut inside its keyword is unsure");
+
+	/* SQL DEALLOCATE of a protocol-level name */
+	{
+		static const struct {
+			const char *q;
+			const char *want; /* NULL: not taken */
+		} dn[] = {
+			{ "DEALLOCATE foo", "foo" },
+			{ " /* c */ deallocate PREPARE \"A\"\"b\" ; -- end", "A\"b" },
+			{ "DEALLOCATE Foo1$x", "foo1$x" },
+			{ "DEALLOCATE all", NULL },
+			{ "DEALLOCATE \"all\"", "all" },
+			{ "DEALLOCATE x; SELECT 1", NULL },
+			{ "DEALLOCATE x /* open", NULL },
+			{ "DEALLOCATE prepare", NULL },
+			{ "DEALLOCATE \"\"", NULL },
+			{ "DEALLOCATE \"open", NULL },
+			{ "DEALLOCATE \xc3\xa9t\xc3\xa9", NULL },
+			{ "DEALLOCATE a\xc3\xa9", NULL },
+			{ "DEALLOCATE 1x", NULL },
+			{ "EXECUTE x", NULL },
+			{ "DEALLOCATE aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", /* 63 */
+				"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" },
+			{ "DEALLOCATE aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", NULL },
+		};
+		char nm[PREP_NAME_MAX + 1];
+		unsigned i, good = 0;
+
+		for (i = 0; i < sizeof(dn) / sizeof(dn[0]); i++) {
+			bool got = prep_sql_dealloc_name((const uint8_t *)dn[i].q,
+					(uint32_t)strlen(dn[i].q) + 1, nm);
+
+			if (dn[i].want ? got && strcmp(nm, dn[i].want) == 0 : !got)
+				good++;
+			else
+				diag("prep_sql_dealloc_name(\"%s\"): %s", dn[i].q, got ? nm : "not taken");
+		}
+		ok(good == i, "SQL DEALLOCATE names: folded, quoted, and what is not taken");
+		ok(prep_tag_classify((const uint8_t *)"DEALLOCATE", 11) == PREP_SQL_DEALLOC &&
+				prep_tag_classify((const uint8_t *)"DEALLOCATE ALL", 15) == PREP_SQL_RESET,
+				"the DEALLOCATE tag");
+
+		is_int(parse(&c2, &s1, 2, "dd", "SELECT 'dd'", &pl), 0, "parse dd");
+		settle_all(&s1, true);
+		n = c2.n;
+		is_int(prep_sql_dealloc(R, &c2, &s1, "nosuch"), 0, "SQL DEALLOCATE of another name: 0");
+		is_int(prep_sql_dealloc(R, &c2, &s1, "dd"), 1, "SQL DEALLOCATE dd");
+		ok(c2.n == n - 1 && prep_server_sql_pending(&s1), "the name leaves the table, pending");
+		prep_server_sql_end(R, &s1, false);
+		ok(c2.n == n && !prep_server_sql_pending(&s1) && !(s1.flags & PREP_SV_LOST),
+				"ended without its tag: the name is back");
+		is_int(prep_sql_dealloc(R, &c2, &s1, "dd"), 1, "SQL DEALLOCATE dd again");
+		is_int(parse(&c2, &s1, 2, "dd", "SELECT 'new'", &pl), 0, "a Parse of dd behind it");
+		ok(!pl.dup, "the name is free for it (no 42P05)");
+		s1.ph->held = true; /* its PREPARE tag came */
+		prep_server_sql_end(R, &s1, true);
+		ok(c2.n == n && cmap_stmt_is(&c2, "dd", "SELECT 'new'"), "answered: the new dd stays");
+		settle_all(&s1, true);
+		is_int(prep_sql_dealloc(R, &c2, &s1, "dd"), 1, "SQL DEALLOCATE the new dd");
+		s1.ph->held = true;
+		is_int(parse(&c2, &s1, 2, "after", "SELECT 'after'", &pl), 0, "a Parse pipelined behind");
+		settle_all(&s1, true); /* its Query ended unseen: the Parse's answer ends it */
+		ok(!prep_server_sql_pending(&s1) && c2.n == n + 1 && (s1.flags & PREP_SV_LOST),
+				"a protocol answer first: the DEALLOCATE failed (dd back), and its PREPARE ran (set unknown)");
+		prep_server_clear(R, &s1);
+		prep_server_init(&s1, 211);
+		prep_plan_close(R, &c2, &s1, "dd", &pl);
+		prep_plan_close(R, &c2, &s1, "after", &pl);
+		settle_all(&s1, true);
+		ok(c2.n == n - 1, "closed again");
+	}
 
 	/* a Close still owed when its server goes (server_close): the name
 	 * leaves the client's list with its last reference (fuzz_prep) */
