@@ -36,6 +36,7 @@
 
 #include "list.h"
 #include "nametab.h"
+#include "pwd.h"
 #include "proto.h"
 #include "scram.h"
 #include "stream.h"
@@ -71,8 +72,9 @@ struct authq_req {
 	char authdb[NAME_MAX_LEN];
 	char user[NAME_MAX_LEN];
 	char query[1024];
-	char secret[SCRAM_SECRET_STR_MAX];
+	char secret[PWD_SECRET_MAX];
 	char error[256];
+	char sqlstate[6];            /* of <error>; "" for SQLSTATE_INVALID_AUTH_SPEC */
 };
 
 /* The auth_user that applies to database <db> ("" when none). */
@@ -92,8 +94,10 @@ enum stream_act authq_server_message(struct server *s, uint8_t type, const uint8
 		uint32_t len);
 /* server.c: <s> closes mid-lookup. */
 void authq_server_gone(struct server *s);
-/* The auth pool cannot reach its server: fail its queued lookups. */
-void authq_pool_failed(struct pool *pool, const char *why);
+/* The auth pool cannot reach its server: fail its queued lookups.  With
+ * <sqlstate>, <why> is the server's refusal of the auth user's login, which
+ * the waiting clients get verbatim (as PgBouncer's kill_pool_logins). */
+void authq_pool_failed(struct pool *pool, const char *sqlstate, const char *why);
 /* Lookups running longer than <limit_us> close their server. */
 void authq_expire(struct proxy *p, int64_t now, int64_t limit_us);
 void authq_destroy_all(struct proxy *p);

@@ -8,6 +8,7 @@
 
 #include "list.h"
 #include "nametab.h"
+#include "pwd.h"
 #include "scram.h"
 #include "vars.h"
 
@@ -26,7 +27,7 @@ struct cred {
 	struct list node;
 	struct nametab_node hnode;            /* in proxy.cred_index, by <name> */
 	char name[NAME_MAX_LEN];
-	char secret[SCRAM_SECRET_STR_MAX];   /* from auth_file; "" when not listed */
+	char secret[PWD_SECRET_MAX];         /* from auth_file; "" when not listed */
 	bool listed;                          /* in the current auth_file */
 	uint8_t kind;                         /* enum pwd_kind of <secret> */
 	bool has_scram;                       /* <secret> is a SCRAM verifier */

@@ -16,6 +16,7 @@
 
 #include "list.h"
 #include "nametab.h"
+#include "pwd.h"
 #include "scram.h"
 #include "vars.h"
 
@@ -31,7 +32,7 @@ struct db {
 	char host[256];
 	int port;
 	char force_user[NAME_MAX_LEN];
-	char password[SCRAM_SECRET_STR_MAX];
+	char password[PWD_SECRET_MAX];
 	char connect_query[256];
 	/* sent in the server's startup packet when set */
 	char client_encoding[NAME_MAX_LEN], datestyle[NAME_MAX_LEN], timezone[NAME_MAX_LEN],

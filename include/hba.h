@@ -19,7 +19,10 @@
  * the caller describes the connection in struct hba_conn (is_tls: whether
  * the client speaks TLS, for hostssl and hostnossl).  Any bad line
  * makes the whole file fail to load with "FILE:LINE: why" (a reload then
- * keeps the rules in force).
+ * keeps the rules in force).  One exception, as PgBouncer: an address with
+ * bits set outside its mask (10.0.0.1/8) loads with a warning and never
+ * matches (PostgreSQL would mask it; PgBouncer compares it unmasked, and a
+ * file that works there must not admit more here).
  */
 #ifndef PGSLAB_HBA_H
 #define PGSLAB_HBA_H
@@ -61,12 +64,20 @@ struct hba_rule {
 	enum hba_method method;
 	char *map;                   /* map= name, or NULL */
 	int line;
+	bool bad_mask;               /* address bits outside the mask: never matches */
 };
+
+#define HBA_WARNINGS_MAX 4096
 
 struct hba {
 	struct hba_rule *rules;
 	int n, cap;
 	struct ident *ident;         /* owned */
+	/* lines that load but deserve a warning, "...\n" each (at most
+	 * HBA_WARNINGS_MAX bytes), for the caller to log; NULL when none */
+	char *warnings;
+	size_t warnings_len;
+	int n_warnings;              /* all of them, also those not kept */
 };
 
 /* A connection as the client layer sees it. */

@@ -63,8 +63,9 @@ struct pool {
 struct pool_ops {
 	/* idle server <s> of <r>'s pool (now SV_AUTHQ, on pool->active) runs <r> */
 	void (*lookup_run)(struct server *s, struct authq_req *r);
-	/* the pool cannot get a server: its lookups fail with <why> */
-	void (*lookups_failed)(struct pool *pool, const char *why);
+	/* the pool cannot get a server: its lookups fail with <why> (the
+	 * server's own error when <sqlstate> is not NULL) */
+	void (*lookups_failed)(struct pool *pool, const char *sqlstate, const char *why);
 	/* lookups older than <limit_us> give up (janitor) */
 	void (*lookups_expire)(struct proxy *p, int64_t now, int64_t limit_us);
 };

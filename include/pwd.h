@@ -13,6 +13,11 @@
 #define PWD_MD5_LEN 35 /* "md5" + 32 lowercase hex digits */
 #define PWD_MD5_BUF 36 /* ... and the NUL */
 #define PWD_MD5_SALT_LEN 4
+/* The longest stored secret (auth_file, [databases] password=, an
+ * auth_query answer) with its NUL: PgBouncer's MAX_PASSWORD, so its
+ * longest passwords work here too.  Longer ones are refused where they are
+ * read, never cut. */
+#define PWD_SECRET_MAX 2048
 
 enum pwd_kind {
 	PWD_NONE,  /* "" (or NULL): no secret; never authenticates */

@@ -69,7 +69,7 @@ struct server_ops {
 	/* a login was refused: the clients waiting for <pool> get the error */
 	void (*fail_waiting)(struct pool *pool, const char *sqlstate, const char *msg);
 	/* a connect failed: logins waiting on a lookup in <pool> are refused */
-	void (*lookups_failed)(struct pool *pool, const char *why);
+	void (*lookups_failed)(struct pool *pool, const char *sqlstate, const char *why);
 	/* <pool> learnt its server parameters: welcome its waiting clients */
 	void (*welcome_all)(struct pool *pool);
 	/* a message from <s> while it runs an auth_query lookup (SV_AUTHQ) */

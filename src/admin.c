@@ -1544,8 +1544,8 @@ static void run_reload(struct client *c)
 
 	log_info("RELOAD command issued");
 	if (proxy_reload(p, err, sizeof(err)) < 0) {
-		/* as PgBouncer: the detail (a path, a line) goes to the log only */
-		log_error("RELOAD failed: %s", err);
+		/* as PgBouncer: the detail (a path, a line) goes to the log only,
+		 * once (proxy_reload() logged it) */
 		client_error(c, "F0000", "RELOAD failed, see logs for additional details");
 		return;
 	}

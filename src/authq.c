@@ -97,7 +97,8 @@ static void req_finish(struct proxy *p, struct authq_req *r)
 
 		list_del(&w->node);
 		w->req = NULL;
-		client_lookup_done(w->c, cr, SQLSTATE_INVALID_AUTH_SPEC, err);
+		client_lookup_done(w->c, cr, r->sqlstate[0] ? r->sqlstate : SQLSTATE_INVALID_AUTH_SPEC,
+				err);
 	}
 	req_free(p, r);
 }
@@ -174,7 +175,7 @@ int authq_start(struct client *c, struct authq_wait *w, struct db *db, const cha
 		snprintf(r->authdb, sizeof(r->authdb), "%s", authdb->name);
 		snprintf(r->user, sizeof(r->user), "%s", user);
 		snprintf(r->query, sizeof(r->query), "%s", query);
-		r->secret[0] = r->error[0] = 0;
+		r->secret[0] = r->error[0] = r->sqlstate[0] = 0;
 		if (nametab_add(&p->authq_index, &r->hnode) < 0) {
 			slab_free(p->authq_cache, r);
 			snprintf(err, errlen, "out of memory for the authentication lookup");
@@ -392,7 +393,7 @@ void authq_server_gone(struct server *s)
 	pool_lookup(r->pool, r);
 }
 
-void authq_pool_failed(struct pool *pool, const char *why)
+void authq_pool_failed(struct pool *pool, const char *sqlstate, const char *why)
 {
 	struct proxy *p = pool->proxy;
 
@@ -402,7 +403,15 @@ void authq_pool_failed(struct pool *pool, const char *why)
 		req_unqueue(r);
 		log_warning("auth_query for user %s in db %s: cannot reach the server: %s", r->user,
 				r->authdb, why);
-		req_fail(p, r, "authentication lookup failed: cannot reach the auth server (%s)", why);
+		if (sqlstate) {
+			/* the server refused the auth user's login: its words
+			 * (they name no user of the client's) */
+			snprintf(r->sqlstate, sizeof(r->sqlstate), "%s", sqlstate);
+			req_fail(p, r, "%s", why);
+		} else {
+			req_fail(p, r, "authentication lookup failed: cannot reach the auth server (%s)",
+					why);
+		}
 	}
 }
 

@@ -99,14 +99,19 @@ void client_addr_str(const struct client *c, char *buf, size_t len)
 		snprintf(buf, len, "unix");
 }
 
+/* PgBouncer's prefix: "C-id: db/user@addr:port".  While logging in, the
+ * names the client asked for (the logger escapes what a client sent). */
 void client_logid(const struct client *c, char *buf, size_t len)
 {
+	const struct client_login *l = c->login;
+	const char *db = c->pool ? c->pool->db->name : c->db ? c->db->name :
+			 l && l->dbname[0] ? l->dbname : "(nodb)";
+	const char *user = c->cred ? c->cred->name : l && l->user[0] ? l->user : "(nouser)";
 	char addr[64];
 
 	client_addr_str(c, addr, sizeof(addr));
-	snprintf(buf, len, "C-%llu: %s/%s@%s:%u", (unsigned long long)c->id,
-			c->pool ? c->pool->db->name : "(nodb)", c->cred ? c->cred->name : "(nouser)",
-			addr, c->port);
+	snprintf(buf, len, "C-%llu: %s/%s@%s:%u", (unsigned long long)c->id, db, user, addr,
+			c->port);
 }
 
 /* ---- sending pgslab's own messages ---- */
@@ -424,29 +429,35 @@ static const char *apply_options(struct client *c, const char *opt, char *err, s
 	}
 }
 
-/* The method <t> becomes for this login's secret. */
+/* The method <t> becomes for this login's secret.  As PgBouncer: md5 with
+ * a SCRAM secret is SCRAM; SCRAM with an md5 secret stays SCRAM and fails
+ * (an md5 secret cannot check a SCRAM proof), never falls back to md5. */
 static enum auth_type login_method(struct client *c, enum auth_type t)
 {
 	if (t == AUTH_TYPE_MD5 && c->cred && c->cred->kind == PWD_SCRAM)
-		t = AUTH_TYPE_SCRAM_SHA_256; /* as PgBouncer: md5 + SCRAM secret = SCRAM */
-	if (t == AUTH_TYPE_SCRAM_SHA_256 && c->cred && c->cred->kind == PWD_MD5)
-		t = AUTH_TYPE_MD5; /* an md5 secret cannot serve SCRAM */
+		t = AUTH_TYPE_SCRAM_SHA_256;
 	return t;
 }
 
-/* Is the Unix-socket peer's OS user <user>, or mapped to it by <map>? */
+/* Is the Unix-socket peer's OS user <user>, or mapped to it by <map>?
+ * A map that does not match is logged in PgBouncer's words. */
 static bool peer_ok(struct client *c, const char *map)
 {
 	struct proxy *p = proxy_of(&c->st);
 	struct passwd pw, *res = NULL;
-	char buf[2048];
+	char buf[2048], id[200];
 	uid_t uid;
 
 	if (c->family != AF_UNIX || stream_peer_uid(&c->st, &uid) != 0 ||
 			getpwuid_r(uid, &pw, buf, sizeof(buf), &res) != 0 || res == NULL)
 		return false;
-	return map ? ident_check(p->hba->ident, map, pw.pw_name, c->login->user) :
-		     strcmp(pw.pw_name, c->login->user) == 0;
+	if (map == NULL)
+		return strcmp(pw.pw_name, c->login->user) == 0;
+	if (ident_check(p->hba->ident, map, pw.pw_name, c->login->user))
+		return true;
+	client_logid(c, id, sizeof(id));
+	slog_error(id, "ident map %s cannot be matched (OS user \"%s\")", map, pw.pw_name);
+	return false;
 }
 
 /* Peer authentication (a known user, over the Unix socket, whose peer's
@@ -568,8 +579,15 @@ static void start_auth(struct client *c)
 		return;
 	case AUTH_TYPE_ANY:
 	case AUTH_TYPE_TRUST:
+		/* as PgBouncer: a name auth_query did not find is "no such
+		 * user" (trust admits every name that exists, so saying so
+		 * tells nothing a login would not), else a mock failure */
 		if (c->cred == NULL && t == AUTH_TYPE_TRUST) {
-			client_close(c, SQLSTATE_INVALID_PASSWORD, "\"trust\" authentication failed");
+			if (l->step == LOGIN_LOOKUP)
+				client_close(c, SQLSTATE_INVALID_AUTH_SPEC, "no such user");
+			else
+				client_close(c, SQLSTATE_INVALID_PASSWORD,
+						"\"trust\" authentication failed");
 			return;
 		}
 		client_finish_login(c);
@@ -612,10 +630,12 @@ static void start_auth(struct client *c)
 }
 
 /* Does this login look its user up with auth_query?  Users of the
- * auth_file never do; the console only through a global auth_dbname; nor
- * does a login to a database that does not exist (as PgBouncer's "fake"
- * database: the exchange fails as a wrong password would, and "no such
- * database" is said only to those who authenticate). */
+ * auth_file never do; nor does a login to a database that does not exist
+ * (as PgBouncer's "fake" database: the exchange fails as a wrong password
+ * would, and "no such database" is said only to those who authenticate).
+ * The console does, through the global auth_user: in the global
+ * auth_dbname, and without one it is refused as PgBouncer refuses it (the
+ * console cannot be its own auth database: "bouncer config error"). */
 static bool wants_lookup(struct proxy *p, const struct client *c)
 {
 	const struct db *db = c->login->db;
@@ -623,8 +643,6 @@ static bool wants_lookup(struct proxy *p, const struct client *c)
 	if (c->cred != NULL || p->cfg->s.auth_type == AUTH_TYPE_ANY)
 		return false;
 	if (db == NULL && p->cfg->fallback_db == NULL)
-		return false;
-	if (db && db->admin && p->cfg->s.auth_dbname[0] == 0)
 		return false;
 	return p->client_ops->lookup_user(p, db, c->login->dbname)[0] != 0;
 }
@@ -923,6 +941,14 @@ static enum stream_act handle_password(struct client *c, const uint8_t *msg, uin
 		rc = scram_server_finish(&l->scram, (const char *)r.p, proto_reader_left(&r), out,
 				sizeof(out), &outlen, ck);
 		if (rc == SCRAM_E_BAD_PROOF || (rc == 0 && !l->known_user)) {
+			if (c->cred && c->cred->kind == PWD_MD5) {
+				/* PgBouncer's line; the client's exchange ran to
+				 * the end like any wrong password's */
+				char id[200];
+
+				client_logid(c, id, sizeof(id));
+				slog_error(id, "SCRAM authentication failed: user has MD5 secret");
+			}
 			/* PgBouncer's words for any failed SCRAM exchange */
 			client_close(c, SQLSTATE_INVALID_PASSWORD, "SASL authentication failed");
 			return STREAM_CLOSED;
@@ -1173,6 +1199,18 @@ void client_server_ready(struct client *c)
 
 /* ---- stream callbacks ---- */
 
+/* The longest 'p' message <c> may send now.  A clear-text password may be
+ * as long as the longest secret we store and longer (it is compared, and
+ * fails as a wrong password would, as in PgBouncer), within the bound a
+ * startup packet has, so a stranger costs no more memory; a SASL message
+ * has SCRAM's own limit. */
+static uint32_t password_packet_max(const struct client *c)
+{
+	if (c->login->step == LOGIN_PASSWORD || c->login->step == LOGIN_MD5)
+		return PROTO_STARTUP_MAX;
+	return SCRAM_MSG_MAX + 64;
+}
+
 static enum stream_act client_on_header(struct stream *st, uint8_t type, uint32_t len)
 {
 	struct client *c = client_of(st);
@@ -1186,7 +1224,7 @@ static enum stream_act client_on_header(struct stream *st, uint8_t type, uint32_
 			}
 			return STREAM_WANT;
 		}
-		if (type != 'p' || c->login == NULL || len > SCRAM_MSG_MAX + 64) {
+		if (type != 'p' || c->login == NULL || len > password_packet_max(c)) {
 			client_close(c, SQLSTATE_PROTOCOL_VIOLATION,
 					type == 'p' ? "password packet too long" :
 						      "expected password response");

@@ -34,6 +34,7 @@
 #include <strings.h>
 
 #include "config_int.h"
+#include "pwd.h"
 #include "sysalloc.h"
 
 _Static_assert(sizeof(enum pool_mode) == sizeof(int), "enum fields are stored as int");
@@ -797,6 +798,13 @@ int config_check_settings(const struct config_settings *s, char *em, size_t emle
 				"(no client could log in)");
 		return -EINVAL;
 	}
+	if (s->auth_dbname && (strcmp(s->auth_dbname, CONFIG_RESERVED_DB) == 0 ||
+				      strcmp(s->auth_dbname, "pgslab") == 0)) {
+		/* PgBouncer's words: the console (either name) runs no auth_query */
+		config_msgf(em, emlen, "cannot use the reserved \"%s\" database as an auth_dbname",
+				s->auth_dbname);
+		return -EINVAL;
+	}
 	if (s->auth_type == AUTH_TYPE_PAM || s->auth_type == AUTH_TYPE_LDAP) {
 		config_msgf(em, emlen, "auth_type = %s is not supported by pgslab (it would need a "
 				"blocking %s conversation moved off the event loop into a worker thread)",
@@ -892,7 +900,7 @@ static const struct entry_key db_keys[] = {
 	{ "max_db_client_connections", ET_INT, DOFF(max_db_client_connections), 0, INT_MAX },
 	{ "max_db_connections", ET_INT, DOFF(max_db_connections), 0, INT_MAX },
 	{ "min_pool_size", ET_INT, DOFF(min_pool_size), 0, INT_MAX },
-	{ "password", ET_STR, DOFF(password), 0, 0 },
+	{ "password", ET_STR, DOFF(password), 0, PWD_SECRET_MAX - 1 },
 	{ "pool_mode", ET_POOL_MODE, DOFF(pool_mode), 0, 0 },
 	{ "pool_size", ET_INT, DOFF(pool_size), 0, INT_MAX },
 	{ "pool_weight", ET_INT, DOFF(pool_weight), 1, INT_MAX },
@@ -939,6 +947,10 @@ static int entry_set(
 
 	switch (k->type) {
 	case ET_STR:
+		if (k->max > 0 && strlen(val) > (size_t)k->max) { /* <max>: a length */
+			config_msgf(em, emlen, "too long (at most %lld bytes)", k->max);
+			return -EINVAL;
+		}
 		s = sys_strdup(val);
 		if (s == NULL) {
 			config_msgf(em, emlen, "out of memory");
@@ -989,7 +1001,9 @@ int config_entry_put(void *entry, bool db, const char *key, const char *val, cha
 		return -EINVAL;
 	}
 	rc = entry_set(entry, k, val, sub, sizeof(sub));
-	if (rc < 0)
+	if (rc < 0 && db && k->off == DOFF(password)) /* a secret is never echoed */
+		config_msgf(em, emlen, "invalid value for %s: %s", k->name, sub);
+	else if (rc < 0)
 		config_msgf(em, emlen, "invalid value \"%s\" for %s: %s", val, k->name, sub);
 	return rc;
 }

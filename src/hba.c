@@ -51,6 +51,7 @@ void hba_free(struct hba *h)
 		sys_free(h->rules[i].map);
 	}
 	sys_free(h->rules);
+	sys_free(h->warnings);
 	ident_free(h->ident);
 	sys_free(h);
 }
@@ -247,13 +248,12 @@ static int parse_address(struct hba_rule *r, const struct hbatok_line *t, int *f
 			return -EINVAL;
 		}
 	}
+	/* bits outside the mask: as PgBouncer, the line loads and never
+	 * matches (the address is compared unmasked); hba_parse() warns */
 	len = r->family == AF_INET ? 4 : 16;
-	for (i = 0; i < len; i++) {
-		if (r->addr[i] & (uint8_t)~r->mask[i]) {
-			snprintf(why, WHY_LEN, "address \"%s\" has bits set outside its mask", buf);
-			return -EINVAL;
-		}
-	}
+	for (i = 0; i < len; i++)
+		if (r->addr[i] & (uint8_t)~r->mask[i])
+			r->bad_mask = true;
 	return 0;
 }
 
@@ -352,6 +352,26 @@ struct rules_ctx {
 	const char *path;
 };
 
+/* Append one line to <h>'s warnings (at most HBA_WARNINGS_MAX bytes; past
+ * that they are only counted). */
+static void add_warning(struct hba *h, const char *line)
+{
+	size_t n = strlen(line);
+	char *w;
+
+	h->n_warnings++;
+	if (h->warnings_len + n + 2 > HBA_WARNINGS_MAX)
+		return;
+	w = sys_realloc(h->warnings, h->warnings_len + n + 2);
+	if (w == NULL)
+		return;
+	memcpy(w + h->warnings_len, line, n);
+	w[h->warnings_len + n] = '\n';
+	w[h->warnings_len + n + 1] = 0;
+	h->warnings = w;
+	h->warnings_len += n + 1;
+}
+
 static int rule_line(const struct hbatok_line *t, int lineno, void *arg, char *why, size_t wlen)
 {
 	struct rules_ctx *x = arg;
@@ -373,7 +393,18 @@ static int rule_line(const struct hbatok_line *t, int lineno, void *arg, char *w
 	r = &h->rules[h->n++]; /* owned now: freed with <h> */
 	memset(r, 0, sizeof(*r));
 	r->line = lineno;
-	return parse_rule(r, t, x->path, h->ident, why);
+	if (parse_rule(r, t, x->path, h->ident, why) < 0)
+		return -EINVAL;
+	if (r->bad_mask) {
+		char a[INET6_ADDRSTRLEN], m[INET6_ADDRSTRLEN], line[WHY_LEN + 64];
+
+		inet_ntop(r->family, r->addr, a, sizeof(a));
+		inet_ntop(r->family, r->mask, m, sizeof(m));
+		snprintf(line, sizeof(line), "address does not match mask in %s line #%d: %s / %s "
+				"(the line never matches, as in PgBouncer)", x->path, lineno, a, m);
+		add_warning(h, line);
+	}
+	return 0;
 }
 
 struct hba *hba_parse(char *text, const char *path, struct ident *ident, char *err, size_t errlen)

@@ -556,18 +556,13 @@ void pool_budget_refresh(struct proxy *p)
 	}
 }
 
-/* Servers <pool> may open now, growing its share of the budget by buddy
- * blocks (doubling) as far as <want> needs, and claiming slots back from a
- * pool above its fair share when the budget is exhausted. */
-static int pool_room(struct pool *pool, int want, int64_t now)
+/* Servers <pool> may open within its share of the budget, grown by buddy
+ * blocks (doubling) from the free slots as far as <want> needs. */
+static int grow_room(struct pool *pool, int want)
 {
-	struct proxy *p = pool->proxy;
 	struct budget *b = pool->db->budget;
-	const struct config_user *u = config_find_user(p->cfg, pool->cred->name);
-	int room, ulimit;
+	int room = (int)pool->bm.capacity - pool->n_servers;
 
-	member_sync(pool, now);
-	room = (int)pool->bm.capacity - pool->n_servers;
 	while (room < want) {
 		unsigned got = budget_grow(b, &pool->bm);
 
@@ -576,6 +571,20 @@ static int pool_room(struct pool *pool, int want, int64_t now)
 		budget_touch(b, &pool->bm);
 		room += (int)got;
 	}
+	return room;
+}
+
+/* Servers <pool> may open now: grow_room(), and when the budget is
+ * exhausted claim slots back from a pool above its fair share. */
+static int pool_room(struct pool *pool, int want, int64_t now)
+{
+	struct proxy *p = pool->proxy;
+	struct budget *b = pool->db->budget;
+	const struct config_user *u = config_find_user(p->cfg, pool->cred->name);
+	int room, ulimit;
+
+	member_sync(pool, now);
+	room = grow_room(pool, want);
 	if (room < want && room <= 0 &&
 			(pool->n_waiting > 0 || pool->n_welcome > 0 || pool->n_lookups > 0)) {
 		struct budget_member *vm;
@@ -588,11 +597,14 @@ static int pool_room(struct pool *pool, int want, int64_t now)
 		struct pool *victim = vm ? (struct pool *)(void *)((char *)vm -
 							offsetof(struct pool, bm)) : NULL;
 
-		/* an idle server pays the debt now; else its next release does */
+		/* an idle server pays the debt now; else its next release does.
+		 * The slot it frees is this pool's to take at once: left in the
+		 * budget, the janitor's next pass could give it back to a pool
+		 * that only refills its min_pool_size, and so on for ever. */
 		if (victim && !list_empty(&victim->idle)) {
 			server_close(list_last_entry(&victim->idle, struct server, node),
 					"slot handed to a pool below its fair share");
-			room = (int)pool->bm.capacity - pool->n_servers;
+			room = grow_room(pool, want);
 		}
 	}
 	ulimit = u && u->max_user_connections >= 0 ? u->max_user_connections :
@@ -747,7 +759,7 @@ void pool_launch(struct pool *pool)
 		note_reserve(pool);
 		if (server_launch(pool) == NULL) {
 			pool->retry_at_us = now + 1000000;
-			pool->proxy->pool_ops->lookups_failed(pool, "could not connect");
+			pool->proxy->pool_ops->lookups_failed(pool, NULL, "could not connect");
 			break;
 		}
 	}
@@ -773,7 +785,7 @@ void pool_fail_waiting(struct pool *pool, const char *sqlstate, const char *msg)
 {
 	pool_close_clients(&pool->welcome_wait, sqlstate, msg);
 	pool_close_clients(&pool->waiting, sqlstate, msg);
-	pool->proxy->pool_ops->lookups_failed(pool, msg);
+	pool->proxy->pool_ops->lookups_failed(pool, sqlstate, msg);
 }
 
 /* client_close() the clients of <l> that have waited <timeout> or more. */

@@ -125,6 +125,7 @@ static struct userlist *load_userlist(struct config *cfg, char *err, size_t errl
 static struct hba *load_hba(const struct config *cfg, int *rc, char *err, size_t errlen)
 {
 	struct ident *id;
+	struct hba *h;
 
 	*rc = 0;
 	if (cfg->s.auth_hba_file[0] == 0) {
@@ -140,7 +141,22 @@ static struct hba *load_hba(const struct config *cfg, int *rc, char *err, size_t
 		*rc = -EINVAL;
 		return NULL;
 	}
-	return hba_load(cfg->s.auth_hba_file, id, err, errlen); /* frees <id> on failure */
+	h = hba_load(cfg->s.auth_hba_file, id, err, errlen); /* frees <id> on failure */
+	if (h && h->n_warnings > 0) {
+		const char *w = h->warnings ? h->warnings : "";
+		int shown = 0;
+
+		for (; *w; shown++) {
+			const char *nl = strchr(w, '\n');
+
+			log_warning("%.*s", (int)(nl - w), w);
+			w = nl + 1;
+		}
+		if (shown < h->n_warnings)
+			log_warning("%s: %d more warnings not shown", cfg->s.auth_hba_file,
+					h->n_warnings - shown);
+	}
+	return h;
 }
 
 static void tls_settings_of(const struct config_settings *s, bool clients,

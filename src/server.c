@@ -330,13 +330,27 @@ static void login_failed_sev(struct server *s, const char *severity, const char 
 	pool->retry_at_us = proxy_now_us() + p->cfg->s.server_login_retry_us;
 	pool->login_failing = true;
 	snprintf(pool->login_error, sizeof(pool->login_error), "%s", why);
-	server_close(s, "login failed");
+	/* as PgBouncer: the server closes with the server's own words, so
+	 * "closing because: password authentication failed ..." is greppable */
+	server_close(s, why);
 	p->server_ops->fail_waiting(pool, state, why);
 }
 
 static void login_failed(struct server *s, const char *sqlstate, const char *msg)
 {
 	login_failed_sev(s, NULL, sqlstate, msg);
+}
+
+/* We cannot answer the server's request with the secret we hold.  As
+ * PgBouncer: <why> is logged as an error, the waiting clients hear
+ * "server login failed: wrong password type". */
+static void login_wrong_type(struct server *s, const char *why)
+{
+	char id[200];
+
+	server_logid(s, id, sizeof(id));
+	slog_error(id, "%s", why);
+	login_failed(s, SQLSTATE_INVALID_PASSWORD, "server login failed: wrong password type");
 }
 
 /* PgBouncer's line, with the local address of a TCP connection. */
@@ -377,15 +391,18 @@ static bool handle_auth(struct server *s, const uint8_t *msg, uint32_t len)
 	size_t outlen = 0;
 	int rc;
 
+	/* as PgBouncer: no secret is an empty password, which the server
+	 * refuses in its own words */
+	if (kind == PWD_NONE)
+		kind = PWD_PLAIN;
 	proto_reader_init(&r, msg + PROTO_HDR_LEN, len - PROTO_HDR_LEN);
 	code = proto_get_u32(&r);
 	switch (code) {
 	case PROTO_AUTH_OK:
 		return true;
 	case PROTO_AUTH_CLEARTEXT:
-		if (kind != PWD_PLAIN) {
-			login_failed(s, SQLSTATE_INVALID_PASSWORD,
-					"server asks for a cleartext password but only a hashed secret is known");
+		if (kind != PWD_PLAIN) { /* a hash is not the password */
+			login_wrong_type(s, "cannot do cleartext password authentication: wrong password type");
 			return false;
 		}
 		send_password_msg(s, secret, strlen(secret) + 1);
@@ -394,9 +411,12 @@ static bool handle_auth(struct server *s, const uint8_t *msg, uint32_t len)
 		const uint8_t *salt = proto_get_bytes(&r, 4);
 		char md5[PWD_MD5_BUF], resp[PWD_MD5_BUF];
 
-		if (salt == NULL || kind == PWD_SCRAM) {
-			login_failed(s, SQLSTATE_INVALID_PASSWORD,
-					"server asks for md5 but only a SCRAM secret is known");
+		if (salt == NULL) {
+			login_failed(s, SQLSTATE_PROTOCOL_VIOLATION, "malformed md5 request from server");
+			return false;
+		}
+		if (kind != PWD_PLAIN && kind != PWD_MD5) {
+			login_wrong_type(s, "cannot do MD5 authentication: wrong password type");
 			return false;
 		}
 		if (kind == PWD_PLAIN)
@@ -418,7 +438,17 @@ static bool handle_auth(struct server *s, const uint8_t *msg, uint32_t len)
 				found = true;
 		if (!found) {
 			login_failed(s, SQLSTATE_INVALID_AUTH_SPEC,
-					"server offers no supported SASL mechanism");
+					"server login failed: none of the server's SASL authentication mechanisms are supported");
+			return false;
+		}
+		/* as PgBouncer: the secret is checked before the exchange starts */
+		if (kind == PWD_SCRAM && (s->pool->db->password[0] || !s->pool->cred->has_client_key)) {
+			login_wrong_type(s, "cannot do SCRAM authentication: password is SCRAM secret "
+					    "but client authentication did not provide SCRAM keys");
+			return false;
+		}
+		if (kind != PWD_PLAIN && kind != PWD_SCRAM) {
+			login_wrong_type(s, "cannot do SCRAM authentication: wrong password type");
 			return false;
 		}
 		rc = scram_client_begin(&s->login->scram, out, sizeof(out), &outlen);
@@ -441,9 +471,9 @@ static bool handle_auth(struct server *s, const uint8_t *msg, uint32_t len)
 
 		memset(&keys, 0, sizeof(keys));
 		if (kind == PWD_SCRAM && !s->pool->db->password[0]) {
-			if (!cr->has_client_key) {
-				login_failed(s, SQLSTATE_INVALID_PASSWORD,
-						"SCRAM pass-through needs a client to log in with SCRAM first");
+			if (!cr->has_client_key) { /* checked at AuthenticationSASL */
+				login_wrong_type(s, "cannot do SCRAM authentication: password is SCRAM "
+						    "secret but client authentication did not provide SCRAM keys");
 				return false;
 			}
 			keys.secret = &cr->scram;
@@ -451,8 +481,7 @@ static bool handle_auth(struct server *s, const uint8_t *msg, uint32_t len)
 		} else if (kind == PWD_PLAIN) {
 			keys.password = secret;
 		} else {
-			login_failed(s, SQLSTATE_INVALID_PASSWORD,
-					"server asks for SCRAM but only an md5 secret is known");
+			login_wrong_type(s, "cannot do SCRAM authentication: wrong password type");
 			return false;
 		}
 		rc = scram_client_continue(&s->login->scram, (const char *)r.p,
@@ -835,7 +864,7 @@ static void server_on_error(struct stream *st, enum stream_err kind, const char 
 		}
 		server_close(s, reason);
 		/* logins waiting on a lookup get an answer now, not at client_login_timeout */
-		p->server_ops->lookups_failed(pool, reason);
+		p->server_ops->lookups_failed(pool, NULL, reason);
 		return;
 	}
 	server_close(s, reason);

@@ -223,6 +223,12 @@ static int parse_buf(struct userlist *ul, const char *fname, char *err, size_t e
 			goto unterminated;
 		if (*p != '\0' && !is_space(*p))
 			goto syntax;
+		if (strlen(secret) >= PWD_SECRET_MAX) {
+			/* PgBouncer's words; refused, never cut */
+			msgf(err, errlen, "%s:%d: password too long in auth file (at most %d bytes)",
+					fname, lineno, PWD_SECRET_MAX - 1);
+			return -EINVAL;
+		}
 		if (add_entry(ul, name, secret, lineno) < 0) {
 			msgf(err, errlen, "%s: out of memory", fname);
 			return -ENOMEM;

@@ -10,10 +10,14 @@ use Digest::MD5 qw(md5_hex);
 use Time::HiRes qw(sleep);
 use PgSlab::Test::Cluster;
 use PgSlab::Test::Proxy;
+use PgSlab::Test::Wire;
 
 my $node = PgSlab::Test::Cluster->new(name => 'c011',
-	hba => [ 'host all u_md5 127.0.0.1/32 md5' ]);
+	hba => [ 'host all u_md5 127.0.0.1/32 md5', 'host all u_long 127.0.0.1/32 password' ]);
 $node->start;
+# PgBouncer's longest password (MAX_PASSWORD 2048, with the NUL), as its suite's "longpass"
+my $long_pw = 'a' x 2047;
+$node->create_user('u_long', $long_pw);
 my $weird = 'u_wé "ird';
 my $weird_pw = encode_utf8("pä'ss \"wörd");
 $node->create_user('u_scram', 'scram_pw');
@@ -32,6 +36,7 @@ my @userlist = (
 	[ 'u_plain', 'plain_pw' ],
 	[ 'u_md5', $md5_v ],
 	[ encode_utf8($weird), $node->user_secret(encode_utf8($weird)) ],
+	[ 'u_long', $long_pw ],
 );
 
 sub login_ok
@@ -74,6 +79,11 @@ sub new_proxy
 	login_ok($p, encode_utf8($weird), $weird_pw,
 		'scram: user name with space/quote/UTF-8, password with quotes and UTF-8');
 	login_fails($p, 'nobody', 'x', 'scram: user not in auth_file refused');
+	# as PgBouncer: an md5 secret cannot check a SCRAM proof, and there is no fallback to md5
+	login_fails($p, 'u_md5', 'md5_pw', 'scram: md5 secret in auth_file, right password: refused',
+		qr/SASL authentication failed/);
+	ok($p->wait_for_log(qr/C-\d+: postgres\/u_md5\@\S+ SCRAM authentication failed: user has MD5 secret/),
+		'... and PgBouncer\'s line says why');
 	is($p->safe_psql('postgres', 'SELECT current_user', user => 'u_scram',
 		password => 'scram_pw', host => $p->socket_dir), 'u_scram',
 		'scram: login over the Unix socket');
@@ -131,9 +141,28 @@ sub new_proxy
 	login_fails($p, 'u_plain', 'wrong', 'plain: wrong password refused');
 	login_ok($p, 'u_md5', 'md5_pw', 'plain: clear-text password against an md5 secret');
 	login_fails($p, 'u_md5', 'wrong', 'plain: wrong password against an md5 secret refused');
-	# (A right clear-text password against a SCRAM secret cannot log in to
-	# the server: no SCRAM keys.  PgBouncer refuses it too; not asserted.)
+	# A right clear-text password against a SCRAM secret cannot log in to the
+	# server: no SCRAM keys.  PgBouncer's words, for the client and in the log.
+	login_fails($p, 'u_scram', 'scram_pw', 'plain: right password against a SCRAM secret: no server login',
+		qr/server login failed: wrong password type/);
+	ok($p->wait_for_log(qr/S-\d+: postgres\/u_scram\@\S+ cannot do SCRAM authentication: password is SCRAM secret but client authentication did not provide SCRAM keys/),
+		'... the log says why (PgBouncer\'s line)');
 	login_fails($p, 'u_scram', 'wrong', 'plain: wrong password against a SCRAM secret refused');
+	# PgBouncer's longest password; one byte more is a wrong password, not an error
+	login_ok($p, 'u_long', $long_pw, 'plain: a 2047-byte password logs in (and to the server)');
+	login_fails($p, 'u_long', "X$long_pw", 'plain: a 2048-byte password is a wrong password',
+		qr/password authentication failed for user "u_long"/);
+	my $s = raw_connect($p->host, $p->port);
+	my $o = password_login($s, 'u_long', '');
+	close $s;
+	ok($o->{error} && $o->{error}{C} eq '28P01' && !$o->{ready},
+		'plain: the long-password user with an empty password refused') or diag(describe_outcome($o));
+	$s = raw_connect($p->host, $p->port);
+	$o = password_login($s, 'u_long', 'y' x 10000);
+	close $s;
+	ok($o->{error} && $o->{error}{M} eq 'password packet too long' && !$o->{ready},
+		'plain: a password over the startup packet\'s bound (10000 bytes) is refused unread')
+		or diag(describe_outcome($o));
 	is($p->stop, 0, 'plain proxy exits cleanly');
 }
 
@@ -146,6 +175,54 @@ sub new_proxy
 	my $dbh = eval { $p->connect_dbi('postgres', user => 'nobody', password => undef) };
 	ok(!$dbh, 'trust: a user missing from auth_file is still refused');
 	is($p->stop, 0, 'trust proxy exits cleanly');
+}
+
+# --- login to the server: PgBouncer's words when it fails ------------------------------------------------
+{
+	my $cport = $node->port;
+	my $base = "host=127.0.0.1 port=$cport dbname=postgres";
+	my $p = PgSlab::Test::Proxy->new(cluster => $node, name => 'p011_server',
+		databases => {
+			postgres => $base,
+			badpw    => "$base user=u_plain password=wrong",
+			longdb   => "$base user=u_long",
+			md5db    => "$base user=u_md5",
+		},
+		settings => { auth_type => 'trust', pool_mode => 'transaction' },
+		# u_md5's server secret is md5, but pgslab holds a SCRAM verifier for it
+		userlist => [ [ 'u_plain', 'plain_pw' ], [ 'u_long', $long_pw ], [ 'u_md5', $scram_v ] ]);
+	$p->start;
+	my ($rc, $out, $err) = $p->psql('badpw', 'SELECT 1', user => 'u_plain', timeout => 20);
+	like($err, qr/password authentication failed for user "u_plain"/,
+		'server: a wrong password in [databases]: the server\'s error reaches the client');
+	ok($p->wait_for_log(qr/S-\d+: badpw\/u_plain\@\S+ closing because: password authentication failed for user "u_plain"/),
+		'... and the server connection closes with the server\'s words (as PgBouncer)');
+	is($p->safe_psql('longdb', 'SELECT current_user', user => 'u_plain'), 'u_long',
+		'server: a 2047-byte password from the auth_file logs in to PostgreSQL');
+	($rc, $out, $err) = $p->psql('md5db', 'SELECT 1', user => 'u_plain', timeout => 20);
+	like($err, qr/server login failed: wrong password type/,
+		'server: md5 asked, only a SCRAM secret held: "wrong password type"');
+	ok($p->wait_for_log(qr/S-\d+: md5db\/u_md5\@\S+ cannot do MD5 authentication: wrong password type/),
+		'... logged as PgBouncer does');
+	is($p->stop, 0, 'server-login proxy exits cleanly');
+}
+
+# --- secrets longer than PgBouncer's are refused where they are read, never cut ---------------------------
+{
+	my $cport = $node->port;
+	my $p = PgSlab::Test::Proxy->new(cluster => $node, name => 'p011_longfile',
+		settings => { auth_type => 'plain' },
+		userlist => [ [ 'u_plain', 'plain_pw' ], [ 'u_long', "X$long_pw" ] ]);
+	ok(!eval { $p->start; 1 }, 'a 2048-byte secret in the auth_file: pgslab refuses to start');
+	like($p->log_content, qr/userlist\.txt:\d+: password too long in auth file \(at most 2047 bytes\)/,
+		'... saying where (PgBouncer\'s words)');
+	$p->teardown;
+	$p = PgSlab::Test::Proxy->new(cluster => $node, name => 'p011_longdb',
+		databases => { postgres => "host=127.0.0.1 port=$cport dbname=postgres user=u_long password=X$long_pw" },
+		settings => { auth_type => 'trust' }, userlist => [ [ 'u_plain', 'plain_pw' ] ]);
+	ok(!eval { $p->start; 1 }, 'a 2048-byte password= in [databases]: pgslab refuses to start');
+	like($p->log_content, qr/too long \(at most 2047 bytes\)/, '... saying so');
+	$p->teardown;
 }
 
 done_testing();

@@ -215,7 +215,10 @@ $proxy->write_config;
 like($err, qr/RELOAD failed, see logs for additional details/,
 	'RELOAD of a broken config: PgBouncer\'s error');
 unlike($err, qr/\.ini|pool_mode/, '... which names no path nor setting');
-ok($proxy->wait_for_log(qr/RELOAD failed: .*pool_mode/), '... the detail is in the log');
+ok($proxy->wait_for_log(qr/reload failed, the running configuration stays in force: .*pool_mode/),
+	'... the detail is in the log');
+my ($logfile_part) = split /\n--- pgslab stdout\/stderr ---\n/, $proxy->log_content;
+is(scalar(() = $logfile_part =~ /pool_mode.*bogus|bogus.*pool_mode/g), 1, '... once in the log file (as PgBouncer)');
 $proxy->set(pool_mode => 'transaction');
 $proxy->write_config;
 

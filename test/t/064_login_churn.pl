@@ -17,8 +17,10 @@ $node->start;
 $node->create_user('u_scram', 'scram_pw');
 $node->create_user('u_md5', 'md5_pw', method => 'md5');
 
+# auth_type md5: u_md5 gets the md5 exchange, u_scram (a SCRAM secret) SCRAM, as in PgBouncer
+# (under scram-sha-256 an md5 secret cannot log in at all)
 my $proxy = PgSlab::Test::Proxy->new(cluster => $node, name => 'p064',
-	settings => { pool_mode => 'transaction', auth_type => 'scram-sha-256',
+	settings => { pool_mode => 'transaction', auth_type => 'md5',
 		max_client_conn => 2000, client_login_timeout => 5 },
 	userlist => userlist_from_cluster($node, 'u_scram', 'u_md5'));
 $proxy->start;

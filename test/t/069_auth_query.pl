@@ -8,6 +8,7 @@ use warnings;
 
 use Test::More;
 use POSIX ();
+use Time::HiRes qw(sleep);
 use PgSlab::Test::Cluster;
 use PgSlab::Test::Proxy;
 use PgSlab::Test::Wire;
@@ -64,6 +65,9 @@ my $proxy = PgSlab::Test::Proxy->new(
 		# auth_dbname naming the console, or nothing configured
 		rsvdb    => "$base auth_dbname=pgbouncer",
 		unconfdb => "$base auth_dbname=nosuchauthdb",
+		# the auth database's server refuses the auth user's login (no such database)
+		missingauth => "host=127.0.0.1 port=$cport dbname=no_such_pg_db_069",
+		usesmissing => "$base auth_dbname=missingauth",
 	},
 	users    => { authu => { pool_size => 2 } },
 	settings => {
@@ -75,6 +79,14 @@ my $proxy = PgSlab::Test::Proxy->new(
 	},
 	userlist => [ [ 'authu', 'authu_pw' ] ]);
 $proxy->start;
+
+# Occurrences of <re> in the log file (not the captured stderr).
+sub count_log
+{
+	my ($re) = @_;
+	my ($log) = split /\n--- pgslab stdout\/stderr ---\n/, $proxy->log_content;
+	return scalar(() = ($log // '') =~ /$re/g);
+}
 
 sub login
 {
@@ -88,8 +100,10 @@ my ($rc, $out, $err) = login('q_scram', 'scram_pw');
 is($rc, 0, 'SCRAM-stored user found by auth_query logs in with psql') or diag($err);
 is($out =~ s/\s+//gr, 'q_scram', '... and is q_scram on the server (SCRAM pass-through)');
 ($rc, $out, $err) = login('q_md5', 'md5_pw');
-is($rc, 0, 'md5-stored user logs in (md5 exchange: an md5 secret cannot serve SCRAM)') or diag($err);
-is($out =~ s/\s+//gr, 'q_md5', '... as q_md5');
+isnt($rc, 0, 'md5-stored user, right password: refused (an md5 secret cannot check SCRAM; no md5 fallback, as PgBouncer)');
+like($err, qr/SASL authentication failed/, '... as any failed SCRAM exchange') or diag($err);
+ok($proxy->wait_for_log(qr/C-\d+: postgres\/q_md5\@\S+ SCRAM authentication failed: user has MD5 secret/),
+	'... and the log says why (PgBouncer\'s line)');
 my $dbh = eval { $proxy->connect_dbi('postgres', user => 'q_scram', password => 'scram_pw') };
 ok($dbh, 'DBD::Pg logs in as an auth_query user') or diag($@);
 if ($dbh) {
@@ -104,7 +118,7 @@ is($rc, 0, 'per-database auth_user key works') or diag($err);
 
 # --- refusals: all read like a wrong password ----------------------------------------------
 # PgBouncer's words depend on the exchange only: "SASL authentication failed" for any
-# failed SCRAM exchange, "password authentication failed for user ..." for md5
+# failed SCRAM exchange (auth_type scram-sha-256: also for an md5-stored role)
 my $sasl_failed = qr/FATAL:  SASL authentication failed$/m;
 my %msg;
 for my $case ([ wrong => 'q_scram', 'nope' ], [ unknown => 'no_such_role', 'x' ],
@@ -113,12 +127,11 @@ for my $case ([ wrong => 'q_scram', 'nope' ], [ unknown => 'no_such_role', 'x' ]
 	my ($name, $u, $pw) = @$case;
 	($rc, $out, $err) = login($u, $pw);
 	isnt($rc, 0, "$name ($u): refused");
-	like($err, $name eq 'md5wrong' ? qr/password authentication failed for user "\Q$u\E"/ : $sasl_failed,
-		"$name: the wrong-password error") or diag($err);
+	like($err, $sasl_failed, "$name: the wrong-password error") or diag($err);
 	(my $m = $err) =~ s/"\Q$u\E"/"USER"/g;
 	$msg{$name} = $m;
 }
-is($msg{$_}, $msg{wrong}, "$_ reads exactly like a wrong password") for qw(unknown expired nologin nopw);
+is($msg{$_}, $msg{wrong}, "$_ reads exactly like a wrong password") for qw(unknown expired nologin nopw md5wrong);
 
 # --- a database that does not exist: no lookup (PgBouncer's "fake" database), a wrong
 # password's words even with the right one, so a stranger learns nothing about which exist
@@ -196,6 +209,24 @@ ok($proxy->wait_for_log(qr/error in auth_query.*"not_pg_shadow" does not exist/)
 ($rc, $out, $err) = login('q_scram', 'scram_pw2', 'rsvdb');
 like($err, qr/bouncer config error/, 'auth_dbname = pgbouncer (the console): "bouncer config error"') or diag($err);
 ok($proxy->wait_for_log(qr/cannot use the reserved "pgbouncer" database as an auth_dbname/), '... logged as PgBouncer does');
+# the console looked up through the global auth_user without a global auth_dbname: the
+# console would be its own auth database; PgBouncer refuses it in these words
+my $rsv_re = qr/cannot use the reserved "pgbouncer" database as an auth_dbname/;
+my $n_rsv = count_log($rsv_re);
+($rc, $out, $err) = login('q_scram', 'scram_pw2', 'pgbouncer');
+isnt($rc, 0, 'console login of an auth_query user, no global auth_dbname: refused');
+like($err, qr/FATAL:  bouncer config error$/m, '... "bouncer config error" (as PgBouncer)') or diag($err);
+ok(PgSlab::Test::Cluster::_poll_until(10, sub { count_log($rsv_re) == $n_rsv + 1 }),
+	'... logged as PgBouncer does');
+($rc, $out, $err) = login('q_scram', 'wrong', 'pgbouncer');
+like($err, qr/bouncer config error/, '... whatever the password (no lookup, nothing about the user)') or diag($err);
+# the auth pool's server refuses the auth user's login: its words reach the waiting client,
+# as PgBouncer's kill_pool_logins sends them
+($rc, $out, $err) = login('q_scram', 'scram_pw2', 'usesmissing');
+isnt($rc, 0, 'auth database missing in PostgreSQL: refused');
+like($err, qr/FATAL:  database "no_such_pg_db_069" does not exist/, '... with the server\'s error') or diag($err);
+ok($proxy->wait_for_log(qr/C-\d+: usesmissing\/q_scram\@\S+ closing because: database "no_such_pg_db_069" does not exist/),
+	'... logged as the reason the client closes');
 ($rc, $out, $err) = login('q_scram', 'scram_pw2', 'unconfdb');
 like($err, qr/bouncer config error/, 'auth_dbname not configured: "bouncer config error"') or diag($err);
 ok($proxy->wait_for_log(qr/authentication database "nosuchauthdb" is not configured/), '... logged');
@@ -259,10 +290,10 @@ is($proxy->safe_psql('postgres', 'SELECT 69'), '69', 'pgslab still serves');
 	my $all = 1;
 	for my $s (@socks) {
 		my $o2 = read_outcome($s, 10);
-		$all = 0 unless defined $o2->{auth} && $o2->{auth} == 5;
+		$all = 0 unless defined $o2->{auth} && $o2->{auth} == 10;
 		close $s;
 	}
-	ok($all, 'lookups in flight across a RELOAD still answer (md5 request to each client)');
+	ok($all, 'lookups in flight across a RELOAD still answer (a SASL request to each client)');
 	my $s = raw_connect($proxy->host, $proxy->port);
 	raw_send($s, startup_packet(user => 'q_scram', database => 'slowdb')
 		. frontend_message('p', "scram_pw2\0"));
@@ -272,6 +303,27 @@ is($proxy->safe_psql('postgres', 'SELECT 69'), '69', 'pgslab still serves');
 		or diag(describe_outcome($o3));
 	is($proxy->safe_psql('postgres', 'SELECT 1'), '1', '... pgslab serves on');
 }
+
+# --- auth_dbname naming the console, globally: refused by SET and by RELOAD, as PgBouncer ------
+($rc, $out, $err) = $proxy->psql('pgslab', "SET auth_dbname = 'pgbouncer'", user => $node->superuser,
+	password => PgSlab::Test::Cluster::SUPERUSER_PW);
+like($err, qr/cannot use the reserved "pgbouncer" database as an auth_dbname/, 'SET auth_dbname = pgbouncer: refused')
+	or diag($err);
+$proxy->set(auth_dbname => 'pgbouncer');
+$proxy->write_config;
+$n_rsv = count_log($rsv_re);
+($rc, $out, $err) = $proxy->psql('pgslab', 'RELOAD', user => $node->superuser,
+	password => PgSlab::Test::Cluster::SUPERUSER_PW);
+like($err, qr/RELOAD failed, see logs for additional details/, 'RELOAD with auth_dbname = pgbouncer: refused')
+	or diag($err);
+ok($proxy->wait_for_log(qr/reload failed, the running configuration stays in force: .*cannot use the reserved "pgbouncer" database as an auth_dbname/),
+	'... PgBouncer\'s words in the log');
+sleep(0.3);
+is(count_log($rsv_re), $n_rsv + 1, '... once');
+$proxy->set(auth_dbname => undef);
+$proxy->write_config;
+($rc, $out, $err) = login('q_scram', 'scram_pw2');
+is($rc, 0, '... and the running configuration serves on') or diag($err);
 
 # --- auth_type md5 with a SCRAM-stored user: SCRAM is used, as PgBouncer ---------------------
 $proxy->set(auth_type => 'md5');
@@ -294,8 +346,31 @@ is($rc, 0, 'auth_type trust: a password-less role found by auth_query logs in') 
 is($out =~ s/\s+//gr, 'q_nopw', '... as q_nopw');
 ($rc, $out, $err) = login('no_such_role', undef);
 isnt($rc, 0, 'auth_type trust: a role auth_query does not find is still refused');
+# trust admits every name that exists: saying which do not tells a stranger nothing more
+like($err, qr/FATAL:  no such user$/m, '... with PgBouncer\'s "no such user" (trust only)') or diag($err);
+ok($proxy->wait_for_log(qr/C-\d+: postgres\/no_such_role\@\S+ closing because: no such user \(age=/),
+	'... logged as PgBouncer logs it');
 
 is($proxy->stop, 0, 'clean exit');
 my $log = $proxy->log_content;
 unlike($log, qr/AddressSanitizer|runtime error/, 'no sanitizer report');
+
+# --- a database at max_db_connections whose pools each keep min_pool_size above it: the
+# auth pool and every user's pool share 2 slots; each login still gets its lookup and then
+# a server (the slot a pool hands over goes to the pool that asked, not back to a pool
+# that only refills its minimum)
+{
+	my $pf = PgSlab::Test::Proxy->new(cluster => $node, name => 'p069full',
+		databases => { fulldb => "$base max_db_connections=2 min_pool_size=5 pool_size=5" },
+		settings  => { auth_type => 'scram-sha-256', auth_user => 'authu', pool_mode => 'session' },
+		userlist  => [ [ 'authu', 'authu_pw' ] ]);
+	$pf->start;
+	for my $u ('q_scram', 'q_many1', 'q_many2', 'q_scram', 'q_many3') {
+		my $pw = $u eq 'q_scram' ? 'scram_pw2' : 'many_pw';
+		my ($r, $o, $e) = $pf->psql('fulldb', 'SELECT current_user', user => $u, password => $pw,
+			timeout => 10, params => { connect_timeout => 8 });
+		is($r == 0 ? $o =~ s/\s+//gr : $e, $u, "full database (2 slots, min_pool_size 5): $u logs in");
+	}
+	is($pf->stop, 0, 'full-database proxy: clean exit');
+}
 done_testing();

@@ -92,7 +92,7 @@ int main(void)
 	struct ident *id;
 	char *txt;
 
-	plan(82);
+	plan(85);
 	if (mkdtemp(dir) == NULL)
 		return 1;
 	write_file("admins.txt", "# admins\nroot, \"Mixed Case\"\n  ops\n");
@@ -186,7 +186,20 @@ int main(void)
 
 	/* errors name the file and line */
 	check_error("local all all trust\nhost all all 10.0.0.0/33 md5\n", "hba.conf:2: invalid CIDR mask", "mask /33");
-	check_error("host all all 10.0.0.1/8 md5\n", "hba.conf:1: address \"10.0.0.1\" has bits set outside its mask", "bits outside mask");
+	/* bits outside the mask: loads with a warning and never matches (PgBouncer) */
+	h = parse("host all all 10.0.0.1/8 reject\nhost all all 192.168.1.1/0 trust\n"
+		  "host all all 10.0.0.0/8 md5\n", NULL, err, sizeof(err));
+	ok(h != NULL, "address with bits outside its mask: the file loads");
+	if (h == NULL)
+		diag("got: %s", err);
+	ok(h && h->n_warnings == 2 && h->warnings &&
+			strstr(h->warnings, "address does not match mask in ") &&
+			strstr(h->warnings, "hba.conf line #1: 10.0.0.1 / 255.0.0.0") &&
+			strstr(h->warnings, "hba.conf line #2: 192.168.1.1 / 0.0.0.0"),
+			"... with PgBouncer's warning for each such line");
+	is_int(h ? match(h, "10.0.0.1", false, "x", "u") : -1, 3, "... which never match (10.0.0.1 falls to line 3)");
+	is_int(h ? match(h, "192.168.1.1", false, "x", "u") : -1, 0, "... not even the address itself");
+	hba_free(h);
 	check_error("host all all 10.0.0.0 md5\n", ":1: invalid IP mask \"md5\"", "address without mask");
 	check_error("host all all 10.0.0.0\n", ":1: too few fields", "no method");
 	check_error("host all all db.example.com/32 md5\n", "host names are not supported", "host name");

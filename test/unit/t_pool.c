@@ -44,7 +44,7 @@ static void rec_lookup_run(struct server *s, struct authq_req *r)
 
 /* As authq_pool_failed(): the pool's queued lookups leave it (they would
  * fail their waiters), so nothing stays on pool->lookups. */
-static void rec_lookups_failed(struct pool *pool, const char *why)
+static void rec_lookups_failed(struct pool *pool, const char *sqlstate, const char *why)
 {
 	up.failed++;
 	up.failed_pool = pool;
