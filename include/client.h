@@ -20,9 +20,20 @@ struct varset;
 struct client_login;
 struct authq_wait;
 
+/* A replication connection (startup parameter "replication"): logical
+ * ("database"), physical (a true boolean), or none.  Such a client gets a
+ * server of its own, opened for it with its startup parameters and closed
+ * when it leaves; it is never shared or pooled (pool.c). */
+enum client_repl {
+	CLIENT_REPL_NONE,
+	CLIENT_REPL_LOGICAL,
+	CLIENT_REPL_PHYSICAL,
+};
+
 enum client_state {
 	CL_LOGIN,     /* proxy->login_clients */
-	CL_WELCOME,   /* pool->welcome_wait: authenticated, pool has no parameters yet */
+	CL_WELCOME,   /* pool->welcome_wait: authenticated, pool has no parameters yet;
+		       * or a replication client waiting for its own server */
 	CL_WAITING,   /* pool->waiting */
 	CL_ACTIVE,    /* pool->clients (linked to a server or idle) */
 	CL_CLOSED,
@@ -49,6 +60,7 @@ struct client {
 	bool closing;                /* client_close() ran; torn down from the loop */
 	bool prep_wait;              /* stopped until owed answers settle (prep.h) */
 	bool wait_notified;          /* this wait's query_wait_notify notice was sent */
+	uint8_t replication;         /* enum client_repl */
 	uint8_t addr[16];
 	struct cred *cred;           /* the user it logged in as */
 	struct prep_client pst;      /* its prepared-statement names */
@@ -96,6 +108,18 @@ void client_welcome(struct client *c);
 void client_logid(const struct client *c, char *buf, size_t len);
 void client_addr_str(const struct client *c, char *buf, size_t len);
 void client_finish_login(struct client *c);
+/* Replication client <c>'s own server logged in (and is linked to it):
+ * welcome <c> with that server's ParameterStatus messages (<params>,
+ * <len> bytes) and start forwarding. */
+void client_repl_welcome(struct client *c, const uint8_t *params, uint32_t len);
+/* The startup parameters a replication client's server is opened with
+ * (name\0value\0 pairs: replication, the client's tracked parameters and
+ * options as it sent them), <*len> bytes; NULL once it is welcomed. */
+const uint8_t *client_repl_params(const struct client *c, uint32_t *len);
+/* PgBouncer's names of <kind> (enum client_repl): the login line's
+ * "no"/"database"/"yes", SHOW CLIENTS' "none"/"logical"/"physical". */
+const char *client_repl_param(uint8_t kind);
+const char *client_repl_name(uint8_t kind);
 size_t client_login_size(void);
 /* <c> sends a request to linked <s>: timing and byte counts, and the
  * tracker unless <type> is 0.  False when the pipeline is too deep to

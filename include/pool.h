@@ -42,6 +42,9 @@ struct pool {
 	struct list lookups;         /* auth_query requests waiting for a server (authq.h) */
 	int n_idle, n_active, n_login, n_waiting, n_clients, n_welcome, n_lookups;
 	int n_servers;
+	/* replication (client.h): clients on welcome_wait waiting for a server
+	 * of their own; such servers (any state), and those logging in */
+	int n_repl_wait, n_repl, n_repl_login;
 	enum pool_mode mode;
 	uint8_t *welcome;            /* ParameterStatus messages from a server login */
 	uint32_t welcome_len, welcome_cap;

@@ -45,6 +45,8 @@ struct server {
 	uint8_t state;
 	bool close_needed;
 	bool release_on_drain;
+	uint8_t repl;                /* enum client_repl: a replication client's own
+				      * server, linked from launch, never pooled */
 	uint8_t prep;                /* PREP_* steps done since linked */
 	struct prep_server pst;      /* statements prepared on the backend */
 };

@@ -28,6 +28,10 @@
  * COPY: CopyInResponse puts the backend in copy-in, where it ignores Sync
  * and Flush: Syncs the client pipelined after the COPY's request are taken
  * off the queue, and copy-in ends with the client's CopyDone or CopyFail.
+ * CopyBothResponse (START_REPLICATION, a replication connection's simple
+ * Query) is copy-in on the client's side too; the backend's CopyData and
+ * CopyDone change nothing, and result sets may follow before its
+ * ReadyForQuery (as after BASE_BACKUP's CopyOut).
  * Anything the tracker cannot place (a reply with no matching request, a
  * request the backend cannot take in its state) sets TRACK_F_DESYNC: the
  * server is then never reused.

@@ -720,7 +720,7 @@ static void client_row(struct rs *r, struct client *cl, const char *state, bool 
 	v[0] = "C";
 	v[1] = cl->cred ? cl->cred->name : "(nouser)";
 	v[2] = cl->db ? cl->db->name : "(nodb)";
-	v[3] = "none";
+	v[3] = client_repl_name(cl->replication);
 	v[4] = state;
 	v[5] = addr;
 	v[6] = fi(&f, cl->family == AF_INET || cl->family == AF_INET6 ? cl->port : 0);
@@ -756,7 +756,7 @@ static void server_row(struct rs *r, struct server *s, const char *state, bool d
 	v[0] = "S";
 	v[1] = s->pool->cred->name;
 	v[2] = s->pool->db->name;
-	v[3] = "none";
+	v[3] = client_repl_name(s->repl);
 	v[4] = state;
 	fmt_sockaddr(&f, &ss, &v[5], &v[6]);
 	if (ss.ss_family == AF_UNIX)

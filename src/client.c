@@ -31,6 +31,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -72,6 +73,8 @@ struct client_login {
 	struct db *db;             /* NULL while an auto-database waits for auth */
 	char user[NAME_MAX_LEN];   /* as the client asked, known or not */
 	char dbname[NAME_MAX_LEN]; /* as the client asked */
+	uint8_t *repl_params;      /* replication: its server's startup parameters */
+	uint32_t repl_len, repl_cap; /* ... their bytes, the slab buffer's size */
 	struct authq_wait wait;    /* LOGIN_LOOKUP */
 	struct scram_server scram;
 	struct scram_secret secret;
@@ -187,6 +190,8 @@ static void login_free(struct client *c)
 	if (c->login == NULL)
 		return;
 	p->client_ops->lookup_cancel(p, &c->login->wait);
+	if (c->login->repl_params)
+		slab_buf_free(p->arena, c->login->repl_params, c->login->repl_cap);
 	scram_server_clear(&c->login->scram);
 	memset(&c->login->secret, 0, sizeof(c->login->secret));
 	slab_free(p->client_login_cache, c->login);
@@ -429,6 +434,104 @@ static const char *apply_options(struct client *c, const char *opt, char *err, s
 	}
 }
 
+/* ---- replication connections ---- */
+
+static const char *const repl_params[] = { "no", "database", "yes" };
+static const char *const repl_names[] = { "none", "logical", "physical" };
+
+const char *client_repl_param(uint8_t kind)
+{
+	return kind <= CLIENT_REPL_PHYSICAL ? repl_params[kind] : "?";
+}
+
+const char *client_repl_name(uint8_t kind)
+{
+	return kind <= CLIENT_REPL_PHYSICAL ? repl_names[kind] : "?";
+}
+
+/* PostgreSQL's reading of the "replication" startup parameter: exactly
+ * "database" is logical; else a boolean as its parse_bool() reads one (a
+ * prefix of true, false, yes or no, on/off from two letters, 1 or 0, in
+ * any case), true being physical.  False when it is neither. */
+static bool repl_parse(const char *v, uint8_t *kind)
+{
+	static const struct {
+		const char *word;
+		size_t min;
+		bool val;
+	} w[] = {
+		{ "true", 1, true }, { "false", 1, false }, { "yes", 1, true }, { "no", 1, false },
+		{ "on", 2, true }, { "off", 2, false }, { "1", 1, true }, { "0", 1, false },
+	};
+	size_t n = strlen(v), i;
+
+	if (strcmp(v, "database") == 0) {
+		*kind = CLIENT_REPL_LOGICAL;
+		return true;
+	}
+	for (i = 0; i < sizeof(w) / sizeof(w[0]); i++) {
+		if (n >= w[i].min && n <= strlen(w[i].word) && strncasecmp(v, w[i].word, n) == 0) {
+			*kind = w[i].val ? CLIENT_REPL_PHYSICAL : CLIENT_REPL_NONE;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Does a replication client's own server get startup parameter <name>?
+ * Its tracked parameters and "options" (whole: any setting, not only
+ * -c, as PgBouncer), as it sent them; never user and database (the
+ * pool's), "replication" (written first, normalized), _pq_. extensions
+ * (negotiated here) or ignore_startup_parameters. */
+static bool repl_forwards(struct proxy *p, const char *name)
+{
+	return strcmp(name, "options") == 0 || vars_index(&p->vars, name) >= 0;
+}
+
+/* Keep what <c>'s own server will be opened with (client_repl_params()):
+ * name\0value\0 pairs taken from startup packet <st>, in a slab buffer
+ * owned by the login. */
+static int repl_params_save(struct client *c, const struct proto_startup *st)
+{
+	struct proxy *p = proxy_of(&c->st);
+	struct client_login *l = c->login;
+	const char *kind = client_repl_param(c->replication), *name, *value;
+	size_t n = sizeof("replication") + strlen(kind) + 1, pos = 0, cap, nl, vl;
+	uint8_t *b;
+
+	while (proto_startup_next(st, &pos, &name, &value))
+		if (repl_forwards(p, name))
+			n += strlen(name) + strlen(value) + 2;
+	b = slab_buf_alloc(p->arena, n, &cap);
+	if (b == NULL)
+		return -ENOMEM;
+	l->repl_params = b;
+	l->repl_cap = (uint32_t)cap;
+	memcpy(b, "replication", sizeof("replication"));
+	memcpy(b + sizeof("replication"), kind, strlen(kind) + 1);
+	l->repl_len = (uint32_t)(sizeof("replication") + strlen(kind) + 1);
+	for (pos = 0; proto_startup_next(st, &pos, &name, &value);) {
+		if (!repl_forwards(p, name))
+			continue;
+		nl = strlen(name) + 1;
+		vl = strlen(value) + 1;
+		memcpy(b + l->repl_len, name, nl);
+		memcpy(b + l->repl_len + nl, value, vl);
+		l->repl_len += (uint32_t)(nl + vl);
+	}
+	return 0;
+}
+
+const uint8_t *client_repl_params(const struct client *c, uint32_t *len)
+{
+	if (c->login == NULL || c->login->repl_params == NULL) {
+		*len = 0;
+		return NULL;
+	}
+	*len = c->login->repl_len;
+	return c->login->repl_params;
+}
+
 /* The method <t> becomes for this login's secret.  As PgBouncer: md5 with
  * a SCRAM secret is SCRAM; SCRAM with an md5 secret stays SCRAM and fails
  * (an md5 secret cannot check a SCRAM proof), never falls back to md5. */
@@ -528,6 +631,9 @@ static enum auth_type hba_method(struct client *c)
 	hc.family = c->family;
 	hc.addr = c->addr;
 	hc.is_tls = stream_is_tls(&c->st);
+	/* as PostgreSQL: only a physical replication connection matches the
+	 * keyword "replication"; a logical one matches by database name */
+	hc.replication = c->replication == CLIENT_REPL_PHYSICAL;
 	hc.db = c->login->dbname;
 	hc.user = c->login->user;
 	r = hba_match(p->hba, &hc);
@@ -717,6 +823,17 @@ static enum stream_act handle_startup(struct client *c, const uint8_t *msg, uint
 		client_close(c, SQLSTATE_PROTOCOL_VIOLATION, "SSL required");
 		return STREAM_CLOSED;
 	}
+	/* "replication" first: it decides how "options" is read */
+	while (proto_startup_next(&st, &pos, &name, &value)) {
+		if (strcmp(name, "replication") == 0 && !repl_parse(value, &c->replication)) {
+			/* PostgreSQL's refusal (PgBouncer would take it for "no") */
+			snprintf(buf, sizeof(buf), "invalid value for parameter \"replication\": \"%.64s\"",
+					value);
+			client_close(c, SQLSTATE_INVALID_PARAMETER_VALUE, buf);
+			return STREAM_CLOSED;
+		}
+	}
+	pos = 0;
 	while (proto_startup_next(&st, &pos, &name, &value)) {
 		int idx;
 
@@ -733,15 +850,15 @@ static enum stream_act handle_startup(struct client *c, const uint8_t *msg, uint
 			vars_put(p, c->vars);
 			c->vars = vs;
 		} else if (strcmp(name, "options") == 0) {
-			const char *e = apply_options(c, value, buf, sizeof(buf));
+			/* a replication client's go to its own server as sent */
+			const char *e = c->replication ? NULL : apply_options(c, value, buf, sizeof(buf));
 
 			if (e != NULL) {
 				client_close(c, SQLSTATE_PROTOCOL_VIOLATION, e);
 				return STREAM_CLOSED;
 			}
 		} else if (strcmp(name, "replication") == 0) {
-			client_close(c, SQLSTATE_PROTOCOL_VIOLATION, "replication connections are not supported");
-			return STREAM_CLOSED;
+			/* read above */
 		} else if (!ignored_param(p, name)) {
 			snprintf(buf, sizeof(buf), "unsupported startup parameter: %s", name);
 			client_close(c, SQLSTATE_PROTOCOL_VIOLATION, buf);
@@ -777,6 +894,10 @@ static enum stream_act handle_startup(struct client *c, const uint8_t *msg, uint
 	scram_server_init(&c->login->scram);
 	snprintf(c->login->user, sizeof(c->login->user), "%s", user);
 	snprintf(c->login->dbname, sizeof(c->login->dbname), "%s", dbname);
+	if (c->replication && repl_params_save(c, &st) < 0) {
+		client_close(c, SQLSTATE_TOO_MANY_CONNECTIONS, "out of memory");
+		return STREAM_CLOSED;
+	}
 	/* only the auth_file's users authenticate; "any" takes every name */
 	c->cred = p->cfg->s.auth_type == AUTH_TYPE_ANY ? cred_find(p, user, true) :
 							cred_auth(p, user);
@@ -977,13 +1098,16 @@ static enum stream_act handle_password(struct client *c, const uint8_t *msg, uin
 	return c->closing ? STREAM_CLOSED : STREAM_DROP;
 }
 
-/* Send AuthenticationOk, ParameterStatus (the pool's, with the client's own
- * values for tracked parameters), BackendKeyData and ReadyForQuery. */
-static void send_welcome(struct client *c)
+/* Send AuthenticationOk, ParameterStatus, BackendKeyData and
+ * ReadyForQuery.  The ParameterStatus messages are <params> (<len> bytes:
+ * the pool's, NULL for the console's own): a pooled client gets the
+ * client's own values for tracked parameters instead of the server's; a
+ * replication client (<own_server>) gets its own server's, all of them. */
+static void send_welcome(struct client *c, const uint8_t *params, uint32_t params_len,
+		bool own_server)
 {
 	struct proxy *p = proxy_of(&c->st);
-	struct pool *pool = c->pool;
-	size_t cap = 1024 + (pool ? pool->welcome_len : 0);
+	size_t cap = 1024 + params_len;
 	uint8_t *buf;
 	struct pkt k;
 	int i;
@@ -996,11 +1120,11 @@ static void send_welcome(struct client *c)
 		return;
 	pkt_init(&k, buf, cap);
 	proto_write_auth(&k, PROTO_AUTH_OK, NULL, 0);
-	if (pool && pool->welcome) {
+	if (params) {
 		struct proto_reader r;
 
 		/* replay the server's ParameterStatus, skipping tracked names */
-		proto_reader_init(&r, pool->welcome, pool->welcome_len);
+		proto_reader_init(&r, params, params_len);
 		while (proto_reader_left(&r) >= PROTO_HDR_LEN) {
 			const uint8_t *m = r.p;
 			uint32_t l = proto_peek_u32(m + 1);
@@ -1011,7 +1135,7 @@ static void send_welcome(struct client *c)
 				break;
 			proto_reader_init(&body, m + PROTO_HDR_LEN, l - 4);
 			name = proto_get_str(&body);
-			if (name != NULL && vars_index(&p->vars, name) < 0)
+			if (name != NULL && (own_server || vars_index(&p->vars, name) < 0))
 				pkt_bytes(&k, m, 1 + (size_t)l);
 		}
 	} else {
@@ -1019,7 +1143,7 @@ static void send_welcome(struct client *c)
 		proto_write_param_status(&k, "server_encoding", "UTF8");
 		proto_write_param_status(&k, "integer_datetimes", "on");
 	}
-	for (i = 0; i < p->vars.n; i++) {
+	for (i = 0; i < p->vars.n && !own_server; i++) {
 		const struct istr *v = c->vars->v[i];
 
 		if (v == NULL && c->admin)
@@ -1103,6 +1227,11 @@ void client_finish_login(struct client *c)
 			return;
 		}
 	}
+	if (db->admin && c->replication) {
+		client_close(c, SQLSTATE_FEATURE_NOT_SUPPORTED,
+				"replication connections to the admin console are not supported");
+		return;
+	}
 	if (db->admin) {
 		/* rights are checked once the user has proven who it is, so the
 		 * console says nothing about which names exist */
@@ -1148,18 +1277,23 @@ void client_finish_login(struct client *c)
 		if (stream_is_tls(&c->st))
 			stream_tls_info(&c->st, tls, sizeof(tls));
 		client_logid(c, id, sizeof(id));
-		/* PgBouncer's line: replication connections are refused at startup */
-		slog_info(id, "login attempt: db=%s user=%s tls=%s replication=no", db->name,
-				c->cred ? c->cred->name : "?", tls);
+		slog_info(id, "login attempt: db=%s user=%s tls=%s replication=%s", db->name,
+				c->cred ? c->cred->name : "?", tls, client_repl_param(c->replication));
 	}
-	if (c->pool && c->pool->welcome == NULL) {
-		/* No server has told us its parameters yet: wait for one. */
+	if (c->replication || (c->pool && c->pool->welcome == NULL)) {
+		/* No server has told us its parameters yet: wait for one.  A
+		 * replication client waits for a server of its own, opened for
+		 * it with its startup parameters (pool.c), and is welcomed with
+		 * that server's parameters (client_repl_welcome). */
 		c->login->step = LOGIN_WELCOME;
 		c->state = CL_WELCOME;
 		prelogin_count(p, c, -1);
 		c->wait_start_us = proxy_now_us();
 		list_append(&c->pool->welcome_wait, &c->node);
-		c->pool->n_welcome++;
+		if (c->replication)
+			c->pool->n_repl_wait++;
+		else
+			c->pool->n_welcome++;
 		stream_pause_read(&c->st, true);
 		p->client_ops->pool_launch(c->pool);
 		return;
@@ -1174,7 +1308,8 @@ void client_finish_login(struct client *c)
 		list_append(&p->login_clients, &c->node); /* console clients live here */
 	}
 	apply_defaults(c);
-	send_welcome(c);
+	send_welcome(c, c->pool ? c->pool->welcome : NULL, c->pool ? c->pool->welcome_len : 0,
+			false);
 }
 
 void client_welcome(struct client *c)
@@ -1188,8 +1323,23 @@ void client_welcome(struct client *c)
 	list_append(&pool->clients, &c->node);
 	pool->n_clients++;
 	apply_defaults(c);
-	send_welcome(c);
+	send_welcome(c, pool->welcome, pool->welcome_len, false);
 	stream_resume(&c->st); /* what the client pipelined after its password */
+}
+
+void client_repl_welcome(struct client *c, const uint8_t *params, uint32_t len)
+{
+	struct pool *pool = c->pool;
+
+	list_del(&c->node);
+	pool->n_repl_wait--;
+	login_free(c);
+	c->state = CL_ACTIVE;
+	c->active_us = proxy_now_us();
+	list_append(&pool->clients, &c->node);
+	pool->n_clients++;
+	send_welcome(c, params, len, true);
+	stream_resume(&c->st);
 }
 
 void client_server_ready(struct client *c)
@@ -1258,7 +1408,7 @@ static enum stream_act client_on_header(struct stream *st, uint8_t type, uint32_
 	}
 	if (__builtin_expect(type == 'Q' ? prepwire_msg_maybe(st) :
 				    type == 'P' || type == 'B' || type == 'D' || type == 'C', 0) &&
-			prepwire_on(c)) {
+			!c->replication && prepwire_on(c)) {
 		enum stream_act a = prepwire_client_header(c, s, type, len);
 
 		if (a != STREAM_FWD)

@@ -10,6 +10,18 @@
  * Capacity: pool->n_servers <= pool size (+ reserve_pool_size once a client
  * has waited reserve_pool_timeout), db->n_servers <= max_db_connections.
  *
+ * Replication clients (client.h) share their pool's capacity but never its
+ * servers: each waits on pool->welcome_wait (CL_WELCOME, counted in
+ * n_repl_wait) until pool_launch() opens a server for it alone, linked to
+ * it from the start (s->repl, s->client) and opened with its startup
+ * parameters (server.c); a full pool closes an idle server of its own for
+ * it ("evicted", as PgBouncer).  Such a server is never idle, released,
+ * reset or synced (pool_prepare is never run): it is closed when its
+ * client leaves, and its client goes when it does.
+ *   n_repl = servers with s->repl, n_repl_login = those still in SV_LOGIN,
+ *   n_repl_wait = replication clients on welcome_wait (with or without a
+ *   server logging in for them).
+ *
  * Timeouts are enforced by pool_janitor() a few times a second, walking only
  * list heads or tails ordered by time where it can (waiting clients oldest
  * first, idle servers newest first).
@@ -124,6 +136,8 @@ static void server_unlist(struct server *s)
 	switch (s->state) {
 	case SV_LOGIN:
 		pool->n_login--;
+		if (s->repl)
+			pool->n_repl_login--;
 		break;
 	case SV_IDLE:
 		pool->n_idle--;
@@ -167,6 +181,8 @@ void pool_client_gone(struct client *c, enum client_state prev)
 		pool->n_waiting--;
 	else if (prev == CL_ACTIVE)
 		pool->n_clients--;
+	else if (prev == CL_WELCOME && c->replication)
+		pool->n_repl_wait--;
 	else if (prev == CL_WELCOME)
 		pool->n_welcome--;
 	pool->db->n_clients--;
@@ -375,6 +391,11 @@ void pool_server_idle(struct server *s)
 	struct pool *pool = s->pool;
 	struct proxy *p = pool->proxy;
 
+	if (s->repl) { /* never pooled (not reached: its client holds it) */
+		server_close(s, "replication server cannot be reused");
+		pool_launch(pool);
+		return;
+	}
 	server_unlist(s);
 	s->state = SV_IDLE;
 	s->used_us = proxy_now_us();
@@ -392,7 +413,8 @@ void pool_server_idle(struct server *s)
 		server_close(s, "slot handed to a pool below its fair share");
 		return;
 	}
-	give_to_waiter(s);
+	if (!give_to_waiter(s) && pool->n_repl_wait > 0)
+		pool_launch(pool); /* a replication client may evict it */
 }
 
 static void unlink_pair(struct server *s)
@@ -415,6 +437,11 @@ void pool_release(struct server *s)
 	bool client_gone = c == NULL || c->closing || c->state == CL_CLOSED;
 
 	unlink_pair(s);
+	if (s->repl) { /* never pooled (not reached: held as in session mode) */
+		server_close(s, "replication server cannot be reused");
+		pool_launch(pool);
+		return;
+	}
 	if (s->state != SV_ACTIVE || !track_idle(&s->tr)) {
 		/* callers release only idle backends; never reuse a dirty one */
 		server_close(s, "unclean server");
@@ -432,10 +459,33 @@ void pool_release(struct server *s)
 	pool_server_idle(s);
 }
 
+/* Replication client <c> leaves its own server <s>: <s> is closed, never
+ * reused; a Terminate first when <c> left between messages, so the
+ * walsender ends cleanly. */
+static void repl_client_left(struct server *s, struct client *c)
+{
+	struct pool *pool = s->pool;
+	bool partial = stream_in_flight(&c->st);
+
+	unlink_pair(s);
+	if (s->state == SV_ACTIVE && !partial) {
+		static const uint8_t term[5] = { 'X', 0, 0, 0, 4 };
+
+		if (stream_write(&s->st, term, sizeof(term)) == 0)
+			stream_flush(&s->st);
+	}
+	server_close(s, "replication client disconnected");
+	pool_launch(pool);
+}
+
 void pool_client_left(struct server *s, struct client *c)
 {
 	bool partial = stream_in_flight(&c->st);
 
+	if (s->repl) {
+		repl_client_left(s, c);
+		return;
+	}
 	if (s->state == SV_ACTIVE && track_idle(&s->tr) && !partial) {
 		pool_release(s);
 		return;
@@ -458,6 +508,8 @@ void pool_server_gone(struct server *s)
 	struct proxy *p = pool->proxy;
 
 	server_unlist(s);
+	if (s->repl)
+		pool->n_repl--;
 	pool->n_servers--;
 	pool->db->n_servers--;
 	p->n_servers--;
@@ -513,7 +565,7 @@ static void member_sync(struct pool *pool, int64_t now)
 	m->max = size > 0 ? (unsigned)size : 0;
 	m->used = (unsigned)pool->n_servers;
 	m->demand = (unsigned)(pool->n_waiting + pool->n_lookups + pool->n_active +
-			       (pool->n_welcome > 0));
+			       pool->n_repl_wait + (pool->n_welcome > 0));
 	/* shares in proportion to demand: every waiting client counts the same,
 	 * whichever pool it is in; pool_weight scales that */
 	m->weight = (unsigned)pool->db->pool_weight * (m->demand > 0 ? m->demand : 1);
@@ -585,8 +637,8 @@ static int pool_room(struct pool *pool, int want, int64_t now)
 
 	member_sync(pool, now);
 	room = grow_room(pool, want);
-	if (room < want && room <= 0 &&
-			(pool->n_waiting > 0 || pool->n_welcome > 0 || pool->n_lookups > 0)) {
+	if (room < want && room <= 0 && (pool->n_waiting > 0 || pool->n_welcome > 0 ||
+						    pool->n_lookups > 0 || pool->n_repl_wait > 0)) {
 		struct budget_member *vm;
 
 		/* the other pools' demands may be stale (a pool whose clients all
@@ -638,7 +690,7 @@ static void pool_settle(struct pool *pool)
 		needy = budget_pick_needy(b);
 		if (needy)
 			pool_launch((struct pool *)(void *)((char *)needy - offsetof(struct pool, bm)));
-	} else if (pool->n_waiting == 0) {
+	} else if (pool->n_waiting == 0 && pool->n_repl_wait == 0) {
 		budget_shrink(b, &pool->bm);
 	}
 }
@@ -678,8 +730,19 @@ void pool_reconnect(struct pool *pool, const char *reason)
 
 void pool_shed(struct pool *pool, const char *reason)
 {
+	struct list *it, *tmp;
+
 	close_servers(&pool->idle, reason);
-	close_servers(&pool->login, reason);
+	list_for_each_safe(it, tmp, &pool->login) {
+		struct server *s = list_entry(it, struct server, node);
+
+		if (s->repl && s->client) {
+			/* its client waits on for another (not linked yet) */
+			s->client->server = NULL;
+			s->client = NULL;
+		}
+		server_close(s, reason);
+	}
 }
 
 void pool_kick(struct pool *pool)
@@ -737,6 +800,44 @@ void pool_foreach_server(struct pool *pool, void (*fn)(struct server *s, void *a
 			fn(list_entry(it, struct server, node), arg);
 }
 
+/* Close an idle server of <pool> to make room for a replication client's
+ * own (PgBouncer's eviction).  False when it has none. */
+static bool evict_idle(struct pool *pool)
+{
+	if (list_empty(&pool->idle))
+		return false;
+	server_close(list_last_entry(&pool->idle, struct server, node), "evicted");
+	return true;
+}
+
+/* Open a server for each replication client of <pool> that has none yet,
+ * oldest first, as capacity allows; see the theory at the top. */
+static void launch_repl(struct pool *pool, int64_t now)
+{
+	struct list *it, *tmp;
+
+	list_for_each_safe(it, tmp, &pool->welcome_wait) {
+		struct client *c = list_entry(it, struct client, node);
+		struct server *s;
+
+		if (!c->replication || c->server != NULL || c->closing)
+			continue;
+		while (pool_room(pool, 1, now) <= 0)
+			if (!evict_idle(pool))
+				return;
+		s = server_launch(pool);
+		if (s == NULL) {
+			pool->retry_at_us = now + 1000000;
+			return;
+		}
+		s->repl = c->replication;
+		s->client = c;
+		c->server = s;
+		pool->n_repl++;
+		pool->n_repl_login++;
+	}
+}
+
 void pool_launch(struct pool *pool)
 {
 	struct proxy *p = pool->proxy;
@@ -748,9 +849,13 @@ void pool_launch(struct pool *pool)
 			p->paused || pool->db->paused || pool->db->dead || now < pool->retry_at_us)
 		return;
 	pool->launching = true;
+	if (pool->n_repl_wait > 0)
+		launch_repl(pool, now);
 	for (;;) {
+		/* replication servers serve nobody else */
 		int want = pool->n_waiting + pool->n_lookups +
-			   (pool->n_welcome > 0 && pool->n_servers == 0) - pool->n_login;
+			   (pool->n_welcome > 0 && pool->n_servers == pool->n_repl) -
+			   (pool->n_login - pool->n_repl_login);
 
 		if (pool->n_servers + (want > 0 ? want : 0) < min && p->shutdown == SHUTDOWN_NONE)
 			want = min - pool->n_servers;
@@ -768,8 +873,15 @@ void pool_launch(struct pool *pool)
 
 void pool_welcome_all(struct pool *pool)
 {
-	while (!list_empty(&pool->welcome_wait))
-		client_welcome(list_first_entry(&pool->welcome_wait, struct client, node));
+	struct list *it, *tmp;
+
+	/* replication clients wait for their own server's parameters */
+	list_for_each_safe(it, tmp, &pool->welcome_wait) {
+		struct client *c = list_entry(it, struct client, node);
+
+		if (!c->replication)
+			client_welcome(c);
+	}
 }
 
 /* client_close() every client of <l> (they leave their lists later). */
@@ -881,6 +993,15 @@ static void janitor_pool(struct pool *pool, int64_t now)
 		}
 		if (c == NULL || sv->state != SV_ACTIVE)
 			continue;
+		/* as PgBouncer: a replication session (a stream may last for
+		 * ever) whose server must go (RECONNECT, changed database) ends
+		 * at once */
+		if (sv->repl && sv->close_needed) {
+			unlink_pair(sv);
+			server_close(sv, "database configuration changed");
+			client_close(c, SQLSTATE_ADMIN_SHUTDOWN, "database configuration changed");
+			continue;
+		}
 		/* as PgBouncer: server_fast_close ends a session whose server must
 		 * go (RECONNECT, changed database) once no request is out and its
 		 * transaction, if any, has ended */
@@ -891,7 +1012,10 @@ static void janitor_pool(struct pool *pool, int64_t now)
 			client_close(c, SQLSTATE_ADMIN_SHUTDOWN, "database configuration changed");
 			continue;
 		}
-		if (qtime > 0 && track_busy(&sv->tr) && now - sv->query_start_us > qtime) {
+		/* a replication stream or base backup is one long command:
+		 * query_timeout would end every one */
+		if (qtime > 0 && !sv->repl && track_busy(&sv->tr) &&
+				now - sv->query_start_us > qtime) {
 			client_close(c, SQLSTATE_QUERY_CANCELED, "query timeout");
 		} else if (itx > 0 && !track_busy(&sv->tr) && sv->tr.txn != 'I' &&
 				now - c->active_us > itx) {
@@ -910,7 +1034,7 @@ static void janitor_pool(struct pool *pool, int64_t now)
 	}
 	/* also retries a cold pool whose first connect failed */
 	if (pool->n_waiting > 0 || pool->n_welcome > 0 || pool->n_lookups > 0 ||
-			pool->n_servers < min)
+			pool->n_repl_wait > 0 || pool->n_servers < min)
 		pool_launch(pool);
 }
 
@@ -970,7 +1094,7 @@ void pool_destroy_unused(struct proxy *p)
 		struct pool *pool = list_entry(it, struct pool, node);
 
 		if (!pool->db->dead || pool->n_servers || pool->n_clients || pool->n_waiting ||
-				pool->n_welcome || pool->n_lookups)
+				pool->n_welcome || pool->n_repl_wait || pool->n_lookups)
 			continue;
 		list_del(&pool->node);
 		budget_leave(pool->db->budget, &pool->bm);
@@ -987,7 +1111,7 @@ void pool_view(const struct pool *pool, int64_t now, struct pool_view *v)
 
 	v->pool = pool;
 	v->cl_active = pool->n_clients;
-	v->cl_waiting = pool->n_waiting + pool->n_welcome;
+	v->cl_waiting = pool->n_waiting + pool->n_welcome + pool->n_repl_wait;
 	v->sv_idle = pool->n_idle;
 	v->sv_login = pool->n_login;
 	v->sv_active = v->sv_used = 0;

@@ -267,13 +267,25 @@ static void startup_param(struct pkt *k, const char *name, const char *value)
 	}
 }
 
+/* The StartupMessage: the pool's user and database, the db entry's
+ * parameters; a replication client's own server also gets "replication"
+ * and the client's parameters (client_repl_params(): later ones win at
+ * the server, so the client's own values override the entry's). */
 static void send_startup(struct server *s)
 {
 	struct pool *pool = s->pool;
-	uint8_t buf[512];
+	uint32_t extra_len = 0;
+	const uint8_t *extra = s->repl && s->client ? client_repl_params(s->client, &extra_len) : NULL;
+	size_t cap = 1024 + extra_len;
+	uint8_t *buf = stream_write_reserve(&s->st, cap);
 	struct pkt k;
 
-	pkt_init(&k, buf, sizeof(buf));
+	s->login->started = true;
+	if (buf == NULL) {
+		stream_fail(&s->st, STREAM_E_NOMEM, "out of memory for the startup packet");
+		return;
+	}
+	pkt_init(&k, buf, cap);
 	pkt_begin(&k, 0);
 	pkt_u32(&k, PROTO_V3);
 	pkt_str(&k, "user");
@@ -284,10 +296,15 @@ static void send_startup(struct server *s)
 	startup_param(&k, "datestyle", pool->db->datestyle);
 	startup_param(&k, "timezone", pool->db->timezone);
 	startup_param(&k, "application_name", pool->db->application_name);
+	if (extra)
+		pkt_bytes(&k, extra, extra_len);
 	pkt_u8(&k, 0);
 	pkt_end(&k);
-	s->login->started = true;
-	stream_write(&s->st, buf, k.len);
+	if (!pkt_ok(&k)) {
+		stream_fail(&s->st, STREAM_E_OWNER, "startup packet too large");
+		return;
+	}
+	stream_write_commit(&s->st, k.len);
 }
 
 static void send_password_msg(struct server *s, const void *data, size_t len)
@@ -311,6 +328,25 @@ static const char *login_secret(const struct server *s)
 	return s->pool->db->password[0] ? s->pool->db->password : s->pool->cred->secret;
 }
 
+/* A replication client's own server was refused (no REPLICATION
+ * attribute, no pg_hba.conf line for replication, most often), already
+ * logged: as PgBouncer, both close with "login failed" and nobody else
+ * hears of it; the pool's other clients and logins are not held back
+ * (server_login_retry), since their logins may well succeed. */
+static void repl_login_failed(struct server *s, const char *sqlstate)
+{
+	struct client *c = s->client;
+
+	s->pool->st.server_login_fail++;
+	if (c) {
+		c->server = NULL;
+		s->client = NULL;
+	}
+	server_close(s, "login failed");
+	if (c)
+		client_close(c, sqlstate, "login failed");
+}
+
 /* severity: the server's (as "FATAL"), NULL when the failure is ours */
 static void login_failed_sev(struct server *s, const char *severity, const char *sqlstate,
 		const char *msg)
@@ -326,6 +362,10 @@ static void login_failed_sev(struct server *s, const char *severity, const char 
 	server_logid(s, id, sizeof(id));
 	slog_warning(id, "server login failed: %s%s%s", severity ? severity : "",
 			severity ? " " : "", why);
+	if (s->repl) {
+		repl_login_failed(s, state);
+		return;
+	}
 	pool->st.server_login_fail++;
 	pool->retry_at_us = proxy_now_us() + p->cfg->s.server_login_retry_us;
 	pool->login_failing = true;
@@ -533,6 +573,39 @@ static void track_param(struct server *s, const uint8_t *msg, uint32_t len)
 	}
 }
 
+/* A replication client's own server has logged in: it is linked to its
+ * client at once, never idle, and the client is welcomed with this
+ * server's parameters.  Unlike a pooled server it does not teach the pool
+ * its parameters (they carry the client's own settings) and runs no
+ * connect_query (the session is the client's; a physical walsender takes
+ * no SQL). */
+static enum stream_act repl_ready(struct server *s)
+{
+	struct proxy *p = proxy_of(&s->st);
+	struct pool *pool = s->pool;
+	struct client *c = s->client;
+
+	pool->st.server_logins++;
+	list_del(&s->node);
+	pool->n_login--;
+	pool->n_repl_login--;
+	s->state = SV_ACTIVE;
+	s->used_us = proxy_now_us();
+	list_append(&pool->active, &s->node);
+	pool->n_active++;
+	pool->st.server_assignment_count++;
+	if (p->cfg->s.log_connections)
+		log_new_connection(s);
+	if (c == NULL) { /* not reached: a leaving client closes its server */
+		server_close(s, "replication client disconnected");
+		return STREAM_CLOSED;
+	}
+	stream_link(&c->st, &s->st);
+	client_repl_welcome(c, s->login->params, s->login->params_len);
+	login_free(s);
+	return s->state == SV_CLOSED ? STREAM_CLOSED : STREAM_DROP;
+}
+
 static enum stream_act login_message(struct server *s, uint8_t type, const uint8_t *msg,
 		uint32_t len)
 {
@@ -569,6 +642,8 @@ static enum stream_act login_message(struct server *s, uint8_t type, const uint8
 		return STREAM_CLOSED;
 	}
 	case 'Z':
+		if (s->repl)
+			return repl_ready(s);
 		if (pool->welcome == NULL && l->params_len > 0) {
 			size_t cap;
 
@@ -613,7 +688,8 @@ static __attribute__((noinline)) enum stream_act header_slow(struct server *s, u
 		uint32_t len)
 {
 	if (s->state == SV_ACTIVE) {
-		if (__builtin_expect(type == '1' || type == '3' || type == 'C', 0) &&
+		/* a replication session is the client's own: no rewriting */
+		if (__builtin_expect(type == '1' || type == '3' || type == 'C', 0) && !s->repl &&
 				prepwire_server_header(s, type, len))
 			return STREAM_WANT;
 		track_reply(&s->tr, type, 0);
@@ -745,7 +821,7 @@ static enum stream_act server_on_message(struct stream *st, uint8_t type, const 
 			track_reply(&s->tr, 'Z', (uint8_t)status);
 			prepwire_ready(s);
 			end_query(s, status);
-			if (s->pool->mode == POOL_MODE_SESSION) {
+			if (s->pool->mode == POOL_MODE_SESSION || s->repl) {
 				/* held until the client leaves */
 			} else if (track_idle(&s->tr)) {
 				s->release_on_drain = true;
@@ -757,7 +833,7 @@ static enum stream_act server_on_message(struct stream *st, uint8_t type, const 
 						"transaction blocks not allowed in statement pooling mode");
 				return STREAM_DROP;
 			}
-		} else if (type == '1' || type == '3' || type == 'C') {
+		} else if ((type == '1' || type == '3' || type == 'C') && !s->repl) {
 			return prepwire_server_message(s, type, msg, len);
 		}
 		return STREAM_FWD;

@@ -325,6 +325,17 @@ unsigned track_reply_slow(struct track *t, uint8_t type, uint8_t status)
 		else
 			desync(t);
 		return 0;
+	case 'W':
+		/* CopyBothResponse: START_REPLICATION on a replication
+		 * connection, a simple Query only.  The client's side is
+		 * copy-in (CopyData until its CopyDone or CopyFail); the
+		 * backend's CopyData and CopyDone need nothing; the Query then
+		 * ends with any result sets and its ReadyForQuery. */
+		if (head_req(t) == 'Q')
+			copy_in_start(t);
+		else
+			desync(t);
+		return 0;
 	case 'E':
 		on_error(t);
 		return TRACK_EV_ERROR;
@@ -338,7 +349,7 @@ unsigned track_reply_slow(struct track *t, uint8_t type, uint8_t status)
 		t->flags &= (uint8_t)~TRACK_F_COPY_IN;
 		t->txn = status;
 		return TRACK_EV_READY;
-	default: /* CopyBothResponse, an authentication request... */
+	default: /* an authentication request, anything unknown */
 		desync(t);
 		return 0;
 	}

@@ -48,7 +48,7 @@ int main(void)
 	int i, rc = 0;
 
 	A = slab_arena_create(0);
-	plan(47);
+	plan(54);
 	track_init(&t);
 	ok(track_idle(&t), "fresh tracker is idle");
 
@@ -218,6 +218,37 @@ int main(void)
 	rep(&t, "G");
 	ok((t.flags & TRACK_F_DESYNC) && t.n == 2 && t.n_ready == 1,
 			"a Query behind the Syncs in copy-in: Syncs dropped, desynchronised");
+	track_reset(&t, A);
+
+	/* replication connections: IDENTIFY_SYSTEM, START_REPLICATION
+	 * (CopyBoth; either side ends it first, a timeline result set may
+	 * follow), BASE_BACKUP (result sets around a CopyOut) */
+	req(&t, "Q");
+	rep(&t, "TDCZI");
+	ok(track_idle(&t), "IDENTIFY_SYSTEM: idle");
+	req(&t, "Q");
+	rep(&t, "Wdd");
+	req(&t, "dd");
+	ok(t.n == 1 && t.flags == TRACK_F_COPY_IN, "START_REPLICATION: both ways copying");
+	req(&t, "c");
+	rep(&t, "dcTDCCZI");
+	ok(track_idle(&t), "client's CopyDone, then the server's and a timeline result: idle");
+	req(&t, "Q");
+	rep(&t, "Wdc");
+	req(&t, "dc");
+	rep(&t, "TDCCZI");
+	ok(track_idle(&t), "server ends the stream first: idle");
+	req(&t, "Q");
+	rep(&t, "WdE");
+	req(&t, "dc");
+	rep(&t, "ZI");
+	ok(track_idle(&t), "stream failed with an error: CopyData after it ignored, idle");
+	req(&t, "Q");
+	rep(&t, "TDCHdddcTDCCZI");
+	ok(track_idle(&t), "BASE_BACKUP: idle");
+	req(&t, "PBES");
+	rep(&t, "12W");
+	ok(t.flags & TRACK_F_DESYNC, "CopyBothResponse to an extended query: desynchronised");
 	track_reset(&t, A);
 	/* prepared-statement kinds: answered by 1 or 3, settled in order */
 	track_init(&t);
