@@ -90,7 +90,7 @@ UNIT_DEPS_t_hba       := hba ident hbatok textfile sysalloc
 UNIT_DEPS_t_hist      := hist
 UNIT_DEPS_t_log       := log_test log_sync log slab buddy sysalloc
 UNIT_DEPS_t_nametab   := nametab sysalloc
-UNIT_DEPS_t_pool      := pool server client db cancel prepwire prep vars cred userlist hba ident hbatok \
+UNIT_DEPS_t_pool      := pool server client db dns cancel prepwire prep vars cred userlist hba ident hbatok \
                          config_load config connstr stream tls track proto log budget slab buddy nametab \
                          scram_server scram_client pwd scram saslprep crypto textfile sysalloc
 UNIT_DEPS_t_prep      := prep slab buddy sysalloc

@@ -271,6 +271,19 @@ struct config_user {
 	int line;
 };
 
+/* A [peers] entry: "<id> = host=... port=... pool_size=..." (PgBouncer's
+ * keys): another pgslab or PgBouncer sharing the listening port
+ * (so_reuseport) whose cancel keys carry <id>. */
+struct config_peer {
+	char *name;    /* the id as written */
+	int id;        /* 1..65535 */
+	char *host;    /* a name, an address or a Unix socket directory */
+	int port;      /* default 6432 */
+	int pool_size; /* forwarded cancels at once; -1: default_pool_size */
+	const char *file;
+	int line;
+};
+
 /* Something the caller should log; loading still succeeded.  <key> is the
  * [pgbouncer] setting concerned, or NULL (e.g. for [peers]). */
 struct config_warning {
@@ -286,6 +299,8 @@ struct config {
 	struct config_db *fallback_db; /* the "*" entry, or NULL */
 	struct config_user *users;     /* sorted by name, unique */
 	int n_users;
+	struct config_peer *peers;     /* [peers], sorted by id, unique */
+	int n_peers;
 	struct config_warning *warnings; /* in file order */
 	int n_warnings;
 	char **files; /* every file read, in order; entries' <file> point here */
@@ -309,6 +324,8 @@ void config_free(struct config *cfg);
 const struct config_db *config_find_db(const struct config *cfg, const char *name);
 /* The [users] entry for <name>, or NULL. */
 const struct config_user *config_find_user(const struct config *cfg, const char *name);
+/* The [peers] entry with <id>, or NULL. */
+const struct config_peer *config_find_peer(const struct config *cfg, int id);
 
 /* Flags of a [pgbouncer] setting. */
 #define CONFIG_F_NORELOAD 0x1u	  /* not changeable by SET or reload */

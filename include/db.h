@@ -3,7 +3,7 @@
  *
  * A db is the instance's record of one entry: where to connect, its limits
  * and the counts its pools keep.  This module creates, finds, updates and
- * frees them, and resolves their address; it knows nothing of pools, so
+ * frees them (dns.c resolves their hosts); it knows nothing of pools, so
  * what a changed entry means for running servers is its caller's business
  * (db_set() only says whether the entry moved).
  */
@@ -12,7 +12,6 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/socket.h>
 
 #include "list.h"
 #include "nametab.h"
@@ -29,7 +28,8 @@ struct db {
 	struct nametab_node hnode;   /* in proxy.db_index, by <name> */
 	char name[NAME_MAX_LEN];
 	char dbname[NAME_MAX_LEN];
-	char host[256];
+	char host[256];              /* a host, or a comma-separated list of them */
+	int load_balance_hosts;      /* enum load_balance_hosts */
 	int port;
 	char force_user[NAME_MAX_LEN];
 	char password[PWD_SECRET_MAX];
@@ -37,9 +37,6 @@ struct db {
 	/* sent in the server's startup packet when set */
 	char client_encoding[NAME_MAX_LEN], datestyle[NAME_MAX_LEN], timezone[NAME_MAX_LEN],
 			application_name[NAME_MAX_LEN];
-	struct sockaddr_storage addr;
-	socklen_t addrlen;
-	bool addr_ok;
 	bool admin;                  /* the console pseudo-database */
 	bool paused, disabled;
 	bool dead;                   /* removed from config; freed when unused */
@@ -67,8 +64,6 @@ struct db *db_find(struct proxy *p, const char *name, bool create);
  * True when it now points elsewhere (database, host, port or user): its
  * servers belong to the old entry. */
 bool db_set(struct db *db, const struct config_db *e, const char *name);
-/* Fill db->addr (a Unix socket path, or a blocking name lookup). */
-int db_resolve(struct db *db);
 /* Is <dbname> the admin console (pgslab, or PgBouncer's name for it)? */
 bool db_is_console(const char *dbname);
 

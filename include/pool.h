@@ -51,6 +51,8 @@ struct pool {
 	struct varset *defaults;     /* server's values right after login */
 	int64_t retry_at_us;         /* no new connect before this (after failures) */
 	bool login_failing;          /* the last server login was refused */
+	uint32_t host_rr;            /* host list: the next host (round-robin), or the
+				      * one in use (load_balance_hosts = disable) */
 	char login_error[128];       /* ... and why */
 	struct pool_stats st, st_prev; /* totals, and at the last stats period */
 	struct budget_member bm;     /* slots held in db->budget */
@@ -90,7 +92,8 @@ bool pool_prepare(struct server *s);
 void pool_server_gone(struct server *s);
 void pool_launch(struct pool *pool);
 /* Close <pool>'s idle servers (<reason>) and mark the others to close when
- * released (RECONNECT, a changed database entry). */
+ * released (RECONNECT, a changed database entry or server TLS setting); a
+ * cached login failure is forgotten. */
 void pool_reconnect(struct pool *pool, const char *reason);
 /* The console's verbs (control.c, admin.c).  Close <pool>'s idle and
  * connecting servers: a paused pool keeps only those in use. */

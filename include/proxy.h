@@ -140,6 +140,7 @@ struct proxy {
 	struct tls_ctx *tls_connect; /* towards servers (server_tls_*); accepting
 				      * clients: sctx.tls_accept */
 	struct prep_reg *prep;       /* prepared-statement registry (prep.h) */
+	struct dns *dns;             /* server host names (dns.h) */
 	struct crypto_rng rng;       /* cancel keys and salts */
 	uint8_t mock_key[SCRAM_KEY_LEN]; /* SCRAM mock secrets for unknown users */
 };

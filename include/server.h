@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "dns.h"
 #include "list.h"
 #include "prep.h"
 #include "stream.h"
@@ -49,6 +50,11 @@ struct server {
 				      * server, linked from launch, never pooled */
 	uint8_t prep;                /* PREP_* steps done since linked */
 	struct prep_server pst;      /* statements prepared on the backend */
+	struct dns_wait dns;         /* SV_LOGIN: waiting for its host's address */
+	struct sockaddr_storage addr; /* where it connects (cancels go there too) */
+	socklen_t addrlen;           /* 0 until resolved */
+	uint8_t host_idx;            /* which host of its db's list */
+	char host[256];              /* ... and its name */
 };
 
 #define PREP_CHECKED 0x1

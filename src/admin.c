@@ -34,6 +34,7 @@
 
 #include "admin.h"
 #include "admincmd.h"
+#include "cancel.h"
 #include "client.h"
 #include "control.h"
 #include "cred.h"
@@ -392,20 +393,51 @@ static void show_dns_zones(struct client *c)
 	show_empty(c, "sqi", names);
 }
 
-/* [peers] entries are ignored with a warning (config.c): no peer is listed */
 static void show_peers(struct client *c)
 {
 	static const char *const names[] = { "peer_id", "host", "port", "pool_size" };
+	const struct config *cfg = proxy_of(&c->st)->cfg;
+	struct rs r;
+	int i;
 
-	show_empty(c, "isii", names);
+	rs_begin(&r, c, "isii", names);
+	for (i = 0; i < cfg->n_peers; i++) {
+		const struct config_peer *pe = &cfg->peers[i];
+		struct fmt f = { .n = 0 };
+		const char *v[4];
+
+		v[0] = fi(&f, pe->id);
+		v[1] = pe->host;
+		v[2] = fi(&f, pe->port);
+		v[3] = fi(&f, pe->pool_size >= 0 ? pe->pool_size : cfg->s.default_pool_size);
+		rs_row(&r, v);
+	}
+	rs_end(&r, "SHOW");
 }
 
+/* Per peer: the cancel requests being forwarded to it (connecting or sent). */
 static void show_peer_pools(struct client *c)
 {
 	static const char *const names[] = { "peer_id", "cl_active_cancel_req",
 		"cl_waiting_cancel_req", "sv_active_cancel", "sv_login" };
+	struct proxy *p = proxy_of(&c->st);
+	struct rs r;
+	int i;
 
-	show_empty(c, "iiiii", names);
+	rs_begin(&r, c, "iiiii", names);
+	for (i = 0; i < p->cfg->n_peers; i++) {
+		struct fmt f = { .n = 0 };
+		const char *v[5];
+		int n = cancel_peer_count(p, (unsigned)p->cfg->peers[i].id);
+
+		v[0] = fi(&f, p->cfg->peers[i].id);
+		v[1] = fi(&f, n); /* each forwarded request is its own connection */
+		v[2] = fi(&f, 0);
+		v[3] = fi(&f, n);
+		v[4] = fi(&f, 0);
+		rs_row(&r, v);
+	}
+	rs_end(&r, "SHOW");
 }
 
 /* ---- SHOW DATABASES, USERS, POOLS ---- */
@@ -1015,9 +1047,9 @@ static void show_lists(struct client *c)
 	rs_begin(&r, c, "si", names);
 	list_row(&r, "databases", dbs);
 	list_row(&r, "users", (long long)list_count(&p->creds));
-	list_row(&r, "peers", 0);
+	list_row(&r, "peers", p->cfg->n_peers);
 	list_row(&r, "pools", (long long)list_count(&p->pools));
-	list_row(&r, "peer_pools", 0);
+	list_row(&r, "peer_pools", p->cfg->n_peers);
 	list_row(&r, "free_clients", (long long)(cs.total_objs - cs.active_objs));
 	list_row(&r, "used_clients", (long long)cs.active_objs);
 	list_row(&r, "login_clients", login);

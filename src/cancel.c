@@ -86,6 +86,10 @@ void cancel_register(struct proxy *p, struct client *c)
 	do {
 		c->cancel_pid = cancel_pid_make(proxy_random(p), p->worker);
 		c->cancel_key = proxy_random(p);
+		if (p->cfg->s.peer_id > 0) {
+			c->cancel_pid = cancel_pid_set_peer(c->cancel_pid, (unsigned)p->cfg->s.peer_id);
+			c->cancel_key |= CANCEL_TTL_MASK;
+		}
 	} while (c->cancel_pid == 0 || lookup(p, c->cancel_pid, c->cancel_key));
 	b = key_hash(c->cancel_pid, c->cancel_key) & (p->keytab_size - 1);
 	c->hnext = p->keytab[b];
@@ -123,6 +127,7 @@ static void req_close(struct cancel_req *r)
 	struct proxy *p = proxy_of(&r->st);
 
 	p->n_cancels--;
+	dns_cancel(&r->dns);
 	stream_close(&r->st);
 	list_del(&r->node);
 	list_append(&p->dead_cancels, &r->node);
@@ -191,39 +196,130 @@ static bool inflight(struct proxy *p, uint32_t pid, uint32_t key)
 	return false;
 }
 
+/* A forwarding request for (<pid>, <key>), listed (not yet connected), or
+ * NULL when too many are in flight or memory is short. */
+static struct cancel_req *req_new(struct proxy *p, uint32_t pid, uint32_t key)
+{
+	struct cancel_req *r;
+
+	if (p->n_cancels >= CANCEL_MAX_INFLIGHT || inflight(p, pid, key)) {
+		p->cancels_dropped++;
+		return NULL;
+	}
+	r = slab_alloc(p->cancel_cache);
+	if (r == NULL)
+		return NULL;
+	memset(r, 0, sizeof(*r));
+	r->st.ctx = &p->sctx; /* no socket yet: req_close() works on the context alone */
+	r->st.fd = -1;
+	r->start_us = proxy_now_us();
+	r->pid = pid;
+	r->key = key;
+	list_append(&p->cancels, &r->node);
+	p->n_cancels++;
+	p->cancels_forwarded++;
+	return r;
+}
+
+static void req_connect(struct cancel_req *r, const struct sockaddr *sa, socklen_t len)
+{
+	if (stream_connect(&r->st, r->st.ctx, sa, len, &req_ops) < 0) {
+		log_warning("cancel request forwarding failed: cannot connect");
+		req_close(r);
+	}
+}
+
+static void req_dns_done(struct dns_wait *w, const struct sockaddr *sa, socklen_t len)
+{
+	struct cancel_req *r = (struct cancel_req *)(void *)((char *)w -
+			offsetof(struct cancel_req, dns));
+	struct proxy *p = proxy_of(&r->st);
+
+	if (sa == NULL) {
+		log_warning("cancel request forwarding failed: peer DNS lookup failed");
+		req_close(r);
+	} else {
+		req_connect(r, sa, len);
+	}
+	proxy_settle(p);
+}
+
+int cancel_peer_count(struct proxy *p, unsigned peer)
+{
+	struct list *it;
+	int n = 0;
+
+	list_for_each(it, &p->cancels)
+		if (list_entry(it, struct cancel_req, node)->peer == peer)
+			n++;
+	return n;
+}
+
+/* A request whose key another peer issued goes to that peer, one hop
+ * fewer left (PgBouncer's count in the key's low bits). */
+static void forward_to_peer(struct proxy *p, unsigned peer, uint32_t pid, uint32_t key)
+{
+	const struct config_peer *pe = config_find_peer(p->cfg, (int)peer);
+	struct sockaddr_storage ss;
+	socklen_t sl = 0;
+	struct cancel_req *r;
+	int rc, limit;
+
+	if ((key & CANCEL_TTL_MASK) == 0) {
+		log_warning("failed to forward cancel request because its TTL was exhausted");
+		p->cancels_dropped++;
+		return;
+	}
+	if (pe == NULL) {
+		log_warning("could not find peer %u to forward a cancel request to", peer);
+		p->cancels_dropped++;
+		return;
+	}
+	limit = pe->pool_size >= 0 ? pe->pool_size : p->cfg->s.default_pool_size;
+	if (limit > 0 && cancel_peer_count(p, peer) >= limit) {
+		p->cancels_dropped++;
+		return;
+	}
+	r = req_new(p, pid, key - 1);
+	if (r == NULL)
+		return;
+	r->peer = peer;
+	log_debug("forwarding cancellation request to peer %u", peer);
+	r->dns.done = req_dns_done;
+	rc = dns_resolve(p->dns, pe->host, pe->port, &r->dns, &ss, &sl);
+	if (rc == 0)
+		req_connect(r, (const struct sockaddr *)&ss, sl);
+	else if (rc < 0) {
+		log_warning("cancel request forwarding failed: peer %u's host \"%s\" does not resolve",
+				peer, pe->host);
+		req_close(r);
+	}
+}
+
 void cancel_forward(struct proxy *p, uint32_t pid, uint32_t key)
 {
 	struct client *c;
 	struct server *s;
 	struct cancel_req *r;
-	struct db *db;
 
+	if (p->cfg->s.peer_id > 0) {
+		unsigned peer = cancel_pid_peer(pid);
+
+		if (peer != (unsigned)p->cfg->s.peer_id) {
+			forward_to_peer(p, peer, pid, key);
+			return;
+		}
+		key |= CANCEL_TTL_MASK; /* our keys are stored as issued */
+	}
 	if (cancel_pid_worker(pid) != p->worker)
 		return; /* another worker's client: none today */
 	c = lookup(p, pid, key);
 
 	if (c == NULL || (s = c->server) == NULL || s->state != SV_ACTIVE || !track_busy(&s->tr))
 		return; /* nothing running: nothing to cancel */
-	db = s->pool->db;
-	if (p->n_cancels >= CANCEL_MAX_INFLIGHT || inflight(p, s->backend_pid, s->backend_key)) {
-		p->cancels_dropped++;
-		return;
-	}
-	r = slab_alloc(p->cancel_cache);
-	if (r == NULL)
-		return;
-	memset(r, 0, sizeof(*r));
-	r->start_us = proxy_now_us();
-	r->pid = s->backend_pid;
-	r->key = s->backend_key;
-	if (stream_connect(&r->st, &p->sctx, (const struct sockaddr *)&db->addr, db->addrlen,
-			    &req_ops) < 0) {
-		slab_free(p->cancel_cache, r);
-		return;
-	}
-	list_append(&p->cancels, &r->node);
-	p->n_cancels++;
-	p->cancels_forwarded++;
+	r = req_new(p, s->backend_pid, s->backend_key);
+	if (r != NULL)
+		req_connect(r, (const struct sockaddr *)&s->addr, s->addrlen);
 }
 
 void cancel_expire(struct proxy *p, int64_t now, int64_t timeout_us)

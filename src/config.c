@@ -150,8 +150,8 @@ static const struct config_key setting_table[] = {
 	K_STR(conffile, 0, ""),
 	K_INT(default_pool_size, 0, "20", 0, INT_MAX),
 	K_BOOL(disable_pqexec, N | U, "0"),
-	K_DUR(dns_max_ttl, U, "15"),
-	K_DUR(dns_nxdomain_ttl, U, "15"),
+	K_DUR(dns_max_ttl, 0, "15"),
+	K_DUR(dns_nxdomain_ttl, 0, "15"),
 	K_DUR(dns_zone_check_period, U, "0"),
 	K_DUR(idle_transaction_timeout, 0, "0"),
 	K_LIST(ignore_startup_parameters, 0, ""),
@@ -175,7 +175,7 @@ static const struct config_key setting_table[] = {
 	K_INT(max_user_connections, 0, "0", 0, INT_MAX),
 	K_STR(metrics_listen, N, ""),
 	K_INT(min_pool_size, 0, "0", 0, INT_MAX),
-	K_INT(peer_id, U, "0", 0, 65535),
+	K_INT(peer_id, 0, "0", 0, 65535),
 	K_STR(pidfile, N, ""),
 	K_INT(pkt_buf, N, "4096", 512, 1 << 30),
 	K_ENUM(pool_mode, 0, "session", pool_mode_names),
@@ -184,7 +184,7 @@ static const struct config_key setting_table[] = {
 	K_DUR(query_wait_timeout, 0, "120"),
 	K_INT(reserve_pool_size, 0, "0", 0, INT_MAX),
 	K_DUR(reserve_pool_timeout, 0, "5"),
-	K_STR(resolv_conf, N | U, ""),
+	K_STR(resolv_conf, N, ""),
 	K_INT(sbuf_loopcnt, 0, "5", 0, INT_MAX),
 	K_INT(scram_iterations, 0, "4096", 1, INT_MAX),
 	K_DUR(server_check_delay, 0, "30"),
@@ -204,7 +204,7 @@ static const struct config_key setting_table[] = {
 	K_STR(server_tls_key_file, 0, ""),
 	K_STR(server_tls_protocols, 0, "secure"),
 	K_ENUM(server_tls_sslmode, 0, "prefer", sslmode_names),
-	K_BOOL(so_reuseport, N | U, "0"),
+	K_BOOL(so_reuseport, N, "0"),
 	K_DUR(stats_period, 0, "60"),
 	K_LIST(stats_users, 0, ""),
 	K_DUR(suspend_timeout, U, "10"),
@@ -1016,6 +1016,8 @@ static const size_t db_strs[] = {
 	DOFF(timezone), DOFF(connect_query), DOFF(application_name),
 };
 static const size_t user_strs[] = { UOFF(name) };
+static const size_t peer_strs[] = { offsetof(struct config_peer, name),
+	offsetof(struct config_peer, host) };
 
 struct entry_shape {
 	size_t size;
@@ -1029,6 +1031,9 @@ static const struct entry_shape db_shape = {
 };
 static const struct entry_shape user_shape = {
 	sizeof(struct config_user), UOFF(file), user_strs, NELEM(user_strs)
+};
+static const struct entry_shape peer_shape = {
+	sizeof(struct config_peer), offsetof(struct config_peer, file), peer_strs, NELEM(peer_strs)
 };
 
 static char **str_at(const void *entry, size_t off)
@@ -1052,6 +1057,11 @@ void config_db_free_fields(struct config_db *db)
 void config_user_free_fields(struct config_user *u)
 {
 	entry_free_strs(u, &user_shape);
+}
+
+void config_peer_free_fields(struct config_peer *pe)
+{
+	entry_free_strs(pe, &peer_shape);
 }
 
 void config_db_init(struct config_db *db)
@@ -1104,6 +1114,16 @@ const struct config_user *config_find_user(const struct config *cfg, const char 
 	if (cfg->n_users == 0)
 		return NULL;
 	return bsearch(name, cfg->users, (size_t)cfg->n_users, sizeof(*cfg->users), name_cmp);
+}
+
+const struct config_peer *config_find_peer(const struct config *cfg, int id)
+{
+	int i;
+
+	for (i = 0; i < cfg->n_peers; i++)
+		if (cfg->peers[i].id == id)
+			return &cfg->peers[i];
+	return NULL;
 }
 
 /* ---- lifetime -------------------------------------------------------- */
@@ -1209,7 +1229,9 @@ struct config *config_clone(const struct config *src)
 			entries_copy(cfg, src, (void **)&cfg->fallback_db, &n_fallback, src->fallback_db,
 					src->fallback_db ? 1 : 0, &db_shape) < 0 ||
 			entries_copy(cfg, src, (void **)&cfg->users, &cfg->n_users, src->users,
-					src->n_users, &user_shape) < 0)
+					src->n_users, &user_shape) < 0 ||
+			entries_copy(cfg, src, (void **)&cfg->peers, &cfg->n_peers, src->peers,
+					src->n_peers, &peer_shape) < 0)
 		goto oom;
 	if (src->n_warnings > 0) {
 		cfg->warnings = sys_calloc((size_t)src->n_warnings, sizeof(*cfg->warnings));
@@ -1247,6 +1269,9 @@ void config_free(struct config *cfg)
 	for (i = 0; i < cfg->n_users; i++)
 		config_user_free_fields(&cfg->users[i]);
 	sys_free(cfg->users);
+	for (i = 0; i < cfg->n_peers; i++)
+		config_peer_free_fields(&cfg->peers[i]);
+	sys_free(cfg->peers);
 	for (i = 0; i < cfg->n_warnings; i++)
 		sys_free(cfg->warnings[i].msg);
 	sys_free(cfg->warnings);

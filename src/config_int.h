@@ -52,5 +52,6 @@ int config_entry_put(void *entry, bool db, const char *key, const char *val, cha
 /* Free the strings an entry owns (not the entry). */
 void config_db_free_fields(struct config_db *db);
 void config_user_free_fields(struct config_user *u);
+void config_peer_free_fields(struct config_peer *pe);
 
 #endif

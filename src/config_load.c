@@ -22,6 +22,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,7 +76,7 @@ struct loader {
 	int line;
 	int depth;
 	enum section sect;
-	int db_cap, user_cap, warn_cap;
+	int db_cap, user_cap, peer_cap, warn_cap;
 };
 
 static int lerr(struct loader *ld, int rc, const char *fmt, ...)
@@ -229,6 +230,78 @@ fail:
 	return lerr(ld, rc, "user \"%s\": %s", name, em);
 }
 
+/* "<id> = host=... port=... pool_size=..."; a later line for an id
+ * replaces an earlier one. */
+static int add_peer(struct loader *ld, const char *name, const char *connstr)
+{
+	struct config *cfg = ld->cfg;
+	struct config_peer pe = { .port = 6432, .pool_size = -1, .file = ld->file, .line = ld->line };
+	char *buf = sys_strdup(connstr), *p = buf, *key, *val, *end, em[200];
+	long id = strtol(name, &end, 10);
+	int i, rc;
+
+	if (buf == NULL)
+		return lerr(ld, -ENOMEM, "out of memory");
+	if (*name == 0 || *end != 0 || id < 1 || id > 65535) {
+		sys_free(buf);
+		return lerr(ld, -EINVAL, "ids of peers must be a number from 1 to 65535, not \"%s\"",
+				name);
+	}
+	pe.id = (int)id;
+	while ((rc = connstr_next(&p, &key, &val, em, sizeof(em))) > 0) {
+		if (strcmp(key, "host") == 0) {
+			sys_free(pe.host);
+			pe.host = sys_strdup(val);
+			if (pe.host == NULL)
+				goto oom;
+		} else if (strcmp(key, "port") == 0 || strcmp(key, "pool_size") == 0) {
+			long v = strtol(val, &end, 10);
+			bool port = key[0] == 'p' && key[1] == 'o' && key[2] == 'r';
+
+			if (*val == 0 || *end != 0 || v < (port ? 1 : 0) || v > (port ? 65535 : INT_MAX)) {
+				rc = lerr(ld, -EINVAL, "peer %d: invalid %s: %s", pe.id, key, val);
+				goto fail;
+			}
+			*(port ? &pe.port : &pe.pool_size) = (int)v;
+		} else {
+			rc = lerr(ld, -EINVAL, "peer %d: unrecognized connection parameter: %s", pe.id,
+					key);
+			goto fail;
+		}
+	}
+	if (rc < 0) {
+		rc = lerr(ld, -EINVAL, "peer %d: %s", pe.id, em);
+		goto fail;
+	}
+	if (pe.host == NULL) {
+		rc = lerr(ld, -EINVAL, "host was not provided for peer %d", pe.id);
+		goto fail;
+	}
+	pe.name = sys_strdup(name);
+	if (pe.name == NULL)
+		goto oom;
+	sys_free(buf);
+	for (i = 0; i < cfg->n_peers; i++) {
+		if (cfg->peers[i].id == pe.id) {
+			config_peer_free_fields(&cfg->peers[i]);
+			cfg->peers[i] = pe;
+			return 0;
+		}
+	}
+	if (grow((void **)&cfg->peers, &ld->peer_cap, cfg->n_peers, sizeof(pe)) < 0) {
+		config_peer_free_fields(&pe);
+		return lerr(ld, -ENOMEM, "out of memory");
+	}
+	cfg->peers[cfg->n_peers++] = pe;
+	return 0;
+oom:
+	rc = lerr(ld, -ENOMEM, "out of memory");
+fail:
+	config_peer_free_fields(&pe);
+	sys_free(buf);
+	return rc;
+}
+
 
 /* The path to open for "%include <path>" seen in <cur>: as given if it
  * exists (cwd-relative, like PgBouncer), else relative to <cur>'s
@@ -280,10 +353,6 @@ static int parse_section(struct loader *ld, char *p)
 	for (i = 0; i < NELEM(sects); i++) {
 		if (strcasecmp(name, sects[i].name) == 0) {
 			ld->sect = sects[i].sect;
-			if (ld->sect == SECT_PEERS)
-				return lwarn(ld, NULL, false,
-						"[peers] section is not supported yet; its entries "
-						"are ignored");
 			return 0;
 		}
 	}
@@ -367,7 +436,7 @@ have_val:
 	case SECT_USERS:
 		return add_user(ld, key, val);
 	case SECT_PEERS:
-		return 0; /* warned once at the section header */
+		return add_peer(ld, key, val);
 	}
 	return 0;
 }

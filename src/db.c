@@ -1,12 +1,8 @@
-/* db.c -- databases: create, find, update, resolve (see db.h). */
+/* db.c -- databases: create, find, update (see db.h). */
 #include "db.h"
 
-#include <errno.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 
 #include "budget.h"
 #include "config.h"
@@ -88,8 +84,6 @@ bool db_set(struct db *db, const struct config_db *e, const char *name)
 	COPY(user, e->user);
 	moved = strcmp(dbname, db->dbname) || strcmp(host, db->host) || e->port != db->port ||
 		strcmp(user, db->force_user);
-	if (moved)
-		db->addr_ok = false;
 	COPY(db->dbname, dbname);
 	COPY(db->host, host);
 	COPY(db->force_user, user);
@@ -100,6 +94,7 @@ bool db_set(struct db *db, const struct config_db *e, const char *name)
 	COPY(db->timezone, e->timezone);
 	COPY(db->application_name, e->application_name);
 	db->port = e->port;
+	db->load_balance_hosts = e->load_balance_hosts;
 	db->pool_size = e->pool_size;
 	db->min_pool_size = e->min_pool_size;
 	db->reserve_pool_size = e->reserve_pool_size;
@@ -110,45 +105,4 @@ bool db_set(struct db *db, const struct config_db *e, const char *name)
 	db->dead = false;
 	db->pool_warm = false; /* force_user or min_pool_size may have changed */
 	return moved;
-}
-
-int db_resolve(struct db *db)
-{
-	struct addrinfo hints, *res = NULL;
-	char port[16], host[256], *comma;
-	int rc;
-
-	snprintf(host, sizeof(host), "%s", db->host);
-	comma = strchr(host, ',');
-	if (comma)
-		*comma = 0; /* several hosts: the first one (load balancing comes later) */
-	if (host[0] == 0 || host[0] == '/') {
-		struct sockaddr_un *un = (struct sockaddr_un *)&db->addr;
-		struct stat sb;
-		const char *dir = host[0] ? host :
-				(stat("/var/run/postgresql", &sb) == 0 ? "/var/run/postgresql" : "/tmp");
-
-		memset(un, 0, sizeof(*un));
-		un->sun_family = AF_UNIX;
-		if ((size_t)snprintf(un->sun_path, sizeof(un->sun_path), "%s/.s.PGSQL.%d", dir,
-				    db->port) >= sizeof(un->sun_path))
-			return -ENAMETOOLONG;
-		db->addrlen = sizeof(*un);
-		db->addr_ok = true;
-		return 0;
-	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	snprintf(port, sizeof(port), "%d", db->port);
-	rc = getaddrinfo(host, port, &hints, &res);
-	if (rc != 0 || res == NULL) {
-		log_warning("could not resolve host \"%s\": %s", host, gai_strerror(rc));
-		return -EHOSTUNREACH;
-	}
-	memcpy(&db->addr, res->ai_addr, res->ai_addrlen);
-	db->addrlen = res->ai_addrlen;
-	db->addr_ok = true;
-	freeaddrinfo(res);
-	return 0;
 }

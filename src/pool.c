@@ -718,6 +718,11 @@ void pool_reconnect(struct pool *pool, const char *reason)
 {
 	struct list *it;
 
+	/* a failed login of the old settings says nothing of the new ones:
+	 * the next client gets a fresh try, not the cached error */
+	pool->login_failing = false;
+	pool->retry_at_us = 0;
+
 	list_for_each(it, &pool->active)
 		list_entry(it, struct server, node)->close_needed = true;
 	list_for_each(it, &pool->login)

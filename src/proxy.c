@@ -25,6 +25,7 @@
 #include "control.h"
 #include "cred.h"
 #include "db.h"
+#include "dns.h"
 #include "hba.h"
 #include "ident.h"
 #include "listener.h"
@@ -265,6 +266,7 @@ int proxy_apply_config(struct proxy *p, struct config *cfg, char *err, size_t er
 					(uint32_t)cfg->s.max_packet_size < PROXY_MAX_PACKET ?
 			(uint32_t)cfg->s.max_packet_size : PROXY_MAX_PACKET;
 	p->sctx.max_whole = 1u << 20;
+	dns_set_ttl(p->dns, cfg->s.dns_max_ttl_us, cfg->s.dns_nxdomain_ttl_us);
 	apply_dbs(p);
 	cred_sync_all(p);
 	pool_budget_refresh(p);
@@ -526,6 +528,9 @@ int proxy_init(struct proxy *p, const struct proxy_wiring *w, const char *config
 		snprintf(err, errlen, "could not create slab caches");
 		return -ENOMEM;
 	}
+	p->dns = dns_new(p->base, cfg->s.resolv_conf, err, errlen);
+	if (p->dns == NULL)
+		return -EINVAL;
 	p->cfg = NULL;
 	if (proxy_apply_config(p, cfg, err, errlen) < 0)
 		return -EINVAL;
@@ -657,6 +662,8 @@ void proxy_destroy(struct proxy *p)
 	authq_destroy_all(p);
 	p->console_ops->stop(p);
 	cancel_destroy(p);
+	dns_free(p->dns);
+	p->dns = NULL;
 	vars_destroy(p);
 	event_del(&p->janitor_ev);
 	event_del(&p->stats_ev);

@@ -79,7 +79,7 @@ static inline struct server *server_of(struct stream *s)
 void server_logid(const struct server *s, char *buf, size_t len)
 {
 	snprintf(buf, len, "S-%llu: %s/%s@%s:%d", (unsigned long long)s->id, s->pool->db->name,
-			s->pool->cred->name, s->pool->db->host, s->pool->db->port);
+			s->pool->cred->name, s->host, s->pool->db->port);
 }
 
 static void login_free(struct server *s)
@@ -93,15 +93,120 @@ static void login_free(struct server *s)
 	s->login = NULL;
 }
 
+static unsigned host_count(const char *list)
+{
+	unsigned n = 1;
+
+	while ((list = strchr(list, ',')) != NULL) {
+		list++;
+		n++;
+	}
+	return n;
+}
+
+/* The host of its db's list <s> uses, as PgBouncer picks it: round-robin
+ * takes the next one each time, disable the one in use (host_failed()
+ * moves on from it). */
+static void pick_host(struct server *s)
+{
+	struct pool *pool = s->pool;
+	const char *h = pool->db->host, *comma;
+	unsigned i, idx = pool->host_rr % host_count(h);
+
+	if (pool->db->load_balance_hosts == LOAD_BALANCE_HOSTS_ROUND_ROBIN)
+		pool->host_rr++;
+	for (i = 0; i < idx; i++)
+		h = strchr(h, ',') + 1;
+	comma = strchr(h, ',');
+	snprintf(s->host, sizeof(s->host), "%.*s", (int)(comma ? (size_t)(comma - h) : strlen(h)), h);
+	s->host_idx = (uint8_t)idx;
+}
+
+/* <s>'s host failed: a pool that keeps to one host (disable) moves on to
+ * the next, once however many of its servers saw the failure. */
+static void host_failed(struct server *s)
+{
+	struct pool *pool = s->pool;
+	unsigned n = host_count(pool->db->host);
+
+	if (n > 1 && pool->db->load_balance_hosts != LOAD_BALANCE_HOSTS_ROUND_ROBIN &&
+			s->host_idx == pool->host_rr % n)
+		pool->host_rr++;
+}
+
+/* A server could not be reached, or its login broke before it was ready:
+ * the pool waits server_login_retry (at most 1 s) before the next one and
+ * moves on from a failing host, and logins waiting on an auth_query lookup
+ * of the pool hear it now, not at client_login_timeout. */
+static void login_broke(struct server *s, const char *reason)
+{
+	struct proxy *p = proxy_of(&s->st);
+	struct pool *pool = s->pool;
+
+	pool->retry_at_us = proxy_now_us() + (p->cfg->s.server_login_retry_us < 1000000 ?
+			p->cfg->s.server_login_retry_us : 1000000);
+	pool->st.server_login_fail++;
+	host_failed(s);
+	server_close(s, reason);
+	p->server_ops->lookups_failed(pool, NULL, reason);
+}
+
+static void server_dns_done(struct dns_wait *w, const struct sockaddr *sa, socklen_t len);
+
+/* Pick <s>'s host, resolve it and connect: 0 (connecting), 1 (the resolver
+ * will call back), or <0 with <why> set. */
+static int server_start(struct server *s, const char **why)
+{
+	struct proxy *p = proxy_of(&s->st);
+	int rc;
+
+	pick_host(s);
+	s->dns.done = server_dns_done;
+	rc = dns_resolve(p->dns, s->host, s->pool->db->port, &s->dns, &s->addr, &s->addrlen);
+	if (rc < 0) {
+		*why = rc == -EHOSTUNREACH ? "server DNS lookup failed" : "server address invalid";
+		return rc;
+	}
+	if (rc == 1)
+		return 1;
+	rc = stream_connect(&s->st, &p->sctx, (const struct sockaddr *)&s->addr, s->addrlen,
+			&server_ops);
+	if (rc < 0)
+		*why = "connect failed";
+	return rc;
+}
+
+static void server_dns_done(struct dns_wait *w, const struct sockaddr *sa, socklen_t len)
+{
+	struct server *s = (struct server *)(void *)((char *)w - offsetof(struct server, dns));
+	struct proxy *p = proxy_of(&s->st);
+	const char *why = "server DNS lookup failed";
+	int rc = -EHOSTUNREACH;
+
+	if (sa != NULL) {
+		memcpy(&s->addr, sa, len);
+		s->addrlen = len;
+		rc = stream_connect(&s->st, &p->sctx, sa, len, &server_ops);
+		why = "connect failed";
+	} else if (s->pool->db->load_balance_hosts != LOAD_BALANCE_HOSTS_ROUND_ROBIN &&
+			s->host_idx != s->pool->host_rr % host_count(s->pool->db->host)) {
+		/* a server of the pool found this host failing first: the pool
+		 * has moved on, and so does this one */
+		rc = server_start(s, &why);
+	}
+	if (rc < 0)
+		login_broke(s, why);
+	proxy_settle(p); /* a resolver callback, not a stream event */
+}
+
 struct server *server_launch(struct pool *pool)
 {
 	struct proxy *p = pool->proxy;
 	struct db *db = pool->db;
+	const char *why = NULL;
 	struct server *s;
 	int rc;
 
-	if (!db->addr_ok && db_resolve(db) < 0)
-		return NULL;
 	s = slab_alloc(p->server_cache);
 	if (s == NULL)
 		return NULL;
@@ -119,22 +224,28 @@ struct server *server_launch(struct pool *pool)
 	s->pool = pool;
 	s->connect_us = s->used_us = proxy_now_us();
 	s->state = SV_LOGIN;
+	/* no socket until its address is known: proxy_of() and server_close()
+	 * work on the stream's context alone */
+	s->st.ctx = &p->sctx;
+	s->st.fd = -1;
+	rc = server_start(s, &why);
+	if (rc < 0) {
+		/* nothing started: PgBouncer's line, and the pool retries later */
+		char id[200];
+
+		server_logid(s, id, sizeof(id));
+		if (p->cfg->s.log_disconnections)
+			slog_info(id, "closing because: %s (age=0s)", why);
+		pool->st.server_login_fail++;
+		host_failed(s);
+		login_free(s);
+		slab_free(p->server_cache, s);
+		return NULL;
+	}
 	track_init(&s->tr);
 	s->tr.settle = prepwire_settle;
 	prep_server_init(&s->pst, s->id);
 	s->vars = vars_get(p->vars.empty);
-	rc = stream_connect(&s->st, &p->sctx, (const struct sockaddr *)&db->addr, db->addrlen,
-			&server_ops);
-	if (rc < 0) {
-		char id[200];
-
-		server_logid(s, id, sizeof(id));
-		slog_warning(id, "connect failed: %s", strerror(-rc));
-		login_free(s);
-		vars_put(p, s->vars);
-		slab_free(p->server_cache, s);
-		return NULL;
-	}
 	list_append(&pool->login, &s->node);
 	pool->n_login++;
 	pool->n_servers++;
@@ -159,6 +270,7 @@ void server_close(struct server *s, const char *reason)
 		c->server = NULL;
 		s->client = NULL;
 	}
+	dns_cancel(&s->dns);
 	login_free(s);
 	p->server_ops->gone(s);
 	vars_put(p, s->vars);
@@ -370,6 +482,7 @@ static void login_failed_sev(struct server *s, const char *severity, const char 
 	pool->retry_at_us = proxy_now_us() + p->cfg->s.server_login_retry_us;
 	pool->login_failing = true;
 	snprintf(pool->login_error, sizeof(pool->login_error), "%s", why);
+	host_failed(s);
 	/* as PgBouncer: the server closes with the server's own words, so
 	 * "closing because: password authentication failed ..." is greppable */
 	server_close(s, why);
@@ -863,19 +976,18 @@ static enum stream_act server_on_message(struct stream *st, uint8_t type, const 
 static bool ask_tls(struct server *s)
 {
 	struct proxy *p = proxy_of(&s->st);
-	const struct db *db = s->pool->db;
 	uint8_t buf[8];
 	struct pkt k;
 
 	s->login->tls_asked = true;
-	if (p->tls_connect == NULL || db->addr.ss_family == AF_UNIX)
+	if (p->tls_connect == NULL || s->addr.ss_family == AF_UNIX)
 		return false;
 	pkt_init(&k, buf, sizeof(buf));
 	pkt_begin(&k, 0);
 	pkt_u32(&k, PROTO_SSL_CODE);
 	pkt_end(&k);
 	if (stream_write(&s->st, buf, k.len) < 0 ||
-			stream_tls_request(&s->st, p->tls_connect, db->host,
+			stream_tls_request(&s->st, p->tls_connect, s->host,
 					p->cfg->s.server_tls_sslmode == SSLMODE_VERIFY_FULL) < 0)
 		stream_fail(&s->st, STREAM_E_NOMEM, "out of memory for TLS");
 	return true;
@@ -924,26 +1036,18 @@ static void server_on_drained(struct stream *st)
 static void server_on_error(struct stream *st, enum stream_err kind, const char *reason)
 {
 	struct server *s = server_of(st);
+	char why[160];
 
-	if (s->state == SV_LOGIN) {
-		struct proxy *p = proxy_of(st);
-		struct pool *pool = s->pool;
-		char why[160];
-
-		pool->retry_at_us = proxy_now_us() + (p->cfg->s.server_login_retry_us < 1000000 ?
-				p->cfg->s.server_login_retry_us : 1000000);
-		pool->st.server_login_fail++;
-		if (!s->login->started && !s->login->tls_asked) {
-			/* PgBouncer's words for a connect that did not complete */
-			snprintf(why, sizeof(why), "connect failed: %s", reason ? reason : "?");
-			reason = why;
-		}
+	if (s->state != SV_LOGIN) {
 		server_close(s, reason);
-		/* logins waiting on a lookup get an answer now, not at client_login_timeout */
-		p->server_ops->lookups_failed(pool, NULL, reason);
 		return;
 	}
-	server_close(s, reason);
+	if (!s->login->started && !s->login->tls_asked) {
+		/* PgBouncer's words for a connect that did not complete */
+		snprintf(why, sizeof(why), "connect failed: %s", reason ? reason : "?");
+		reason = why;
+	}
+	login_broke(s, reason);
 }
 
 static const struct stream_ops server_ops = {

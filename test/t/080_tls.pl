@@ -359,6 +359,19 @@ sub sysalloc_calls
 	$proxy->reload;
 }
 
+# A login failure cached under old server TLS settings is forgotten when SET changes them
+# (PgBouncer's test_server_ssl_set_disable, in our terms): "tlsonly" may come over TLS only.
+$proxy->admin("SET server_login_retry = 60");
+$proxy->admin("SET server_tls_sslmode = 'disable'");
+my (undef, undef, $e1) = $proxy->psql('tlsonly', 'SELECT 1', params => { sslmode => 'require' });
+like($e1, qr/pg_hba\.conf rejects connection/, 'server_tls_sslmode = disable: the server refuses the hostssl-only user');
+my (undef, undef, $e2) = $proxy->psql('tlsonly', 'SELECT 1', params => { sslmode => 'require' });
+like($e2, qr/server login has been failing/, '... and the next client gets the cached error (server_login_retry)');
+$proxy->admin("SET server_tls_sslmode = 'verify-full'");
+my ($r3, $o3, $e3) = $proxy->psql('tlsonly', 'SELECT current_user', params => { sslmode => 'require' });
+ok($r3 == 0 && $o3 =~ /^tlsonly$/m, 'after SET back to verify-full the next client is served at once')
+    or diag($e3);
+
 is($proxy->stop, 0, 'pgslab exits cleanly');
 
 # --- server side: client certificate to the server, verify-ca, a changed setting recycles servers -------

@@ -111,5 +111,6 @@ is(attempt('require'), 'ok', '... and a new one serves the next client');
 $keep->disconnect;
 ok($proxy->wait_for_log(qr/closing because: obsolete connection/),
 	'the server busy during the SET closes when released (PgBouncer\'s words)');
+
 is($proxy->stop, 0, 'pgslab exits cleanly');
 done_testing();

@@ -5,7 +5,7 @@
  * no proxy.c, no authq.c.  Where pool.c calls up (struct pool_ops) this test
  * is the layer above and records the calls.  No socket is opened: the one
  * database a pool may launch servers for has a Unix socket path longer than
- * sun_path, so db_resolve() refuses it before anything is allocated.
+ * sun_path, so dns_resolve() refuses it before a socket is made.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -20,8 +20,10 @@
 #include "config.h"
 #include "cred.h"
 #include "db.h"
+#include "dns.h"
 #include "pool.h"
 #include "proxy.h"
+#include "server.h"
 #include "slab.h"
 #include "tap.h"
 #include "testutil.h"
@@ -119,7 +121,13 @@ static void proxy_build(struct proxy *p)
 	p->db_cache = slab_cache_create(p->arena, "db", sizeof(struct db), 0, NULL, NULL, NULL);
 	p->cred_cache = slab_cache_create(
 			p->arena, "credentials", sizeof(struct cred), 0, NULL, NULL, NULL);
-	if (!p->pool_cache || !p->db_cache || !p->cred_cache)
+	/* a launch takes its server before it resolves the host */
+	p->server_cache = slab_cache_create(
+			p->arena, "server", sizeof(struct server), 0, NULL, NULL, NULL);
+	p->server_login_cache = slab_cache_create(
+			p->arena, "server_login", server_login_size(), 0, NULL, NULL, NULL);
+	if (!p->pool_cache || !p->db_cache || !p->cred_cache || !p->server_cache ||
+			!p->server_login_cache)
 		exit(2);
 	p->cfg = cfg;
 	for (i = 0; i < cfg->n_dbs; i++)
@@ -228,10 +236,7 @@ static void test_db(void)
 	ok(moved_by(db, e, &v), "db_set: host moves");
 	v = *e;
 	v.port = 5434;
-	db_set(db, e, db->name);
-	db->addr_ok = true;
-	ok(db_set(db, &v, db->name) && !db->addr_ok,
-			"db_set: port moves, address to resolve again");
+	ok(moved_by(db, e, &v) && db->port == 5434, "db_set: port moves");
 	v = *e;
 	v.user = "dave";
 	ok(moved_by(db, e, &v) && strcmp(db->force_user, "dave") == 0, "db_set: user moves");
@@ -240,12 +245,19 @@ static void test_db(void)
 	ok(!db->dead, "db_set revives a dead entry");
 	db_free(&P, db);
 
-	ok(db_resolve(DB("sock")) == 0 && DB("sock")->addr_ok &&
-					strcmp(((struct sockaddr_un *)&DB("sock")->addr)->sun_path,
-							"/tmp/pgs/.s.PGSQL.5433") == 0,
-			"db_resolve: a socket directory gives <dir>/.s.PGSQL.<port>");
-	is_int(db_resolve(DB("warm")), -ENAMETOOLONG,
-			"db_resolve: a path longer than sun_path is refused");
+	{
+		struct sockaddr_storage ss;
+		socklen_t sl = 0;
+		struct dns_wait w;
+
+		/* no resolver needed for a socket directory or a numeric address */
+		ok(dns_resolve(NULL, DB("sock")->host, DB("sock")->port, &w, &ss, &sl) == 0 &&
+						strcmp(((struct sockaddr_un *)&ss)->sun_path,
+								"/tmp/pgs/.s.PGSQL.5433") == 0,
+				"dns_resolve: a socket directory gives <dir>/.s.PGSQL.<port>");
+		is_int(dns_resolve(NULL, DB("warm")->host, DB("warm")->port, &w, &ss, &sl),
+				-ENAMETOOLONG, "dns_resolve: a path longer than sun_path is refused");
+	}
 }
 
 /* ---- pool size and mode: one rule each ---- */
@@ -352,7 +364,7 @@ static void test_up(void)
 	int64_t before = proxy_now_us();
 
 	/* forced user and min_pool_size: the janitor makes the pool and tries
-	 * to fill it; the connect fails (db_resolve) and the layer above hears */
+	 * to fill it; the connect fails (dns_resolve) and the layer above hears */
 	pool_janitor(&P);
 	pool = pool_get(&P, warm, cred_lookup(&P, "carol"));
 	ok(warm->pool_warm && pool && list_count(&P.pools) == 8,
@@ -427,11 +439,14 @@ int main(void)
 		db_free(&P, list_entry(it, struct db, node));
 	nametab_destroy(&P.db_index);
 	cred_destroy_all(&P);
-	ok(active(P.pool_cache) == 0 && active(P.db_cache) == 0 && active(P.cred_cache) == 0,
-			"no pool, db or cred left in the caches");
+	ok(active(P.pool_cache) == 0 && active(P.db_cache) == 0 && active(P.cred_cache) == 0 &&
+					active(P.server_cache) == 0 && active(P.server_login_cache) == 0,
+			"no pool, db, cred or server left in the caches");
 	slab_cache_destroy(P.pool_cache);
 	slab_cache_destroy(P.db_cache);
 	slab_cache_destroy(P.cred_cache);
+	slab_cache_destroy(P.server_cache);
+	slab_cache_destroy(P.server_login_cache);
 	slab_arena_destroy(P.arena);
 	event_base_free(P.base);
 	config_free(cfg);

@@ -198,6 +198,7 @@ sub new
 		args          => $o{args} // [],
 		wrapper       => $o{wrapper} // [],
 		users         => $o{users},
+		peers         => $o{peers},
 		userlist      => $o{userlist} // [],
 		add_superuser => $o{add_superuser} // 1,
 		admin_user    => $o{admin_user} // $su,
@@ -314,6 +315,7 @@ sub _merge
 
 sub set           { my ($s, %kv) = @_; _merge($s->{settings}, %kv); return $s }
 sub set_databases { my ($s, %kv) = @_; _merge($s->{databases}, %kv); return $s }
+sub set_peers     { my ($s, %kv) = @_; _merge($s->{peers} //= {}, %kv); return $s }
 
 sub set_users
 {
@@ -368,6 +370,7 @@ sub config_text
 	my @out = ('; pgslab.ini written by PgSlab::Test::Proxy', '');
 	my @sections = ([ databases => $self->{databases} ]);
 	push @sections, [ users => $self->{users} ] if $self->{users};
+	push @sections, [ peers => $self->{peers} ] if $self->{peers};
 	push @sections, [ pgbouncer => $self->{settings} ];
 	for my $s (@sections) {
 		my ($title, $h) = @$s;
