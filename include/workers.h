@@ -11,10 +11,26 @@
  *   - log.c's <log_current> is __thread: each thread logs to its logger;
  *   - sysalloc.c's counters are _Atomic process totals (they count calls
  *     into the system allocator, which is itself per process);
- *   - main.c's static struct proxy is the one worker's instance.
- * The config and userlist are immutable once loaded and would be shared
- * read-only, replaced whole on reload (each worker switching at a loop
- * boundary).
+ *   - main.c's static struct proxy is the one worker's instance;
+ *   - tls.c's error-string ring is __thread.
+ * The config is a snapshot nobody writes: a reload or a console SET builds
+ * a new one and proxy_swap_config() makes it the running one (config.h).
+ * With workers the snapshot would be shared read-only and the old one freed
+ * once every worker has passed a loop boundary; the userlist likewise.
+ * The ops tables that wire the layers (struct proxy_wiring, main.c) are
+ * const and shared.
+ *
+ * Learnt SCRAM keys: the keys recovered from a client's SCRAM proof (so
+ * that pgslab can log in to PostgreSQL with a verifier and no password)
+ * live in the user's struct cred.  With workers the creds would move to
+ * one process-wide table, written under a lock once per user (the first
+ * login that proves the password) and read without one: the keys of a
+ * verifier never change, and a reload with a new verifier makes a new
+ * cred rather than rewriting the old.
+ *
+ * Signals are handled in one place, proxy.c's signal_cb on the first
+ * worker's loop, which would tell the others (pause, reload, shutdown)
+ * through their loops' own events.
  *
  * Backend slots: the buddy budget as the global structure.  A database's
  * max_db_connections is a range of slots managed by a buddy allocator
@@ -35,6 +51,8 @@
  * worker in CANCEL_WORKER_BITS bits (cancel.h), so the accepting worker
  * knows at once whom to pass it to; no shared key table.  Implemented: the
  * bits are written and checked, with worker index 0 (proxy->worker).
+ * Peering (peer_id) is the same idea across processes: the key names the
+ * issuing process and a request is forwarded there (cancel.h).
  *
  * Accepting: each worker would listen on its own SO_REUSEPORT socket, so
  * the kernel spreads new clients; a client stays on its worker for life,

@@ -374,6 +374,30 @@ limit_case('users1', 'repl', 1, 'max_user_connections 1');
 	like($err, qr/login failed/, 'a forced user without REPLICATION: "login failed"');
 }
 
+# --- auth_type = hba: only a physical connection matches the keyword "replication" ----------
+{
+	my $hba = "$tmp/hba.conf";
+	open(my $fh, '>', $hba) or die "$hba: $!";
+	print $fh "host replication $su 127.0.0.1/32 scram-sha-256\n",
+		"host all $su 127.0.0.1/32 reject\n";
+	close $fh;
+	my $px2 = PgSlab::Test::Proxy->new(cluster => $node, name => 'p085hba',
+		databases => { postgres => $db },
+		settings => { auth_type => 'hba', auth_hba_file => $hba },
+		userlist => userlist_from_cluster($node, $su));
+	$px2->start;
+	my %c = (host => '127.0.0.1', port => $px2->port, user => $su, dbname => 'postgres');
+	my $conn = sub { my %x = (%c, @_); join(' ', map { "$_=$x{$_}" } sort keys %x) };
+	($rc, $out, $err) = psql_cs($conn->(replication => 'true', application_name => 'hba'),
+		'SHOW application_name');
+	is($out, 'hba', 'hba: a physical connection matches "host replication"') or diag($err);
+	($rc, $out, $err) = psql_cs($conn->(replication => 'database'), 'IDENTIFY_SYSTEM');
+	like($err, qr/login rejected/, 'hba: a logical one matches by database name (reject)');
+	($rc, $out, $err) = psql_cs($conn->(), 'SELECT 1');
+	like($err, qr/login rejected/, 'hba: so does a pooled one');
+	is($px2->stop, 0, 'hba proxy exits cleanly');
+}
+
 # --- a client that leaves mid-stream: its server is closed, never reused ----------------------
 {
 	$node->safe_psql('postgres', "SELECT pg_create_logical_replication_slot('gone', 'test_decoding')");
