@@ -699,6 +699,18 @@ static enum stream_act repl_ready(struct server *s)
 	struct client *c = s->client;
 
 	pool->st.server_logins++;
+	if (c == NULL || c->closing || s->close_needed) {
+		/* its client is leaving, or RECONNECT came during the login: a
+		 * client still waiting gets another server (the janitor's next
+		 * pool_launch) rather than one about to be closed */
+		if (c) {
+			c->server = NULL;
+			s->client = NULL;
+		}
+		server_close(s, c && !c->closing ? "obsolete connection" :
+						   "replication client disconnected");
+		return STREAM_CLOSED;
+	}
 	list_del(&s->node);
 	pool->n_login--;
 	pool->n_repl_login--;
@@ -709,10 +721,6 @@ static enum stream_act repl_ready(struct server *s)
 	pool->st.server_assignment_count++;
 	if (p->cfg->s.log_connections)
 		log_new_connection(s);
-	if (c == NULL) { /* not reached: a leaving client closes its server */
-		server_close(s, "replication client disconnected");
-		return STREAM_CLOSED;
-	}
 	stream_link(&c->st, &s->st);
 	client_repl_welcome(c, s->login->params, s->login->params_len);
 	login_free(s);

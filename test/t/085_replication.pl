@@ -179,6 +179,20 @@ ok($proxy->wait_for_log(qr/login attempt: db=postgres user=pgsuper tls=no replic
 	'login line: replication=yes');
 ($rc, $out, $err) = psql_cs(cs(replication => 'off'), 'SELECT 42');
 is($out, '42', 'replication=off is an ordinary pooled connection');
+# PostgreSQL's parse_bool(): prefixes, any case; on/off from two letters; 1 and 0 only
+for my $v (qw(ON 1 T ye tru)) {
+	($rc, $out) = psql_cs(cs(replication => $v), 'IDENTIFY_SYSTEM');
+	like($out, qr/^\d+\|\d+\|[0-9A-F]+\/[0-9A-F]+\|$/,
+		"replication=$v is physical (IDENTIFY_SYSTEM names no database)");
+}
+for my $v (qw(of 0 n FALSE)) {
+	($rc, $out) = psql_cs(cs(replication => $v), 'SELECT 6');
+	is($out, '6', "replication=$v is no replication");
+}
+for my $v (qw(o 10 truex)) {
+	($rc, $out, $err) = psql_cs(cs(replication => $v), 'SELECT 1');
+	like($err, qr/invalid value for parameter "replication"/, "replication=$v is refused");
+}
 ($rc, $out, $err) = psql_cs(cs(replication => 'maybe'), 'SELECT 1');
 like($err, qr/invalid value for parameter "replication": "maybe"/,
 	"an invalid value: PostgreSQL's refusal");
@@ -205,6 +219,19 @@ like($err, qr/replication connections to the admin console are not supported/,
 		'client gone: its server is closed at once (no idle replication server)');
 	ok($proxy->wait_for_log(qr/closing because: replication client disconnected/),
 		'"closing because: replication client disconnected"');
+}
+
+# --- RECONNECT: a replication session ends at once (as PgBouncer), not when released -----------
+{
+	my $h = repl_dbi('postgres', 'database');
+	ok(repl_servers('logical') == 1, 'a replication session');
+	$proxy->admin('RECONNECT postgres');
+	ok(poll_until(sub { !repl_servers('logical') && walsenders() == 0 }, 10),
+		'RECONNECT: its server is closed at once');
+	ok($proxy->wait_for_log(qr/closing because: database configuration changed/),
+		'"closing because: database configuration changed"');
+	ok(!eval { $h->do('IDENTIFY_SYSTEM'); 1 }, 'and its client with it');
+	$h->disconnect;
 }
 
 # --- pg_receivewal (physical, with a slot) past query_timeout --------------------------------
