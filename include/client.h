@@ -93,9 +93,11 @@ struct client_ops {
 };
 
 void client_accept(struct proxy *p, int fd, const struct sockaddr *sa, socklen_t salen);
-/* Close <c>: send the ErrorResponse (when <sqlstate>), log, and mark its
+/* Close <c>: log, send the ErrorResponse (when <sqlstate>) and mark its
  * stream failed.  <c> stays valid and listed; it is torn down from the
- * event loop (stream_ctx_run_failed), never inside the caller.  Idempotent. */
+ * event loop (stream_ctx_run_failed), never inside the caller.  Idempotent.
+ * A client still logging in gets its error (and its stream fails) only
+ * once the log line is written, a few milliseconds later. */
 void client_close(struct client *c, const char *sqlstate, const char *reason);
 void client_error(struct client *c, const char *sqlstate, const char *fmt, ...)
 		__attribute__((format(printf, 3, 4)));
@@ -121,6 +123,10 @@ const uint8_t *client_repl_params(const struct client *c, uint32_t *len);
 const char *client_repl_param(uint8_t kind);
 const char *client_repl_name(uint8_t kind);
 size_t client_login_size(void);
+/* proxy.c: set up proxy->log_wait (refusals held until their log line is
+ * written, see client_close); at the end, send every held one now. */
+void client_defer_init(struct proxy *p);
+void client_defer_release_all(struct proxy *p);
 /* <c> sends a request to linked <s>: timing and byte counts, and the
  * tracker unless <type> is 0.  False when the pipeline is too deep to
  * track (<c> is closed). */

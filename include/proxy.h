@@ -118,6 +118,8 @@ struct proxy {
 
 	struct event janitor_ev, stats_ev, sig_ev[6];
 	struct event accept_ev;      /* resumes accepting after a backoff */
+	struct list log_wait;        /* logins whose refusal waits for the log (client.c) */
+	struct event log_wait_ev;    /* ... checked every millisecond */
 	bool accept_paused;
 	uint64_t accept_backoffs;
 	uint64_t next_id;

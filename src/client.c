@@ -75,6 +75,13 @@ struct client_login {
 	char dbname[NAME_MAX_LEN]; /* as the client asked */
 	uint8_t *repl_params;      /* replication: its server's startup parameters */
 	uint32_t repl_len, repl_cap; /* ... their bytes, the slab buffer's size */
+	/* a refusal held until its log line is written (client_close) */
+	bool deferred;
+	struct list defer_node;    /* proxy->log_wait while <deferred> */
+	struct client *c;
+	int64_t defer_until_us;
+	char defer_state[6];
+	char defer_msg[256];
 	struct authq_wait wait;    /* LOGIN_LOOKUP */
 	struct scram_server scram;
 	struct scram_secret secret;
@@ -183,12 +190,16 @@ static void send_auth(struct client *c, uint32_t code, const void *data, size_t 
 
 /* ---- closing ---- */
 
+static void release_report(struct client *c);
+
 static void login_free(struct client *c)
 {
 	struct proxy *p = proxy_of(&c->st);
 
 	if (c->login == NULL)
 		return;
+	if (c->login->deferred)
+		release_report(c); /* whoever frees the login sends what it held */
 	p->client_ops->lookup_cancel(p, &c->login->wait);
 	if (c->login->repl_params)
 		slab_buf_free(p->arena, c->login->repl_params, c->login->repl_cap);
@@ -198,9 +209,100 @@ static void login_free(struct client *c)
 	c->login = NULL;
 }
 
+/* ---- refusals held until their log line is written ----
+ *
+ * As PgBouncer, whose log is synchronous: a client refused while logging
+ * in finds the reason in the log as soon as it has the error.  The log is
+ * written by a thread here and the event loop never waits on it, so the
+ * client waits instead: its ErrorResponse and the close are held (reading
+ * stopped, on proxy->log_wait) until the writer has nothing pending, at
+ * most CLIENT_DEFER_US; a 1 ms timer checks.  Only clients that still
+ * have their login state are held (it keeps the copy of the message), so
+ * a logged-in client costs nothing more.  Whatever frees the login state
+ * first (teardown, a welcome) sends the report at once. */
+
+#define CLIENT_DEFER_US 100000
+
+static void arm_log_wait(struct proxy *p)
+{
+	struct timeval tv = { 0, 1000 };
+
+	if (!evtimer_pending(&p->log_wait_ev, NULL))
+		evtimer_add(&p->log_wait_ev, &tv);
+}
+
+/* Send the held report of <c> and fail its stream (teardown follows). */
+static void release_report(struct client *c)
+{
+	struct client_login *l = c->login;
+
+	l->deferred = false;
+	list_del(&l->defer_node);
+	send_report(c, true, l->defer_state, l->defer_msg);
+	stream_fail(&c->st, STREAM_E_OWNER, "closed after its error");
+}
+
+static void log_wait_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxy *p = arg;
+	struct log_stats st;
+	int64_t now = proxy_now_us();
+	struct list *it, *tmp;
+
+	(void)fd;
+	(void)what;
+	log_stats_get(p->log, &st);
+	list_for_each_safe(it, tmp, &p->log_wait) {
+		struct client_login *l = list_entry(it, struct client_login, defer_node);
+
+		if (st.pending == 0 || now >= l->defer_until_us)
+			release_report(l->c);
+	}
+	if (!list_empty(&p->log_wait))
+		arm_log_wait(p);
+	proxy_settle(p);
+}
+
+void client_defer_init(struct proxy *p)
+{
+	list_init(&p->log_wait);
+	evtimer_assign(&p->log_wait_ev, p->base, log_wait_cb, p);
+}
+
+void client_defer_release_all(struct proxy *p)
+{
+	while (!list_empty(&p->log_wait))
+		release_report(list_first_entry(&p->log_wait, struct client_login, defer_node)->c);
+	if (evtimer_initialized(&p->log_wait_ev))
+		evtimer_del(&p->log_wait_ev);
+}
+
+/* Hold <c>'s refusal (<sqlstate>, <reason>) until the line just logged is
+ * written; false when it cannot be held (then it goes now). */
+static bool defer_report(struct client *c, const char *sqlstate, const char *reason)
+{
+	struct proxy *p = proxy_of(&c->st);
+	struct client_login *l = c->login;
+
+	if (l == NULL || p->log == NULL || log_synchronous(p->log) || stream_failed(&c->st) ||
+			p->shutdown == SHUTDOWN_NOW || !evtimer_initialized(&p->log_wait_ev) ||
+			strlen(reason) >= sizeof(l->defer_msg))
+		return false;
+	snprintf(l->defer_state, sizeof(l->defer_state), "%s", sqlstate);
+	snprintf(l->defer_msg, sizeof(l->defer_msg), "%s", reason);
+	l->c = c;
+	l->defer_until_us = proxy_now_us() + CLIENT_DEFER_US;
+	l->deferred = true;
+	stream_pause_read(&c->st, true);
+	list_append(&p->log_wait, &l->defer_node);
+	arm_log_wait(p);
+	return true;
+}
+
 void client_close(struct client *c, const char *sqlstate, const char *reason)
 {
 	struct proxy *p = proxy_of(&c->st);
+	bool logged = false;
 	char id[200];
 
 	if (c->closing || c->state == CL_CLOSED)
@@ -209,14 +311,18 @@ void client_close(struct client *c, const char *sqlstate, const char *reason)
 	client_logid(c, id, sizeof(id));
 	/* as PgBouncer: a login that fails is logged with its reason too; a
 	 * reasonless close during login (a cancel request) is not */
-	if (p->cfg->s.log_disconnections && (c->state != CL_LOGIN || reason))
+	if (p->cfg->s.log_disconnections && (c->state != CL_LOGIN || reason)) {
 		slog_info(id, "closing because: %s (age=%llds)", reason ? reason : "client close request",
 				(long long)((proxy_now_us() - c->connect_us) / 1000000));
-	else if (sqlstate && p->cfg->s.log_pooler_errors)
-		slog_warning(id, "pooler error: %s", reason);
-	/* logged first: whoever reads the error may look for the line (the
-	 * writer thread still writes it a moment later: the event loop never
-	 * waits on the log) */
+		logged = true;
+	} else if (sqlstate && p->cfg->s.log_pooler_errors) {
+		slog_warning(id, "pooler error: %s", reason ? reason : "?");
+		logged = true;
+	}
+	/* logged first: whoever reads the error may look for the line; a
+	 * login's refusal waits until the writer thread has written it */
+	if (sqlstate && reason && logged && defer_report(c, sqlstate, reason))
+		return;
 	if (sqlstate && reason)
 		send_report(c, true, sqlstate, reason);
 	stream_fail(&c->st, STREAM_E_OWNER, reason);
@@ -1361,6 +1467,14 @@ static uint32_t password_packet_max(const struct client *c)
 	return SCRAM_MSG_MAX + 64;
 }
 
+/* A login closed by a handler may be held (its report waits for the log,
+ * see defer_report): its stream is then alive, so the engine is told to
+ * stop reading it rather than that it is gone. */
+static enum stream_act login_act(struct client *c, enum stream_act a)
+{
+	return a == STREAM_CLOSED && !stream_failed(&c->st) ? STREAM_STOP : a;
+}
+
 static enum stream_act client_on_header(struct stream *st, uint8_t type, uint32_t len)
 {
 	struct client *c = client_of(st);
@@ -1370,7 +1484,7 @@ static enum stream_act client_on_header(struct stream *st, uint8_t type, uint32_
 		if (type == 0) {
 			if (len > PROTO_STARTUP_MAX) {
 				client_close(c, SQLSTATE_PROTOCOL_VIOLATION, "invalid length of startup packet");
-				return STREAM_CLOSED;
+				return login_act(c, STREAM_CLOSED);
 			}
 			return STREAM_WANT;
 		}
@@ -1378,7 +1492,7 @@ static enum stream_act client_on_header(struct stream *st, uint8_t type, uint32_
 			client_close(c, SQLSTATE_PROTOCOL_VIOLATION,
 					type == 'p' ? "password packet too long" :
 						      "expected password response");
-			return STREAM_CLOSED;
+			return login_act(c, STREAM_CLOSED);
 		}
 		return STREAM_WANT;
 	}
@@ -1473,7 +1587,8 @@ static enum stream_act client_on_message(struct stream *st, uint8_t type, const 
 	struct client *c = client_of(st);
 
 	if (c->state == CL_LOGIN)
-		return type == 0 ? handle_startup(c, msg, len) : handle_password(c, msg, len);
+		return login_act(c, type == 0 ? handle_startup(c, msg, len) :
+						 handle_password(c, msg, len));
 	if (c->admin)
 		return admin_message(c, type, msg, len);
 	if (c->server != NULL) { /* a prepared-statement message (prepwire.c) */

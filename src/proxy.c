@@ -542,6 +542,7 @@ int proxy_init(struct proxy *p, const struct proxy_wiring *w, const char *config
 	db = db_new(p, "pgbouncer");
 	if (db)
 		db->admin = true;
+	client_defer_init(p);
 	event_assign(&p->janitor_ev, p->base, -1, EV_PERSIST, janitor_cb, p);
 	event_add(&p->janitor_ev, &tv);
 	event_assign(&p->stats_ev, p->base, -1, EV_PERSIST, stats_cb, p);
@@ -626,6 +627,7 @@ void proxy_destroy(struct proxy *p)
 		for (k = 0; k < 3; k++)
 			pool_close_clients(lists[k], SQLSTATE_ADMIN_SHUTDOWN, "pgslab is shutting down");
 	}
+	client_defer_release_all(p); /* no more waiting for the log */
 	proxy_settle(p);
 	list_for_each_safe(it, tmp, &p->pools) {
 		struct pool *pool = list_entry(it, struct pool, node);

@@ -8,6 +8,7 @@ use Test::More;
 use Encode qw(encode_utf8);
 use Digest::MD5 qw(md5_hex);
 use Time::HiRes qw(sleep);
+use POSIX ();
 use PgSlab::Test::Cluster;
 use PgSlab::Test::Proxy;
 use PgSlab::Test::Wire;
@@ -205,6 +206,60 @@ sub new_proxy
 	ok($p->wait_for_log(qr/S-\d+: md5db\/u_md5\@\S+ cannot do MD5 authentication: wrong password type/),
 		'... logged as PgBouncer does');
 	is($p->stop, 0, 'server-login proxy exits cleanly');
+}
+
+# --- a refused login finds its reason in the log when it has the error (as PgBouncer, whose log is
+# synchronous; here the client waits for the log writer, the event loop does not) --------------------------
+sub refusals_logged_first
+{
+	my ($p, $n, $db, $user, $pw, $name) = @_;
+	my $late = 0;
+	# busy CPUs, as in a test suite run: the log writer thread is not
+	# scheduled at once (a client that did not wait would win the race)
+	my @burn;
+	for (1 .. 3) {
+		my $pid = fork() // die "fork: $!";
+		if ($pid == 0) { my $x = 0; $x++ while 1; POSIX::_exit(0) }
+		push @burn, $pid;
+	}
+	for my $i (1 .. $n) {
+		my $s = raw_connect($p->host, $p->port);
+		my ($t, $b, $m, $log);
+		raw_send($s, startup_packet(user => $user, database => $db));
+		while (1) {
+			($t, $b) = read_msg($s, 5);
+			last if $t ne 'R';
+			my $code = unpack('N', $b);
+			next if $code != 5;
+			raw_send($s, frontend_message('p', md5_password($user, $pw, substr($b, 4, 4)) . "\0"));
+		}
+		# the log file, read the moment the error is in (not after the close)
+		($log) = split /\n--- pgslab stdout\/stderr ---\n/, $p->log_content if $t eq 'E';
+		close $s;
+		$m = $t eq 'E' ? parse_fields($b)->{M} : "no error ($t)";
+		$late++ unless defined $log && $log =~ /C-\d+: \S+ closing because: \Q$m\E \(age=/;
+		diag("attempt $i: $m") unless $t eq 'E';
+	}
+	kill 'KILL', @burn;
+	waitpid($_, 0) for @burn;
+	is($late, 0, "$name: in $n refusals, the log had the line when the client had the error");
+}
+{
+	my $cport = $node->port;
+	my $p = PgSlab::Test::Proxy->new(cluster => $node, name => 'p011_order',
+		databases => {
+			postgres => "host=127.0.0.1 port=$cport dbname=postgres",
+			nopg     => "host=127.0.0.1 port=$cport dbname=no_such_db_011",
+		},
+		settings => { auth_type => 'md5', server_login_retry => 0 },
+		userlist => [ [ 'u_plain', 'plain_pw' ] ]);
+	$p->start;
+	refusals_logged_first($p, 60, 'postgres', 'u_plain', 'wrong', 'wrong password');
+	refusals_logged_first($p, 40, 'nopg', 'u_plain', 'plain_pw', 'server login refused (no such database)');
+	refusals_logged_first($p, 20, 'nosuchdb', 'u_plain', 'plain_pw', 'no such database');
+	is($p->safe_psql('postgres', 'SELECT 1', user => 'u_plain', password => 'plain_pw'), '1',
+		'... and a good login still works at once');
+	is($p->stop, 0, 'log-order proxy exits cleanly');
 }
 
 # --- secrets longer than PgBouncer's are refused where they are read, never cut ---------------------------
