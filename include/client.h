@@ -73,8 +73,9 @@ struct client {
 struct client_ops {
 	/* the pool serving <db> with <cred> (made on first use), or NULL */
 	struct pool *(*pool_get)(struct proxy *p, struct db *db, struct cred *cred);
-	/* open servers <pool> lacks (min_pool_size, waiters) */
-	void (*pool_launch)(struct pool *pool);
+	/* <c> waits on pool->welcome_wait: open a server for it, or refuse it
+	 * now while the pool's server logins fail */
+	void (*welcome_wait)(struct client *c);
 	/* give <c> a server now (true), or queue it (false) */
 	bool (*assign)(struct client *c);
 	/* <c> is torn down while linked to <s>: release, drain or close <s> */

@@ -91,6 +91,10 @@ void pool_server_idle(struct server *s);
 bool pool_prepare(struct server *s);
 void pool_server_gone(struct server *s);
 void pool_launch(struct pool *pool);
+/* <c> waits on pool->welcome_wait for the pool's first server parameters:
+ * open a server for it, or close it at once while the pool's logins are
+ * being refused (server_login_retry). */
+void pool_welcome_wait(struct client *c);
 /* Close <pool>'s idle servers (<reason>) and mark the others to close when
  * released (RECONNECT, a changed database entry or server TLS setting); a
  * cached login failure is forgotten. */

@@ -1401,7 +1401,7 @@ void client_finish_login(struct client *c)
 		else
 			c->pool->n_welcome++;
 		stream_pause_read(&c->st, true);
-		p->client_ops->pool_launch(c->pool);
+		p->client_ops->welcome_wait(c);
 		return;
 	}
 	login_free(c);

@@ -34,7 +34,7 @@
 
 static const struct client_ops client_ops = {
 	.pool_get = pool_get,
-	.pool_launch = pool_launch,
+	.welcome_wait = pool_welcome_wait,
 	.assign = pool_assign,
 	.left = pool_client_left,
 	.gone = pool_client_gone,

@@ -282,6 +282,29 @@ void pool_lookup(struct pool *pool, struct authq_req *r)
 	pool_launch(pool);
 }
 
+/* PgBouncer's fast fail: while the pool's last server login was refused
+ * and server_login_retry has not passed, a client that would wait for a
+ * server gets that refusal now. */
+static bool fast_fail(struct pool *pool, struct client *c)
+{
+	char msg[256];
+
+	if (!pool->login_failing || proxy_now_us() >= pool->retry_at_us ||
+			pool->n_servers > pool->n_login)
+		return false;
+	snprintf(msg, sizeof(msg),
+			"server login has been failing, try again later (server_login_retry): %s",
+			pool->login_error);
+	client_close(c, SQLSTATE_CANNOT_CONNECT_NOW, msg);
+	return true;
+}
+
+void pool_welcome_wait(struct client *c)
+{
+	if (!fast_fail(c->pool, c))
+		pool_launch(c->pool);
+}
+
 bool pool_assign(struct client *c)
 {
 	struct pool *pool = c->pool;
@@ -300,15 +323,8 @@ bool pool_assign(struct client *c)
 		client_close(c, SQLSTATE_ADMIN_SHUTDOWN, "server shutting down");
 		return false;
 	}
-	if (pool->login_failing && proxy_now_us() < pool->retry_at_us) {
-		char msg[256];
-
-		snprintf(msg, sizeof(msg),
-				"server login has been failing, try again later (server_login_retry): %s",
-				pool->login_error);
-		client_close(c, SQLSTATE_CANNOT_CONNECT_NOW, msg);
+	if (fast_fail(pool, c))
 		return false;
-	}
 	pool->st.misses++;
 	c->wait_start_us = proxy_now_us();
 	client_move(c, CL_WAITING);

@@ -147,14 +147,14 @@ for my $bad ([ client_tls_sslmode => 'require' ], [ auth_type => 'hba' ], [ auth
 }
 {
 	my $proxy = PgSlab::Test::Proxy->new(cluster => $node, name => 'p063_17d',
-		settings => { dns_max_ttl => 30, pidfile => undef });
+		settings => { dns_zone_check_period => 30, pidfile => undef });
 	my $pidfile = $proxy->basedir . '/pgslab.pid';
 	$proxy->set(pidfile => $pidfile);
 	$proxy->write_config;
 	my ($rc, $out, $err) = PgSlab::Test::Cluster::run_command([ $proxy->binary, '-d', $proxy->ini_path ],
 		timeout => 10, cwd => $proxy->basedir);
 	is($rc, 0, '#17: pgslab -d with an unsupported harmless setting starts');
-	like("$out\n$err", qr/dns_max_ttl/, '#17: the warning naming dns_max_ttl reaches the terminal before the fork')
+	like("$out\n$err", qr/dns_zone_check_period/, '#17: the warning naming dns_zone_check_period reaches the terminal before the fork')
 	    or diag("stdout: $out\nstderr: $err");
 	poll(sub { -s $pidfile }, 5);
 	my $pid = slurp($pidfile);

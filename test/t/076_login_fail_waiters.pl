@@ -51,6 +51,19 @@ is(PgSlab::Test::Differential->sanitizer_report($proxy), undef, 'no sanitizer re
 is($proxy->safe_psql('postgres', 'SELECT 1', user => 'app', password => 'app_pw'), '1',
 	'another database still works');
 
+# PgBouncer's fast fail: within server_login_retry of a refused login, a client of a
+# pool that never had a server gets the cached refusal at once instead of waiting.
+$proxy->set_databases(nodb2 => 'host=' . $node->host . ' port=' . $node->port . ' dbname=no_such_db_076b');
+$proxy->set(server_login_retry => 60);
+$proxy->reload;
+ok($proxy->wait_for_log(qr/configuration reloaded/), 'a second missing database, server_login_retry 60');
+my (undef, undef, $e1) = $proxy->psql('nodb2', 'SELECT 1', user => 'app', password => 'app_pw');
+like($e1, qr/database "no_such_db_076b" does not exist/, 'the first client gets PostgreSQL\'s refusal');
+my (undef, undef, $e2) = $proxy->psql('nodb2', 'SELECT 1', user => 'app', password => 'app_pw',
+	params => { connect_timeout => 20 });
+like($e2, qr/server login has been failing, try again later \(server_login_retry\): database "no_such_db_076b" does not exist/,
+	'the next one gets the cached refusal at once, not a wait for a server');
+
 $proxy->stop;
 $node->stop;
 done_testing();
