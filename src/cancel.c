@@ -19,7 +19,6 @@
 
 #include "client.h"
 #include "db.h"
-#include "pool.h"
 #include "proxy.h"
 
 #include <string.h>

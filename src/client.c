@@ -36,7 +36,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "admin.h"
 #include "authq.h"
 #include "cancel.h"
 #include "cred.h"

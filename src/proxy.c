@@ -18,11 +18,9 @@
 #include <sys/un.h>
 #include <time.h>
 
-#include "admin.h"
 #include "authq.h"
 #include "cancel.h"
 #include "client.h"
-#include "control.h"
 #include "cred.h"
 #include "db.h"
 #include "dns.h"

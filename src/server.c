@@ -39,7 +39,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "authq.h"
 #include "client.h"
 #include "cred.h"
 #include "db.h"
