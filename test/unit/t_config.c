@@ -201,7 +201,9 @@ static void test_table(void)
 	if (!ok(missing == NULL, "every required key is in the table"))
 		diag("missing: %s", missing);
 	is_int(config_setting_flags("no_such_key"), -ENOENT, "flags of unknown key: -ENOENT");
-	ok(config_setting_flags("so_reuseport") & CONFIG_F_UNSUPPORTED, "so_reuseport unsupported");
+	ok(config_setting_flags("dns_zone_check_period") & CONFIG_F_UNSUPPORTED,
+			"dns_zone_check_period unsupported");
+	ok(!(config_setting_flags("so_reuseport") & CONFIG_F_UNSUPPORTED), "so_reuseport supported");
 	ok(!(config_setting_flags("pool_mode") & CONFIG_F_UNSUPPORTED), "pool_mode supported");
 	ok(config_setting_flags("Listen_Port") & CONFIG_F_NORELOAD, "flags lookup ignores case");
 	is_str(config_setting_get(cfg, "unix_socket_mode", buf, sizeof(buf)), "0777",
@@ -827,34 +829,75 @@ static void test_warnings(void)
 	char path[256], want[512];
 	struct config *cfg = load_text("[pgbouncer]\n"
 				       "pool_mode = session\n"
-				       "so_reuseport = 1\n"
-				       "syslog = 0\n"
-				       "[peers]\n"
-				       "1 = host=/tmp/a port=6432\n",
+				       "dns_zone_check_period = 60\n"
+				       "syslog = 0\n",
 			path, sizeof(path));
 
 	if (!ok(cfg != NULL, "unsupported keys still load"))
 		diag("%s", errbuf);
 	if (cfg == NULL)
 		return;
-	is_int(cfg->n_warnings, 3, "three warnings (two keys, [peers])");
-	snprintf(want, sizeof(want), "%s:3: setting \"so_reuseport\" is not supported yet; ignored",
-			path);
+	is_int(cfg->n_warnings, 2, "two warnings");
+	snprintf(want, sizeof(want),
+			"%s:3: setting \"dns_zone_check_period\" is not supported yet; ignored", path);
 	ok(cfg->n_warnings > 0 && strcmp(cfg->warnings[0].msg, want) == 0 &&
-					strcmp(cfg->warnings[0].key, "so_reuseport") == 0 &&
+					strcmp(cfg->warnings[0].key, "dns_zone_check_period") == 0 &&
 					!cfg->warnings[0].is_default,
-			"so_reuseport warning names key and line");
+			"dns_zone_check_period warning names key and line");
 	ok(cfg->n_warnings > 1 && strcmp(cfg->warnings[1].key, "syslog") == 0 &&
 					cfg->warnings[1].is_default,
 			"syslog = 0 warning flagged as default");
-	snprintf(want, sizeof(want),
-			"%s:5: [peers] section is not supported yet; its entries are "
-			"ignored",
-			path);
-	ok(cfg->n_warnings > 2 && strcmp(cfg->warnings[2].msg, want) == 0 &&
-					cfg->warnings[2].key == NULL,
-			"[peers] warning");
-	ok(cfg->s.so_reuseport, "unsupported value is still stored");
+	ok(cfg->s.dns_zone_check_period_us == 60 * 1000000LL, "unsupported value is still stored");
+	config_free(cfg);
+}
+
+/* ---- [peers] ------------------------------------------------------------- */
+
+static void test_peers(void)
+{
+	char path[256];
+	struct config *cfg = load_text("[peers]\n"
+				       "2 = host=/tmp/b\n"
+				       "1 = host=10.0.0.1 port=7000 pool_size=3\n"
+				       "2 = host='/tmp/c d' port=6500\n",
+			path, sizeof(path));
+	const struct config_peer *pe;
+	struct config *cl;
+
+	if (!ok(cfg != NULL && cfg->n_peers == 2 && cfg->n_warnings == 0,
+			    "[peers]: two peers, a later line replaces an id, no warning"))
+		diag("%s", errbuf);
+	if (cfg == NULL)
+		return;
+	pe = config_find_peer(cfg, 1);
+	ok(pe && strcmp(pe->host, "10.0.0.1") == 0 && pe->port == 7000 && pe->pool_size == 3,
+			"[peers]: host, port, pool_size");
+	pe = config_find_peer(cfg, 2);
+	ok(pe && strcmp(pe->host, "/tmp/c d") == 0 && pe->port == 6500 && pe->pool_size == -1 &&
+					pe->line == 4,
+			"[peers]: the later line wins, defaults for what it omits");
+	ok(config_find_peer(cfg, 3) == NULL, "[peers]: an unknown id is not found");
+	cl = config_clone(cfg);
+	ok(cl && cl->n_peers == 2 && config_find_peer(cl, 2) &&
+					config_find_peer(cl, 2)->host != config_find_peer(cfg, 2)->host &&
+					strcmp(config_find_peer(cl, 2)->host, "/tmp/c d") == 0,
+			"config_clone copies [peers]");
+	config_free(cl);
+	config_free(cfg);
+	cfg = load_text("[peers]\n0 = host=/tmp/a\n", path, sizeof(path));
+	ok(cfg == NULL && strstr(errbuf, "ids of peers must be a number from 1 to 65535"),
+			"[peers]: id 0 refused");
+	config_free(cfg);
+	cfg = load_text("[peers]\n1 = port=5\n", path, sizeof(path));
+	ok(cfg == NULL && strstr(errbuf, "host was not provided for peer 1"),
+			"[peers]: no host refused");
+	config_free(cfg);
+	cfg = load_text("[peers]\n1 = host=/tmp dbname=x\n", path, sizeof(path));
+	ok(cfg == NULL && strstr(errbuf, "unrecognized connection parameter: dbname"),
+			"[peers]: an unknown key refused");
+	config_free(cfg);
+	cfg = load_text("[peers]\n1 = host=/tmp port=70000\n", path, sizeof(path));
+	ok(cfg == NULL && strstr(errbuf, "invalid port"), "[peers]: a bad port refused");
 	config_free(cfg);
 }
 
@@ -1180,7 +1223,7 @@ static void test_clone(void)
 
 int main(void)
 {
-	plan(230);
+	plan(239);
 	if (mkdtemp(tmpdir) == NULL) {
 		perror("mkdtemp");
 		return 2;
@@ -1194,6 +1237,7 @@ int main(void)
 	test_duplicates();
 	test_include();
 	test_warnings();
+	test_peers();
 	test_set();
 	test_clone();
 
