@@ -19,8 +19,6 @@ void *sys_realloc(void *p, size_t n);
 char *sys_strdup(const char *s);
 char *sys_strndup(const char *s, size_t n);
 void sys_free(void *p);
-/* Anonymous private read/write mapping; NULL on failure. */
-void *sys_mmap(size_t len);
 /* Reserve <len> bytes of address space that costs nothing until touched
  * (MAP_NORESERVE); NULL on failure. */
 void *sys_mmap_reserve(size_t len);

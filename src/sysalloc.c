@@ -55,15 +55,6 @@ void sys_free(void *p)
 	free(p);
 }
 
-void *sys_mmap(size_t len)
-{
-	void *p;
-
-	COUNT(n_mmap);
-	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	return p == MAP_FAILED ? NULL : p;
-}
-
 void *sys_mmap_reserve(size_t len)
 {
 	void *p;
