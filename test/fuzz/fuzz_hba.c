@@ -119,6 +119,8 @@ static void match_own(const struct hba *h, int i, const uint8_t *any_addr, bool 
 	const struct hba_rule *r = &h->rules[i], *m;
 	struct hba_conn c;
 
+	if (r->bad_mask)
+		return; /* bits outside its mask: loads with a warning, never matches */
 	memset(&c, 0, sizeof(c));
 	if (r->user.flags & HBA_N_ALL)
 		c.user = "u";
