@@ -640,6 +640,7 @@ void proxy_destroy(struct proxy *p)
 	list_for_each_safe(it, tmp, &p->cancels) {
 		struct cancel_req *r = list_entry(it, struct cancel_req, node);
 
+		dns_cancel(&r->dns); /* a peer's name still being resolved */
 		stream_close(&r->st);
 		list_del(&r->node);
 		list_append(&p->dead_cancels, &r->node);

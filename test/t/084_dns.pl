@@ -198,6 +198,26 @@ ok($proxy->wait_for_log(qr/configuration reloaded/), 'reloaded');
 ($row) = grep { $_->{name} eq 'good_first' } $proxy->admin_hash('SHOW DATABASES');
 is($row->{load_balance_hosts}, 'round-robin', '... and it follows RELOAD');
 
+# Teardown with a forwarded cancel still waiting for its peer's name (mute.test): the
+# request leaves the resolver's waiters before it is freed.
+{
+	my $pp = PgSlab::Test::Proxy->new(cluster => $node, name => 'p084p',
+		settings => { resolv_conf => $resolv, peer_id => 1 });
+	$pp->set_peers(2 => { host => 'mute.test', port => 1 });
+	$pp->start;
+	my $before = queries('mute.test');
+	my $c = IO::Socket::INET->new(PeerAddr => $pp->host, PeerPort => $pp->port) or die;
+	# a cancel key naming peer 2 (PgBouncer's layout: id in the pid's second byte)
+	print $c pack('N N N N', 16, 80877102, 2 << 16, 3);
+	close $c;
+	my $t0 = time();
+	sleep 0.1 while queries('mute.test') == $before && time() - $t0 < 10;
+	ok(queries('mute.test') > $before, 'a cancel for peer 2 waits on the lookup of its host');
+	is($pp->stop, 0, '... and pgslab shuts down cleanly meanwhile');
+	my $log = do { local $/; open(my $fh, '<', $pp->logfile) or die; <$fh> };
+	unlike($log, qr/AddressSanitizer|runtime error/, '... with no sanitizer report');
+}
+
 # A resolv_conf that cannot be read stops pgslab from starting, with the reason.
 my $bad = PgSlab::Test::Proxy->new(cluster => $node, name => 'p084b',
 	settings => { resolv_conf => "$tmp/missing.conf" });
