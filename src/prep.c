@@ -1022,11 +1022,14 @@ static bool skip_blank(const uint8_t **pp, const uint8_t *end)
 	return p < end;
 }
 
+/* The length of the identifier-like word at <p>: a keyword matches only a
+ * whole word, so "DEALLOCATE ALL4" names a statement, as PostgreSQL lexes it. */
 static uint32_t word_len(const uint8_t *p, const uint8_t *end)
 {
 	const uint8_t *q = p;
 
-	while (q < end && (((*q | 0x20) >= 'a' && (*q | 0x20) <= 'z') || *q == '_'))
+	while (q < end && (((*q | 0x20) >= 'a' && (*q | 0x20) <= 'z') || *q == '_' ||
+				  (*q >= '0' && *q <= '9') || *q == '$' || *q >= 0x80))
 		q++;
 	return (uint32_t)(q - p);
 }
